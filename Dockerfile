@@ -1,0 +1,16 @@
+# One image for the project's processes; the engine is the default command.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 HOST=0.0.0.0
+WORKDIR /app
+
+COPY pyproject.toml README.md ./
+COPY billing_engine ./billing_engine
+RUN pip install . && useradd --system --uid 10001 app
+USER app
+
+EXPOSE 8006
+HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
+  CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8006/ready', timeout=2).status != 200)"
+# `serve` applies migrations before it listens (one replica at a time, under an advisory lock).
+CMD ["python", "-m", "billing_engine", "serve", "--host", "0.0.0.0", "--port", "8006"]

@@ -1,0 +1,73 @@
+"""python -m billing_engine migrate | serve [--port N] [--no-migrate] | demo"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from billing_engine.logs import configure_logging
+from billing_engine.settings import Settings, SettingsError
+
+log = logging.getLogger("billing_engine")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m billing_engine", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("migrate", help="apply database migrations and exit")
+    serve = sub.add_parser("serve", help="serve the HTTP API (applies migrations first)")
+    serve.add_argument("--port", type=int, default=None, help="default: $PORT, else 8006")
+    serve.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+    serve.add_argument("--workers", type=int, default=int(os.environ.get("WEB_WORKERS", "1")))
+    serve.add_argument("--no-migrate", action="store_true", help="do not apply migrations")
+    demo = sub.add_parser("demo", help="seed demo orgs and usage, serve, and simulate traffic")
+    demo.add_argument("--port", type=int, default=None)
+    demo.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+    demo.add_argument("--orgs", type=int, default=50)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level, settings.secret_values())
+    from billing_engine.store import migrate
+
+    if args.command == "migrate":
+        migrate(settings.database_url)
+        log.info("migrations applied")
+        return 0
+    port = args.port or settings.port
+    if args.command == "serve":
+        import uvicorn
+
+        if not args.no_migrate:
+            migrate(settings.database_url)
+        log.info("serving", extra={"port": port, "workers": args.workers})
+        uvicorn.run(
+            "billing_engine.asgi:app_from_env",
+            factory=True,
+            host=args.host,
+            port=port,
+            workers=args.workers,
+            log_config=None,
+            access_log=False,
+        )
+        return 0
+    if args.command == "demo":
+        from billing_engine.demo import run_demo
+
+        migrate(settings.database_url)
+        run_demo(settings, host=args.host, port=port, org_count=args.orgs)
+        return 0
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

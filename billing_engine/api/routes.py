@@ -1,0 +1,162 @@
+"""Routes: public v1 views, admin and debug actions behind the admin key, health and metrics."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from billing_engine.api.errors import ApiError
+from billing_engine.api.schemas import (
+    INSTANCE_ID_PATTERN,
+    ORG_ID_PATTERN,
+    HeartbeatBatch,
+    OrgUpsert,
+)
+from billing_engine.domain.metering import Heartbeat
+from billing_engine.service import BillingService, plan_json
+from billing_engine.store import DatabaseUnavailable
+
+OrgIdPath = Annotated[str, Path(pattern=ORG_ID_PATTERN, description="Org (customer) id")]
+InstanceIdPath = Annotated[str, Path(pattern=INSTANCE_ID_PATTERN)]
+
+
+def get_service(request: Request) -> BillingService:
+    return request.app.state.service  # type: ignore[no-any-return]
+
+
+Service = Annotated[BillingService, Depends(get_service)]
+
+
+def require_admin(
+    request: Request,
+    x_admin_key: Annotated[str | None, Header(description="The ADMIN_API_KEY")] = None,
+) -> None:
+    expected: str = request.app.state.settings.admin_api_key
+    metrics = request.app.state.metrics
+    if not x_admin_key:
+        metrics.admin_auth_failures.labels("missing").inc()
+        raise ApiError(401, "unauthorized", field="X-Admin-Key", reason="header is required")
+    if not hmac.compare_digest(x_admin_key.encode(), expected.encode()):
+        metrics.admin_auth_failures.labels("invalid").inc()
+        raise ApiError(401, "unauthorized", field="X-Admin-Key", reason="is not the admin key")
+
+
+public = APIRouter(tags=["billing"])
+admin = APIRouter(tags=["admin"], dependencies=[Depends(require_admin)])
+health = APIRouter(tags=["health"])
+
+
+@public.post("/v1/heartbeats", summary="Ingest a batch of instance heartbeats")
+def post_heartbeats(batch: HeartbeatBatch, service: Service) -> dict[str, Any]:
+    """Each (instance, UTC minute) with a heartbeat is billed once. Items for an unknown org, from
+    the future or for a closed period are rejected one by one; a 200 means the rest is stored."""
+    heartbeats = [
+        Heartbeat(instance_id=h.instance_id, org_id=h.org_id, ts=h.ts, state=h.state)
+        for h in batch.heartbeats
+    ]
+    return service.ingest(heartbeats).as_json()
+
+
+@public.get("/v1/billing", summary="The support view of one customer's billing")
+def get_billing(
+    service: Service, org_id: Annotated[str, Query(pattern=ORG_ID_PATTERN)]
+) -> dict[str, Any]:
+    return service.billing_view(org_id)
+
+
+@public.get("/v1/usage/{org_id}/daily", summary="Hours per UTC day")
+def get_daily_usage(
+    org_id: OrgIdPath, service: Service, days: Annotated[int, Query(ge=1, le=366)] = 30
+) -> dict[str, Any]:
+    return service.daily_usage(org_id, days)
+
+
+@public.get("/v1/customers", summary="Search customers by id, name or email prefix")
+def get_customers(
+    service: Service,
+    q: Annotated[str, Query(max_length=200)] = "",
+    page: Annotated[int, Query(ge=1)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> dict[str, Any]:
+    return service.search(q, page=page, page_size=page_size)
+
+
+@public.get("/v1/instances/{instance_id}", summary="Last seen, state and minutes this period")
+def get_instance(instance_id: InstanceIdPath, service: Service) -> dict[str, Any]:
+    return service.instance_view(instance_id)
+
+
+@public.get("/v1/plans", summary="The plan catalogue in force")
+def get_plans(service: Service) -> dict[str, Any]:
+    catalog = service.catalog
+    return {
+        "version": catalog.version,
+        "default_plan": catalog.default_plan,
+        "plans": [plan_json(p) for p in catalog.plans.values()],
+    }
+
+
+@admin.put("/admin/orgs/{org_id}", summary="Create or update an org")
+def put_org(org_id: OrgIdPath, body: OrgUpsert, service: Service) -> JSONResponse:
+    if body.plan not in service.catalog:
+        known = ", ".join(sorted(service.catalog.plans))
+        raise ApiError(422, "invalid_request", field="plan", reason=f"must be one of: {known}")
+    org, created = service.upsert_org(
+        org_id=org_id, name=body.name, email=body.email, plan=body.plan
+    )
+    return JSONResponse(status_code=201 if created else 200, content=org)
+
+
+@admin.post("/admin/quota/{org_id}/refresh", summary="Rebuild an org's usage from raw slots")
+def refresh_quota(org_id: OrgIdPath, service: Service) -> dict[str, Any]:
+    return service.refresh_quota(org_id)
+
+
+@admin.get("/debug/usage/{org_id}/daily", summary="Rollups against raw slots, this period")
+def debug_daily(org_id: OrgIdPath, service: Service) -> dict[str, Any]:
+    return service.debug_daily_usage(org_id)
+
+
+@admin.get("/debug/meters/pending", summary="Usage records waiting to be reported to Stripe")
+def debug_meters_pending() -> dict[str, Any]:
+    # Usage reporting to Stripe arrives with its outbox; until then nothing can be pending.
+    return {"count": 0, "oldest": [], "reporting": "not enabled in this build"}
+
+
+@health.get("/healthz", summary="The process is up")
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@health.get("/live", summary="The process is up")
+def live() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@health.get("/ready", summary="The engine can serve: its database answers")
+def ready(service: Service) -> JSONResponse:
+    try:
+        service.check_ready()
+    except DatabaseUnavailable as exc:
+        return JSONResponse(
+            status_code=503,
+            content={
+                "status": "not_ready",
+                "reason": f"database unreachable: {exc}",
+                "checks": {"database": "unreachable"},
+            },
+        )
+    return JSONResponse(status_code=200, content={"status": "ready", "checks": {"database": "ok"}})
+
+
+@health.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
+def metrics(request: Request) -> Response:
+    service: BillingService = request.app.state.service
+    service.update_lag()
+    return Response(
+        generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST
+    )

@@ -1,0 +1,15 @@
+"""ASGI factory for uvicorn workers: settings from the environment, built once per worker."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from billing_engine.api import create_app
+from billing_engine.logs import configure_logging
+from billing_engine.settings import Settings
+
+
+def app_from_env() -> FastAPI:
+    settings = Settings.from_env()
+    configure_logging(settings.log_level, settings.secret_values())
+    return create_app(settings)

@@ -1,0 +1,166 @@
+"""Heartbeats to billable instance-minutes.
+
+The billing unit is the instance-minute: an (instance_id, UTC minute) slot with at least one
+heartbeat counts once. Whatever the number, order, batching or lateness of heartbeats, the set of
+slots is the same, so the bill is the same. Both running and idle heartbeats are billable: an idle
+instance still holds its resources, which is why plans pause idle instances rather than ignore them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from billing_engine.domain.periods import minute_of, period_containing
+
+
+class InstanceState(StrEnum):
+    RUNNING = "running"
+    IDLE = "idle"
+
+
+class RejectReason(StrEnum):
+    UNKNOWN_ORG = "unknown_org"
+    FUTURE_TIMESTAMP = "future_timestamp"
+    CLOSED_PERIOD = "closed_period"
+    INSTANCE_ORG_MISMATCH = "instance_org_mismatch"
+
+
+REJECT_MESSAGES = {
+    RejectReason.UNKNOWN_ORG: "org_id does not name a known org",
+    RejectReason.FUTURE_TIMESTAMP: "ts is further in the future than the allowed clock skew",
+    RejectReason.CLOSED_PERIOD: "ts falls in a billing period that is already closed",
+    RejectReason.INSTANCE_ORG_MISMATCH: "instance_id already belongs to another org",
+}
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    instance_id: str
+    org_id: str
+    ts: datetime
+    state: InstanceState
+
+
+@dataclass(frozen=True)
+class MeteringPolicy:
+    clock_skew: timedelta = timedelta(seconds=120)
+    close_grace: timedelta = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class Slot:
+    instance_id: str
+    minute: int
+    org_id: str
+    state: InstanceState
+
+
+@dataclass(frozen=True)
+class InstanceSighting:
+    """What one batch says about one instance: folded into the instance's last-seen record."""
+
+    instance_id: str
+    org_id: str
+    first_seen: datetime
+    last_seen: datetime
+    last_state: InstanceState
+
+
+@dataclass(frozen=True)
+class Rejection:
+    index: int
+    reason: RejectReason
+
+
+@dataclass(frozen=True)
+class BatchPlan:
+    slots: tuple[Slot, ...]  # unique within the batch, sorted by (instance_id, minute)
+    sightings: tuple[InstanceSighting, ...]  # sorted by instance_id
+    in_batch_duplicates: int
+    rejections: tuple[Rejection, ...]
+
+    @property
+    def valid_count(self) -> int:
+        return len(self.slots) + self.in_batch_duplicates
+
+
+def classify(
+    heartbeats: Sequence[Heartbeat],
+    *,
+    now: datetime,
+    policy: MeteringPolicy,
+    known_orgs: Iterable[str] | Mapping[str, object],
+    instance_owners: Mapping[str, str],
+) -> BatchPlan:
+    """Split a batch into the slots it may open and the heartbeats it must refuse.
+
+    `instance_owners` maps already-known instances to their org; an instance first seen in this
+    batch belongs to the org of its first valid heartbeat.
+    """
+    known = known_orgs if isinstance(known_orgs, Mapping) else frozenset(known_orgs)
+    owners = dict(instance_owners)
+    latest_future = now + policy.clock_skew
+    open_periods: dict[datetime, bool] = {}
+    slots: dict[tuple[str, int], Slot] = {}
+    sightings: dict[str, InstanceSighting] = {}
+    rejections: list[Rejection] = []
+    duplicates = 0
+    for index, hb in enumerate(heartbeats):
+        reason = None
+        if hb.org_id not in known:
+            reason = RejectReason.UNKNOWN_ORG
+        elif hb.ts > latest_future:
+            reason = RejectReason.FUTURE_TIMESTAMP
+        else:
+            period = period_containing(hb.ts)
+            is_open = open_periods.get(period.start)
+            if is_open is None:
+                is_open = open_periods[period.start] = period.is_open(
+                    now=now, grace=policy.close_grace
+                )
+            if not is_open:
+                reason = RejectReason.CLOSED_PERIOD
+            elif owners.setdefault(hb.instance_id, hb.org_id) != hb.org_id:
+                reason = RejectReason.INSTANCE_ORG_MISMATCH
+        if reason is not None:
+            rejections.append(Rejection(index, reason))
+            continue
+        key = (hb.instance_id, minute_of(hb.ts))
+        if key in slots:
+            duplicates += 1
+        else:
+            slots[key] = Slot(hb.instance_id, key[1], hb.org_id, hb.state)
+        seen = sightings.get(hb.instance_id)
+        if seen is None:
+            sightings[hb.instance_id] = InstanceSighting(
+                hb.instance_id, hb.org_id, hb.ts, hb.ts, hb.state
+            )
+        else:
+            newer = hb.ts >= seen.last_seen
+            sightings[hb.instance_id] = InstanceSighting(
+                hb.instance_id,
+                hb.org_id,
+                min(seen.first_seen, hb.ts),
+                hb.ts if newer else seen.last_seen,
+                hb.state if newer else seen.last_state,
+            )
+    return BatchPlan(
+        slots=tuple(slots[k] for k in sorted(slots)),
+        sightings=tuple(sightings[k] for k in sorted(sightings)),
+        in_batch_duplicates=duplicates,
+        rejections=tuple(rejections),
+    )
+
+
+def billable_minutes_by_org(heartbeats: Iterable[Heartbeat]) -> dict[str, int]:
+    """The reference definition of the bill: distinct (instance, minute) slots per org."""
+    slots: dict[tuple[str, int], str] = {}
+    for hb in heartbeats:
+        slots.setdefault((hb.instance_id, minute_of(hb.ts)), hb.org_id)
+    totals: dict[str, int] = {}
+    for org_id in slots.values():
+        totals[org_id] = totals.get(org_id, 0) + 1
+    return totals

@@ -1,0 +1,402 @@
+"""Queries and writes. Every statement is parameterised; the ingest path is one transaction."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, case, func, or_, select, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from billing_engine.domain.metering import BatchPlan
+from billing_engine.domain.periods import BillingPeriod, day_of_minute
+from billing_engine.store.database import Database, DatabaseUnavailable
+from billing_engine.store.schema import daily_usage, instances, orgs, usage_slots
+
+T = TypeVar("T")
+_RETRYABLE_SQLSTATES = {"40001", "40P01"}  # serialization failure, deadlock detected
+
+
+@dataclass(frozen=True)
+class OrgRecord:
+    id: str
+    name: str
+    billing_email: str
+    plan: str
+    stripe_customer_id: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class InstanceRecord:
+    instance_id: str
+    org_id: str
+    first_seen: datetime
+    last_seen: datetime
+    last_state: str
+
+
+@dataclass(frozen=True)
+class IngestOutcome:
+    new_slots: int
+    days_touched: int
+
+
+def _utc(value: datetime) -> datetime:
+    # SQLite hands back naive datetimes; everything we store is UTC.
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _as_date(value: date | str) -> date:
+    return date.fromisoformat(value) if isinstance(value, str) else value
+
+
+def _org(row: Any) -> OrgRecord:
+    return OrgRecord(
+        id=row.id,
+        name=row.name,
+        billing_email=row.billing_email,
+        plan=row.plan,
+        stripe_customer_id=row.stripe_customer_id,
+        created_at=_utc(row.created_at),
+    )
+
+
+# The hot path on PostgreSQL: insert the batch's new minute slots and fold exactly those into the
+# daily rollups, in one round trip. Rows go in key order so overlapping batches lock in the same
+# order and cannot deadlock each other.
+_PG_INGEST = text(
+    """
+    WITH input AS (
+        SELECT * FROM unnest(
+            CAST(:instance_ids AS text[]), CAST(:minutes AS bigint[]),
+            CAST(:org_ids AS text[]), CAST(:states AS text[])
+        ) AS t(instance_id, minute, org_id, state)
+    ), new_slots AS (
+        INSERT INTO usage_slots (instance_id, minute, org_id, state)
+        SELECT instance_id, minute, org_id, state FROM input ORDER BY instance_id, minute
+        ON CONFLICT DO NOTHING
+        RETURNING org_id, minute
+    ), rolled AS (
+        INSERT INTO daily_usage (org_id, day, minutes)
+        SELECT org_id, DATE '1970-01-01' + CAST(minute / 1440 AS integer) AS day, count(*)
+        FROM new_slots GROUP BY 1, 2 ORDER BY 1, 2
+        ON CONFLICT (org_id, day) DO UPDATE SET minutes = daily_usage.minutes + EXCLUDED.minutes
+        RETURNING 1
+    )
+    SELECT (SELECT count(*) FROM new_slots) AS new_slots, (SELECT count(*) FROM rolled) AS days
+    """
+)
+
+
+class Repository:
+    def __init__(self, database: Database) -> None:
+        self.db = database
+        self._insert = postgresql.insert if database.is_postgres else sqlite.insert
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def _run(self, work: Callable[[Connection], T], *, write: bool = False) -> T:
+        attempts = 5 if write else 1
+        for attempt in range(1, attempts + 1):
+            try:
+                with self.db.engine.begin() as conn:
+                    return work(conn)
+            except DBAPIError as exc:
+                sqlstate = getattr(exc.orig, "sqlstate", None)
+                if sqlstate in _RETRYABLE_SQLSTATES and attempt < attempts:
+                    time.sleep(0.01 * attempt)
+                    continue
+                if isinstance(exc, OperationalError) or exc.connection_invalidated:
+                    raise DatabaseUnavailable(str(exc.orig).strip().splitlines()[0]) from exc
+                raise
+            except TimeoutError as exc:  # pool exhausted: treat as unavailable, nothing written
+                raise DatabaseUnavailable("no database connection available") from exc
+        raise AssertionError("unreachable")
+
+    def ping(self) -> None:
+        self._run(lambda conn: conn.execute(text("SELECT 1")).scalar_one())
+
+    # -- orgs -------------------------------------------------------------------------------
+
+    def upsert_org(
+        self, *, org_id: str, name: str, billing_email: str, plan: str, now: datetime
+    ) -> tuple[OrgRecord, bool]:
+        def work(conn: Connection) -> tuple[OrgRecord, bool]:
+            existing = conn.execute(select(orgs.c.id).where(orgs.c.id == org_id)).first()
+            if existing is None:
+                conn.execute(
+                    orgs.insert().values(
+                        id=org_id,
+                        name=name,
+                        billing_email=billing_email,
+                        plan=plan,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+            else:
+                conn.execute(
+                    orgs.update()
+                    .where(orgs.c.id == org_id)
+                    .values(name=name, billing_email=billing_email, plan=plan, updated_at=now)
+                )
+            row = conn.execute(select(orgs).where(orgs.c.id == org_id)).one()
+            return _org(row), existing is None
+
+        return self._run(work, write=True)
+
+    def get_org(self, org_id: str) -> OrgRecord | None:
+        row = self._run(lambda c: c.execute(select(orgs).where(orgs.c.id == org_id)).first())
+        return None if row is None else _org(row)
+
+    def existing_org_ids(self, org_ids: Iterable[str]) -> set[str]:
+        wanted = list(set(org_ids))
+        if not wanted:
+            return set()
+        rows = self._run(lambda c: c.execute(select(orgs.c.id).where(orgs.c.id.in_(wanted))).all())
+        return {r.id for r in rows}
+
+    def search_orgs(self, query: str, *, limit: int, offset: int) -> tuple[list[OrgRecord], int]:
+        needle = query.strip().lower()
+        escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        condition = or_(
+            func.lower(orgs.c.id).like(escaped, escape="\\"),
+            func.lower(orgs.c.name).like(escaped, escape="\\"),
+            func.lower(orgs.c.billing_email).like(escaped, escape="\\"),
+        )
+
+        def work(conn: Connection) -> tuple[list[OrgRecord], int]:
+            total = conn.execute(select(func.count()).select_from(orgs).where(condition)).scalar()
+            rows = conn.execute(
+                select(orgs)
+                .where(condition)
+                .order_by(orgs.c.name, orgs.c.id)
+                .limit(limit)
+                .offset(offset)
+            ).all()
+            return [_org(r) for r in rows], int(total or 0)
+
+        return self._run(work)
+
+    # -- metering ---------------------------------------------------------------------------
+
+    def instance_owners(self, instance_ids: Iterable[str]) -> dict[str, str]:
+        wanted = sorted(set(instance_ids))
+        if not wanted:
+            return {}
+        query = select(instances.c.instance_id, instances.c.org_id).where(
+            instances.c.instance_id.in_(wanted)
+        )
+        return {r.instance_id: r.org_id for r in self._run(lambda c: c.execute(query).all())}
+
+    def ingest(self, plan: BatchPlan) -> IngestOutcome:
+        """Store a classified batch durably: slots, rollups and sightings commit together."""
+        if not plan.slots:
+            return IngestOutcome(0, 0)
+
+        def work(conn: Connection) -> IngestOutcome:
+            if self.db.is_postgres:
+                row = conn.execute(
+                    _PG_INGEST,
+                    {
+                        "instance_ids": [s.instance_id for s in plan.slots],
+                        "minutes": [s.minute for s in plan.slots],
+                        "org_ids": [s.org_id for s in plan.slots],
+                        "states": [s.state.value for s in plan.slots],
+                    },
+                ).one()
+                outcome = IngestOutcome(int(row.new_slots), int(row.days))
+            else:
+                outcome = self._ingest_generic(conn, plan)
+            self._record_sightings(conn, plan)
+            return outcome
+
+        return self._run(work, write=True)
+
+    def _ingest_generic(self, conn: Connection, plan: BatchPlan) -> IngestOutcome:
+        stmt = (
+            self._insert(usage_slots)
+            .on_conflict_do_nothing()
+            .returning(usage_slots.c.org_id, usage_slots.c.minute)
+        )
+        rows = conn.execute(
+            stmt,
+            [
+                {
+                    "instance_id": s.instance_id,
+                    "minute": s.minute,
+                    "org_id": s.org_id,
+                    "state": s.state.value,
+                }
+                for s in plan.slots
+            ],
+        ).all()
+        per_day = Counter((r.org_id, day_of_minute(r.minute)) for r in rows)
+        if per_day:
+            upsert = self._insert(daily_usage)
+            upsert = upsert.on_conflict_do_update(
+                index_elements=[daily_usage.c.org_id, daily_usage.c.day],
+                set_={"minutes": daily_usage.c.minutes + upsert.excluded.minutes},
+            )
+            conn.execute(
+                upsert,
+                [{"org_id": o, "day": d, "minutes": n} for (o, d), n in sorted(per_day.items())],
+            )
+        return IngestOutcome(len(rows), len(per_day))
+
+    def _record_sightings(self, conn: Connection, plan: BatchPlan) -> None:
+        if not plan.sightings:
+            return
+        greatest, least = (
+            (func.greatest, func.least) if self.db.is_postgres else (func.max, func.min)
+        )
+        stmt = self._insert(instances)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[instances.c.instance_id],
+            set_={
+                "first_seen": least(instances.c.first_seen, stmt.excluded.first_seen),
+                "last_state": case(
+                    (stmt.excluded.last_seen >= instances.c.last_seen, stmt.excluded.last_state),
+                    else_=instances.c.last_state,
+                ),
+                "last_seen": greatest(instances.c.last_seen, stmt.excluded.last_seen),
+            },
+        )
+        conn.execute(
+            stmt,
+            [
+                {
+                    "instance_id": s.instance_id,
+                    "org_id": s.org_id,
+                    "first_seen": s.first_seen,
+                    "last_seen": s.last_seen,
+                    "last_state": s.last_state.value,
+                }
+                for s in plan.sightings
+            ],
+        )
+
+    # -- usage reads (rollups only) ---------------------------------------------------------
+
+    def period_minutes(self, org_id: str, period: BillingPeriod) -> int:
+        query = select(func.coalesce(func.sum(daily_usage.c.minutes), 0)).where(
+            daily_usage.c.org_id == org_id,
+            daily_usage.c.day >= period.first_day,
+            daily_usage.c.day < period.end_day,
+        )
+        return int(self._run(lambda c: c.execute(query).scalar_one()))
+
+    def daily_minutes(self, org_id: str, *, first_day: date, end_day: date) -> dict[date, int]:
+        query = (
+            select(daily_usage.c.day, daily_usage.c.minutes)
+            .where(
+                daily_usage.c.org_id == org_id,
+                daily_usage.c.day >= first_day,
+                daily_usage.c.day < end_day,
+            )
+            .order_by(daily_usage.c.day)
+        )
+        return {_as_date(r.day): int(r.minutes) for r in self._run(lambda c: c.execute(query))}
+
+    def usage_by_org(self, period: BillingPeriod) -> list[tuple[str, str, int]]:
+        """(org_id, plan, minutes) for every org with usage in the period: one set-based query."""
+        query = (
+            select(orgs.c.id, orgs.c.plan, func.sum(daily_usage.c.minutes).label("minutes"))
+            .join(daily_usage, daily_usage.c.org_id == orgs.c.id)
+            .where(daily_usage.c.day >= period.first_day, daily_usage.c.day < period.end_day)
+            .group_by(orgs.c.id, orgs.c.plan)
+        )
+        return [(r.id, r.plan, int(r.minutes)) for r in self._run(lambda c: c.execute(query))]
+
+    def raw_daily_minutes(self, org_id: str, period: BillingPeriod) -> dict[date, int]:
+        """Count an org's raw slots per day (debug and repair only: this scans slots)."""
+        day_expr = usage_slots.c.minute // 1440
+        query = (
+            select(day_expr.label("epoch_day"), func.count().label("minutes"))
+            .where(
+                usage_slots.c.org_id == org_id,
+                usage_slots.c.minute >= period.start_minute,
+                usage_slots.c.minute < period.end_minute,
+            )
+            .group_by(day_expr)
+        )
+        rows = self._run(lambda c: c.execute(query).all())
+        return {day_of_minute(int(r.epoch_day) * 1440): int(r.minutes) for r in rows}
+
+    def newest_heartbeat(self) -> datetime | None:
+        value = self._run(lambda c: c.execute(select(func.max(instances.c.last_seen))).scalar())
+        return None if value is None else _utc(value)
+
+    # -- instances --------------------------------------------------------------------------
+
+    def get_instance(self, instance_id: str) -> InstanceRecord | None:
+        row = self._run(
+            lambda c: c.execute(
+                select(instances).where(instances.c.instance_id == instance_id)
+            ).first()
+        )
+        if row is None:
+            return None
+        return InstanceRecord(
+            instance_id=row.instance_id,
+            org_id=row.org_id,
+            first_seen=_utc(row.first_seen),
+            last_seen=_utc(row.last_seen),
+            last_state=row.last_state,
+        )
+
+    def instance_minutes(self, instance_id: str, period: BillingPeriod) -> int:
+        # A primary-key range read over one instance's slots: bounded by minutes in a month.
+        query = select(func.count()).where(
+            usage_slots.c.instance_id == instance_id,
+            usage_slots.c.minute >= period.start_minute,
+            usage_slots.c.minute < period.end_minute,
+        )
+        return int(self._run(lambda c: c.execute(query).scalar_one()))
+
+    # -- repair -----------------------------------------------------------------------------
+
+    def rebuild_rollups(self, org_id: str) -> dict[date, int]:
+        """Recompute an org's daily rollups from its raw minute slots; returns the new rollups."""
+
+        def work(conn: Connection) -> dict[date, int]:
+            if self.db.is_postgres:
+                # Hold off concurrent ingest for this short repair so no increment is lost.
+                conn.execute(text("LOCK TABLE usage_slots IN SHARE MODE"))
+            day_expr = usage_slots.c.minute // 1440
+            rows = conn.execute(
+                select(day_expr.label("epoch_day"), func.count().label("minutes"))
+                .where(usage_slots.c.org_id == org_id)
+                .group_by(day_expr)
+            ).all()
+            rebuilt = {day_of_minute(int(r.epoch_day) * 1440): int(r.minutes) for r in rows}
+            conn.execute(daily_usage.delete().where(daily_usage.c.org_id == org_id))
+            if rebuilt:
+                conn.execute(
+                    daily_usage.insert(),
+                    [
+                        {"org_id": org_id, "day": d, "minutes": n}
+                        for d, n in sorted(rebuilt.items())
+                    ],
+                )
+            return rebuilt
+
+        return self._run(work, write=True)
+
+    def delete_everything_for_tests(self) -> None:  # pragma: no cover - used by fixtures only
+        def work(conn: Connection) -> None:
+            for table in (usage_slots, daily_usage, instances, orgs):
+                conn.execute(table.delete())
+
+        self._run(work, write=True)
+
+
+def day_range(days: int, *, today: date) -> tuple[date, date]:
+    """The last `days` UTC days ending today, as [first, end)."""
+    return today - timedelta(days=days - 1), today + timedelta(days=1)

@@ -1,0 +1,175 @@
+"""`make run`: the whole local stack on embedded defaults, printing its URLs; Ctrl-C stops it all.
+
+Processes: the engine in demo mode (SQLite under ./var, demo orgs, simulated instances and API
+clients) and a local Prometheus scraping it with the shipped rules. Later parts of the stack
+(alerts, console) join this list.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.request import urlopen
+
+ROOT = Path(__file__).resolve().parent.parent
+VAR = ROOT / "var"
+
+
+@dataclass
+class Service:
+    name: str
+    port: int
+    argv: list[str]
+    url: str
+    ready_path: str
+    env: dict[str, str]
+    process: subprocess.Popen[bytes] | None = None
+
+
+def _die_with_parent() -> None:
+    """Runs in each child before exec: if the launcher dies, however it dies, so does the child."""
+    import ctypes
+
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+class Stop(Exception):
+    pass
+
+
+def _raise_stop(*_: object) -> None:
+    raise Stop
+
+
+def port_busy(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.3)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def wait_ready(service: Service, timeout: float = 90) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if service.process is not None and service.process.poll() is not None:
+            return False
+        try:
+            with urlopen(service.url + service.ready_path, timeout=2) as response:  # noqa: S310
+                if response.status == 200:
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.5)
+    return False
+
+
+def services() -> list[Service]:
+    env = {
+        **os.environ,
+        "DATABASE_URL": os.environ.get("DATABASE_URL", f"sqlite:///{VAR / 'billing.db'}"),
+        "ADMIN_API_KEY": os.environ.get("ADMIN_API_KEY", "dev-admin-key"),
+        "APP_ENV": os.environ.get("APP_ENV", "development"),
+        "LOG_LEVEL": os.environ.get("LOG_LEVEL", "WARNING"),
+    }
+    stack = [
+        Service(
+            name="billing engine (demo)",
+            port=8006,
+            argv=[sys.executable, "-m", "billing_engine", "demo", "--port", "8006"],
+            url="http://127.0.0.1:8006",
+            ready_path="/ready",
+            env=env,
+        )
+    ]
+    prometheus = shutil.which("prometheus")
+    if prometheus:
+        stack.append(
+            Service(
+                name="prometheus",
+                port=9090,
+                argv=[
+                    prometheus,
+                    f"--config.file={ROOT / 'prometheus' / 'prometheus.yml'}",
+                    f"--storage.tsdb.path={VAR / 'prometheus'}",
+                    "--storage.tsdb.retention.time=7d",
+                    "--web.listen-address=127.0.0.1:9090",
+                    "--log.level=warn",
+                ],
+                url="http://127.0.0.1:9090",
+                ready_path="/-/ready",
+                env=dict(os.environ),
+            )
+        )
+    else:
+        print("prometheus is not installed (apt-get install prometheus); starting without it")
+    return stack
+
+
+def stop_all(stack: list[Service]) -> None:
+    for service in reversed(stack):
+        if service.process and service.process.poll() is None:
+            os.killpg(service.process.pid, signal.SIGTERM)
+    for service in stack:
+        if service.process:
+            try:
+                service.process.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(service.process.pid, signal.SIGKILL)
+
+
+def main() -> int:
+    VAR.mkdir(exist_ok=True)
+    (VAR / "logs").mkdir(exist_ok=True)
+    stack = services()
+    busy = [f"{s.name} needs port {s.port}" for s in stack if port_busy(s.port)]
+    if busy:
+        print("cannot start, ports in use: " + "; ".join(busy), file=sys.stderr)
+        return 1
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _raise_stop)
+    try:
+        for service in stack:
+            log = open(VAR / "logs" / f"{service.name.split()[0]}.log", "ab")  # noqa: SIM115
+            service.process = subprocess.Popen(
+                service.argv, cwd=ROOT, env=service.env, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True, preexec_fn=_die_with_parent,
+            )
+        for service in stack:
+            if not wait_ready(service):
+                print(f"{service.name} did not become ready; see var/logs/", file=sys.stderr)
+                stop_all(stack)
+                return 1
+        print(
+            "\nThe local stack is up (logs in var/logs/, Ctrl-C stops everything):\n"
+            "  Billing engine API    http://127.0.0.1:8006/docs\n"
+            "  Engine metrics        http://127.0.0.1:8006/metrics\n"
+            "  Example billing view  http://127.0.0.1:8006/v1/billing?org_id=org_acme-analytics\n"
+            + ("  Prometheus            http://127.0.0.1:9090/alerts\n"
+               if any(s.name == "prometheus" for s in stack) else "")
+            + "  Admin key (dev only)  dev-admin-key\n",
+            flush=True,
+        )
+        while True:
+            for service in stack:
+                if service.process and service.process.poll() is not None:
+                    print(f"{service.name} exited; stopping the stack", file=sys.stderr)
+                    stop_all(stack)
+                    return 1
+            time.sleep(1)
+    except (KeyboardInterrupt, Stop):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)  # a second Ctrl-C must not cut the cleanup short
+        print("\nstopping...", flush=True)
+        stop_all(stack)
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

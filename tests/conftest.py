@@ -1,0 +1,127 @@
+"""Shared fixtures: a real PostgreSQL (configured or throwaway), stores on both backends, the app.
+
+A test that needs PostgreSQL and cannot get one fails with what to install; it never skips.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from billing_engine.api import create_app
+from billing_engine.metrics import EngineMetrics
+from billing_engine.settings import Settings
+from billing_engine.store import Database, Repository, create_database, migrate
+from tests.support.clock import FrozenClock
+from tests.support.services import (
+    INSTALL_HINT,
+    PostgresServer,
+    RedisServer,
+    create_scratch_database,
+    drop_database,
+    reachable_postgres,
+    start_throwaway_postgres,
+)
+
+ADMIN_KEY = "test-admin-key-0123456789"
+
+
+@pytest.fixture(scope="session")
+def pg_server_url() -> Iterator[str]:
+    """The URL of a PostgreSQL server we may create databases on."""
+    configured = os.environ.get("TEST_DATABASE_URL")
+    if configured and reachable_postgres(configured):
+        yield configured
+        return
+    try:
+        server: PostgresServer = start_throwaway_postgres()
+    except Exception as exc:
+        pytest.fail(f"{INSTALL_HINT}\n(starting a throwaway server failed: {exc})")
+    try:
+        yield server.url
+    finally:
+        server.destroy()
+
+
+@pytest.fixture(scope="session")
+def pg_url(pg_server_url: str) -> Iterator[str]:
+    """A migrated database of this test session's own."""
+    url = create_scratch_database(pg_server_url)
+    migrate(url)
+    try:
+        yield url
+    finally:
+        drop_database(url)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    configured = os.environ.get("TEST_REDIS_URL")
+    if configured:
+        yield configured
+        return
+    server = RedisServer().start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def pg_database(pg_url: str) -> Iterator[Database]:
+    database = create_database(pg_url)
+    Repository(database).delete_everything_for_tests()
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def sqlite_database(tmp_path: Path) -> Iterator[Database]:
+    url = f"sqlite:///{tmp_path / 'billing.db'}"
+    migrate(url)
+    database = create_database(url)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database(request: pytest.FixtureRequest) -> Database:
+    """The same store contract, run against every backend we ship."""
+    name = "sqlite_database" if request.param == "sqlite" else "pg_database"
+    return request.getfixturevalue(name)  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock(datetime(2026, 11, 18, 12, 0, 30, tzinfo=UTC))
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings(admin_api_key=ADMIN_KEY, environment="test")
+
+
+@pytest.fixture
+def metrics() -> EngineMetrics:
+    return EngineMetrics()
+
+
+@pytest.fixture
+def client(
+    pg_database: Database, settings: Settings, metrics: EngineMetrics, clock: FrozenClock
+) -> Iterator[TestClient]:
+    """The app in-process on real PostgreSQL, with a clock the test controls."""
+    app = create_app(settings, database=pg_database, metrics=metrics, clock=clock,
+                     housekeeping=False)
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def admin() -> dict[str, str]:
+    return {"X-Admin-Key": ADMIN_KEY}

@@ -1,0 +1,86 @@
+"""Run every dashboard query against a real Prometheus.
+
+The structural tests prove the dashboards are well formed; only a real Prometheus scraping a real
+engine proves that each panel's PromQL parses and that the metrics it names exist. This module
+holds the check; the test that calls it needs a Prometheus that has loaded prometheus/rules/*.yml
+and has scraped the billing engine (and the alerts process) at least twice, so that rates and the
+SLO recording rules have values. That fixture lives in tests/conftest.py; wire it like this:
+
+    def test_every_panel_query_returns_series(prometheus_url):
+        failures = check_queries_against(prometheus_url)
+        assert not failures, "\\n".join(str(f) for f in failures)
+
+A query "returns series" when Prometheus answers with at least one sample, NaN included (a ratio
+of two zero rates is NaN, and that is an honest answer on an idle system). An empty result means
+a metric name is wrong or not exported yet, which is exactly what this check is for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+from typing import NamedTuple
+
+import httpx
+
+from .dashboards_lib import PanelQuery, iter_panel_queries
+
+
+class QueryFailure(NamedTuple):
+    dashboard_uid: str
+    panel_title: str
+    expr: str
+    problem: str
+
+    def __str__(self) -> str:
+        return f"{self.dashboard_uid} / {self.panel_title}: {self.problem}\n    {self.expr}"
+
+
+def check_queries_against(
+    prometheus_url: str,
+    *,
+    queries: Iterable[PanelQuery] | None = None,
+    allow_empty: Collection[tuple[str, str]] = (),
+    timeout: float = 10.0,
+) -> list[QueryFailure]:
+    """Send every dashboard query to `prometheus_url` (e.g. "http://127.0.0.1:9090") as an
+    instant query through /api/v1/query and return what went wrong, one entry per failing
+    query: HTTP or parse errors (Prometheus answers 400 with errorType "bad_data"), and results
+    with no series at all. An empty list means every panel has something to draw.
+
+    `queries` defaults to iter_panel_queries() (all shipped dashboards, Grafana variables
+    already replaced). `allow_empty` lists (dashboard uid, panel title) pairs whose queries may
+    legitimately return nothing in the test's setup; use it sparingly and say why at the call.
+    """
+    failures: list[QueryFailure] = []
+    endpoint = prometheus_url.rstrip("/") + "/api/v1/query"
+    with httpx.Client(timeout=timeout) as client:
+        for query in iter_panel_queries() if queries is None else queries:
+            problem = _problem_with(client, endpoint, query.expr)
+            if problem is None:
+                continue
+            if problem == _EMPTY and (query.dashboard_uid, query.panel_title) in allow_empty:
+                continue
+            failures.append(QueryFailure(*query, problem=problem))
+    return failures
+
+
+_EMPTY = "returned no series"
+
+
+def _problem_with(client: httpx.Client, endpoint: str, expr: str) -> str | None:
+    try:
+        response = client.post(endpoint, data={"query": expr})
+    except httpx.HTTPError as error:
+        return f"request failed: {error!r}"
+    try:
+        body = response.json()
+    except ValueError:
+        return f"HTTP {response.status_code}, not JSON: {response.text[:200]!r}"
+    if response.status_code != 200 or body.get("status") != "success":
+        return f"HTTP {response.status_code} {body.get('errorType')}: {body.get('error')}"
+    data = body["data"]
+    if data["resultType"] in ("scalar", "string"):
+        return None
+    if not data["result"]:
+        return _EMPTY
+    return None

@@ -1,0 +1,252 @@
+"""Real servers for tests: PostgreSQL and Redis started from installed binaries in a temporary
+folder on free ports, and the engine as a real subprocess. Nothing here touches the machine's
+shared servers except to create and drop a database of our own on one named by the environment.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+INSTALL_HINT = (
+    "PostgreSQL is needed for these tests: set TEST_DATABASE_URL to a reachable server, or "
+    "install the server binaries (Debian/Ubuntu: apt-get install postgresql) so the tests can "
+    "start a throwaway one. `make test` does this for you when it runs as root."
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(predicate, *, timeout: float, interval: float = 0.1, what: str = "condition"):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            result = predicate()
+            if result:
+                return result
+        except Exception as exc:  # keep polling; report the last error on timeout
+            last_error = exc
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout}s waiting for {what}: {last_error!r}")
+
+
+def postgres_bindir() -> Path | None:
+    override = os.environ.get("PG_BINDIR")
+    if override and (Path(override) / "initdb").exists():
+        return Path(override)
+    candidates = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/initdb"),
+        key=lambda p: int(Path(p).parts[-3]) if Path(p).parts[-3].isdigit() else 0,
+    )
+    if candidates:
+        return Path(candidates[-1]).parent
+    found = shutil.which("initdb")
+    return Path(found).parent if found else None
+
+
+def _demote_kwargs() -> dict[str, object]:
+    """PostgreSQL refuses to run as root: run its binaries as `nobody` when we are root."""
+    if os.geteuid() == 0:
+        return {"user": "nobody", "group": "nogroup"}
+    return {}
+
+
+@dataclass
+class PostgresServer:
+    """A throwaway PostgreSQL cluster owned by this test run."""
+
+    bindir: Path
+    base: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="pgtest-")))
+    port: int = field(default_factory=free_port)
+
+    @property
+    def datadir(self) -> Path:
+        return self.base / "data"
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def init(self) -> PostgresServer:
+        os.chmod(self.base, 0o755)
+        self.datadir.mkdir()
+        if os.geteuid() == 0:
+            shutil.chown(self.base, "nobody", "nogroup")
+            shutil.chown(self.datadir, "nobody", "nogroup")
+        subprocess.run(
+            [str(self.bindir / "initdb"), "-D", str(self.datadir), "-U", "postgres",
+             "--auth=trust", "--no-sync", "-E", "UTF8", "--locale=C"],
+            check=True, capture_output=True, **_demote_kwargs(),  # type: ignore[arg-type]
+        )
+        return self
+
+    def start(self) -> PostgresServer:
+        options = (
+            f"-p {self.port} -k {self.base} -c listen_addresses=127.0.0.1 "
+            "-c fsync=off -c full_page_writes=off -c max_connections=200"
+        )
+        subprocess.run(
+            [str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-o", options,
+             "-l", str(self.base / "server.log"), "-w", "-t", "60", "start"],
+            check=True, capture_output=True, **_demote_kwargs(),  # type: ignore[arg-type]
+        )
+        return self
+
+    def stop(self, mode: str = "fast") -> None:
+        subprocess.run(
+            [str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-m", mode, "-w", "stop"],
+            check=False, capture_output=True, **_demote_kwargs(),  # type: ignore[arg-type]
+        )
+
+    def destroy(self) -> None:
+        self.stop("immediate")
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+def start_throwaway_postgres() -> PostgresServer:
+    bindir = postgres_bindir()
+    if bindir is None:
+        raise RuntimeError(INSTALL_HINT)
+    return PostgresServer(bindir).init().start()
+
+
+def reachable_postgres(url: str) -> bool:
+    import psycopg
+
+    try:
+        with psycopg.connect(_libpq(url), connect_timeout=3) as conn:
+            conn.execute("SELECT 1")
+        return True
+    except Exception:
+        return False
+
+
+def _libpq(url: str) -> str:
+    return url.replace("postgresql+psycopg://", "postgresql://")
+
+
+def create_scratch_database(server_url: str, prefix: str = "billing_test") -> str:
+    """Create a database of our own on a server; returns its URL."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(_libpq(server_url), autocommit=True, connect_timeout=5) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')  # name is generated here, not user input
+    url = make_url(server_url).set(drivername="postgresql+psycopg", database=name)
+    return url.render_as_string(hide_password=False)
+
+
+def drop_database(url: str) -> None:
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    admin_url = parsed.set(database="postgres").render_as_string(hide_password=False)
+    with psycopg.connect(_libpq(admin_url), autocommit=True, connect_timeout=5) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)')
+
+
+@dataclass
+class RedisServer:
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> RedisServer:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError(
+                "redis-server is needed: set TEST_REDIS_URL or apt-get install redis-server"
+            )
+        self.process = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        wait_for(lambda: _tcp_open(self.port), timeout=10, what="redis to listen")
+        return self
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+
+
+def _tcp_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+@dataclass
+class EngineProcess:
+    """`python -m billing_engine serve` as a real subprocess."""
+
+    database_url: str
+    admin_key: str = "test-admin-key-0123456789"
+    port: int = field(default_factory=free_port)
+    workers: int = 1
+    extra_env: dict[str, str] = field(default_factory=dict)
+    process: subprocess.Popen[bytes] | None = None
+    log_path: Path = field(
+        default_factory=lambda: Path(tempfile.mkstemp(prefix="engine-", suffix=".log")[1])
+    )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, *, wait_ready: bool = True) -> EngineProcess:
+        env = {
+            **os.environ,
+            "DATABASE_URL": self.database_url,
+            "ADMIN_API_KEY": self.admin_key,
+            "APP_ENV": "test",
+            "PYTHONUNBUFFERED": "1",
+            **self.extra_env,
+        }
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "billing_engine", "serve", "--port", str(self.port),
+                 "--workers", str(self.workers)],
+                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        if wait_ready:
+            wait_for(self._ready, timeout=60, what=f"engine on {self.url}/ready")
+        return self
+
+    def _ready(self) -> bool:
+        if self.process is not None and self.process.poll() is not None:
+            raise RuntimeError(f"engine exited: {self.log_path.read_text()[-2000:]}")
+        return httpx.get(f"{self.url}/ready", timeout=2).status_code == 200
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, sig)
+            self.process.wait(20)
+
+    def stop(self) -> None:
+        self.kill(signal.SIGTERM)

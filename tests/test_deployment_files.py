@@ -1,0 +1,83 @@
+"""docker-compose.yml, Dockerfile and .env.example, checked by reading them (no Docker engine here)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+DESIGN_SETTINGS = (
+    "DATABASE_URL REDIS_URL ADMIN_API_KEY PORT STRIPE_SECRET_KEY STRIPE_WEBHOOK_SECRET "
+    "STRIPE_API_BASE PROMETHEUS_URL ENGINE_URL ALERTS_URL SMTP_HOST SMTP_PORT SMTP_USERNAME "
+    "SMTP_PASSWORD SMTP_FROM ONCALL_EMAIL SLACK_WEBHOOK_URL RUNBOOK_BASE_URL CONSOLE_URL "
+    "GRAFANA_URL EVALUATION_INTERVAL_SECONDS"
+).split()
+ALLOWED_SERVICE_KEYS = {
+    "image", "build", "command", "environment", "ports", "volumes", "depends_on",
+    "healthcheck", "restart", "entrypoint",
+}
+
+
+def compose() -> dict:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def test_compose_file_is_well_formed():
+    doc = compose()
+    services = doc["services"]
+    assert {"postgres", "redis", "engine", "prometheus", "grafana"} <= set(services)
+    for name, service in services.items():
+        unknown = set(service) - ALLOWED_SERVICE_KEYS
+        assert not unknown, f"{name}: unexpected keys {unknown}"
+        assert "image" in service or "build" in service, name
+        check = service["healthcheck"]
+        assert check["test"][0] in {"CMD", "CMD-SHELL"}, name
+        for dep, condition in (service.get("depends_on") or {}).items():
+            assert dep in services, f"{name} depends on unknown {dep}"
+            assert condition["condition"] in {"service_healthy", "service_started"}
+        for port in service.get("ports", []):
+            assert re.fullmatch(r"\d+:\d+", port), port
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("./"):
+                assert (ROOT / source).exists(), f"{name} mounts missing {source}"
+            else:
+                assert source in doc["volumes"], f"{name} uses undeclared volume {source}"
+
+
+def test_engine_waits_for_healthy_postgres_and_redis_and_migrates_on_start():
+    engine = compose()["services"]["engine"]
+    assert engine["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert engine["depends_on"]["redis"]["condition"] == "service_healthy"
+    assert engine["command"][:4] == ["python", "-m", "billing_engine", "serve"]
+    assert "--no-migrate" not in engine["command"]  # serve applies migrations first
+    assert engine["environment"]["DATABASE_URL"].startswith("postgresql://")
+    assert engine["environment"]["APP_ENV"] == "production"
+    assert ":?" in engine["environment"]["ADMIN_API_KEY"]  # refuses to start without a key
+
+
+def test_every_variable_compose_reads_is_documented_in_env_example():
+    text = (ROOT / "docker-compose.yml").read_text()
+    used = set(re.findall(r"\$\{([A-Z_]+)", text))
+    documented = set(re.findall(r"^([A-Z_]+)=", (ROOT / ".env.example").read_text(), re.M))
+    assert used - documented == set()
+    assert set(DESIGN_SETTINGS) - documented == set()
+
+
+def test_dockerfile_runs_the_engine_as_an_unprivileged_user_with_a_healthcheck():
+    text = (ROOT / "Dockerfile").read_text()
+    assert re.search(r"^FROM python:3\.1[1-9]", text, re.M)
+    assert re.search(r"^USER app$", text, re.M)
+    assert "HEALTHCHECK" in text and "/ready" in text
+    assert 'CMD ["python", "-m", "billing_engine", "serve"' in text
+
+
+def test_prometheus_in_compose_scrapes_the_compose_hostnames():
+    config = yaml.safe_load((ROOT / "prometheus" / "prometheus.docker.yml").read_text())
+    targets = {
+        job["job_name"]: [t for sc in job["static_configs"] for t in sc["targets"]]
+        for job in config["scrape_configs"]
+    }
+    assert targets["billing-engine"] == ["engine:8006"]
