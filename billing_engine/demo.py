@@ -20,7 +20,13 @@ import httpx
 import uvicorn
 
 from billing_engine.api import create_app
-from billing_engine.domain.metering import Heartbeat, InstanceState, MeteringPolicy, classify
+from billing_engine.domain.metering import (
+    BatchPlan,
+    Heartbeat,
+    InstanceState,
+    MeteringPolicy,
+    classify,
+)
 from billing_engine.domain.periods import period_containing
 from billing_engine.domain.plans import PlanCatalog
 from billing_engine.plans import load_plans
@@ -153,8 +159,14 @@ def backfill(repo: Repository, catalog: PlanCatalog, org: DemoOrg, *, now: datet
     policy = MeteringPolicy()
     for chunk in range(0, len(heartbeats), 5000):
         part = heartbeats[chunk : chunk + 5000]
-        plan_ = classify(part, now=now, policy=policy, known_orgs={org.org_id}, instance_owners={})
-        total += repo.ingest(plan_).new_slots
+
+        def make_plan(owners: dict[str, str], part: list[Heartbeat] = part) -> BatchPlan:
+            return classify(
+                part, now=now, policy=policy, known_orgs={org.org_id}, instance_owners=owners
+            )
+
+        _plan, outcome = repo.ingest((h.instance_id for h in part), make_plan)
+        total += outcome.new_slots
     return total
 
 

@@ -120,11 +120,12 @@ class BillingService:
                 self._known_orgs |= found
         with self._known_lock:
             known = org_ids & self._known_orgs
-        owners = self.repo.instance_owners(hb.instance_id for hb in heartbeats)
-        plan = classify(
-            heartbeats, now=now, policy=self.policy, known_orgs=known, instance_owners=owners
+        plan, outcome = self.repo.ingest(
+            (hb.instance_id for hb in heartbeats),
+            lambda owners: classify(
+                heartbeats, now=now, policy=self.policy, known_orgs=known, instance_owners=owners
+            ),
         )
-        outcome = self.repo.ingest(plan)
         accepted = outcome.new_slots
         duplicate = plan.valid_count - accepted
         m = self.metrics
@@ -163,11 +164,13 @@ class BillingService:
         return plan
 
     def billing_view(self, org_id: str) -> dict[str, Any]:
-        org = self.require_org(org_id)
-        plan = self.plan_for(org)
         now = self.clock()
         period = period_containing(now)
-        quota = compute_quota(plan, used_minutes=self.repo.period_minutes(org_id, period))
+        org, used_minutes = self.repo.org_with_period_minutes(org_id, period)
+        if org is None:
+            raise NotFound("org_id", f"no org with id {org_id!r}")
+        plan = self.plan_for(org)
+        quota = compute_quota(plan, used_minutes=used_minutes)
         return {
             "org": org_json(org),
             "plan": plan_json(plan),

@@ -25,7 +25,7 @@ InstanceIdPath = Annotated[str, Path(pattern=INSTANCE_ID_PATTERN)]
 
 
 def get_service(request: Request) -> BillingService:
-    return request.app.state.service  # type: ignore[no-any-return]
+    return request.app.state.service
 
 
 Service = Annotated[BillingService, Depends(get_service)]

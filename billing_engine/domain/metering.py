@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 from billing_engine.domain.periods import minute_of, period_containing
 
@@ -103,56 +104,53 @@ def classify(
     known = known_orgs if isinstance(known_orgs, Mapping) else frozenset(known_orgs)
     owners = dict(instance_owners)
     latest_future = now + policy.clock_skew
-    open_periods: dict[datetime, bool] = {}
+    earliest_open = earliest_open_instant(now=now, grace=policy.close_grace)
     slots: dict[tuple[str, int], Slot] = {}
-    sightings: dict[str, InstanceSighting] = {}
+    # instance -> [org, first_seen, last_seen, last_state]; frozen once at the end.
+    seen: dict[str, list[Any]] = {}
     rejections: list[Rejection] = []
     duplicates = 0
     for index, hb in enumerate(heartbeats):
-        reason = None
+        ts = hb.ts
         if hb.org_id not in known:
-            reason = RejectReason.UNKNOWN_ORG
-        elif hb.ts > latest_future:
-            reason = RejectReason.FUTURE_TIMESTAMP
-        else:
-            period = period_containing(hb.ts)
-            is_open = open_periods.get(period.start)
-            if is_open is None:
-                is_open = open_periods[period.start] = period.is_open(
-                    now=now, grace=policy.close_grace
-                )
-            if not is_open:
-                reason = RejectReason.CLOSED_PERIOD
-            elif owners.setdefault(hb.instance_id, hb.org_id) != hb.org_id:
-                reason = RejectReason.INSTANCE_ORG_MISMATCH
-        if reason is not None:
-            rejections.append(Rejection(index, reason))
+            rejections.append(Rejection(index, RejectReason.UNKNOWN_ORG))
             continue
-        key = (hb.instance_id, minute_of(hb.ts))
+        if ts > latest_future:
+            rejections.append(Rejection(index, RejectReason.FUTURE_TIMESTAMP))
+            continue
+        if ts < earliest_open:
+            rejections.append(Rejection(index, RejectReason.CLOSED_PERIOD))
+            continue
+        if owners.setdefault(hb.instance_id, hb.org_id) != hb.org_id:
+            rejections.append(Rejection(index, RejectReason.INSTANCE_ORG_MISMATCH))
+            continue
+        key = (hb.instance_id, int(ts.timestamp()) // 60)
         if key in slots:
             duplicates += 1
         else:
             slots[key] = Slot(hb.instance_id, key[1], hb.org_id, hb.state)
-        seen = sightings.get(hb.instance_id)
-        if seen is None:
-            sightings[hb.instance_id] = InstanceSighting(
-                hb.instance_id, hb.org_id, hb.ts, hb.ts, hb.state
-            )
+        record = seen.get(hb.instance_id)
+        if record is None:
+            seen[hb.instance_id] = [hb.org_id, ts, ts, hb.state]
         else:
-            newer = hb.ts >= seen.last_seen
-            sightings[hb.instance_id] = InstanceSighting(
-                hb.instance_id,
-                hb.org_id,
-                min(seen.first_seen, hb.ts),
-                hb.ts if newer else seen.last_seen,
-                hb.state if newer else seen.last_state,
-            )
+            if ts < record[1]:
+                record[1] = ts
+            if ts >= record[2]:
+                record[2] = ts
+                record[3] = hb.state
     return BatchPlan(
         slots=tuple(slots[k] for k in sorted(slots)),
-        sightings=tuple(sightings[k] for k in sorted(sightings)),
+        sightings=tuple(InstanceSighting(iid, *seen[iid]) for iid in sorted(seen)),
         in_batch_duplicates=duplicates,
         rejections=tuple(rejections),
     )
+
+
+def earliest_open_instant(*, now: datetime, grace: timedelta) -> datetime:
+    """The start of the oldest period still taking usage: last month's during its grace."""
+    current = period_containing(now)
+    previous = current.previous()
+    return previous.start if previous.is_open(now=now, grace=grace) else current.start
 
 
 def billable_minutes_by_org(heartbeats: Iterable[Heartbeat]) -> dict[str, int]:

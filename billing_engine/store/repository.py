@@ -195,12 +195,26 @@ class Repository:
         )
         return {r.instance_id: r.org_id for r in self._run(lambda c: c.execute(query).all())}
 
-    def ingest(self, plan: BatchPlan) -> IngestOutcome:
-        """Store a classified batch durably: slots, rollups and sightings commit together."""
-        if not plan.slots:
-            return IngestOutcome(0, 0)
+    def ingest(
+        self, instance_ids: Iterable[str], make_plan: Callable[[dict[str, str]], BatchPlan]
+    ) -> tuple[BatchPlan, IngestOutcome]:
+        """Classify and store a batch in one transaction: slots, rollups and sightings commit
+        together, and the instance owners the plan was made against are read in the same
+        transaction. `make_plan` is pure; it may run again if the transaction is retried."""
+        wanted = sorted(set(instance_ids))
 
-        def work(conn: Connection) -> IngestOutcome:
+        def work(conn: Connection) -> tuple[BatchPlan, IngestOutcome]:
+            owners: dict[str, str] = {}
+            if wanted:
+                rows = conn.execute(
+                    select(instances.c.instance_id, instances.c.org_id).where(
+                        instances.c.instance_id.in_(wanted)
+                    )
+                )
+                owners = {r.instance_id: r.org_id for r in rows}
+            plan = make_plan(owners)
+            if not plan.slots:
+                return plan, IngestOutcome(0, 0)
             if self.db.is_postgres:
                 row = conn.execute(
                     _PG_INGEST,
@@ -215,7 +229,7 @@ class Repository:
             else:
                 outcome = self._ingest_generic(conn, plan)
             self._record_sightings(conn, plan)
-            return outcome
+            return plan, outcome
 
         return self._run(work, write=True)
 
@@ -283,6 +297,24 @@ class Repository:
         )
 
     # -- usage reads (rollups only) ---------------------------------------------------------
+
+    def org_with_period_minutes(
+        self, org_id: str, period: BillingPeriod
+    ) -> tuple[OrgRecord | None, int]:
+        """The org and its minutes this period, in one round trip to the pool."""
+        minutes = select(func.coalesce(func.sum(daily_usage.c.minutes), 0)).where(
+            daily_usage.c.org_id == org_id,
+            daily_usage.c.day >= period.first_day,
+            daily_usage.c.day < period.end_day,
+        )
+
+        def work(conn: Connection) -> tuple[OrgRecord | None, int]:
+            row = conn.execute(select(orgs).where(orgs.c.id == org_id)).first()
+            if row is None:
+                return None, 0
+            return _org(row), int(conn.execute(minutes).scalar_one())
+
+        return self._run(work)
 
     def period_minutes(self, org_id: str, period: BillingPeriod) -> int:
         query = select(func.coalesce(func.sum(daily_usage.c.minutes), 0)).where(

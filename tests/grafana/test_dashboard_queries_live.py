@@ -84,3 +84,90 @@ def _problem_with(client: httpx.Client, endpoint: str, expr: str) -> str | None:
     if not data["result"]:
         return _EMPTY
     return None
+
+
+# -- the live test ------------------------------------------------------------------------------
+
+import re  # noqa: E402
+import time  # noqa: E402
+import uuid  # noqa: E402
+from datetime import UTC, datetime  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+from tests.support.services import (  # noqa: E402
+    EngineProcess,
+    PrometheusServer,
+    create_scratch_database,
+    free_port,
+    wait_for,
+)
+
+from .dashboards_lib import metric_names  # noqa: E402
+
+METRICS_DOC = Path(__file__).resolve().parents[2] / "docs" / "metrics.md"
+ADMIN = "test-admin-key-0123456789"
+
+
+def metrics_not_exported_yet() -> set[str]:
+    """Metric names docs/metrics.md marks 'agreed': named for a later issue, not exported yet."""
+    names: set[str] = set()
+    for line in METRICS_DOC.read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) >= 2 and cells[-1] == "agreed":
+            for name in re.findall(r"`([a-z_:]+)`", cells[0]):
+                names |= {name, f"{name}_bucket", f"{name}_sum", f"{name}_count"}
+    return names
+
+
+@pytest.fixture(scope="module")
+def live_stack(pg_server_url):
+    engine = EngineProcess(create_scratch_database(pg_server_url), admin_key=ADMIN).start()
+    prometheus = PrometheusServer(
+        {"billing-engine": f"127.0.0.1:{engine.port}", "alerts": f"127.0.0.1:{free_port()}"}
+    ).start()
+    try:
+        yield engine, prometheus
+    finally:
+        prometheus.stop()
+        engine.stop()
+
+
+def drive_traffic(engine_url: str) -> None:
+    org = f"org_{uuid.uuid4().hex[:8]}"
+    headers = {"X-Admin-Key": ADMIN}
+    httpx.put(f"{engine_url}/admin/orgs/{org}", headers=headers,
+              json={"name": "Live", "email": "live@x.example", "plan": "free"})
+    now = datetime.now(UTC).isoformat()
+    httpx.post(f"{engine_url}/v1/heartbeats", json={"heartbeats": [
+        {"instance_id": f"{org}-1", "org_id": org, "ts": now, "state": "running"},
+        {"instance_id": "x", "org_id": "org_ghost", "ts": now, "state": "running"}]})
+    httpx.get(f"{engine_url}/v1/billing", params={"org_id": org})
+    httpx.get(f"{engine_url}/v1/billing", params={"org_id": "org_ghost"})
+    httpx.get(f"{engine_url}/debug/meters/pending", headers={"X-Admin-Key": "wrong"})
+
+
+def test_every_panel_query_parses_and_returns_series(live_stack):
+    engine, prometheus = live_stack
+    for _ in range(8):
+        drive_traffic(engine.url)
+        time.sleep(1)
+    wait_for(lambda: prometheus.query("slo:http_availability_error_ratio:rate5m"), timeout=30,
+             what="the SLO recording rules to produce a value")
+    pending = metrics_not_exported_yet()
+    queries = list(iter_panel_queries())
+    allowed = {(q.dashboard_uid, q.panel_title) for q in queries
+               if metric_names(q.expr) & pending}
+    failures = check_queries_against(prometheus.url, queries=queries, allow_empty=allowed)
+    assert not failures, "\n".join(str(f) for f in failures)
+    # Parse errors are failures even for queries that may be empty.
+    assert len(queries) > len(allowed) > 0
+
+
+def test_engine_target_is_up_and_the_watchdog_fires(live_stack):
+    _engine, prometheus = live_stack
+    wait_for(lambda: prometheus.query('up{job="billing-engine"} == 1'), timeout=30,
+             what="the engine to be scraped")
+    wait_for(lambda: prometheus.query('ALERTS{alertname="Watchdog",alertstate="firing"}'),
+             timeout=30, what="the Watchdog alert")

@@ -13,22 +13,28 @@ PERIOD = period_containing(NOW)
 
 
 def ingest(repo: Repository, heartbeats: list[Heartbeat], orgs: set[str]):
-    owners = repo.instance_owners(h.instance_id for h in heartbeats)
-    plan = classify(heartbeats, now=NOW, policy=MeteringPolicy(), known_orgs=orgs,
-                    instance_owners=owners)
-    return repo.ingest(plan)
+    _plan, outcome = repo.ingest(
+        (h.instance_id for h in heartbeats),
+        lambda owners: classify(
+            heartbeats, now=NOW, policy=MeteringPolicy(), known_orgs=orgs, instance_owners=owners
+        ),
+    )
+    return outcome
 
 
 def make_org(repo: Repository, org_id: str, plan: str = "base_usage") -> None:
-    repo.upsert_org(org_id=org_id, name=org_id.title(), billing_email=f"{org_id}@x.example",
-                    plan=plan, now=NOW)
+    repo.upsert_org(
+        org_id=org_id, name=org_id.title(), billing_email=f"{org_id}@x.example", plan=plan, now=NOW
+    )
 
 
 def test_redelivered_heartbeats_are_billed_once(database: Database):
     repo = Repository(database)
     make_org(repo, "org_a")
-    batch = [Heartbeat("i1", "org_a", NOW - timedelta(minutes=m), InstanceState.RUNNING)
-             for m in range(10)]
+    batch = [
+        Heartbeat("i1", "org_a", NOW - timedelta(minutes=m), InstanceState.RUNNING)
+        for m in range(10)
+    ]
     first = ingest(repo, batch, {"org_a"})
     again = ingest(repo, list(reversed(batch)), {"org_a"})
     assert (first.new_slots, again.new_slots) == (10, 0)
@@ -39,8 +45,10 @@ def test_rollups_are_split_by_utc_day(database: Database):
     repo = Repository(database)
     make_org(repo, "org_a")
     midnight = datetime(2026, 11, 18, tzinfo=UTC)
-    batch = [Heartbeat("i1", "org_a", midnight + timedelta(minutes=m), InstanceState.RUNNING)
-             for m in range(-3, 2)]
+    batch = [
+        Heartbeat("i1", "org_a", midnight + timedelta(minutes=m), InstanceState.RUNNING)
+        for m in range(-3, 2)
+    ]
     ingest(repo, batch, {"org_a"})
     daily = repo.daily_minutes("org_a", first_day=date(2026, 11, 17), end_day=date(2026, 11, 19))
     assert daily == {date(2026, 11, 17): 3, date(2026, 11, 18): 2}
@@ -49,8 +57,14 @@ def test_rollups_are_split_by_utc_day(database: Database):
 def test_rebuilding_rollups_from_raw_slots_repairs_drift(database: Database):
     repo = Repository(database)
     make_org(repo, "org_a")
-    ingest(repo, [Heartbeat("i1", "org_a", NOW - timedelta(minutes=m), InstanceState.IDLE)
-                  for m in range(7)], {"org_a"})
+    ingest(
+        repo,
+        [
+            Heartbeat("i1", "org_a", NOW - timedelta(minutes=m), InstanceState.IDLE)
+            for m in range(7)
+        ],
+        {"org_a"},
+    )
     with database.engine.begin() as conn:  # simulate a rollup gone wrong
         from billing_engine.store.schema import daily_usage
 
@@ -66,8 +80,9 @@ def test_instance_keeps_its_newest_state_and_first_sighting(database: Database):
     repo = Repository(database)
     make_org(repo, "org_a")
     ingest(repo, [Heartbeat("i1", "org_a", NOW, InstanceState.IDLE)], {"org_a"})
-    ingest(repo, [Heartbeat("i1", "org_a", NOW - timedelta(hours=1), InstanceState.RUNNING)],
-           {"org_a"})
+    ingest(
+        repo, [Heartbeat("i1", "org_a", NOW - timedelta(hours=1), InstanceState.RUNNING)], {"org_a"}
+    )
     record = repo.get_instance("i1")
     assert record is not None
     assert record.last_state == "idle"
@@ -79,12 +94,13 @@ def test_instance_keeps_its_newest_state_and_first_sighting(database: Database):
 
 def test_search_matches_id_name_or_email_prefix_case_insensitively(database: Database):
     repo = Repository(database)
-    repo.upsert_org(org_id="org_acme", name="Acme Corp", billing_email="pay@acme.io",
-                    plan="free", now=NOW)
-    repo.upsert_org(org_id="org_zen", name="Zenith", billing_email="ACCOUNTS@zenith.io",
-                    plan="free", now=NOW)
-    repo.upsert_org(org_id="org_100%", name="Percent", billing_email="p@p.io", plan="free",
-                    now=NOW)
+    repo.upsert_org(
+        org_id="org_acme", name="Acme Corp", billing_email="pay@acme.io", plan="free", now=NOW
+    )
+    repo.upsert_org(
+        org_id="org_zen", name="Zenith", billing_email="ACCOUNTS@zenith.io", plan="free", now=NOW
+    )
+    repo.upsert_org(org_id="org_100%", name="Percent", billing_email="p@p.io", plan="free", now=NOW)
     by_name = [o.id for o in repo.search_orgs("acme", limit=10, offset=0)[0]]
     by_email = [o.id for o in repo.search_orgs("accounts@", limit=10, offset=0)[0]]
     by_id = [o.id for o in repo.search_orgs("ORG_Z", limit=10, offset=0)[0]]
@@ -100,18 +116,25 @@ def test_usage_by_org_is_one_row_per_org_with_usage_this_period(database: Databa
     make_org(repo, "org_a")
     make_org(repo, "org_b", plan="free")
     make_org(repo, "org_idle")
-    ingest(repo, [Heartbeat("a1", "org_a", NOW, InstanceState.RUNNING),
-                  Heartbeat("b1", "org_b", NOW, InstanceState.RUNNING),
-                  Heartbeat("b2", "org_b", NOW, InstanceState.RUNNING)], {"org_a", "org_b"})
-    assert sorted(repo.usage_by_org(PERIOD)) == [("org_a", "base_usage", 1),
-                                                 ("org_b", "free", 2)]
+    ingest(
+        repo,
+        [
+            Heartbeat("a1", "org_a", NOW, InstanceState.RUNNING),
+            Heartbeat("b1", "org_b", NOW, InstanceState.RUNNING),
+            Heartbeat("b2", "org_b", NOW, InstanceState.RUNNING),
+        ],
+        {"org_a", "org_b"},
+    )
+    assert sorted(repo.usage_by_org(PERIOD)) == [("org_a", "base_usage", 1), ("org_b", "free", 2)]
 
 
 def test_updating_an_org_keeps_its_creation_time(database: Database):
     repo = Repository(database)
-    _, created = repo.upsert_org(org_id="org_a", name="A", billing_email="a@a.io",
-                                 plan="free", now=NOW)
-    record, created_again = repo.upsert_org(org_id="org_a", name="A2", billing_email="a@a.io",
-                                            plan="team", now=NOW + timedelta(days=1))
+    _, created = repo.upsert_org(
+        org_id="org_a", name="A", billing_email="a@a.io", plan="free", now=NOW
+    )
+    record, created_again = repo.upsert_org(
+        org_id="org_a", name="A2", billing_email="a@a.io", plan="team", now=NOW + timedelta(days=1)
+    )
     assert (created, created_again) == (True, False)
     assert (record.name, record.plan, record.created_at) == ("A2", "team", NOW)

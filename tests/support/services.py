@@ -250,3 +250,55 @@ class EngineProcess:
 
     def stop(self) -> None:
         self.kill(signal.SIGTERM)
+
+
+@dataclass
+class PrometheusServer:
+    """A real Prometheus scraping the given targets every second, with the shipped rules."""
+
+    targets: dict[str, str]  # job name -> host:port
+    port: int = field(default_factory=free_port)
+    base: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="promtest-")))
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> PrometheusServer:
+        import yaml
+
+        binary = shutil.which("prometheus")
+        if binary is None:
+            raise RuntimeError("prometheus is needed: apt-get install prometheus")
+        config = {
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+            "rule_files": [str(p) for p in sorted((ROOT / "prometheus" / "rules").glob("*.yml"))],
+            "scrape_configs": [
+                {"job_name": job, "static_configs": [{"targets": [target]}]}
+                for job, target in self.targets.items()
+            ],
+        }
+        config_path = self.base / "prometheus.yml"
+        config_path.write_text(yaml.safe_dump(config))
+        with open(self.base / "prometheus.log", "ab") as log:
+            self.process = subprocess.Popen(
+                [binary, f"--config.file={config_path}",
+                 f"--storage.tsdb.path={self.base / 'data'}",
+                 f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn"],
+                stdout=log, stderr=subprocess.STDOUT,
+            )
+        wait_for(lambda: httpx.get(f"{self.url}/-/ready", timeout=2).status_code == 200,
+                 timeout=60, what="prometheus to be ready")
+        return self
+
+    def query(self, expr: str) -> list[dict[str, object]]:
+        body = httpx.get(f"{self.url}/api/v1/query", params={"query": expr}, timeout=10).json()
+        assert body["status"] == "success", body
+        return body["data"]["result"]  # type: ignore[no-any-return]
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(20)
+        shutil.rmtree(self.base, ignore_errors=True)
