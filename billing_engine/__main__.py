@@ -1,4 +1,4 @@
-"""python -m billing_engine migrate | serve [--port N] [--no-migrate] | demo"""
+"""python -m billing_engine migrate [--to REV] | schema-version | serve [--port N] | demo"""
 
 from __future__ import annotations
 
@@ -16,7 +16,11 @@ log = logging.getLogger("billing_engine")
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m billing_engine", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("migrate", help="apply database migrations and exit")
+    migrate_cmd = sub.add_parser("migrate", help="apply database migrations and exit")
+    migrate_cmd.add_argument(
+        "--to", default="head", help="revision to go to: head (default), an id, -1, base"
+    )
+    sub.add_parser("schema-version", help="print the database's and the code's schema revision")
     serve = sub.add_parser("serve", help="serve the HTTP API (applies migrations first)")
     serve.add_argument("--port", type=int, default=None, help="default: $PORT, else 8006")
     serve.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
@@ -40,8 +44,16 @@ def main(argv: list[str] | None = None) -> int:
     from billing_engine.store import migrate
 
     if args.command == "migrate":
-        migrate(settings.database_url)
-        log.info("migrations applied")
+        from billing_engine.store.migrate import migrate_to, schema_version
+
+        migrate_to(settings.database_url, args.to)
+        log.info("schema migrated", extra={"revision": schema_version(settings.database_url)})
+        return 0
+    if args.command == "schema-version":
+        from billing_engine.store.migrate import head_revision, schema_version
+
+        print(f"database: {schema_version(settings.database_url) or 'empty'}")
+        print(f"code:     {head_revision()}")
         return 0
     port = args.port or settings.port
     if args.command == "serve":

@@ -1,4 +1,4 @@
-"""docker-compose.yml, Dockerfile and .env.example, checked by reading them (no Docker engine here)."""
+"""docker-compose.yml, Dockerfile and .env.example, checked by reading them (no Docker here)."""
 
 from __future__ import annotations
 

@@ -36,9 +36,11 @@ EXPECTED_DASHBOARDS = {
 
 # The alert catalogue of the issue 4 contract: alert name -> runbook file stem.
 ALERT_RUNBOOKS = {
-    "BillingAvailabilityBudgetBurnPage": "slo",
+    "BillingAvailabilityFastBurn": "slo",
+    "BillingAvailabilitySlowBurn": "slo",
     "BillingAvailabilityBudgetBurnTicket": "slo",
-    "BillingLatencyBudgetBurnPage": "slo",
+    "BillingLatencyFastBurn": "slo",
+    "BillingLatencySlowBurn": "slo",
     "BillingLatencyBudgetBurnTicket": "slo",
     "BillingEngineDown": "billing-engine",
     "BillingEngineNotReady": "billing-engine",

@@ -40,9 +40,11 @@ STATE_ALERTS = {"BillingEngineDown", "AlertsProcessDown"}
 
 # The catalogue agreed for issue 4 (name: severity, service label, runbook file).
 CONTRACT = {
-    "BillingAvailabilityBudgetBurnPage": ("P1", "billing-engine", "slo"),
+    "BillingAvailabilityFastBurn": ("P1", "billing-engine", "slo"),
+    "BillingAvailabilitySlowBurn": ("P1", "billing-engine", "slo"),
     "BillingAvailabilityBudgetBurnTicket": ("P2", "billing-engine", "slo"),
-    "BillingLatencyBudgetBurnPage": ("P1", "billing-engine", "slo"),
+    "BillingLatencyFastBurn": ("P1", "billing-engine", "slo"),
+    "BillingLatencySlowBurn": ("P1", "billing-engine", "slo"),
     "BillingLatencyBudgetBurnTicket": ("P2", "billing-engine", "slo"),
     "BillingEngineDown": ("P0", "billing-engine", "billing-engine"),
     "BillingEngineNotReady": ("P1", "billing-engine", "billing-engine"),
