@@ -98,7 +98,7 @@ def services() -> list[Service]:
                     prometheus,
                     f"--config.file={ROOT / 'prometheus' / 'prometheus.yml'}",
                     f"--storage.tsdb.path={VAR / 'prometheus'}",
-                    "--storage.tsdb.retention.time=7d",
+                    "--storage.tsdb.retention.time=35d",  # the SLO window is 30 days
                     "--web.listen-address=127.0.0.1:9090",
                     "--log.level=warn",
                 ],

@@ -81,3 +81,9 @@ def test_prometheus_in_compose_scrapes_the_compose_hostnames():
         for job in config["scrape_configs"]
     }
     assert targets["billing-engine"] == ["engine:8006"]
+
+
+def test_prometheus_keeps_more_than_the_30_day_slo_window():
+    command = compose()["services"]["prometheus"]["command"]
+    assert "--storage.tsdb.retention.time=35d" in command
+    assert "--storage.tsdb.retention.time=35d" in (ROOT / "scripts" / "run_local.py").read_text()
