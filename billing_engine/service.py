@@ -12,7 +12,7 @@ from typing import Any
 
 from billing_engine.domain.metering import (
     REJECT_MESSAGES,
-    Heartbeat,
+    HeartbeatLike,
     MeteringPolicy,
     classify,
 )
@@ -109,7 +109,7 @@ class BillingService:
 
     # -- metering ---------------------------------------------------------------------------
 
-    def ingest(self, heartbeats: Sequence[Heartbeat]) -> IngestResult:
+    def ingest(self, heartbeats: Sequence[HeartbeatLike]) -> IngestResult:
         now = self.clock()
         org_ids = {hb.org_id for hb in heartbeats}
         with self._known_lock:

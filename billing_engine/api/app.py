@@ -6,6 +6,7 @@ import logging
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -91,6 +92,24 @@ def create_app(
     app.state.service = service
     app.state.database = database
     install_error_handlers(app)
+    # POST /v1/heartbeats validates its raw body itself; publish the schema it documents.
+    from billing_engine.api.schemas import HeartbeatBatch
+
+    schemas = HeartbeatBatch.model_json_schema(ref_template="#/components/schemas/{model}")
+    extra_schemas = {
+        "HeartbeatBatch": {k: v for k, v in schemas.items() if k != "$defs"},
+        **schemas.get("$defs", {}),
+    }
+    original_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = original_openapi()
+            document.setdefault("components", {}).setdefault("schemas", {}).update(extra_schemas)
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     app.include_router(public)
     app.include_router(admin)
     app.include_router(health)

@@ -56,7 +56,8 @@ def install_error_handlers(app: FastAPI) -> None:
             if err.get("type") == "json_invalid":
                 # loc is ('body', character offset): name the body, keep the offset in the reason.
                 detail = (err.get("ctx") or {}).get("error", "malformed")
-                reason = f"is not valid JSON ({detail} at character {loc[-1]})"
+                where = f" at character {loc[-1]}" if loc and isinstance(loc[-1], int) else ""
+                reason = f"is not valid JSON ({detail}{where})"
                 loc = ("body",)
             fields.append({"field": field_path(loc), "reason": reason})
         message = "; ".join(f"{f['field']}: {f['reason']}" for f in fields[:5])

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from billing_engine.domain.periods import minute_of, period_containing
 
@@ -43,6 +43,19 @@ class Heartbeat:
     org_id: str
     ts: datetime
     state: InstanceState
+
+
+class HeartbeatLike(Protocol):
+    """Anything shaped like a heartbeat: the domain dataclass or a validated request item."""
+
+    @property
+    def instance_id(self) -> str: ...
+    @property
+    def org_id(self) -> str: ...
+    @property
+    def ts(self) -> datetime: ...
+    @property
+    def state(self) -> InstanceState: ...
 
 
 @dataclass(frozen=True)
@@ -89,7 +102,7 @@ class BatchPlan:
 
 
 def classify(
-    heartbeats: Sequence[Heartbeat],
+    heartbeats: Sequence[HeartbeatLike],
     *,
     now: datetime,
     policy: MeteringPolicy,

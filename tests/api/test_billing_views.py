@@ -86,5 +86,9 @@ def test_plans_are_listed_with_their_version(client):
 
 def test_openapi_docs_are_served(client):
     assert client.get("/docs").status_code == 200
-    paths = client.get("/openapi.json").json()["paths"]
-    assert {"/v1/heartbeats", "/v1/billing", "/v1/customers"} <= set(paths)
+    document = client.get("/openapi.json").json()
+    assert {"/v1/heartbeats", "/v1/billing", "/v1/customers"} <= set(document["paths"])
+    body = document["paths"]["/v1/heartbeats"]["post"]["requestBody"]["content"]
+    assert body["application/json"]["schema"]["$ref"] == "#/components/schemas/HeartbeatBatch"
+    batch = document["components"]["schemas"]["HeartbeatBatch"]
+    assert batch["properties"]["heartbeats"]["maxItems"] == 5000
