@@ -12,13 +12,13 @@ runbook_url points at. Needs only Python 3 and PyYAML; the output is determinist
 from __future__ import annotations
 
 import argparse
-import difflib
 import sys
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import yaml
+from generated_file import write_or_check
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "prometheus" / "rules"
@@ -108,26 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     text = render(args.rules)
-    if args.check:
-        current = args.output.read_text(encoding="utf-8") if args.output.exists() else ""
-        if current == text:
-            return 0
-        diff = difflib.unified_diff(
-            current.splitlines(keepends=True),
-            text.splitlines(keepends=True),
-            fromfile=str(args.output),
-            tofile="generated",
-        )
-        sys.stderr.writelines(diff)
-        print(
-            f"{args.output} is stale: run python3 scripts/generate_alert_docs.py",
-            file=sys.stderr,
-        )
-        return 1
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(text, encoding="utf-8")
-    return 0
-
+    return write_or_check(
+        args.output, text, check=args.check, regenerate="python3 scripts/generate_alert_docs.py"
+    )
 
 if __name__ == "__main__":
     sys.exit(main())

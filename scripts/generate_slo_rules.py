@@ -15,7 +15,6 @@ Needs only Python 3 and PyYAML; the output is deterministic (same spec, same byt
 from __future__ import annotations
 
 import argparse
-import difflib
 import re
 import sys
 from decimal import Decimal
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from generated_file import write_or_check
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = ROOT / "prometheus" / "slo.yml"
@@ -249,26 +249,9 @@ def main(argv: list[str] | None = None) -> int:
     except (SpecError, KeyError) as exc:
         print(f"{args.spec}: {exc}", file=sys.stderr)
         return 2
-    if args.check:
-        current = args.output.read_text(encoding="utf-8") if args.output.exists() else ""
-        if current == text:
-            return 0
-        diff = difflib.unified_diff(
-            current.splitlines(keepends=True),
-            text.splitlines(keepends=True),
-            fromfile=str(args.output),
-            tofile="generated",
-        )
-        sys.stderr.writelines(diff)
-        print(
-            f"{args.output} is stale: run python3 scripts/generate_slo_rules.py",
-            file=sys.stderr,
-        )
-        return 1
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(text, encoding="utf-8")
-    return 0
-
+    return write_or_check(
+        args.output, text, check=args.check, regenerate="python3 scripts/generate_slo_rules.py"
+    )
 
 if __name__ == "__main__":
     sys.exit(main())
