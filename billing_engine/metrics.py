@@ -23,6 +23,7 @@ from prometheus_client import (
 from billing_engine import __version__
 from billing_engine.domain.metering import RejectReason
 from billing_engine.domain.quota import BUDGET_THRESHOLDS
+from billing_engine.domain.throttle import PauseReason
 
 # A bucket sits exactly on the 150 ms latency SLO so the SLO ratio is exact, not interpolated.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -130,6 +131,35 @@ class EngineMetrics:
             registry=r,
         )
         self.memory_limit.set_function(memory_limit_bytes)
+
+        self.entitlements_cache_hits = Counter(
+            "entitlements_cache_hits_total",
+            "Entitlement lookups answered by the Redis cache.",
+            registry=r,
+        )
+        self.entitlements_cache_misses = Counter(
+            "entitlements_cache_misses_total",
+            "Entitlement lookups the Redis cache could not answer (absent, or Redis down).",
+            registry=r,
+        )
+        self.entitlements_cache_up = Gauge(
+            "entitlements_cache_up",
+            "1 when the entitlements cache (Redis) answers, else 0.",
+            registry=r,
+        )
+        self.instances_paused = Counter(
+            "instances_paused_total",
+            "Pause decisions sent to instances, once per pause episode, by reason.",
+            ["reason"],
+            registry=r,
+        )
+        for reason in PauseReason:
+            self.instances_paused.labels(reason.value)
+        self.throttle_over_limit = Gauge(
+            "throttle_instances_over_limit",
+            "Instances told to pause that are still sending heartbeats.",
+            registry=r,
+        )
 
     def watch_pool(self, in_use: Callable[[], float]) -> None:
         self.db_pool_in_use.set_function(in_use)

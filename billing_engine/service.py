@@ -106,6 +106,8 @@ class BillingService:
         self._known_orgs: set[str] = set()
         self._known_lock = threading.Lock()
         self._newest_heartbeat: datetime | None = None
+        # Called with an org id after any change to the org (the entitlements cache listens).
+        self.org_listeners: list[Callable[[str], None]] = []
 
     # -- metering ---------------------------------------------------------------------------
 
@@ -276,6 +278,8 @@ class BillingService:
         )
         with self._known_lock:
             self._known_orgs.add(org_id)
+        for listener in self.org_listeners:
+            listener(org_id)
         return org_json(record), created
 
     def refresh_quota(self, org_id: str) -> dict[str, Any]:

@@ -45,6 +45,9 @@ class Settings:
     db_pool_size: int = 10
     stripe_secret_key: str | None = field(default=None, repr=False)
     stripe_webhook_secret: str | None = field(default=None, repr=False)
+    entitlements_cache_ttl_seconds: int = 300
+    # After a Redis failure, requests skip Redis for this long instead of each waiting on it.
+    cache_retry_seconds: float = 2.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -68,6 +71,7 @@ class Settings:
             db_pool_size=_int(env, "DB_POOL_SIZE", 10),
             stripe_secret_key=env.get("STRIPE_SECRET_KEY") or None,
             stripe_webhook_secret=env.get("STRIPE_WEBHOOK_SECRET") or None,
+            entitlements_cache_ttl_seconds=_int(env, "ENTITLEMENTS_CACHE_TTL_SECONDS", 300),
         )
         settings.validate()
         return settings
@@ -80,6 +84,8 @@ class Settings:
             )
         if self.environment == "production" and len(self.admin_api_key) < 16:
             raise SettingsError("ADMIN_API_KEY must be at least 16 characters in production")
+        if self.entitlements_cache_ttl_seconds < 1:
+            raise SettingsError("ENTITLEMENTS_CACHE_TTL_SECONDS must be at least 1")
         if not 1 <= self.port <= 65535:
             raise SettingsError(f"PORT must be between 1 and 65535, got {self.port}")
 

@@ -19,6 +19,8 @@ def test_migrate_reports_and_moves_the_schema_both_ways(tmp_path):
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'b.db'}", "APP_ENV": "test"}
     assert "database: empty" in cli("schema-version", env=env).stdout
     assert cli("migrate", env=env).returncode == 0
+    assert "database: 0002" in cli("schema-version", env=env).stdout
+    assert cli("migrate", "--to", "-1", env=env).returncode == 0
     assert "database: 0001" in cli("schema-version", env=env).stdout
     assert cli("migrate", "--to", "-1", env=env).returncode == 0
     assert "database: empty" in cli("schema-version", env=env).stdout

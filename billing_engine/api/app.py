@@ -14,7 +14,9 @@ from billing_engine import __version__
 from billing_engine.api.errors import install_error_handlers
 from billing_engine.api.middleware import ObservabilityMiddleware
 from billing_engine.api.routes import admin, health, public
+from billing_engine.cache import EntitlementsCache
 from billing_engine.domain.metering import MeteringPolicy
+from billing_engine.enforcement import Enforcement
 from billing_engine.metrics import EngineMetrics
 from billing_engine.plans import load_plans
 from billing_engine.service import BillingService, Clock, utc_now
@@ -27,8 +29,11 @@ log = logging.getLogger("billing_engine")
 class Housekeeper:
     """Refreshes the gauges that need the database (readiness, thresholds, rollup lag)."""
 
-    def __init__(self, service: BillingService, interval: float) -> None:
+    def __init__(
+        self, service: BillingService, interval: float, enforcement: Enforcement | None = None
+    ) -> None:
         self.service = service
+        self.enforcement = enforcement
         self.interval = interval
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="housekeeping", daemon=True)
@@ -45,6 +50,8 @@ class Housekeeper:
             try:
                 self.service.check_ready()
                 self.service.refresh_gauges()
+                if self.enforcement is not None:
+                    self.enforcement.refresh_gauges()
             except Exception as exc:  # the next round tries again; readiness says what is wrong
                 log.warning("housekeeping round failed", extra={"reason": str(exc)[:200]})
             self._stop.wait(self.interval)
@@ -70,15 +77,24 @@ def create_app(
         metrics=metrics,
         clock=clock,
     )
-    housekeeper = Housekeeper(service, settings.housekeeping_interval_seconds)
+    cache = EntitlementsCache(
+        settings.redis_url,
+        metrics=metrics,
+        ttl_seconds=settings.entitlements_cache_ttl_seconds,
+        retry_interval=settings.cache_retry_seconds,
+    )
+    enforcement = Enforcement(service=service, cache=cache)
+    housekeeper = Housekeeper(service, settings.housekeeping_interval_seconds, enforcement)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        cache.ping()  # so entitlements_cache_up is right from the first scrape
         if housekeeping:
             housekeeper.start()
         yield
         if housekeeping:
             housekeeper.stop()
+        cache.close()
 
     app = FastAPI(
         title="Billing engine",
@@ -90,6 +106,7 @@ def create_app(
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.service = service
+    app.state.enforcement = enforcement
     app.state.database = database
     install_error_handlers(app)
     # POST /v1/heartbeats validates its raw body itself; publish the schema it documents.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
@@ -19,9 +20,11 @@ from billing_engine.api.schemas import (
     HeartbeatBatch,
     OrgUpsert,
 )
+from billing_engine.enforcement import Enforcement
 from billing_engine.service import BillingService, plan_json
 from billing_engine.store import DatabaseUnavailable
 
+log = logging.getLogger("billing_engine.api")
 OrgIdPath = Annotated[str, Path(pattern=ORG_ID_PATTERN, description="Org (customer) id")]
 InstanceIdPath = Annotated[str, Path(pattern=INSTANCE_ID_PATTERN)]
 
@@ -31,6 +34,13 @@ def get_service(request: Request) -> BillingService:
 
 
 Service = Annotated[BillingService, Depends(get_service)]
+
+
+def get_enforcement(request: Request) -> Enforcement:
+    return request.app.state.enforcement
+
+
+Enforcer = Annotated[Enforcement, Depends(get_enforcement)]
 
 
 def require_admin(
@@ -64,17 +74,32 @@ health = APIRouter(tags=["health"])
         }
     },
 )
-async def post_heartbeats(request: Request, service: Service) -> dict[str, Any]:
+async def post_heartbeats(
+    request: Request, service: Service, enforcement: Enforcer
+) -> dict[str, Any]:
     """Each (instance, UTC minute) with a heartbeat is billed once. Items for an unknown org, from
-    the future or for a closed period are rejected one by one; a 200 means the rest is stored."""
+    the future or for a closed period are rejected one by one; a 200 means the rest is stored.
+    `decisions` tells each instance with an accepted heartbeat to run or pause, and why."""
     # The hot path: one pydantic-core pass from bytes to validated items (FastAPI's own body
     # handling parses to Python objects first, then validates them: twice the work).
     try:
         batch = HeartbeatBatch.model_validate_json(await request.body())
     except ValidationError as exc:
         raise RequestValidationError(exc.errors(include_url=False)) from None
-    result = await run_in_threadpool(service.ingest, batch.heartbeats)
-    return result.as_json()
+
+    def ingest_and_decide() -> dict[str, Any]:
+        result = service.ingest(batch.heartbeats)
+        rejected = {index for index, _ in result.rejections}
+        try:
+            decisions = enforcement.decide_batch(batch.heartbeats, rejected)
+        except Exception:
+            # The heartbeats are committed and must be acknowledged as such; instances keep their
+            # last instruction until the next batch decides again.
+            log.exception("throttle decision failed after ingest")
+            decisions = []
+        return {**result.as_json(), "decisions": decisions}
+
+    return await run_in_threadpool(ingest_and_decide)
 
 
 @public.get("/v1/billing", summary="The support view of one customer's billing")
@@ -114,6 +139,40 @@ def get_plans(service: Service) -> dict[str, Any]:
         "default_plan": catalog.default_plan,
         "plans": [plan_json(p) for p in catalog.plans.values()],
     }
+
+
+@public.get("/v1/entitlements/{org_id}", summary="What the org's plan and subscription allow")
+def get_entitlements(org_id: OrgIdPath, enforcement: Enforcer) -> dict[str, Any]:
+    return enforcement.entitlements_view(org_id)
+
+
+@admin.post(
+    "/admin/entitlements/{org_id}/recompute",
+    summary="Drop the cached entitlements and compute them again from the database",
+)
+def recompute_entitlements(org_id: OrgIdPath, enforcement: Enforcer) -> dict[str, Any]:
+    return enforcement.recompute(org_id)
+
+
+@admin.get("/debug/throttle/{instance_id}", summary="The throttle decision, why, since when")
+def debug_throttle(instance_id: InstanceIdPath, enforcement: Enforcer) -> dict[str, Any]:
+    return enforcement.throttle_view(instance_id)
+
+
+@admin.post(
+    "/admin/throttle/{org_id}/reset-daily",
+    summary="Start the org's daily throttle counter from zero (billed usage is unchanged)",
+)
+def reset_daily_throttle(org_id: OrgIdPath, enforcement: Enforcer) -> dict[str, Any]:
+    return enforcement.reset_daily(org_id)
+
+
+@admin.post(
+    "/admin/throttle/instances/{instance_id}/check",
+    summary="Re-check an instance now and record the decision",
+)
+def check_instance_throttle(instance_id: InstanceIdPath, enforcement: Enforcer) -> dict[str, Any]:
+    return enforcement.check_instance(instance_id)
 
 
 @admin.put("/admin/orgs/{org_id}", summary="Create or update an org")
