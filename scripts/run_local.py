@@ -1,8 +1,8 @@
 """`make run`: the whole local stack on embedded defaults, printing its URLs; Ctrl-C stops it all.
 
 Processes: the engine in demo mode (SQLite under ./var, demo orgs, simulated instances and API
-clients) and a local Prometheus scraping it with the shipped rules. Later parts of the stack
-(alerts, console) join this list.
+clients), a local Prometheus scraping it with the shipped rules, and the Streamlit console (the
+first URL printed). The alerts process joins this list when it exists.
 """
 
 from __future__ import annotations
@@ -109,6 +109,23 @@ def services() -> list[Service]:
         )
     else:
         print("prometheus is not installed (apt-get install prometheus); starting without it")
+    stack.append(
+        Service(
+            name="console",
+            port=8501,
+            argv=[sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard" / "app.py"),
+                  "--server.port", "8501", "--server.address", "127.0.0.1",
+                  "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+            url="http://127.0.0.1:8501",
+            ready_path="/_stcore/health",
+            env={
+                **os.environ,
+                "ENGINE_URL": os.environ.get("ENGINE_URL", "http://127.0.0.1:8006"),
+                "PROMETHEUS_URL": os.environ.get("PROMETHEUS_URL", "http://127.0.0.1:9090"),
+                "ALERTS_URL": os.environ.get("ALERTS_URL", "http://127.0.0.1:8007"),
+            },
+        )
+    )
     return stack
 
 
@@ -148,6 +165,9 @@ def main() -> int:
                 return 1
         print(
             "\nThe local stack is up (logs in var/logs/, Ctrl-C stops everything):\n"
+            "  Ops console           http://127.0.0.1:8501/\n"
+            "  Customer lookup       http://127.0.0.1:8501/customers\n"
+            "  Runbooks              http://127.0.0.1:8501/runbooks\n"
             "  Billing engine API    http://127.0.0.1:8006/docs\n"
             "  Engine metrics        http://127.0.0.1:8006/metrics\n"
             "  Example billing view  http://127.0.0.1:8006/v1/billing?org_id=org_acme-analytics\n"

@@ -1,0 +1,202 @@
+"""Every console page against a real engine and a real Prometheus (AppTest, no browser).
+
+Multipage: AppTest.from_file runs dashboard/app.py (which declares st.navigation) and
+AppTest.switch_page picks the page, so each test goes through the real entry point and its
+settings. The alerts process does not exist yet: ALERTS_URL points at a free port, and the
+Alerts page must say so and fall back to Prometheus' own alerts.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from tests.support.services import (
+    EngineProcess,
+    PrometheusServer,
+    create_scratch_database,
+    free_port,
+    wait_for,
+)
+
+APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
+ADMIN = "test-admin-key-0123456789"
+INSTANCES, MINUTES = 3, 40  # 120 billable minutes = 2.00 h
+
+
+class Stack:
+    def __init__(self, engine: EngineProcess, prometheus: PrometheusServer, alerts_url: str,
+                 org_id: str) -> None:
+        self.engine, self.prometheus, self.alerts_url, self.org_id = (
+            engine, prometheus, alerts_url, org_id)
+
+
+def _seed_known_org(engine_url: str) -> str:
+    org = f"org_dash_{uuid.uuid4().hex[:6]}"
+    response = httpx.put(f"{engine_url}/admin/orgs/{org}", headers={"X-Admin-Key": ADMIN},
+                         json={"name": "Console Test Co", "email": f"{org}@example.com",
+                               "plan": "base_usage"})
+    assert response.status_code == 201, response.text
+    now = datetime.now(UTC).replace(second=5, microsecond=0)
+    beats = [{"instance_id": f"{org}-vm{i}", "org_id": org,
+              "ts": (now - timedelta(minutes=m + 1)).isoformat(), "state": "running"}
+             for i in range(INSTANCES) for m in range(MINUTES)]
+    answer = httpx.post(f"{engine_url}/v1/heartbeats", json={"heartbeats": beats}).json()
+    assert answer["accepted"] == INSTANCES * MINUTES, answer
+    return org
+
+
+@pytest.fixture(scope="module")
+def stack(pg_server_url: str) -> Iterator[Stack]:
+    engine = EngineProcess(create_scratch_database(pg_server_url), admin_key=ADMIN).start()
+    prometheus = PrometheusServer({"billing-engine": f"127.0.0.1:{engine.port}"}).start()
+    try:
+        org = _seed_known_org(engine.url)
+
+        def traffic_until_rules_have_values() -> bool:
+            # Requests between scrapes, so rates are above zero and the SLO rules have values.
+            httpx.get(f"{engine.url}/v1/billing", params={"org_id": org})
+            httpx.get(f"{engine.url}/v1/billing", params={"org_id": "org_missing"})
+            time.sleep(0.3)
+            return bool(prometheus.query("slo:http_availability_burn_rate:rate5m"))
+
+        wait_for(traffic_until_rules_have_values, timeout=30,
+                 what="the SLO recording rules to produce a value")
+        yield Stack(engine, prometheus, f"http://127.0.0.1:{free_port()}", org)
+    finally:
+        prometheus.stop()
+        engine.stop()
+
+
+@pytest.fixture
+def console(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Callable[[str], AppTest]:
+    monkeypatch.setenv("ENGINE_URL", stack.engine.url)
+    monkeypatch.setenv("PROMETHEUS_URL", stack.prometheus.url)
+    monkeypatch.setenv("ALERTS_URL", stack.alerts_url)
+    st.cache_data.clear()
+
+    def open_page(page: str) -> AppTest:
+        app = AppTest.from_file(APP, default_timeout=30)
+        app.run()
+        if page != "views/overview.py":
+            app.switch_page(page)
+            app.run()
+        assert not app.exception, [e.value for e in app.exception]
+        return app
+
+    return open_page
+
+
+def _errors(app: AppTest) -> list[str]:
+    return [e.value for e in app.error]
+
+
+def _metrics(app: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in app.metric}
+
+
+def _search(app: AppTest, query: str) -> AppTest:
+    app.text_input(key="customer_query").input(query).run()
+    assert not app.exception, [e.value for e in app.exception]
+    return app
+
+
+def test_overview_shows_availability_budget_and_burn_rates(console):
+    app = console("views/overview.py")
+    assert _errors(app) == [e for e in _errors(app) if "alerts API" in e]
+    metrics = _metrics(app)
+    assert metrics["Availability, 30 d (objective 99.9 %)"].endswith("%")
+    assert metrics["Error budget remaining"].endswith("%")
+    assert metrics["Request rate, 5 m"].endswith("req/s")
+    assert len(app.get("plotly_chart")) == 2  # burn rates, alerts by severity
+
+
+def test_errors_and_latency_page_draws_from_prometheus(console):
+    app = console("views/errors_latency.py")
+    assert not _errors(app)
+    assert app.selectbox[0].value == "1 hour"
+    assert app.get("plotly_chart"), "request rate, status codes and latency charts"
+
+
+def test_alerts_page_names_the_unreachable_alerts_api_and_falls_back_to_prometheus(
+        console, stack):
+    wait_for(lambda: stack.prometheus.query('ALERTS{alertname="Watchdog"}'), timeout=30,
+             what="the Watchdog alert")
+    app = console("views/alerts.py")
+    assert any("alerts API unreachable" in e and stack.alerts_url in e for e in _errors(app))
+    text = " ".join(m.value for m in app.markdown)
+    assert "Watchdog" in text
+    assert "/runbooks?runbook=alerting&section=watchdog" in text
+
+
+def test_customer_card_shows_the_known_orgs_numbers(console, stack):
+    app = _search(console("views/customers.py"), "Console Test")
+    assert not _errors(app)
+    metrics = _metrics(app)
+    assert metrics["Included"] == "100.00 h"
+    assert metrics["Used"] == "2.00 h"
+    assert metrics["Remaining"] == "98.00 h"
+    assert metrics["Overage"] == "0.00 h"
+    assert metrics["Base fee"] == "$20.00"
+    assert metrics["Estimated overage"] == "$0.00"
+    assert metrics["Estimated total"] == "$20.00"
+    assert any(stack.org_id in c.value and "base_usage" in c.value for c in app.caption)
+    assert len(app.get("plotly_chart")) == 2  # the gauge and the daily usage bars
+
+
+def test_admin_refresh_is_refused_without_the_key(console, stack):
+    app = _search(console("views/customers.py"), stack.org_id)
+    assert not [b for b in app.button if b.key == "refresh_quota"]
+    assert any("Read-only" in i.value for i in app.info)
+
+    app.sidebar.text_input(key="admin_key").input("not-the-key").run()
+    app.button(key="refresh_quota").click().run()
+    assert any("refused the admin key" in e for e in _errors(app))
+
+    app.sidebar.text_input(key="admin_key").input(ADMIN).run()
+    app.button(key="refresh_quota").click().run()
+    assert any("Quota refreshed" in s.value for s in app.success), _errors(app)
+
+
+def test_usage_page_says_payment_metrics_are_not_exported_yet(console):
+    app = console("views/usage_payments.py")
+    assert not _errors(app)
+    infos = " ".join(i.value for i in app.info)
+    assert "not exported by the engine yet" in infos
+    assert any("At or over" in m.label for m in app.metric)
+
+
+def test_runbook_link_opens_the_alerts_section(console):
+    app = AppTest.from_file(APP, default_timeout=30)
+    app.query_params["runbook"] = "slo"
+    app.query_params["section"] = "billingavailabilityfastburn"
+    app.switch_page("views/runbooks.py").run()
+    assert not app.exception
+    assert any("BillingAvailabilityFastBurn" in i.value for i in app.info)
+    assert app.markdown[0].value.startswith("## BillingAvailabilityFastBurn")
+
+    app.selectbox[0].select("payments").run()
+    assert not app.exception and not app.warning
+    assert app.query_params.get("runbook") in ("payments", ["payments"])
+    assert app.markdown[0].value.startswith("# ")  # the whole runbook, from its title
+
+
+def test_engine_stopped_gives_a_banner_while_runbooks_keep_working(console, stack):
+    # Last in this module: it stops the module's engine.
+    stack.engine.stop()
+    st.cache_data.clear()  # good answers are cached for seconds; the banner must not wait
+    app = _search(console("views/customers.py"), "Console")
+    assert any("billing engine unreachable" in e and stack.engine.url in e
+               for e in _errors(app))
+    runbooks = console("views/runbooks.py")
+    assert not _errors(runbooks)
+    assert any("Runbooks" == t.value for t in runbooks.title)
+    assert runbooks.markdown, "the runbook index renders"
