@@ -1,4 +1,5 @@
-# One image for the project's processes; the engine is the default command.
+# One image for the project's processes; the engine is the default command, the console
+# runs from the same image with `streamlit run dashboard/app.py`.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 HOST=0.0.0.0
@@ -6,6 +7,8 @@ WORKDIR /app
 
 COPY pyproject.toml README.md ./
 COPY billing_engine ./billing_engine
+COPY dashboard ./dashboard
+COPY runbooks ./runbooks
 RUN pip install . && useradd --system --uid 10001 app
 USER app
 

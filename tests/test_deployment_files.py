@@ -27,7 +27,7 @@ def compose() -> dict:
 def test_compose_file_is_well_formed():
     doc = compose()
     services = doc["services"]
-    assert {"postgres", "redis", "engine", "prometheus", "grafana"} <= set(services)
+    assert {"postgres", "redis", "engine", "console", "prometheus", "grafana"} <= set(services)
     for name, service in services.items():
         unknown = set(service) - ALLOWED_SERVICE_KEYS
         assert not unknown, f"{name}: unexpected keys {unknown}"
@@ -87,3 +87,11 @@ def test_prometheus_keeps_more_than_the_30_day_slo_window():
     command = compose()["services"]["prometheus"]["command"]
     assert "--storage.tsdb.retention.time=35d" in command
     assert "--storage.tsdb.retention.time=35d" in (ROOT / "scripts" / "run_local.py").read_text()
+
+
+def test_console_runs_the_streamlit_app_shipped_in_the_image():
+    console = compose()["services"]["console"]
+    assert console["command"][:5] == ["python", "-m", "streamlit", "run", "dashboard/app.py"]
+    assert (ROOT / "dashboard" / "app.py").exists()
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "COPY dashboard ./dashboard" in dockerfile and "COPY runbooks ./runbooks" in dockerfile
