@@ -66,7 +66,9 @@ def live_overview() -> None:
             data.show_down(backend)
         firing = [a for a in alerts if a.get("state", "firing") == "firing"
                   and a.get("labels", {}).get("alertname") != "Watchdog"]
-        if source:
+        if source and not firing:
+            st.success(f"No alert is firing (Watchdog left out), per {source}.")
+        elif source:
             counts = Counter(a.get("labels", {}).get("severity", "?") for a in firing)
             frame = pd.DataFrame({"severity": list(counts), "count": list(counts.values())})
             st.plotly_chart(charts.alerts_by_severity_chart(frame))
