@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 import streamlit as st
 
@@ -77,8 +79,28 @@ with right:
         else:
             st.plotly_chart(charts.daily_usage_chart(frame))
 
-st.caption("Instances, subscription status, invoices, payments, credits and entitlements "
-           "are not served by the engine yet.")
+st.subheader("Entitlements")
+entitlements = data.engine(f"/v1/entitlements/{org_id}")
+if isinstance(entitlements, data.BackendDown):
+    data.show_down(entitlements)
+else:
+    limits = entitlements.get("limits", {})
+
+    def limit(value: Any, unit: str) -> str:
+        return "unlimited" if value is None else f"{value} {unit}"
+
+    st.markdown(
+        f"Subscription **{entitlements.get('subscription_status', 'unknown')}**, limits of the "
+        f"**{entitlements.get('effective_plan', org['plan'])}** plan: "
+        f"{limit(limits.get('max_concurrent_instances'), 'concurrent instances')} · "
+        f"continuous run {limit(limits.get('continuous_run_hours'), 'h')} · "
+        f"daily cap {limit(limits.get('daily_cap_hours'), 'instance-hours')} · "
+        f"idle pause after {limit(limits.get('idle_pause_minutes'), 'min')} · overage "
+        f"{'allowed' if entitlements.get('features', {}).get('overage_allowed') else 'not allowed'}"
+    )
+
+st.caption("Instances by org, invoices, payments, credits and budget alerts sent are not served "
+           "by the engine yet.")
 
 st.subheader("Admin actions")
 admin_key = st.session_state.get("admin_key", "")

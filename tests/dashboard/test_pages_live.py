@@ -152,6 +152,9 @@ def test_customer_card_shows_the_known_orgs_numbers(console, stack):
     assert metrics["Estimated total"] == "$20.00"
     assert any(stack.org_id in c.value and "base_usage" in c.value for c in app.caption)
     assert len(app.get("plotly_chart")) == 2  # the gauge and the daily usage bars
+    entitlements = " ".join(m.value for m in app.markdown)
+    assert "Subscription **active**" in entitlements
+    assert "20 concurrent instances" in entitlements and "overage allowed" in entitlements
 
 
 def test_admin_refresh_is_refused_without_the_key(console, stack):
