@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, case, func, or_, select, text
+from sqlalchemy import Connection, Select, case, func, or_, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, OperationalError
 
@@ -132,6 +132,33 @@ _PG_INGEST = text(
 )
 
 
+def _period_minutes_query(org_id: str, period: BillingPeriod) -> Select[Any]:
+    """An org's billed minutes in a period, summed from its daily rollups."""
+    return select(func.coalesce(func.sum(daily_usage.c.minutes), 0)).where(
+        daily_usage.c.org_id == org_id,
+        daily_usage.c.day >= period.first_day,
+        daily_usage.c.day < period.end_day,
+    )
+
+
+def _raw_daily_query(org_id: str, period: BillingPeriod | None = None) -> Select[Any]:
+    """An org's raw slots counted per UTC day (epoch day), over a period or all time."""
+    day_expr = usage_slots.c.minute // 1440
+    query = select(day_expr.label("epoch_day"), func.count().label("minutes")).where(
+        usage_slots.c.org_id == org_id
+    )
+    if period is not None:
+        query = query.where(
+            usage_slots.c.minute >= period.start_minute,
+            usage_slots.c.minute < period.end_minute,
+        )
+    return query.group_by(day_expr)
+
+
+def _by_day(rows: Iterable[Any]) -> dict[date, int]:
+    return {day_of_minute(int(r.epoch_day) * 1440): int(r.minutes) for r in rows}
+
+
 class Repository:
     def __init__(self, database: Database) -> None:
         self.db = database
@@ -223,15 +250,6 @@ class Repository:
         return self._run(work)
 
     # -- metering ---------------------------------------------------------------------------
-
-    def instance_owners(self, instance_ids: Iterable[str]) -> dict[str, str]:
-        wanted = sorted(set(instance_ids))
-        if not wanted:
-            return {}
-        query = select(instances.c.instance_id, instances.c.org_id).where(
-            instances.c.instance_id.in_(wanted)
-        )
-        return {r.instance_id: r.org_id for r in self._run(lambda c: c.execute(query).all())}
 
     def ingest(
         self, instance_ids: Iterable[str], make_plan: Callable[[dict[str, str]], BatchPlan]
@@ -340,11 +358,7 @@ class Repository:
         self, org_id: str, period: BillingPeriod
     ) -> tuple[OrgRecord | None, int]:
         """The org and its minutes this period, in one round trip to the pool."""
-        minutes = select(func.coalesce(func.sum(daily_usage.c.minutes), 0)).where(
-            daily_usage.c.org_id == org_id,
-            daily_usage.c.day >= period.first_day,
-            daily_usage.c.day < period.end_day,
-        )
+        minutes = _period_minutes_query(org_id, period)
 
         def work(conn: Connection) -> tuple[OrgRecord | None, int]:
             row = conn.execute(select(orgs).where(orgs.c.id == org_id)).first()
@@ -355,11 +369,7 @@ class Repository:
         return self._run(work)
 
     def period_minutes(self, org_id: str, period: BillingPeriod) -> int:
-        query = select(func.coalesce(func.sum(daily_usage.c.minutes), 0)).where(
-            daily_usage.c.org_id == org_id,
-            daily_usage.c.day >= period.first_day,
-            daily_usage.c.day < period.end_day,
-        )
+        query = _period_minutes_query(org_id, period)
         return int(self._run(lambda c: c.execute(query).scalar_one()))
 
     def daily_minutes(self, org_id: str, *, first_day: date, end_day: date) -> dict[date, int]:
@@ -386,18 +396,8 @@ class Repository:
 
     def raw_daily_minutes(self, org_id: str, period: BillingPeriod) -> dict[date, int]:
         """Count an org's raw slots per day (debug and repair only: this scans slots)."""
-        day_expr = usage_slots.c.minute // 1440
-        query = (
-            select(day_expr.label("epoch_day"), func.count().label("minutes"))
-            .where(
-                usage_slots.c.org_id == org_id,
-                usage_slots.c.minute >= period.start_minute,
-                usage_slots.c.minute < period.end_minute,
-            )
-            .group_by(day_expr)
-        )
-        rows = self._run(lambda c: c.execute(query).all())
-        return {day_of_minute(int(r.epoch_day) * 1440): int(r.minutes) for r in rows}
+        query = _raw_daily_query(org_id, period)
+        return _by_day(self._run(lambda c: c.execute(query).all()))
 
     def newest_heartbeat(self) -> datetime | None:
         value = self._run(lambda c: c.execute(select(func.max(instances.c.last_seen))).scalar())
@@ -439,13 +439,7 @@ class Repository:
             if self.db.is_postgres:
                 # Hold off concurrent ingest for this short repair so no increment is lost.
                 conn.execute(text("LOCK TABLE usage_slots IN SHARE MODE"))
-            day_expr = usage_slots.c.minute // 1440
-            rows = conn.execute(
-                select(day_expr.label("epoch_day"), func.count().label("minutes"))
-                .where(usage_slots.c.org_id == org_id)
-                .group_by(day_expr)
-            ).all()
-            rebuilt = {day_of_minute(int(r.epoch_day) * 1440): int(r.minutes) for r in rows}
+            rebuilt = _by_day(conn.execute(_raw_daily_query(org_id)).all())
             conn.execute(daily_usage.delete().where(daily_usage.c.org_id == org_id))
             if rebuilt:
                 conn.execute(
