@@ -49,8 +49,7 @@ class Enforcement:
         # active on the plan an admin gave it.
         return SubscriptionStatus.ACTIVE
 
-    def _from_database(self, org_id: str) -> Entitlements:
-        org = self.service.require_org(org_id)
+    def _compute(self, org: OrgRecord) -> Entitlements:
         catalog = self.service.catalog
         return compute_entitlements(
             org_id=org.id,
@@ -59,17 +58,40 @@ class Enforcement:
             status=self.subscription_status(org),
         )
 
-    def lookup(self, org_id: str) -> Lookup:
+    def _from_database(self, org_id: str) -> Entitlements:
+        return self._compute(self.service.require_org(org_id))
+
+    def _cached(self, org_id: str) -> Entitlements | None:
         cached = self.cache.get(org_id)
+        if cached is None:
+            return None
+        try:
+            return Entitlements.from_json(cached)
+        except (KeyError, TypeError, ValueError):
+            log.warning("unreadable cached entitlements dropped")
+            self.cache.invalidate(org_id)
+            return None
+
+    def lookup(self, org_id: str) -> Lookup:
+        cached = self._cached(org_id)
         if cached is not None:
-            try:
-                return Lookup(Entitlements.from_json(cached), "cache")
-            except (KeyError, TypeError, ValueError):
-                log.warning("unreadable cached entitlements dropped")
-                self.cache.invalidate(org_id)
+            return Lookup(cached, "cache")
         entitlements = self._from_database(org_id)
         self.cache.put(org_id, entitlements.as_json())
         return Lookup(entitlements, "database")
+
+    def lookup_many(self, org_ids: Collection[str]) -> dict[str, Entitlements]:
+        """Entitlements of known orgs; cache misses are read from the database in one query."""
+        found: dict[str, Entitlements] = {}
+        for org_id in org_ids:
+            cached = self._cached(org_id)
+            if cached is not None:
+                found[org_id] = cached
+        missing = [o for o in org_ids if o not in found]
+        for org in self.repo.get_orgs(missing).values():
+            found[org.id] = entitlements = self._compute(org)
+            self.cache.put(org.id, entitlements.as_json())
+        return found
 
     def entitlements_view(self, org_id: str) -> dict[str, Any]:
         found = self.lookup(org_id)
@@ -101,7 +123,10 @@ class Enforcement:
         states, minutes = self.repo.throttle_inputs(
             per_instance, set(org_of.values()), day=now.date()
         )
-        limits = {org: self.lookup(org).entitlements.limits for org in set(org_of.values())}
+        limits = {
+            org: entitlements.limits
+            for org, entitlements in self.lookup_many(set(org_of.values())).items()
+        }
         records: list[ThrottleRecord] = []
         out: list[dict[str, Any]] = []
         episodes_changed = False

@@ -220,6 +220,13 @@ class Repository:
         row = self._run(lambda c: c.execute(select(orgs).where(orgs.c.id == org_id)).first())
         return None if row is None else _org(row)
 
+    def get_orgs(self, org_ids: Iterable[str]) -> dict[str, OrgRecord]:
+        wanted = sorted(set(org_ids))
+        if not wanted:
+            return {}
+        query = select(orgs).where(orgs.c.id.in_(wanted))
+        return {r.id: _org(r) for r in self._run(lambda c: c.execute(query).all())}
+
     def existing_org_ids(self, org_ids: Iterable[str]) -> set[str]:
         wanted = list(set(org_ids))
         if not wanted:
