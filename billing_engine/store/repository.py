@@ -22,6 +22,7 @@ from billing_engine.store.schema import (
     daily_usage,
     instance_throttle,
     instances,
+    metadata,
     orgs,
     usage_slots,
 )
@@ -573,14 +574,7 @@ class Repository:
 
     def delete_everything_for_tests(self) -> None:  # pragma: no cover - used by fixtures only
         def work(conn: Connection) -> None:
-            for table in (
-                usage_slots,
-                daily_usage,
-                instances,
-                orgs,
-                instance_throttle,
-                daily_counter_resets,
-            ):
+            for table in reversed(metadata.sorted_tables):
                 conn.execute(table.delete())
 
         self._run(work, write=True)

@@ -85,3 +85,6 @@ daily_counter_resets = Table(
     Column("reset_at", DateTime(timezone=True), nullable=False),
     PrimaryKeyConstraint("org_id", "day"),
 )
+
+# Tables of later migrations live in their own modules, on the same metadata.
+from billing_engine.store import schema_invoices, schema_meters, schema_stripe  # noqa: E402,F401
