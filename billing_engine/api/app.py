@@ -14,6 +14,7 @@ from billing_engine import __version__
 from billing_engine.api.errors import install_error_handlers
 from billing_engine.api.middleware import ObservabilityMiddleware
 from billing_engine.api.routes import admin, health, public
+from billing_engine.api.routes_support import support
 from billing_engine.cache import EntitlementsCache
 from billing_engine.domain.metering import MeteringPolicy
 from billing_engine.enforcement import Enforcement
@@ -128,6 +129,7 @@ def create_app(
 
     app.openapi = openapi  # type: ignore[method-assign]
     app.include_router(public)
+    app.include_router(support)
     app.include_router(admin)
     app.include_router(health)
     app.add_middleware(ObservabilityMiddleware, metrics=metrics)
