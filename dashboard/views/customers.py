@@ -10,6 +10,26 @@ import streamlit as st
 from dashboard import charts, data
 from dashboard.formatting import format_hours, format_money
 
+REASONS = {
+    "continuous_run_limit": "ran the plan's continuous-run limit",
+    "daily_cap": "org reached its daily instance-hours cap",
+    "idle": "idle past the plan's idle-pause limit",
+}
+
+
+def instances_frame(items: list[dict[str, Any]]) -> pd.DataFrame:
+    rows = [{
+        "Instance": i["instance_id"],
+        "State": i["state"],
+        "Last seen (UTC)": i["last_seen"][:19].replace("T", " "),
+        "Hours this period": format_hours(i["hours_this_period"]),
+        "Throttle": i["throttle"]["decision"],
+        "Reason": REASONS.get(i["throttle"]["reason"] or "", i["throttle"]["reason"] or ""),
+        "Paused since (UTC)": (i["throttle"]["paused_since"] or "")[:19].replace("T", " "),
+    } for i in items]
+    return pd.DataFrame(rows)
+
+
 st.title("Customers")
 
 with st.sidebar:
@@ -99,8 +119,17 @@ else:
         f"{'allowed' if entitlements.get('features', {}).get('overage_allowed') else 'not allowed'}"
     )
 
-st.caption("Instances by org, invoices, payments, credits and budget alerts sent are not served "
-           "by the engine yet.")
+st.subheader("Instances")
+listing = data.engine(f"/v1/orgs/{org_id}/instances", limit=100)
+if isinstance(listing, data.BackendDown):
+    data.show_down(listing)
+elif not listing or not listing.get("instances"):
+    st.info("No instance of this org has sent a heartbeat.")
+else:
+    st.caption(f"{listing['total']} instance(s), {listing['paused']} told to pause; the most "
+               "recently seen 100 are listed. The throttle column is what the engine last told "
+               "the instance.")
+    st.dataframe(instances_frame(listing["instances"]), hide_index=True)
 
 st.subheader("Admin actions")
 admin_key = st.session_state.get("admin_key", "")

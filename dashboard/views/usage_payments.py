@@ -2,10 +2,26 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 import streamlit as st
 
 from dashboard import charts, data
+from dashboard.formatting import format_hours, format_money
+
+
+def top_orgs_frame(orgs: list[dict[str, Any]]) -> pd.DataFrame:
+    return pd.DataFrame([{
+        "Org": f"{o['name']} ({o['org_id']})",
+        "Plan": o["plan"],
+        "Used": format_hours(o["used_hours"]),
+        "Included": format_hours(o["included_hours"]),
+        "Overage": format_hours(o["overage_hours"]),
+        "Used %": f"{o['percent_used']:.1f} %",
+        "Estimated total": format_money(o["estimated_total_cents"]),
+    } for o in orgs])
+
 
 st.title("Usage and payments")
 
@@ -24,6 +40,16 @@ def live_usage() -> None:
         cols = st.columns(len(frame))
         for col, row in zip(cols, frame.sort_values("threshold").itertuples(), strict=True):
             col.metric(f"At or over {row.threshold} % of included hours", f"{row.value:.0f} orgs")
+
+    st.subheader("Top orgs by usage this period")
+    top = data.engine("/v1/usage/top", limit=10)
+    if isinstance(top, data.BackendDown):
+        data.show_down(top)
+    elif not top or not top.get("orgs"):
+        st.info("No org has billed usage this period yet.")
+    else:
+        st.caption(f"Period {top['period']['key']}, from the engine's daily rollups.")
+        st.dataframe(top_orgs_frame(top["orgs"]), hide_index=True)
 
     st.subheader("Heartbeat ingest")
     ingest = data.prom_range(
