@@ -7,6 +7,7 @@ WORKDIR /app
 
 COPY pyproject.toml README.md ./
 COPY billing_engine ./billing_engine
+COPY alerts ./alerts
 COPY dashboard ./dashboard
 COPY runbooks ./runbooks
 RUN pip install . && useradd --system --uid 10001 app
