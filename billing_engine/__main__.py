@@ -1,4 +1,5 @@
-"""python -m billing_engine migrate [--to REV] | schema-version | serve [--port N] | demo"""
+"""python -m billing_engine migrate [--to REV] | schema-version | serve [--port N] | demo
+| close-period --period YYYY-MM | reconcile --period YYYY-MM [--json]"""
 
 from __future__ import annotations
 
@@ -30,7 +31,30 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, default=None)
     demo.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
     demo.add_argument("--orgs", type=int, default=50)
+    close_cmd = sub.add_parser(
+        "close-period", help="write every org's invoice for a closed period (safe to repeat)"
+    )
+    close_cmd.add_argument("--period", required=True, help="the UTC month, YYYY-MM")
+    reconcile_cmd = sub.add_parser(
+        "reconcile",
+        help="compare a period's invoices and reported usage with Stripe's; exit 1 on mismatches",
+    )
+    reconcile_cmd.add_argument("--period", required=True, help="the UTC month, YYYY-MM")
+    reconcile_cmd.add_argument("--json", action="store_true", help="print the report as JSON")
     return parser
+
+
+def _log_payment_provider(settings: Settings) -> None:
+    if settings.stripe_secret_key:
+        log.info(
+            "payment provider: stripe",
+            extra={"stripe_api_base": settings.stripe_api_base or "https://api.stripe.com"},
+        )
+    else:
+        log.warning(
+            "payment provider: simulated (STRIPE_SECRET_KEY is not set); usage records are "
+            "accepted locally and nothing reaches Stripe"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,6 +79,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"database: {schema_version(settings.database_url) or 'empty'}")
         print(f"code:     {head_revision()}")
         return 0
+    if args.command == "close-period":
+        import json
+
+        from billing_engine.invoices import InvalidInvoiceRequest, close_period_from_cli
+
+        try:
+            print(json.dumps(close_period_from_cli(settings, args.period), indent=2))
+        except InvalidInvoiceRequest as exc:
+            print(f"{exc.field}: {exc.reason}", file=sys.stderr)
+            return 2
+        return 0
+    if args.command == "reconcile":
+        from billing_engine.reconcile import reconcile_from_cli
+
+        return reconcile_from_cli(settings, args.period, as_json=args.json)
     port = args.port or settings.port
     if args.command == "serve":
         import uvicorn
@@ -62,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_migrate:
             migrate(settings.database_url)
         log.info("serving", extra={"port": port, "workers": args.workers})
+        _log_payment_provider(settings)
         uvicorn.run(
             "billing_engine.asgi:app_from_env",
             factory=True,

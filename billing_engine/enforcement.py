@@ -14,6 +14,7 @@ from billing_engine.domain.entitlements import (
     compute_entitlements,
 )
 from billing_engine.domain.metering import HeartbeatLike
+from billing_engine.domain.subscriptions import SubscriptionState, org_status
 from billing_engine.domain.throttle import (
     RUN_GAP,
     Action,
@@ -24,6 +25,7 @@ from billing_engine.domain.throttle import (
 )
 from billing_engine.service import BillingService, NotFound
 from billing_engine.store.repository import OrgRecord, ThrottleRecord
+from billing_engine.store.stripe_store import StripeStore
 
 log = logging.getLogger("billing_engine.enforcement")
 
@@ -35,27 +37,37 @@ class Lookup:
 
 
 class Enforcement:
-    def __init__(self, *, service: BillingService, cache: EntitlementsCache) -> None:
+    def __init__(
+        self,
+        *,
+        service: BillingService,
+        cache: EntitlementsCache,
+        subscriptions: StripeStore | None = None,
+    ) -> None:
         self.service = service
         self.repo = service.repo
         self.metrics = service.metrics
         self.cache = cache
+        self.subscriptions = subscriptions
         service.org_listeners.append(self.invalidate)
 
     # -- entitlements -----------------------------------------------------------------------
 
     def subscription_status(self, org: OrgRecord) -> SubscriptionStatus:
-        # Subscriptions arrive with the Stripe webhooks; until an org has one it is served as
-        # active on the plan an admin gave it.
-        return SubscriptionStatus.ACTIVE
+        # The Stripe webhooks keep subscriptions; an org without one is served as active on the
+        # plan an admin gave it.
+        if self.subscriptions is None:
+            return SubscriptionStatus.ACTIVE
+        states = self.subscriptions.subscriptions_of([org.id]).get(org.id, [])
+        return org_status(states) or SubscriptionStatus.ACTIVE
 
-    def _compute(self, org: OrgRecord) -> Entitlements:
+    def _compute(self, org: OrgRecord, status: SubscriptionStatus | None = None) -> Entitlements:
         catalog = self.service.catalog
         return compute_entitlements(
             org_id=org.id,
             plan=self.service.plan_for(org),
             free_plan=catalog.get("free") or catalog.plans[catalog.default_plan],
-            status=self.subscription_status(org),
+            status=self.subscription_status(org) if status is None else status,
         )
 
     def _from_database(self, org_id: str) -> Entitlements:
@@ -88,8 +100,14 @@ class Enforcement:
             if cached is not None:
                 found[org_id] = cached
         missing = [o for o in org_ids if o not in found]
-        for org in self.repo.get_orgs(missing).values():
-            found[org.id] = entitlements = self._compute(org)
+        rows: dict[str, tuple[OrgRecord, list[SubscriptionState]]]
+        if self.subscriptions is None:
+            rows = {o.id: (o, []) for o in self.repo.get_orgs(missing).values()}
+        else:
+            rows = self.subscriptions.orgs_with_subscriptions(missing)
+        for org, states in rows.values():
+            status = org_status(states) or SubscriptionStatus.ACTIVE
+            found[org.id] = entitlements = self._compute(org, status)
             self.cache.put(org.id, entitlements.as_json())
         return found
 

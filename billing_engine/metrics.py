@@ -23,6 +23,7 @@ from prometheus_client import (
 from billing_engine import __version__
 from billing_engine.domain.metering import RejectReason
 from billing_engine.domain.quota import BUDGET_THRESHOLDS
+from billing_engine.domain.subscriptions import FAILURE_REASONS, PAYMENT_METHODS, PaymentOutcome
 from billing_engine.domain.throttle import PauseReason
 
 # A bucket sits exactly on the 150 ms latency SLO so the SLO ratio is exact, not interpolated.
@@ -160,6 +161,121 @@ class EngineMetrics:
             "Instances told to pause that are still sending heartbeats.",
             registry=r,
         )
+        self._stripe_webhook_metrics(r)
+        self._usage_meter_metrics(r)
+        self._invoice_metrics(r)
+
+    def _invoice_metrics(self, r: CollectorRegistry) -> None:
+        """Invoices written at period close, and the admin audit log (issue 3)."""
+        self.invoices_created = Counter(
+            "invoices_created_total",
+            "Invoices written when a billing period closed.",
+            registry=r,
+        )
+        self.audit_write_failures = Counter(
+            "admin_audit_write_failures_total",
+            "Admin actions whose audit entry could not be written.",
+            registry=r,
+        )
 
     def watch_pool(self, in_use: Callable[[], float]) -> None:
         self.db_pool_in_use.set_function(in_use)
+
+    def _stripe_webhook_metrics(self, r: CollectorRegistry) -> None:
+        """Stripe webhooks and the payments they carry (issue 3)."""
+        self.webhook_events = Counter(
+            "stripe_webhook_events_total",
+            "Verified Stripe webhook deliveries, by what became of them.",
+            ["outcome"],
+            registry=r,
+        )
+        for outcome in ("handled", "duplicate", "ignored", "failed"):
+            self.webhook_events.labels(outcome)
+        self.webhook_signature_failures = Counter(
+            "stripe_webhook_signature_failures_total",
+            "Stripe webhook deliveries refused before storage, by reason.",
+            ["reason"],
+            registry=r,
+        )
+        for reason in ("missing", "invalid", "stale"):
+            self.webhook_signature_failures.labels(reason)
+        self.webhook_events_failing = Gauge(
+            "stripe_webhook_events_failing",
+            "Stored Stripe events whose handling keeps failing (or waits for its org).",
+            registry=r,
+        )
+        self.webhook_oldest_failing_age = Gauge(
+            "stripe_webhook_oldest_failing_age_seconds",
+            "Seconds since the oldest failing Stripe event arrived; 0 when none is failing.",
+            registry=r,
+        )
+        self.payments = Counter(
+            "payments_total",
+            "Payment attempts recorded from Stripe invoice events.",
+            ["outcome", "method"],
+            registry=r,
+        )
+        for outcome in PaymentOutcome:
+            for method in PAYMENT_METHODS:
+                self.payments.labels(outcome.value, method)
+        self.payment_failures = Counter(
+            "payment_failures_total",
+            "Failed payment attempts, by decline reason family.",
+            ["reason"],
+            registry=r,
+        )
+        for reason in FAILURE_REASONS:
+            self.payment_failures.labels(reason)
+        self.payment_amount_cents = Counter(
+            "payment_amount_cents_total",
+            "Money attempted, in cents (minor units), by outcome.",
+            ["outcome"],
+            registry=r,
+        )
+        for outcome in PaymentOutcome:
+            self.payment_amount_cents.labels(outcome.value)
+        self.refunds = Counter("refunds_total", "Refunds recorded.", registry=r)
+        self.refund_amount_cents = Counter(
+            "refund_amount_cents_total", "Money refunded, in cents (minor units).", registry=r
+        )
+
+    def _usage_meter_metrics(self, r: CollectorRegistry) -> None:
+        """Usage reporting to Stripe, the circuit breaker, reconciliation (issue 3)."""
+        self.meter_queue = Gauge(
+            "usage_meter_queue",
+            "Usage records waiting in the outbox to be reported to Stripe.",
+            registry=r,
+        )
+        self.meter_oldest_age = Gauge(
+            "usage_meter_oldest_age_seconds",
+            "Seconds the oldest waiting usage record has been in the outbox; 0 when none waits.",
+            registry=r,
+        )
+        self.meter_failed = Gauge(
+            "usage_meter_failed",
+            "Usage records Stripe refused for good; kept until an admin requeues them.",
+            registry=r,
+        )
+        self.meter_events_sent = Counter(
+            "meter_events_sent_total",
+            "Usage records Stripe accepted.",
+            registry=r,
+        )
+        self.meter_errors = Counter(
+            "meter_errors_total",
+            "Failed usage record submissions to Stripe, by reason.",
+            ["reason"],
+            registry=r,
+        )
+        for reason in ("rate_limited", "server_error", "client_error", "network", "circuit_open"):
+            self.meter_errors.labels(reason)
+        self.stripe_breaker_state = Gauge(
+            "stripe_circuit_breaker_state",
+            "Circuit breaker around the Stripe API: 0 closed, 1 open, 2 half-open.",
+            registry=r,
+        )
+        self.reconciliation_mismatches = Gauge(
+            "reconciliation_mismatches",
+            "Mismatches between our invoices and Stripe's found by the last reconciliation run.",
+            registry=r,
+        )

@@ -108,6 +108,8 @@ class BillingService:
         self._newest_heartbeat: datetime | None = None
         # Called with an org id after any change to the org (the entitlements cache listens).
         self.org_listeners: list[Callable[[str], None]] = []
+        # Further sections of the billing view, by key, each given the org id (additive only).
+        self.billing_sections: dict[str, Callable[[str], Any]] = {}
 
     # -- metering ---------------------------------------------------------------------------
 
@@ -173,7 +175,7 @@ class BillingService:
             raise NotFound("org_id", f"no org with id {org_id!r}")
         plan = self.plan_for(org)
         quota = compute_quota(plan, used_minutes=used_minutes)
-        return {
+        view = {
             "org": org_json(org),
             "plan": plan_json(plan),
             "period": period_json(period),
@@ -197,6 +199,9 @@ class BillingService:
             "thresholds_crossed": list(quota.thresholds_crossed),
             "as_of": now.isoformat(),
         }
+        for key, section in self.billing_sections.items():
+            view[key] = section(org_id)
+        return view
 
     def daily_usage(self, org_id: str, days: int) -> dict[str, Any]:
         self.require_org(org_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -30,11 +31,40 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise SettingsError(f"{name} must be an integer, got {raw!r}") from exc
 
 
+ADMIN_KEY_NAME = re.compile(r"^[a-z0-9_-]{1,64}$")
+
+
+def parse_admin_api_keys(raw: str) -> tuple[tuple[str, str], ...]:
+    """'alice:key1,bob:key2' -> (('alice', 'key1'), ('bob', 'key2')); names a-z 0-9 _ -,
+    unique and not "admin" (the name of ADMIN_API_KEY); keys non-empty and distinct."""
+    pairs: list[tuple[str, str]] = []
+    for index, item in enumerate(p.strip() for p in raw.split(",")):
+        if not item:
+            continue
+        name, sep, key = item.partition(":")
+        name, key = name.strip(), key.strip()
+        where = f"ADMIN_API_KEYS entry {index + 1}"
+        if not sep or not key:
+            raise SettingsError(f"{where} must look like name:key")
+        if not ADMIN_KEY_NAME.match(name):
+            raise SettingsError(f"{where}: the name must be 1-64 of a-z, 0-9, _ and -")
+        if name == "admin":
+            raise SettingsError(f"{where}: the name admin is ADMIN_API_KEY's; choose another")
+        if any(name == n for n, _ in pairs):
+            raise SettingsError(f"{where}: the name {name!r} is used twice")
+        if any(key == k for _, k in pairs):
+            raise SettingsError(f"{where}: the key of {name!r} is also another name's key")
+        pairs.append((name, key))
+    return tuple(pairs)
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str = field(default=DEFAULT_DATABASE_URL, repr=False)
     redis_url: str | None = field(default=None, repr=False)
     admin_api_key: str = field(default=DEV_ADMIN_KEY, repr=False)
+    # Named admin keys (ADMIN_API_KEYS="alice:key1,bob:key2"): the audit log records the name.
+    admin_api_keys: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     port: int = DEFAULT_PORT
     environment: str = "development"
     plans_file: Path = DEFAULT_PLANS_FILE
@@ -48,6 +78,18 @@ class Settings:
     entitlements_cache_ttl_seconds: int = 300
     # After a Redis failure, requests skip Redis for this long instead of each waiting on it.
     cache_retry_seconds: float = 2.0
+    # Usage reporting to Stripe (billing meter events) and the client around the Stripe API.
+    stripe_api_base: str | None = None
+    stripe_meter_event_name: str = "instance_minutes"
+    stripe_timeout_seconds: float = 10.0
+    stripe_breaker_failures: int = 5
+    stripe_breaker_cooldown_seconds: float = 30.0
+    meter_flush_interval_seconds: float = 60.0
+    meter_flush_batch_size: int = 500
+    # An hour is reported once it ended this long ago (late heartbeats become corrections).
+    meter_close_delay: timedelta = timedelta(seconds=300)
+    # Payment attempts and refunds older than this are deleted by the hourly retention job.
+    payment_retention_days: int = 90
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -62,6 +104,7 @@ class Settings:
             database_url=env.get("DATABASE_URL") or DEFAULT_DATABASE_URL,
             redis_url=env.get("REDIS_URL") or None,
             admin_api_key=admin_key,
+            admin_api_keys=parse_admin_api_keys(env.get("ADMIN_API_KEYS") or ""),
             port=_int(env, "PORT", DEFAULT_PORT),
             environment=environment,
             plans_file=Path(env.get("PLANS_FILE") or DEFAULT_PLANS_FILE),
@@ -72,6 +115,15 @@ class Settings:
             stripe_secret_key=env.get("STRIPE_SECRET_KEY") or None,
             stripe_webhook_secret=env.get("STRIPE_WEBHOOK_SECRET") or None,
             entitlements_cache_ttl_seconds=_int(env, "ENTITLEMENTS_CACHE_TTL_SECONDS", 300),
+            stripe_api_base=env.get("STRIPE_API_BASE") or None,
+            stripe_meter_event_name=env.get("STRIPE_METER_EVENT_NAME") or "instance_minutes",
+            stripe_timeout_seconds=_int(env, "STRIPE_TIMEOUT_SECONDS", 10),
+            stripe_breaker_failures=_int(env, "STRIPE_BREAKER_FAILURES", 5),
+            stripe_breaker_cooldown_seconds=_int(env, "STRIPE_BREAKER_COOLDOWN_SECONDS", 30),
+            meter_flush_interval_seconds=_int(env, "METER_FLUSH_INTERVAL_SECONDS", 60),
+            meter_flush_batch_size=_int(env, "METER_FLUSH_BATCH_SIZE", 500),
+            meter_close_delay=timedelta(seconds=_int(env, "METER_CLOSE_DELAY_SECONDS", 300)),
+            payment_retention_days=_int(env, "PAYMENT_RETENTION_DAYS", 90),
         )
         settings.validate()
         return settings
@@ -84,14 +136,40 @@ class Settings:
             )
         if self.environment == "production" and len(self.admin_api_key) < 16:
             raise SettingsError("ADMIN_API_KEY must be at least 16 characters in production")
+        for name, key in self.admin_api_keys:
+            if key == self.admin_api_key:
+                raise SettingsError(f"ADMIN_API_KEYS: the key named {name!r} is ADMIN_API_KEY")
+            if self.environment == "production" and (
+                key in PLACEHOLDER_ADMIN_KEYS or len(key) < 16
+            ):
+                raise SettingsError(
+                    f"ADMIN_API_KEYS: the key named {name!r} must be at least 16 characters "
+                    "and not a placeholder in production"
+                )
         if self.entitlements_cache_ttl_seconds < 1:
             raise SettingsError("ENTITLEMENTS_CACHE_TTL_SECONDS must be at least 1")
+        if self.payment_retention_days < 1:
+            raise SettingsError("PAYMENT_RETENTION_DAYS must be at least 1")
         if not 1 <= self.port <= 65535:
             raise SettingsError(f"PORT must be between 1 and 65535, got {self.port}")
+        if self.meter_flush_interval_seconds < 1:
+            raise SettingsError("METER_FLUSH_INTERVAL_SECONDS must be at least 1")
+        if not 1 <= self.meter_flush_batch_size <= 10000:
+            raise SettingsError("METER_FLUSH_BATCH_SIZE must be between 1 and 10000")
+        if self.stripe_breaker_failures < 1:
+            raise SettingsError("STRIPE_BREAKER_FAILURES must be at least 1")
+        if self.meter_close_delay < timedelta(0):
+            raise SettingsError("METER_CLOSE_DELAY_SECONDS must not be negative")
+
+    def admin_keys(self) -> tuple[tuple[str, str], ...]:
+        """(name, key) of every valid admin key; ADMIN_API_KEY is named "admin"."""
+        named = (("admin", self.admin_api_key),) if self.admin_api_key else ()
+        return named + self.admin_api_keys
 
     def secret_values(self) -> tuple[str, ...]:
         """Strings that must never appear in a log line."""
         secrets = [self.admin_api_key, self.stripe_secret_key, self.stripe_webhook_secret]
+        secrets.extend(key for _name, key in self.admin_api_keys)
         password = _url_password(self.database_url)
         if self.redis_url:
             secrets.append(_url_password(self.redis_url))

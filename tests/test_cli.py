@@ -19,7 +19,8 @@ def test_migrate_reports_and_moves_the_schema_both_ways(tmp_path):
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'b.db'}", "APP_ENV": "test"}
     assert "database: empty" in cli("schema-version", env=env).stdout
     assert cli("migrate", env=env).returncode == 0
-    head = sorted(p.name[:4] for p in (ROOT / "billing_engine/migrations/versions").glob("0*.py"))[-1]
+    versions = ROOT / "billing_engine/migrations/versions"
+    head = sorted(p.name[:4] for p in versions.glob("0*.py"))[-1]
     assert f"database: {head}\ncode:     {head}" in cli("schema-version", env=env).stdout
     assert cli("migrate", "--to", "0001", env=env).returncode == 0
     assert "database: 0001" in cli("schema-version", env=env).stdout

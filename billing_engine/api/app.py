@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -14,15 +14,35 @@ from billing_engine import __version__
 from billing_engine.api.errors import install_error_handlers
 from billing_engine.api.middleware import ObservabilityMiddleware
 from billing_engine.api.routes import admin, health, public
+from billing_engine.api.routes_invoices import invoices_admin, invoices_public
+from billing_engine.api.routes_meters import meters
+from billing_engine.api.routes_stripe import stripe_admin, stripe_public
 from billing_engine.api.routes_support import support
+from billing_engine.audit import AuditLog, AuditMiddleware
 from billing_engine.cache import EntitlementsCache
+from billing_engine.circuit_breaker import CircuitBreaker
 from billing_engine.domain.metering import MeteringPolicy
 from billing_engine.enforcement import Enforcement
+from billing_engine.invoices import InvoiceService
+from billing_engine.meters import MeterConfig, MeterFlusher, MeterReporting
 from billing_engine.metrics import EngineMetrics
+from billing_engine.payments import PaymentsView
 from billing_engine.plans import load_plans
+from billing_engine.reconcile import MirroredInvoices, Reconciler
+from billing_engine.retention import PaymentRetention
 from billing_engine.service import BillingService, Clock, utc_now
 from billing_engine.settings import Settings
 from billing_engine.store import Database, Repository, create_database
+from billing_engine.store.audit_store import AuditStore
+from billing_engine.store.invoice_store import InvoiceStore
+from billing_engine.store.meter_store import MeterStore
+from billing_engine.store.stripe_store import StripeStore
+from billing_engine.stripe_api import (
+    PaymentProvider,
+    log_breaker_change,
+    provider_from_settings,
+)
+from billing_engine.stripe_webhooks import StripeWebhooks, WebhookDedup
 
 log = logging.getLogger("billing_engine")
 
@@ -38,6 +58,8 @@ class Housekeeper:
         self.interval = interval
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="housekeeping", daemon=True)
+        # Further jobs run each round, each on its own: one failing does not stop the others.
+        self.tasks: list[tuple[str, Callable[[], object]]] = []
 
     def start(self) -> None:
         self._thread.start()
@@ -55,6 +77,13 @@ class Housekeeper:
                     self.enforcement.refresh_gauges()
             except Exception as exc:  # the next round tries again; readiness says what is wrong
                 log.warning("housekeeping round failed", extra={"reason": str(exc)[:200]})
+            for name, task in self.tasks:
+                try:
+                    task()
+                except Exception as exc:
+                    log.warning(
+                        "housekeeping task failed", extra={"task": name, "reason": str(exc)[:200]}
+                    )
             self._stop.wait(self.interval)
 
 
@@ -65,6 +94,7 @@ def create_app(
     metrics: EngineMetrics | None = None,
     clock: Clock = utc_now,
     housekeeping: bool = True,
+    payment_provider: PaymentProvider | None = None,
 ) -> FastAPI:
     database = database or create_database(settings.database_url, pool_size=settings.db_pool_size)
     metrics = metrics or EngineMetrics()
@@ -84,18 +114,70 @@ def create_app(
         ttl_seconds=settings.entitlements_cache_ttl_seconds,
         retry_interval=settings.cache_retry_seconds,
     )
-    enforcement = Enforcement(service=service, cache=cache)
+    stripe_store = StripeStore(service.repo)
+    enforcement = Enforcement(service=service, cache=cache, subscriptions=stripe_store)
     housekeeper = Housekeeper(service, settings.housekeeping_interval_seconds, enforcement)
+    dedup = WebhookDedup(settings.redis_url, retry_interval=settings.cache_retry_seconds)
+    webhooks = StripeWebhooks(
+        store=stripe_store,
+        service=service,
+        dedup=dedup,
+        metrics=metrics,
+        secret=settings.stripe_webhook_secret,
+    )
+    retention = PaymentRetention(stripe_store, days=settings.payment_retention_days, clock=clock)
+    housekeeper.tasks.append(("webhook_gauges", webhooks.refresh_gauges))
+    housekeeper.tasks.append(("payment_retention", retention.run_if_due))
+    meter_store = MeterStore(database)
+    provider = payment_provider or provider_from_settings(
+        secret_key=settings.stripe_secret_key,
+        api_base=settings.stripe_api_base,
+        timeout_seconds=settings.stripe_timeout_seconds,
+        breaker=CircuitBreaker(
+            failure_threshold=settings.stripe_breaker_failures,
+            cooldown_seconds=settings.stripe_breaker_cooldown_seconds,
+            clock=lambda: clock().timestamp(),
+            on_change=log_breaker_change,
+        ),
+        invoice_source=MirroredInvoices(meter_store),
+    )
+    meter_reporting = MeterReporting(
+        store=meter_store,
+        provider=provider,
+        metrics=metrics,
+        config=MeterConfig(
+            event_name=settings.stripe_meter_event_name,
+            close_delay=settings.meter_close_delay,
+            period_close_grace=settings.period_close_grace,
+            batch_size=settings.meter_flush_batch_size,
+        ),
+        clock=clock,
+    )
+    meter_flusher = MeterFlusher(meter_reporting, settings.meter_flush_interval_seconds)
+    housekeeper.tasks.append(("meter_gauges", meter_reporting.refresh_gauges))
+    invoice_service = InvoiceService(
+        store=InvoiceStore(database), service=service, close_grace=settings.period_close_grace
+    )
+    # Closes last month once its grace has passed; a no-op check on every other round.
+    housekeeper.tasks.append(("close_period", invoice_service.close_due_period))
+    audit = AuditLog(
+        AuditStore(database), metrics=metrics, clock=clock, secrets=settings.secret_values()
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         cache.ping()  # so entitlements_cache_up is right from the first scrape
+        if not webhooks.configured:
+            log.warning("STRIPE_WEBHOOK_SECRET is not set: POST /webhooks/stripe answers 503")
         if housekeeping:
             housekeeper.start()
+            meter_flusher.start()
         yield
         if housekeeping:
+            meter_flusher.stop()
             housekeeper.stop()
         cache.close()
+        dedup.close()
 
     app = FastAPI(
         title="Billing engine",
@@ -109,6 +191,16 @@ def create_app(
     app.state.service = service
     app.state.enforcement = enforcement
     app.state.database = database
+    app.state.stripe_webhooks = webhooks
+    app.state.payments_view = payments_view = PaymentsView(service=service, store=stripe_store)
+    service.billing_sections["subscription"] = payments_view.subscription
+    app.state.payment_retention = retention
+    app.state.payment_provider = provider
+    app.state.meters = meter_reporting
+    app.state.reconciler = Reconciler(store=meter_store, provider=provider, clock=clock)
+    app.state.invoices = invoice_service
+    app.state.audit = audit
+    service.billing_sections["invoice_preview"] = invoice_service.preview
     install_error_handlers(app)
     # POST /v1/heartbeats validates its raw body itself; publish the schema it documents.
     from billing_engine.api.schemas import HeartbeatBatch
@@ -132,5 +224,11 @@ def create_app(
     app.include_router(support)
     app.include_router(admin)
     app.include_router(health)
+    app.include_router(stripe_public)
+    app.include_router(stripe_admin)
+    app.include_router(meters)
+    app.include_router(invoices_public)
+    app.include_router(invoices_admin)
+    app.add_middleware(AuditMiddleware, audit=audit)  # inside: sees the request id
     app.add_middleware(ObservabilityMiddleware, metrics=metrics)
     return app

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import logging
 from typing import Annotated, Any
 
@@ -20,6 +19,7 @@ from billing_engine.api.schemas import (
     HeartbeatBatch,
     OrgUpsert,
 )
+from billing_engine.audit import identify_admin
 from billing_engine.enforcement import Enforcement
 from billing_engine.service import BillingService, plan_json
 from billing_engine.store import DatabaseUnavailable
@@ -47,14 +47,18 @@ def require_admin(
     request: Request,
     x_admin_key: Annotated[str | None, Header(description="The ADMIN_API_KEY")] = None,
 ) -> None:
-    expected: str = request.app.state.settings.admin_api_key
     metrics = request.app.state.metrics
     if not x_admin_key:
         metrics.admin_auth_failures.labels("missing").inc()
+        request.state.admin_refusal = "missing"
         raise ApiError(401, "unauthorized", field="X-Admin-Key", reason="header is required")
-    if not hmac.compare_digest(x_admin_key.encode(), expected.encode()):
+    # Constant time over every configured key; the audit log records the key's name.
+    name = identify_admin(request.app.state.settings.admin_keys(), x_admin_key)
+    if name is None:
         metrics.admin_auth_failures.labels("invalid").inc()
+        request.state.admin_refusal = "invalid"
         raise ApiError(401, "unauthorized", field="X-Admin-Key", reason="is not the admin key")
+    request.state.admin_key_name = name
 
 
 public = APIRouter(tags=["billing"])
@@ -196,12 +200,6 @@ def debug_daily(org_id: OrgIdPath, service: Service) -> dict[str, Any]:
     return service.debug_daily_usage(org_id)
 
 
-@admin.get("/debug/meters/pending", summary="Usage records waiting to be reported to Stripe")
-def debug_meters_pending() -> dict[str, Any]:
-    # Usage reporting to Stripe arrives with its outbox; until then nothing can be pending.
-    return {"count": 0, "oldest": [], "reporting": "not enabled in this build"}
-
-
 @health.get("/healthz", summary="The process is up")
 def healthz() -> dict[str, str]:
     return {"status": "ok"}
@@ -213,7 +211,9 @@ def live() -> dict[str, str]:
 
 
 @health.get("/ready", summary="The engine can serve: its database answers")
-def ready(service: Service) -> JSONResponse:
+def ready(service: Service, request: Request) -> JSONResponse:
+    # Which payment provider this engine talks to: "stripe", or "simulated" without a key.
+    provider: str = request.app.state.payment_provider.name
     try:
         service.check_ready()
     except DatabaseUnavailable as exc:
@@ -223,9 +223,13 @@ def ready(service: Service) -> JSONResponse:
                 "status": "not_ready",
                 "reason": f"database unreachable: {exc}",
                 "checks": {"database": "unreachable"},
+                "payment_provider": provider,
             },
         )
-    return JSONResponse(status_code=200, content={"status": "ready", "checks": {"database": "ok"}})
+    return JSONResponse(
+        status_code=200,
+        content={"status": "ready", "checks": {"database": "ok"}, "payment_provider": provider},
+    )
 
 
 @health.get("/metrics", summary="Prometheus metrics", include_in_schema=False)

@@ -61,6 +61,7 @@ def test_quota_refresh_rebuilds_drifted_rollups_from_raw_slots(client, admin, cl
     assert client.get(f"/debug/usage/{org}/daily", headers=admin).json()["in_sync"] is True
 
 
-def test_pending_meters_says_reporting_is_not_enabled_yet(client, admin):
+def test_pending_meters_on_an_empty_outbox_says_nothing_waits(client, admin):
     body = client.get("/debug/meters/pending", headers=admin).json()
-    assert body["count"] == 0 and "not enabled" in body["reporting"]
+    assert (body["count"], body["oldest"], body["failed"]) == (0, [], [])
+    assert body["provider"] == "simulated"  # no STRIPE_SECRET_KEY in the test settings

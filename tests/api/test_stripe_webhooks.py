@@ -1,0 +1,258 @@
+"""POST /webhooks/stripe: verified, stored before any effect, applied once, in Stripe's order."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+
+import pytest
+from fastapi.testclient import TestClient
+
+from billing_engine.api import create_app
+from billing_engine.metrics import EngineMetrics
+from tests.support.builders import new_org
+from tests.support.services import wait_for
+from tests.support.stripe_events import (
+    T0,
+    WEBHOOK_SECRET,
+    checkout_completed,
+    deliver,
+    event,
+    invoice,
+    new_id,
+    signature_header,
+    subscription,
+)
+
+
+@pytest.fixture
+def hooks(database, settings, clock) -> Iterator[TestClient]:
+    """The engine with a webhook secret, on each backend we ship."""
+    app = create_app(replace(settings, stripe_webhook_secret=WEBHOOK_SECRET), database=database,
+                     metrics=EngineMetrics(), clock=clock, housekeeping=False)
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+def sample(client: TestClient, name: str, labels: dict[str, str] | None = None) -> float:
+    value = client.app.state.metrics.registry.get_sample_value(name, labels or {})  # type: ignore[attr-defined]
+    return 0.0 if value is None else value
+
+
+def stored(client: TestClient, admin: dict[str, str], event_id: str) -> dict | None:
+    response = client.get(f"/admin/webhooks/{event_id}", headers=admin)
+    return None if response.status_code == 404 else response.json()
+
+
+def linked_org(client: TestClient, admin: dict[str, str], *, plan: str = "free") -> tuple[str, str]:
+    org = new_org(client, admin, plan=plan)
+    customer = new_id("cus")
+    response = deliver(client, event("checkout.session.completed",
+                                     checkout_completed(org, customer)))
+    assert response.status_code == 200 and response.json()["outcome"] == "handled"
+    return org, customer
+
+
+def test_a_subscription_event_puts_the_org_on_its_plan_and_entitlements_follow(hooks, admin):
+    org, customer = linked_org(hooks, admin)
+    assert hooks.get("/v1/billing", params={"org_id": org}).json()["org"][
+        "stripe_customer_id"] == customer
+    response = deliver(hooks, event("customer.subscription.created",
+                                    subscription("sub_a", customer, "active")))
+    assert response.status_code == 200, response.text
+    assert response.json()["outcome"] == "handled"
+    entitlements = hooks.get(f"/v1/entitlements/{org}").json()
+    assert entitlements["plan"] == "team" and entitlements["subscription_status"] == "active"
+    assert entitlements["limits"]["max_concurrent_instances"] == 200
+    assert hooks.get("/v1/billing", params={"org_id": org}).json()["plan"]["code"] == "team"
+    assert sample(hooks, "stripe_webhook_events_total", {"outcome": "handled"}) == 2
+
+
+def test_a_past_due_subscription_keeps_its_limits_but_stops_overage(hooks, admin):
+    org, customer = linked_org(hooks, admin)
+    deliver(hooks, event("customer.subscription.created", subscription(
+        "sub_b", customer, "active", price="price_base_usage_monthly")))
+    deliver(hooks, event("customer.subscription.updated",
+                         subscription("sub_b", customer, "past_due",
+                                      price="price_base_usage_monthly"), created=T0 + 60))
+    entitlements = hooks.get(f"/v1/entitlements/{org}").json()
+    assert (entitlements["plan"], entitlements["subscription_status"]) == ("base_usage", "past_due")
+    assert entitlements["features"]["overage_allowed"] is False
+
+
+@pytest.mark.parametrize(("reason", "make_headers"), [
+    ("missing", lambda body: {}),
+    ("invalid", lambda body: {"Stripe-Signature": signature_header(body, secret="whsec_wrong")}),
+    ("invalid", lambda body: {"Stripe-Signature": "t=oops,v1=nothex"}),
+    ("stale", lambda body: {"Stripe-Signature": signature_header(
+        body, timestamp=int(time.time()) - 301)}),
+])
+def test_missing_forged_and_stale_signatures_are_refused_and_nothing_is_stored(
+        hooks, admin, reason, make_headers):
+    evt = event("customer.subscription.created", subscription("sub_x", "cus_x"))
+    body = json.dumps(evt)
+    response = hooks.post("/webhooks/stripe", content=body,
+                          headers={"Content-Type": "application/json", **make_headers(body)})
+    assert response.status_code == 400
+    error = response.json()["errors"][0]
+    assert error["field"] == "Stripe-Signature" and error["reason"].startswith(f"{reason}:")
+    assert stored(hooks, admin, evt["id"]) is None
+    assert sample(hooks, "stripe_webhook_signature_failures_total", {"reason": reason}) == 1
+    assert sample(hooks, "stripe_webhook_events_total", {"outcome": "handled"}) == 0
+
+
+def test_a_body_changed_after_signing_is_refused(hooks, admin):
+    evt = event("invoice.paid", invoice("cus_x", 2000, paid=True))
+    header = signature_header(json.dumps(evt))
+    evt["data"]["object"]["amount_paid"] = 1
+    response = hooks.post("/webhooks/stripe", content=json.dumps(evt),
+                          headers={"Stripe-Signature": header})
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["reason"].startswith("invalid:")
+
+
+def test_a_signed_body_that_is_not_an_event_names_the_field(hooks):
+    body = json.dumps({"object": "event", "type": "invoice.paid"})
+    response = hooks.post("/webhooks/stripe", content=body,
+                          headers={"Stripe-Signature": signature_header(body)})
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["field"] == "id"
+    body = "not json"
+    response = hooks.post("/webhooks/stripe", content=body,
+                          headers={"Stripe-Signature": signature_header(body)})
+    assert response.status_code == 400 and response.json()["errors"][0]["field"] == "body"
+
+
+def test_a_redelivered_event_is_acknowledged_without_a_second_effect(hooks, admin):
+    org, customer = linked_org(hooks, admin)
+    paid = event("invoice.paid", invoice(customer, 2000, paid=True, method_types=["card"]))
+    first = deliver(hooks, paid)
+    assert first.status_code == 200 and first.json()["outcome"] == "handled"
+    for _ in range(2):
+        again = deliver(hooks, paid)
+        assert again.status_code == 200 and again.json()["outcome"] == "duplicate"
+    assert sample(hooks, "payments_total", {"outcome": "succeeded", "method": "card"}) == 1
+    assert sample(hooks, "stripe_webhook_events_total", {"outcome": "duplicate"}) == 2
+    assert len(hooks.get("/v1/payments", params={"org_id": org}).json()["payments"]) == 1
+
+
+def test_an_older_subscription_state_delivered_late_never_overwrites_a_newer_one(hooks, admin):
+    org, customer = linked_org(hooks, admin)
+    created = event("customer.subscription.created",
+                    subscription("sub_o", customer, "active"), created=T0)
+    updated = event("customer.subscription.updated",
+                    subscription("sub_o", customer, "past_due"), created=T0 + 3600)
+    assert deliver(hooks, updated).json()["outcome"] == "handled"
+    late = deliver(hooks, created)
+    assert late.status_code == 200 and late.json()["effect"].startswith("stale")
+    assert hooks.get(f"/v1/entitlements/{org}").json()["subscription_status"] == "past_due"
+
+    deleted = event("customer.subscription.deleted",
+                    subscription("sub_o", customer, "canceled"), created=T0 + 7200)
+    assert deliver(hooks, deleted).json()["outcome"] == "handled"
+    revived = event("customer.subscription.updated",
+                    subscription("sub_o", customer, "active"), created=T0 + 7200)
+    assert deliver(hooks, revived).json()["effect"].startswith("stale")
+    entitlements = hooks.get(f"/v1/entitlements/{org}").json()
+    assert entitlements["subscription_status"] == "canceled"
+    # Nobody pays for the team plan any more: back on the default plan and its limits.
+    assert (entitlements["plan"], entitlements["effective_plan"]) == ("free", "free")
+
+
+def test_unknown_event_types_are_stored_and_acknowledged(hooks, admin):
+    evt = event("customer.tax_id.created", {"id": "txi_1", "object": "tax_id",
+                                            "customer": "cus_q"})
+    response = deliver(hooks, evt)
+    assert response.status_code == 200 and response.json()["outcome"] == "ignored"
+    assert stored(hooks, admin, evt["id"])["status"] == "ignored"
+    assert deliver(hooks, evt).json()["outcome"] == "duplicate"
+    assert sample(hooks, "stripe_webhook_events_total", {"outcome": "ignored"}) == 1
+
+
+def test_a_subscription_arriving_before_checkout_waits_then_applies_when_checkout_links(
+        hooks, admin):
+    org = new_org(hooks, admin, plan="free")
+    customer = new_id("cus")
+    early = event("customer.subscription.created", subscription("sub_e", customer, "active"))
+    response = deliver(hooks, early)
+    assert response.status_code == 202
+    assert response.json()["error"]["field"] == "data.object.customer"
+    webhooks = hooks.app.state.stripe_webhooks  # type: ignore[attr-defined]
+    webhooks.refresh_gauges()
+    assert sample(hooks, "stripe_webhook_events_failing") == 1
+    failing = hooks.get("/debug/webhooks/failing", headers=admin).json()
+    assert [e["event_id"] for e in failing["events"]] == [early["id"]]
+    assert customer in failing["events"][0]["last_error"]
+
+    deliver(hooks, event("checkout.session.completed", checkout_completed(org, customer)))
+    assert hooks.get(f"/v1/entitlements/{org}").json()["plan"] == "team"
+    assert stored(hooks, admin, early["id"])["status"] == "handled"
+    assert sample(hooks, "stripe_webhook_events_failing") == 0
+    assert hooks.get("/debug/webhooks/failing", headers=admin).json()["count"] == 0
+    # Stripe's own retry of the early event is now a duplicate.
+    assert deliver(hooks, early).json()["outcome"] == "duplicate"
+
+
+def test_replay_applies_a_waiting_event_once_its_org_exists(hooks, admin):
+    evt = event("invoice.paid", invoice("cus_later", 4900, paid=True,
+                                        metadata={"org_id": "org_later"}))
+    assert deliver(hooks, evt).status_code == 202
+    still = hooks.post(f"/admin/webhooks/{evt['id']}/replay", headers=admin)
+    assert still.status_code == 409
+    assert "org_later" in still.json()["errors"][0]["reason"]
+    assert hooks.post(f"/admin/webhooks/{evt['id']}/replay").status_code == 401
+
+    new_org(hooks, admin, org_id="org_later")
+    replayed = hooks.post(f"/admin/webhooks/{evt['id']}/replay", headers=admin)
+    assert replayed.status_code == 200 and replayed.json()["outcome"] == "handled"
+    record = stored(hooks, admin, evt["id"])
+    assert (record["status"], record["attempts"], record["org_id"]) == ("handled", 3, "org_later")
+    # Found by metadata, the org is now linked to the customer for later events.
+    assert hooks.get("/v1/billing", params={"org_id": "org_later"}).json()["org"][
+        "stripe_customer_id"] == "cus_later"
+    again = hooks.post(f"/admin/webhooks/{evt['id']}/replay", headers=admin)
+    assert again.status_code == 409 and again.json()["errors"][0]["field"] == "event_id"
+    assert sample(hooks, "payments_total", {"outcome": "succeeded", "method": "other"}) == 1
+    missing = hooks.post("/admin/webhooks/evt_nothing/replay", headers=admin)
+    assert missing.status_code == 404 and missing.json()["errors"][0]["field"] == "event_id"
+
+
+def test_a_price_with_no_plan_fails_loudly_and_stripe_is_asked_to_retry(hooks, admin):
+    org, customer = linked_org(hooks, admin)
+    evt = event("customer.subscription.created",
+                subscription("sub_p", customer, "active", price="price_not_in_plans"))
+    for attempt in (1, 2):
+        response = deliver(hooks, evt)
+        assert response.status_code == 500
+        assert response.json()["error"]["field"] == "data.object.items"
+        record = stored(hooks, admin, evt["id"])
+        assert record["status"] == "failed" and record["attempts"] == attempt
+        assert "price_not_in_plans" in record["last_error"]
+    assert hooks.get(f"/v1/entitlements/{org}").json()["plan"] == "free"
+    assert sample(hooks, "stripe_webhook_events_total", {"outcome": "failed"}) == 2
+
+
+def test_without_a_webhook_secret_the_endpoint_says_so_and_stores_nothing(client, admin):
+    evt = event("invoice.paid", invoice("cus_x", 100, paid=True))
+    response = deliver(client, evt)
+    assert response.status_code == 503
+    assert response.json()["error"] == "webhooks_not_configured"
+    assert "STRIPE_WEBHOOK_SECRET" in response.json()["message"]
+    assert stored(client, admin, evt["id"]) is None
+
+
+def test_housekeeping_keeps_the_failing_gauges_current(pg_database, settings, clock, admin):
+    configured = replace(settings, stripe_webhook_secret=WEBHOOK_SECRET,
+                         housekeeping_interval_seconds=0.05)
+    app = create_app(configured, database=pg_database, metrics=EngineMetrics(), clock=clock)
+    with TestClient(app) as hooks:
+        waiting = event("invoice.paid", invoice("cus_nobody", 700, paid=True))
+        assert deliver(hooks, waiting).status_code == 202
+        clock.advance(minutes=10)
+        wait_for(lambda: sample(hooks, "stripe_webhook_oldest_failing_age_seconds") == 600,
+                 timeout=10, what="housekeeping to refresh the oldest failing age")
+        assert sample(hooks, "stripe_webhook_events_failing") == 1
+        text = hooks.get("/metrics").text
+        assert "stripe_webhook_events_failing 1.0" in text
