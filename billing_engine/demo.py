@@ -11,15 +11,17 @@ from __future__ import annotations
 import logging
 import math
 import random
+import secrets
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import uvicorn
 
 from billing_engine.api import create_app
+from billing_engine.demo_stripe import DemoStripe
 from billing_engine.domain.metering import (
     BatchPlan,
     Heartbeat,
@@ -194,15 +196,28 @@ def seed(settings: Settings, org_count: int) -> list[DemoOrg]:
 class Simulator:
     """Live instances (a heartbeat every 15 s each) and API clients, against the running server."""
 
-    def __init__(self, base_url: str, orgs: list[DemoOrg], admin_key: str) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        orgs: list[DemoOrg],
+        admin_key: str,
+        *,
+        catalog: PlanCatalog | None = None,
+        webhook_secret: str | None = None,
+    ) -> None:
         self.base_url = base_url
         self.orgs = orgs
         self.admin_key = admin_key
+        self.catalog = catalog
+        self.webhook_secret = webhook_secret
         self.stop = threading.Event()
         self.rng = random.Random(11)
 
     def start(self) -> None:
-        for target in (self._instances, self._clients):
+        targets = [self._instances, self._clients]
+        if self.catalog is not None and self.webhook_secret:
+            targets.append(self._payments)
+        for target in targets:
             threading.Thread(target=target, daemon=True, name=target.__name__).start()
 
     def _wait_up(self, client: httpx.Client) -> None:
@@ -243,6 +258,30 @@ class Simulator:
                 except httpx.HTTPError as exc:
                     log.warning("demo heartbeat post failed", extra={"reason": str(exc)})
 
+    def _payments(self) -> None:
+        """Paid orgs subscribe through Stripe webhooks, then invoices are paid, fail, refund."""
+        assert self.catalog is not None and self.webhook_secret
+        with httpx.Client(base_url=self.base_url, timeout=10) as client:
+            self._wait_up(client)
+            stripe = DemoStripe(client, self.webhook_secret)
+            customers = []
+            try:
+                for org in self.orgs:
+                    plan = self.catalog.plans[org.plan]
+                    if plan.stripe_price_id:
+                        customers.append(
+                            stripe.subscribe(org.org_id, plan.stripe_price_id, plan.base_fee_cents)
+                        )
+                for _ in range(3 * len(customers)):  # a book with some history
+                    stripe.tick(customers)
+            except httpx.HTTPError as exc:
+                log.warning("demo stripe deliveries failed", extra={"reason": str(exc)})
+            while not self.stop.wait(self.rng.uniform(4, 12)):
+                try:
+                    stripe.tick(customers)
+                except httpx.HTTPError as exc:
+                    log.warning("demo stripe delivery failed", extra={"reason": str(exc)})
+
     def _clients(self) -> None:
         with httpx.Client(base_url=self.base_url, timeout=10) as client:
             self._wait_up(client)
@@ -272,10 +311,19 @@ class Simulator:
 
 
 def run_demo(settings: Settings, *, host: str, port: int, org_count: int) -> None:
+    if not settings.stripe_webhook_secret:
+        # The demo signs its own Stripe deliveries; a fresh secret per run, never a fixed one.
+        settings = replace(settings, stripe_webhook_secret="whsec_demo_" + secrets.token_hex(16))
     orgs = seed(settings, org_count)
     app = create_app(settings)
     url_host = "127.0.0.1" if host in {"0.0.0.0", "::"} else host
-    simulator = Simulator(f"http://{url_host}:{port}", orgs, settings.admin_api_key)
+    simulator = Simulator(
+        f"http://{url_host}:{port}",
+        orgs,
+        settings.admin_api_key,
+        catalog=load_plans(settings.plans_file),
+        webhook_secret=settings.stripe_webhook_secret,
+    )
     simulator.start()
     config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False)
     try:
