@@ -25,7 +25,7 @@ run-deps:
 	@scripts/ensure-system-packages.sh prometheus
 
 test-deps:
-	@scripts/ensure-system-packages.sh postgresql redis-server prometheus
+	@scripts/ensure-system-packages.sh postgresql redis-server prometheus chromium
 
 run: venv run-deps
 	$(PY) scripts/run_local.py

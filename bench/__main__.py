@@ -1,4 +1,4 @@
-"""make bench: ingest and lookup figures, each beside a reference measured in the same run.
+"""make bench: ingest, lookup and console figures, each beside a reference measured in the same run.
 
 Ingest: heartbeats/s through POST /v1/heartbeats (1,000 per batch) into PostgreSQL, beside a raw
 COPY of the same rows into a copy of the same table. Lookup: GET /v1/billing latency at a fixed
@@ -22,6 +22,7 @@ from pathlib import Path
 import httpx
 import psycopg
 
+from bench.console import bench_console, print_console
 from bench.load import open_loop
 from billing_engine.store import migrate
 from tests.support.services import (
@@ -215,6 +216,7 @@ def main() -> int:
     parser.add_argument("--orgs", type=int, default=10_000)
     parser.add_argument("--rate", type=float, default=200)
     parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--console-runs", type=int, default=20)
     parser.add_argument("--json", type=Path, default=ROOT / "var" / "bench" / "results.json")
     args = parser.parse_args()
 
@@ -237,6 +239,10 @@ def main() -> int:
             (
                 "lookup",
                 lambda u: bench_lookup(u, orgs=args.orgs, rate=args.rate, seconds=args.seconds),
+            ),
+            (
+                "console",
+                lambda u: bench_console(u, runs=args.console_runs, orgs=args.orgs),
             ),
         ):
             url = create_scratch_database(server_url, prefix="billing_bench")
@@ -271,6 +277,7 @@ def main() -> int:
     print(
         f"lookup  mean latency ratio billing/bare {lookup['mean_ratio']:.2f}  (target: p95 < 50 ms)"
     )
+    print_console(results["console"])
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=2))
     return 0

@@ -2,78 +2,24 @@
 
 Multipage: AppTest.from_file runs dashboard/app.py (which declares st.navigation) and
 AppTest.switch_page picks the page, so each test goes through the real entry point and its
-settings. The alerts process does not exist yet: ALERTS_URL points at a free port, and the
-Alerts page must say so and fall back to Prometheus' own alerts.
+settings. The `stack` fixture (conftest.py) starts the engine and Prometheus; the alerts process
+does not exist yet: ALERTS_URL points at a free port, and the Alerts page must say so and fall
+back to Prometheus' own alerts.
 """
 
 from __future__ import annotations
 
-import time
-import uuid
-from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable
 from pathlib import Path
 
-import httpx
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from tests.support.services import (
-    EngineProcess,
-    PrometheusServer,
-    create_scratch_database,
-    free_port,
-    wait_for,
-)
+from tests.dashboard.conftest import ADMIN, Stack
+from tests.support.services import wait_for
 
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
-ADMIN = "test-admin-key-0123456789"
-INSTANCES, MINUTES = 3, 40  # 120 billable minutes = 2.00 h
-
-
-class Stack:
-    def __init__(self, engine: EngineProcess, prometheus: PrometheusServer, alerts_url: str,
-                 org_id: str) -> None:
-        self.engine, self.prometheus, self.alerts_url, self.org_id = (
-            engine, prometheus, alerts_url, org_id)
-
-
-def _seed_known_org(engine_url: str) -> str:
-    org = f"org_dash_{uuid.uuid4().hex[:6]}"
-    response = httpx.put(f"{engine_url}/admin/orgs/{org}", headers={"X-Admin-Key": ADMIN},
-                         json={"name": "Console Test Co", "email": f"{org}@example.com",
-                               "plan": "base_usage"})
-    assert response.status_code == 201, response.text
-    now = datetime.now(UTC).replace(second=5, microsecond=0)
-    beats = [{"instance_id": f"{org}-vm{i}", "org_id": org,
-              "ts": (now - timedelta(minutes=m + 1)).isoformat(), "state": "running"}
-             for i in range(INSTANCES) for m in range(MINUTES)]
-    answer = httpx.post(f"{engine_url}/v1/heartbeats", json={"heartbeats": beats}).json()
-    assert answer["accepted"] == INSTANCES * MINUTES, answer
-    return org
-
-
-@pytest.fixture(scope="module")
-def stack(pg_server_url: str) -> Iterator[Stack]:
-    engine = EngineProcess(create_scratch_database(pg_server_url), admin_key=ADMIN).start()
-    prometheus = PrometheusServer({"billing-engine": f"127.0.0.1:{engine.port}"}).start()
-    try:
-        org = _seed_known_org(engine.url)
-
-        def traffic_until_rules_have_values() -> bool:
-            # Requests between scrapes, so rates are above zero and the SLO rules have values.
-            httpx.get(f"{engine.url}/v1/billing", params={"org_id": org})
-            httpx.get(f"{engine.url}/v1/billing", params={"org_id": "org_missing"})
-            time.sleep(0.3)
-            return bool(prometheus.query("slo:http_availability_burn_rate:rate5m"))
-
-        wait_for(traffic_until_rules_have_values, timeout=30,
-                 what="the SLO recording rules to produce a value")
-        yield Stack(engine, prometheus, f"http://127.0.0.1:{free_port()}", org)
-    finally:
-        prometheus.stop()
-        engine.stop()
 
 
 @pytest.fixture

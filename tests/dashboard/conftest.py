@@ -1,0 +1,84 @@
+"""The real stack the console tests run against: an engine and a Prometheus scraping it.
+
+Module-scoped, so each test module gets its own (test_pages_live stops its engine at the end).
+The alerts process is not part of the stack yet: ALERTS_URL points at a free port, and the pages
+must say so and fall back to Prometheus' own alerts.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.services import (
+    EngineProcess,
+    PrometheusServer,
+    create_scratch_database,
+    free_port,
+    wait_for,
+)
+
+ADMIN = "test-admin-key-0123456789"
+INSTANCES, MINUTES = 3, 40  # 120 billable minutes = 2.00 h
+KNOWN_ORG_NAME = "Console Test Co"
+SCREENSHOT_DIR = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
+SCREENSHOTS = pytest.StashKey[list[Path]]()  # what the browser check saved in this session
+
+
+class Stack:
+    def __init__(self, engine: EngineProcess, prometheus: PrometheusServer, alerts_url: str,
+                 org_id: str) -> None:
+        self.engine, self.prometheus, self.alerts_url, self.org_id = (
+            engine, prometheus, alerts_url, org_id)
+
+
+def seed_known_org(engine_url: str) -> str:
+    """An org on base_usage with 3 instances x 40 minutes = 2.00 h used this period."""
+    org = f"org_dash_{uuid.uuid4().hex[:6]}"
+    response = httpx.put(f"{engine_url}/admin/orgs/{org}", headers={"X-Admin-Key": ADMIN},
+                         json={"name": KNOWN_ORG_NAME, "email": f"{org}@example.com",
+                               "plan": "base_usage"})
+    assert response.status_code == 201, response.text
+    now = datetime.now(UTC).replace(second=5, microsecond=0)
+    beats = [{"instance_id": f"{org}-vm{i}", "org_id": org,
+              "ts": (now - timedelta(minutes=m + 1)).isoformat(), "state": "running"}
+             for i in range(INSTANCES) for m in range(MINUTES)]
+    answer = httpx.post(f"{engine_url}/v1/heartbeats", json={"heartbeats": beats}).json()
+    assert answer["accepted"] == INSTANCES * MINUTES, answer
+    return org
+
+
+@pytest.fixture(scope="module")
+def stack(pg_server_url: str) -> Iterator[Stack]:
+    engine = EngineProcess(create_scratch_database(pg_server_url), admin_key=ADMIN).start()
+    prometheus = PrometheusServer({"billing-engine": f"127.0.0.1:{engine.port}"}).start()
+    try:
+        org = seed_known_org(engine.url)
+
+        def traffic_until_rules_have_values() -> bool:
+            # Requests between scrapes, so rates are above zero and the SLO rules have values.
+            httpx.get(f"{engine.url}/v1/billing", params={"org_id": org})
+            httpx.get(f"{engine.url}/v1/billing", params={"org_id": "org_missing"})
+            time.sleep(0.3)
+            return bool(prometheus.query("slo:http_availability_burn_rate:rate5m"))
+
+        wait_for(traffic_until_rules_have_values, timeout=30,
+                 what="the SLO recording rules to produce a value")
+        yield Stack(engine, prometheus, f"http://127.0.0.1:{free_port()}", org)
+    finally:
+        prometheus.stop()
+        engine.stop()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say where the browser check left its screenshots, so a reviewer can open them."""
+    shots = terminalreporter.config.stash.get(SCREENSHOTS, [])
+    if shots:
+        terminalreporter.write_line(
+            f"console screenshots ({len(shots)}) saved under {SCREENSHOT_DIR}")

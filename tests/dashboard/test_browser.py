@@ -1,0 +1,233 @@
+"""The console in a real browser: `streamlit run` as a subprocess, driven by headless Chromium.
+
+AppTest (test_pages_live.py) runs the scripts without a browser; this checks what a person sees:
+each page loads over the websocket, finishes running, shows its heading and data, draws its
+charts, and shows no exception and no error banner except the one naming the alerts API (not part
+of the stack yet). Chromium is Debian's (`/usr/bin/chromium`, installed by `make test`), driven
+by Playwright's Python package; Playwright's own browser downloads are never used.
+
+A full-page screenshot of each page goes to test-output/screenshots/ for review; the terminal
+summary prints where.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests.dashboard.conftest import (
+    INSTANCES,
+    KNOWN_ORG_NAME,
+    MINUTES,
+    SCREENSHOT_DIR,
+    SCREENSHOTS,
+    Stack,
+)
+from tests.support.services import ROOT, free_port, wait_for
+
+CHROMIUM = "/usr/bin/chromium"
+TIMEOUT_MS = 20_000
+
+# url path (from the st.Page definitions in dashboard/app.py), title, text shown once data is
+# in, and the charts the page always draws with this stack's data.
+PAGES = [
+    ("", "Overview", "Availability, 30 d (objective 99.9 %)", 1),  # burn rate per window
+    ("errors", "Errors and latency", "Slowest endpoints (p95)", 2),  # rates, status codes...
+    ("alerts", "Alerts", "Watchdog", 0),
+    ("customers", "Customers", "Type the start of an org id, a name or a billing email.", 0),
+    ("usage", "Usage and payments", "Heartbeat ingest", 0),
+    ("runbooks", "Runbooks", "What to do when something breaks", 0),  # the README index
+]
+
+
+class Console:
+    def __init__(self, url: str, stack: Stack, config: pytest.Config) -> None:
+        self.url, self.stack, self.config = url, stack, config
+
+
+@pytest.fixture(scope="module")
+def console(stack: Stack, request: pytest.FixtureRequest) -> Iterator[Console]:
+    """`streamlit run dashboard/app.py` on a free port, pointed at the stack's backends."""
+    port = free_port()
+    env = {**os.environ, "ENGINE_URL": stack.engine.url,
+           "PROMETHEUS_URL": stack.prometheus.url, "ALERTS_URL": stack.alerts_url,
+           "PYTHONUNBUFFERED": "1"}
+    log_path = Path(tempfile.mkstemp(prefix="console-", suffix=".log")[1])
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "dashboard/app.py",
+             "--server.address", "127.0.0.1", "--server.port", str(port),
+             "--server.headless", "true", "--browser.gatherUsageStats", "false",
+             "--server.fileWatcherType", "none"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+
+    def healthy() -> bool:
+        if process.poll() is not None:
+            raise RuntimeError(f"streamlit exited: {log_path.read_text()[-2000:]}")
+        return httpx.get(f"{url}/_stcore/health", timeout=2).text == "ok"
+
+    try:
+        wait_for(healthy, timeout=60, what=f"streamlit on {url}")
+        yield Console(url, stack, request.config)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(20)
+        log_path.unlink(missing_ok=True)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    assert Path(CHROMIUM).exists(), "Debian's chromium is needed: apt-get install chromium"
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    context.set_default_timeout(TIMEOUT_MS)
+    tab = context.new_page()
+    crashes: list[str] = []
+    tab.on("pageerror", lambda error: crashes.append(str(error)))
+    yield tab
+    context.close()
+    assert not crashes, f"uncaught JavaScript errors in the page: {crashes}"
+
+
+def wait_until_run_finished(page: Page) -> None:
+    """Streamlit marks its root with the script state; notRunning comes after the first run."""
+    page.wait_for_selector('[data-testid="stApp"][data-test-connection-state="CONNECTED"]'
+                           '[data-test-script-state="notRunning"]')
+    expect(page.locator('[data-testid="stMainBlockContainer"]')).not_to_be_empty()
+
+
+def assert_no_errors(page: Page, console: Console) -> list[str]:
+    """No exception box, and no error banner but the alerts API's; returns the banners."""
+    exceptions = page.locator('[data-testid="stException"]')
+    assert exceptions.count() == 0, exceptions.all_inner_texts()
+    # The alerts process is not in the stack: its banner (naming it and its URL) is expected.
+    banners = page.locator('[data-testid="stAlertContentError"]').all_inner_texts()
+    unexpected = [b for b in banners
+                  if not ("alerts API unreachable" in b and console.stack.alerts_url in b)]
+    assert not unexpected, unexpected
+    return banners
+
+
+def alerts_api_down(console: Console) -> bool:
+    try:
+        httpx.get(f"{console.stack.alerts_url}/healthz", timeout=2)
+    except httpx.ConnectError:
+        return True
+    return False
+
+
+def assert_charts_drawn(page: Page, *, at_least: int) -> None:
+    """Each Plotly chart on the page is drawn with at least one trace (no blank frame)."""
+    charts = page.locator('[data-testid="stPlotlyChart"]')
+    if at_least:
+        expect(charts.nth(at_least - 1)).to_be_attached()  # waits for the charts to arrive
+    for chart in charts.all():
+        plot = chart.locator(".js-plotly-plot")
+        expect(plot.locator(".main-svg").first).to_be_visible()
+        traces = plot.evaluate("graph => (graph._fullData || []).length")
+        assert traces > 0, "a chart with no trace"
+
+
+def screenshot(page: Page, console: Console, name: str) -> Path:
+    """The whole page: the viewport grows to the content, which scrolls inside Streamlit's main."""
+    height = page.evaluate(
+        "() => Math.max(document.body.scrollHeight, "
+        "document.querySelector('[data-testid=\"stMain\"]')?.scrollHeight || 0)")
+    page.set_viewport_size({"width": 1400, "height": min(max(int(height) + 40, 900), 8000)})
+    page.wait_for_timeout(300)  # Plotly re-lays out on resize
+    SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOT_DIR / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    console.config.stash.setdefault(SCREENSHOTS, []).append(path)
+    print(f"screenshot: {path}")
+    return path
+
+
+def open_page(page: Page, console: Console, path: str) -> None:
+    page.goto(f"{console.url}/{path}")
+    wait_until_run_finished(page)
+
+
+@pytest.mark.parametrize(("path", "title", "text", "charts"), PAGES, ids=[p[1] for p in PAGES])
+def test_every_page_loads_in_chromium_without_errors(page, console, path, title, text, charts):
+    if path == "alerts":
+        wait_for(lambda: console.stack.prometheus.query('ALERTS{alertname="Watchdog"}'),
+                 timeout=30, what="the Watchdog alert")
+    open_page(page, console, path)
+    # The page's st.title (a runbook may open with the same words as its own heading).
+    expect(page.get_by_test_id("stHeading").get_by_role("heading", name=title, exact=True)
+           ).to_be_visible()
+    expect(page.get_by_text(text, exact=False).first).to_be_visible()
+    banners = assert_no_errors(page, console)
+    if path in ("", "alerts") and alerts_api_down(console):  # they ask it, so they name it
+        assert banners, "no banner for the unreachable alerts API"
+    assert_charts_drawn(page, at_least=charts)
+    screenshot(page, console, path or "overview")
+
+
+def test_customer_search_shows_the_billing_card(page, console):
+    open_page(page, console, "customers")
+    search = page.get_by_label("Search by org id, name or billing email")
+    search.fill("Console Test")
+    search.press("Enter")
+    expect(page.get_by_text("Estimated total")).to_be_visible()
+    wait_until_run_finished(page)
+    metrics = {
+        m.locator('[data-testid="stMetricLabel"]').inner_text().strip():
+        m.locator('[data-testid="stMetricValue"]').inner_text().strip()
+        for m in page.locator('[data-testid="stMetric"]').all()}
+    used = INSTANCES * MINUTES / 60
+    assert metrics["Used"] == f"{used:.2f} h", metrics
+    assert metrics["Included"] == "100.00 h", metrics
+    assert metrics["Estimated total"] == "$20.00", metrics
+    expect(page.get_by_role("heading", name=f"{KNOWN_ORG_NAME} ({console.stack.org_id})")
+           ).to_be_visible()
+    assert_no_errors(page, console)
+    assert_charts_drawn(page, at_least=2)  # the hours gauge and the daily usage bars
+    screenshot(page, console, "customers-card")
+
+
+def test_runbook_deep_link_opens_at_its_section(page, console):
+    open_page(page, console, "runbooks?runbook=slo&section=billingavailabilityfastburn")
+    expect(page.get_by_role("heading", name="BillingAvailabilityFastBurn", exact=True)
+           ).to_be_visible()
+    expect(page.get_by_text("Section BillingAvailabilityFastBurn of the slo runbook")
+           ).to_be_visible()
+    assert_no_errors(page, console)
+    screenshot(page, console, "runbooks-slo-fast-burn")
+
+
+def test_alert_runbook_link_lands_on_the_runbook_section(page, console):
+    wait_for(lambda: console.stack.prometheus.query('ALERTS{alertname="Watchdog"}'),
+             timeout=30, what="the Watchdog alert")
+    open_page(page, console, "alerts")
+    # The card of the Watchdog alert: the nearest ancestor of its name holding a runbook link.
+    name = page.locator("strong", has_text="Watchdog").first
+    link = name.locator("xpath=ancestor::*[.//a[text()='Runbook section']][1]"
+                        "//a[text()='Runbook section']")
+    expect(link).to_have_count(1)
+    with page.context.expect_page() as opened:
+        link.click()
+    runbook = opened.value
+    wait_until_run_finished(runbook)
+    assert runbook.url.startswith(f"{console.url}/runbooks?runbook=alerting&section=watchdog")
+    expect(runbook.get_by_role("heading", name="Watchdog", exact=True)).to_be_visible()
+    assert_no_errors(runbook, console)
