@@ -53,8 +53,47 @@ def sections(markdown: str) -> list[Section]:
 
 
 def find_section(markdown: str, anchor: str) -> Section | None:
+    """The level-2 section with this anchor, or the one holding a deeper heading with it."""
     wanted = anchor.strip().lstrip("#").lower()
-    return next((s for s in sections(markdown) if s.anchor == wanted), None)
+    found = sections(markdown)
+    exact = next((s for s in found if s.anchor == wanted), None)
+    if exact is not None:
+        return exact
+    for section in found:
+        in_fence = False
+        for line in section.body.splitlines()[1:]:
+            if line.lstrip().startswith("```"):
+                in_fence = not in_fence
+            if not in_fence and re.match(r"#{3,6} ", line) and (
+                github_slug(line.lstrip("#")) == wanted
+            ):
+                return section
+    return None
+
+
+_RELATIVE_LINK = re.compile(r"\]\((?P<file>[A-Za-z0-9_\-]+\.md)?(?:#(?P<anchor>[\w\-]+))?\)")
+
+
+def console_links(markdown: str, *, runbook: str) -> str:
+    """Rewrite links between runbooks (`other.md`, `other.md#anchor`, `#anchor`) to the console's
+    runbook page, so they open the right runbook at the right section; code stays as written."""
+
+    def rewrite(match: re.Match[str]) -> str:
+        target = match.group("file")
+        anchor = match.group("anchor")
+        if target is None and anchor is None:
+            return match.group(0)
+        name = target[:-3] if target else runbook
+        link = f"/runbooks?runbook={name}"
+        return f"]({link}&section={anchor.lower()})" if anchor else f"]({link})"
+
+    out: list[str] = []
+    in_fence = False
+    for line in markdown.splitlines(keepends=True):
+        if line.lstrip().startswith("```"):
+            in_fence = not in_fence
+        out.append(line if in_fence else _RELATIVE_LINK.sub(rewrite, line))
+    return "".join(out)
 
 
 def console_runbook_link(runbook_url: str | None, *, service: str, alertname: str) -> str:

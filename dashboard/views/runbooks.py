@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard.runbooks import find_section, list_runbooks, read_runbook
+from dashboard.runbooks import console_links, find_section, list_runbooks, read_runbook
 
 st.title("Runbooks")
 
@@ -24,7 +24,7 @@ if name != wanted:  # picked another runbook: the old section belongs to the old
     st.query_params["runbook"] = name
     st.query_params.pop("section", None)
     section_anchor = ""
-markdown = read_runbook(name) or ""
+markdown = console_links(read_runbook(name) or "", runbook=name)
 
 if section_anchor:
     section = find_section(markdown, section_anchor)

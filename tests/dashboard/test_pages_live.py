@@ -87,7 +87,8 @@ def test_alerts_page_names_the_unreachable_alerts_api_and_falls_back_to_promethe
 
 def test_customer_card_shows_the_known_orgs_numbers(console, stack):
     app = _search(console("views/customers.py"), "Console Test")
-    assert not _errors(app)
+    # This stack has no alerts process: only its banner (budget alerts sent) may show.
+    assert [e for e in _errors(app) if "alerts API" not in e] == []
     metrics = _metrics(app)
     assert metrics["Included"] == "100.00 h"
     assert metrics["Used"] == "2.00 h"
@@ -115,14 +116,6 @@ def test_admin_refresh_is_refused_without_the_key(console, stack):
     app.sidebar.text_input(key="admin_key").input(ADMIN).run()
     app.button(key="refresh_quota").click().run()
     assert any("Quota refreshed" in s.value for s in app.success), _errors(app)
-
-
-def test_usage_page_says_payment_metrics_are_not_exported_yet(console):
-    app = console("views/usage_payments.py")
-    assert not _errors(app)
-    infos = " ".join(i.value for i in app.info)
-    assert "not exported by the engine yet" in infos
-    assert any("At or over" in m.label for m in app.metric)
 
 
 def test_runbook_link_opens_the_alerts_section(console):
