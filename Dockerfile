@@ -1,4 +1,5 @@
-# One image for the project's processes; the engine is the default command, the console
+# One image for the project's processes; the engine is the default command, the alerts process
+# (`python -m alerts serve`) and the console
 # runs from the same image with `streamlit run dashboard/app.py`.
 FROM python:3.11-slim
 
@@ -13,7 +14,7 @@ COPY runbooks ./runbooks
 RUN pip install . && useradd --system --uid 10001 app
 USER app
 
-EXPOSE 8006
+EXPOSE 8006 8007 8501
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
   CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8006/ready', timeout=2).status != 200)"
 # `serve` applies migrations before it listens (one replica at a time, under an advisory lock).

@@ -27,7 +27,8 @@ def compose() -> dict:
 def test_compose_file_is_well_formed():
     doc = compose()
     services = doc["services"]
-    assert {"postgres", "redis", "engine", "console", "prometheus", "grafana"} <= set(services)
+    assert {"postgres", "redis", "engine", "console", "prometheus", "grafana", "alerts",
+            "mailcatcher"} <= set(services)
     for name, service in services.items():
         unknown = set(service) - ALLOWED_SERVICE_KEYS
         assert not unknown, f"{name}: unexpected keys {unknown}"
@@ -95,3 +96,22 @@ def test_console_runs_the_streamlit_app_shipped_in_the_image():
     assert (ROOT / "dashboard" / "app.py").exists()
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert "COPY dashboard ./dashboard" in dockerfile and "COPY runbooks ./runbooks" in dockerfile
+
+
+def test_alerts_process_shares_the_database_and_mails_the_catcher():
+    services = compose()["services"]
+    alerts = services["alerts"]
+    assert alerts["command"][:4] == ["python", "-m", "alerts", "serve"]
+    engine_db = services["engine"]["environment"]["DATABASE_URL"]
+    assert alerts["environment"]["DATABASE_URL"] == engine_db
+    assert alerts["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert alerts["environment"]["SMTP_HOST"].endswith(":-mailcatcher}")
+    assert alerts["environment"]["PROMETHEUS_URL"] == "http://prometheus:9090"
+    assert ":?" in alerts["environment"]["ADMIN_API_KEY"]
+    assert "8007" in alerts["healthcheck"]["test"][-1]
+    # The console and Prometheus reach it by its service name.
+    assert services["console"]["environment"]["ALERTS_URL"] == "http://alerts:8007"
+    scrape = yaml.safe_load((ROOT / "prometheus" / "prometheus.docker.yml").read_text())
+    targets = [t for job in scrape["scrape_configs"] for sc in job["static_configs"]
+               for t in sc["targets"]]
+    assert "alerts:8007" in targets
