@@ -1,6 +1,5 @@
-# One image for the project's processes; the engine is the default command, the alerts process
-# (`python -m alerts serve`) and the console
-# runs from the same image with `streamlit run dashboard/app.py`.
+# One image for the project's processes: the engine is the default command; the alerts process
+# (`python -m alerts serve`) and the console (`streamlit run dashboard/app.py`) run from it too.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 HOST=0.0.0.0
