@@ -3,6 +3,9 @@
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 HOST=0.0.0.0
+# Import the packages from /app, next to runbooks/ and prometheus/ that the console and the
+# alerts process read by path.
+ENV PYTHONPATH=/app
 WORKDIR /app
 
 COPY pyproject.toml README.md ./
@@ -10,6 +13,7 @@ COPY billing_engine ./billing_engine
 COPY alerts ./alerts
 COPY dashboard ./dashboard
 COPY runbooks ./runbooks
+COPY prometheus ./prometheus
 RUN pip install . && useradd --system --uid 10001 app
 USER app
 

@@ -1,4 +1,4 @@
-"""make bench: ingest, lookup and console figures, each beside a reference measured in the same run.
+"""make bench: ingest, lookup, console and alerts figures, each beside a same-run reference.
 
 Ingest: heartbeats/s through POST /v1/heartbeats (1,000 per batch) into PostgreSQL, beside a raw
 COPY of the same rows into a copy of the same table. Lookup: GET /v1/billing latency at a fixed
@@ -22,6 +22,7 @@ from pathlib import Path
 import httpx
 import psycopg
 
+from bench.alerts_bench import bench_alerts_budget, bench_alerts_page, print_alerts
 from bench.console import bench_console, print_console
 from bench.load import open_loop
 from billing_engine.store import migrate
@@ -217,6 +218,7 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=200)
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--console-runs", type=int, default=20)
+    parser.add_argument("--alert-orgs", type=int, default=100_000)
     parser.add_argument("--json", type=Path, default=ROOT / "var" / "bench" / "results.json")
     args = parser.parse_args()
 
@@ -244,6 +246,8 @@ def main() -> int:
                 "console",
                 lambda u: bench_console(u, runs=args.console_runs, orgs=args.orgs),
             ),
+            ("alerts_budget", lambda u: bench_alerts_budget(u, orgs=args.alert_orgs)),
+            ("alerts_page", bench_alerts_page),
         ):
             url = create_scratch_database(server_url, prefix="billing_bench")
             try:
@@ -278,6 +282,7 @@ def main() -> int:
         f"lookup  mean latency ratio billing/bare {lookup['mean_ratio']:.2f}  (target: p95 < 50 ms)"
     )
     print_console(results["console"])
+    print_alerts(results)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=2))
     return 0

@@ -1,8 +1,10 @@
 """`make run`: the whole local stack on embedded defaults, printing its URLs; Ctrl-C stops it all.
 
 Processes: the engine in demo mode (SQLite under ./var, demo orgs, simulated instances and API
-clients), a local Prometheus scraping it with the shipped rules, and the Streamlit console (the
-first URL printed). The alerts process joins this list when it exists.
+clients), a local SMTP sink writing every mail it gets to var/mail/ as .eml files, a local
+Prometheus scraping the engine and the alerts process with the shipped rules, the alerts process
+(rule and budget alerts, mailed to the sink; Slack only when SLACK_WEBHOOK_URL is set), and the
+Streamlit console (the first URL printed).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ class Service:
     port: int
     argv: list[str]
     url: str
-    ready_path: str
+    ready_path: str  # an HTTP path answering 200 when ready; "" = the TCP port accepts
     env: dict[str, str]
     process: subprocess.Popen[bytes] | None = None
 
@@ -60,6 +62,11 @@ def wait_ready(service: Service, timeout: float = 90) -> bool:
     while time.monotonic() < deadline:
         if service.process is not None and service.process.poll() is not None:
             return False
+        if not service.ready_path:
+            if port_busy(service.port):
+                return True
+            time.sleep(0.5)
+            continue
         try:
             with urlopen(service.url + service.ready_path, timeout=2) as response:  # noqa: S310
                 if response.status == 200:
@@ -86,7 +93,16 @@ def services() -> list[Service]:
             url="http://127.0.0.1:8006",
             ready_path="/ready",
             env=env,
-        )
+        ),
+        Service(
+            name="mailsink",
+            port=1025,
+            argv=[sys.executable, "-m", "alerts.mailsink", "--dir", str(VAR / "mail"),
+                  "--port", "1025"],
+            url="smtp://127.0.0.1:1025",
+            ready_path="",
+            env=dict(os.environ),
+        ),
     ]
     prometheus = shutil.which("prometheus")
     if prometheus:
@@ -109,6 +125,24 @@ def services() -> list[Service]:
         )
     else:
         print("prometheus is not installed (apt-get install prometheus); starting without it")
+    stack.append(
+        Service(
+            name="alerts process",
+            port=8007,
+            argv=[sys.executable, "-m", "alerts", "serve", "--port", "8007"],
+            url="http://127.0.0.1:8007",
+            ready_path="/healthz",
+            env={
+                **env,
+                "PROMETHEUS_URL": os.environ.get("PROMETHEUS_URL", "http://127.0.0.1:9090"),
+                "SMTP_HOST": os.environ.get("SMTP_HOST", "127.0.0.1"),
+                "SMTP_PORT": os.environ.get("SMTP_PORT", "1025"),
+                "CONSOLE_URL": os.environ.get("CONSOLE_URL", "http://127.0.0.1:8501"),
+                "RUNBOOK_BASE_URL": os.environ.get(
+                    "RUNBOOK_BASE_URL", "http://127.0.0.1:8501/runbooks"),
+            },
+        )
+    )
     stack.append(
         Service(
             name="console",
@@ -170,6 +204,8 @@ def main() -> int:
             "  Runbooks              http://127.0.0.1:8501/runbooks\n"
             "  Billing engine API    http://127.0.0.1:8006/docs\n"
             "  Engine metrics        http://127.0.0.1:8006/metrics\n"
+            "  Alerts API            http://127.0.0.1:8007/v1/alerts\n"
+            f"  Mail sent (.eml)      {VAR / 'mail'}/\n"
             "  Example billing view  http://127.0.0.1:8006/v1/billing?org_id=org_acme-analytics\n"
             + ("  Prometheus            http://127.0.0.1:9090/alerts\n"
                if any(s.name == "prometheus" for s in stack) else "")

@@ -1,0 +1,174 @@
+"""python -m alerts [serve] | migrate | schema-version | silence add/list/expire | ack |
+test-email | test-slack
+
+`serve` (the default) applies the alerts migrations, then runs the scheduler and the HTTP API.
+The other commands work on the database directly, with the same code as the API, so they work
+while the process is down too. Each prints JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from alerts.settings import Settings, SettingsError
+
+log = logging.getLogger("alerts")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m alerts", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command")
+    serve = sub.add_parser("serve", help="run the scheduler and the HTTP API (the default)")
+    serve.add_argument("--port", type=int, default=None, help="default: $PORT, else 8007")
+    serve.add_argument("--host", default=None, help="default: $HOST, else 127.0.0.1")
+    serve.add_argument("--no-migrate", action="store_true", help="do not apply migrations")
+
+    migrate = sub.add_parser("migrate", help="apply the alerts migrations and exit")
+    migrate.add_argument("--to", default="head", help="revision: head (default), an id, base")
+    sub.add_parser("schema-version", help="the database's and the code's alerts revision")
+
+    silence = sub.add_parser("silence", help="add, list or expire silences")
+    silence_sub = silence.add_subparsers(dest="silence_command", required=True)
+    add = silence_sub.add_parser(
+        "add", help="silence the alerts matching every matcher until an end time",
+        description='example: python -m alerts silence add alertname=BillingHighLatencyP95 '
+                    '--for 2h --comment "load test until 16:00" --by alice')
+    add.add_argument("matchers", nargs="+",
+                     help='label matchers: name=value, name!=value, name=~"re", name!~"re"')
+    end = add.add_mutually_exclusive_group(required=True)
+    end.add_argument("--for", dest="duration", help="how long: 30m, 2h, 1d")
+    end.add_argument("--until", dest="expires_at", help="ISO time with zone, e.g. "
+                     "2026-11-23T16:00:00Z")
+    add.add_argument("--comment", required=True, help="why (required)")
+    add.add_argument("--by", dest="created_by", default=os.environ.get("USER", ""),
+                     help="who (default: $USER)")
+    listing = silence_sub.add_parser("list", help="list silences")
+    listing.add_argument("--state", choices=("active", "expired", "all"), default="active")
+    expire = silence_sub.add_parser("expire", help="end a silence now")
+    expire.add_argument("silence_id")
+
+    ack = sub.add_parser("ack", help="acknowledge a firing alert (stops its repeats)")
+    ack.add_argument("fingerprint")
+    ack.add_argument("--by", default=os.environ.get("USER", "") or "cli")
+
+    test_email = sub.add_parser("test-email", help="send a test email now and say how it went")
+    test_email.add_argument("--to", default=None, help="default: ONCALL_EMAIL")
+    test_slack = sub.add_parser("test-slack", help="post a test Slack message now")
+    test_slack.add_argument("--receiver", default=None,
+                            help="a Slack receiver of the routes file (default: the first)")
+    return parser
+
+
+def _print(data: Any) -> None:
+    print(json.dumps(data, indent=2, sort_keys=True, default=str))
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    env = dict(os.environ if environ is None else environ)
+    args = _parser().parse_args(argv)
+    command = args.command or "serve"
+    try:
+        settings = Settings.from_env(env)
+    except SettingsError as error:
+        print(f"configuration error: {error}", file=sys.stderr)
+        return 2
+    from billing_engine.logs import configure_logging
+
+    configure_logging(settings.log_level, settings.secret_values())
+    # A job woken while it runs is skipped by design; httpx would log every Slack post.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    from alerts.store.migrate import head_revision, migrate, schema_version
+
+    if command == "migrate":
+        from alerts.store.migrate import downgrade
+
+        if args.to in {"head", "heads"}:
+            migrate(settings.database_url)
+        else:
+            downgrade(settings.database_url, args.to)
+        _print({"alerts_schema": schema_version(settings.database_url)})
+        return 0
+    if command == "schema-version":
+        _print({"database": schema_version(settings.database_url), "code": head_revision()})
+        return 0
+    if command == "serve":
+        return _serve(settings, env, args)
+    return _one_shot(settings, env, command, args)
+
+
+def _serve(settings: Settings, env: Mapping[str, str], args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from alerts.api import create_app
+    from alerts.process import build_process
+    from alerts.store.migrate import migrate
+
+    if not args.no_migrate:
+        migrate(settings.database_url)
+    process = build_process(settings, environ=env)
+    app = create_app(process)
+    host = args.host or settings.host
+    port = args.port or settings.port
+    log.info("serving", extra={"port": port, "host": host,
+                               "prometheus_url": settings.prometheus_url,
+                               "evaluation_interval_seconds":
+                                   settings.evaluation_interval_seconds,
+                               "slack": "on" if settings.slack_enabled else "off"})
+    try:
+        uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
+    finally:
+        process.channels.close()
+        process.engine.dispose()
+    return 0
+
+
+def _one_shot(settings: Settings, env: Mapping[str, str], command: str,
+              args: argparse.Namespace) -> int:
+    from fastapi.testclient import TestClient
+
+    from alerts.api import create_app
+    from alerts.process import build_process
+
+    # The API's own handlers do the work, so CLI and HTTP validate and answer alike.
+    process = build_process(settings, environ=env, scheduled=False)
+    headers = {"X-Admin-Key": settings.admin_api_key}
+    try:
+        with TestClient(create_app(process, run_scheduler=False)) as client:
+            if command == "silence" and args.silence_command == "add":
+                body: dict[str, Any] = {"matchers": args.matchers, "comment": args.comment,
+                                        "created_by": args.created_by}
+                if args.duration:
+                    body["duration"] = args.duration
+                else:
+                    body["expires_at"] = args.expires_at
+                response = client.post("/v1/silences", json=body, headers=headers)
+            elif command == "silence" and args.silence_command == "list":
+                response = client.get("/v1/silences", params={"state": args.state})
+            elif command == "silence":
+                response = client.delete(f"/v1/silences/{args.silence_id}", headers=headers)
+            elif command == "ack":
+                response = client.post(f"/v1/alerts/{args.fingerprint}/ack",
+                                       json={"by": args.by}, headers=headers)
+            elif command == "test-email":
+                response = client.post("/admin/test-email",
+                                       json={"to": args.to, "requested_by": "cli"},
+                                       headers=headers)
+            elif command == "test-slack":
+                response = client.post("/admin/test-slack",
+                                       json={"receiver": args.receiver, "requested_by": "cli"},
+                                       headers=headers)
+            else:
+                return 2
+    finally:
+        process.close()
+    _print(response.json())
+    return 0 if response.status_code < 400 else 1

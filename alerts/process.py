@@ -1,0 +1,168 @@
+"""Wiring: build every part of the alerts process from one Settings object.
+
+The CLI and the HTTP API both start here, so `serve`, `silence add` and `test-email` use the same
+database, routes and channels.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Engine
+
+from alerts.budget import BudgetEvaluator
+from alerts.channels.base import Channel
+from alerts.channels.email import EmailChannel, SmtpConfig
+from alerts.channels.slack import SlackChannel
+from alerts.evaluator import Evaluator
+from alerts.leader import LeaderElection
+from alerts.links import LinkSettings
+from alerts.metrics import AlertsMetrics
+from alerts.outbox import OutboxWorker, RetryPolicy
+from alerts.prometheus import PrometheusClient
+from alerts.routing import Receiver, RoutingTable, load_routes
+from alerts.rules import load_rules
+from alerts.scheduler import AlertsScheduler
+from alerts.settings import Settings
+from alerts.store.database import create_alerts_engine
+from alerts.store.repository import AlertStore
+from billing_engine.plans import load_plans
+
+log = logging.getLogger("alerts")
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def smtp_config(settings: Settings) -> SmtpConfig:
+    return SmtpConfig(
+        host=settings.smtp_host, port=settings.smtp_port, sender=settings.smtp_from,
+        starttls=settings.smtp_starttls, username=settings.smtp_username or "",
+        password=settings.smtp_password or "", timeout_seconds=settings.smtp_timeout_seconds)
+
+
+def routes_environ(settings: Settings, environ: Mapping[str, str]) -> dict[str, str]:
+    """What ${VAR} in the routes file means: the environment, with the settings' values for the
+    variables the settings own (so their defaults apply there too)."""
+    return {
+        **environ,
+        "ONCALL_EMAIL": settings.oncall_email,
+        "SLACK_WEBHOOK_URL": settings.slack_webhook_url or "",
+    }
+
+
+class ChannelSet:
+    """The channel behind each receiver of the routing table: one SMTP channel for every email
+    receiver, one Slack channel per webhook."""
+
+    def __init__(self, routing: RoutingTable, *, smtp: SmtpConfig,
+                 slack_timeout_seconds: float = 10.0) -> None:
+        self.routing = routing
+        self.email = EmailChannel(smtp)
+        self._slack: dict[str, SlackChannel] = {}
+        self._slack_timeout = slack_timeout_seconds
+
+    def for_receiver(self, name: str) -> Channel | None:
+        receiver = self.routing.receivers.get(name)
+        if receiver is None or not receiver.enabled:
+            return None
+        return self.for_receiver_object(receiver)
+
+    def for_receiver_object(self, receiver: Receiver) -> Channel:
+        if receiver.channel == "email":
+            return self.email
+        channel = self._slack.get(receiver.webhook_url)
+        if channel is None:
+            channel = SlackChannel(receiver.webhook_url, timeout_seconds=self._slack_timeout)
+            self._slack[receiver.webhook_url] = channel
+        return channel
+
+    def slack_receivers(self) -> list[Receiver]:
+        return [r for r in self.routing.receivers.values() if r.channel == "slack" and r.enabled]
+
+    def close(self) -> None:
+        for channel in self._slack.values():
+            channel.close()
+
+
+@dataclass
+class AlertsProcess:
+    settings: Settings
+    engine: Engine
+    store: AlertStore
+    metrics: AlertsMetrics
+    routing: RoutingTable
+    links: LinkSettings
+    channels: ChannelSet
+    clock: Clock
+    evaluator: Evaluator | None = None
+    budget: BudgetEvaluator | None = None
+    worker: OutboxWorker | None = None
+    leader: LeaderElection | None = None
+    scheduler: AlertsScheduler | None = None
+
+    def close(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.shutdown()
+        self.channels.close()
+        self.engine.dispose()
+
+
+def build_process(settings: Settings, *, environ: Mapping[str, str], clock: Clock = utc_now,
+                  metrics: AlertsMetrics | None = None, scheduled: bool = True) -> AlertsProcess:
+    """Everything the process needs. `scheduled=False` leaves out the evaluator, the worker,
+    the leader election and the scheduler (the CLI's one-shot commands)."""
+    metrics = metrics or AlertsMetrics()
+    engine = create_alerts_engine(settings.database_url, pool_size=settings.db_pool_size)
+    store = AlertStore(engine)
+    routing = load_routes(settings.routes_file, environ=routes_environ(settings, environ))
+    links = LinkSettings(runbook_base_url=settings.runbook_base_url,
+                         grafana_url=settings.grafana_url, console_url=settings.console_url)
+    channels = ChannelSet(routing, smtp=smtp_config(settings),
+                          slack_timeout_seconds=settings.slack_timeout_seconds)
+    process = AlertsProcess(settings=settings, engine=engine, store=store, metrics=metrics,
+                            routing=routing, links=links, channels=channels, clock=clock)
+    if not scheduled:
+        return process
+
+    for receiver in routing.disabled_receivers():
+        log.warning("receiver disabled: its address or webhook is empty",
+                    extra={"receiver": receiver.name, "channel": receiver.channel})
+    rules = load_rules(settings.rule_files)
+    log.info("rules loaded", extra={"rules": len(rules), "rule_files": settings.rule_files})
+    prometheus = PrometheusClient(settings.prometheus_url,
+                                  timeout_seconds=settings.prometheus_timeout_seconds)
+
+    def wake_outbox() -> None:
+        if process.scheduler is not None:
+            process.scheduler.wake("outbox")
+
+    process.evaluator = Evaluator(store=store, prometheus=prometheus, rules=rules,
+                                  routing=routing, links=links, metrics=metrics, clock=clock,
+                                  on_queued=wake_outbox)
+    process.budget = BudgetEvaluator(
+        store=store, catalog=load_plans(settings.plans_file), routing=routing, links=links,
+        metrics=metrics, clock=clock,
+        close_grace=timedelta(seconds=settings.period_close_grace_seconds),
+        on_queued=wake_outbox)
+    process.worker = OutboxWorker(
+        store=store, resolve=channels.for_receiver, metrics=metrics, clock=clock,
+        policy=RetryPolicy(backoff=timedelta(seconds=settings.outbox_backoff_seconds),
+                           backoff_max=timedelta(seconds=settings.outbox_backoff_max_seconds),
+                           max_attempts=settings.outbox_max_attempts,
+                           lease=timedelta(seconds=settings.outbox_lease_seconds)))
+    process.leader = LeaderElection(settings.database_url, metrics=metrics)
+    process.scheduler = AlertsScheduler(
+        leader=process.leader, evaluator=process.evaluator, budget=process.budget,
+        worker=process.worker, evaluation_interval=settings.evaluation_interval_seconds,
+        budget_interval=settings.budget_interval_seconds,
+        outbox_interval=settings.outbox_interval_seconds,
+        leader_interval=settings.leader_retry_seconds,
+        retention=timedelta(days=settings.retention_days))
+    return process

@@ -1,0 +1,308 @@
+"""Fixtures and helpers for the alerts core tests (state, store, outbox, API, budget, leader).
+
+Test modules bring the fixtures in with `from tests.alerts.core import *  # noqa: F403`; the
+receivers (real SMTP, real Slack stand-in) come from tests/alerts/conftest.py.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from sqlalchemy import Engine, select
+
+from alerts.metrics import AlertsMetrics
+from alerts.store.database import create_alerts_engine
+from alerts.store.migrate import migrate as migrate_alerts
+from alerts.store.repository import AlertStore
+from billing_engine.store import migrate as migrate_engine
+from billing_engine.store.schema import daily_usage, orgs
+from tests.support.clock import FrozenClock
+from tests.support.services import (
+    ROOT,
+    create_scratch_database,
+    drop_database,
+    free_port,
+    wait_for,
+)
+
+__all__ = [
+    "ADMIN_KEY",
+    "NOV_18",
+    "AlertsProcessRunner",
+    "RulesPrometheus",
+    "add_org",
+    "add_usage",
+    "alerts_clock",
+    "alerts_db_url",
+    "alerts_engine",
+    "alerts_metrics",
+    "alerts_pg_template",
+    "alerts_pg_url",
+    "alerts_sqlite_template",
+    "alerts_sqlite_url",
+    "shipped_rule",
+    "store",
+    "seconds",
+    "write_rule_file",
+]
+
+ADMIN_KEY = "test-admin-key-0123456789"
+SHIPPED_RULES = sorted((ROOT / "prometheus" / "rules").glob("*.yml"))
+
+
+# -- databases -----------------------------------------------------------------------------------
+
+
+def _migrated(url: str) -> str:
+    migrate_engine(url)
+    migrate_alerts(url)
+    return url
+
+
+# Migrating takes most of a second; each test starts from a copy of a database migrated once.
+
+
+@pytest.fixture(scope="session")
+def alerts_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("alerts-template") / "billing.db"
+    _migrated(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def alerts_pg_template(pg_server_url: str) -> Iterator[str]:
+    url = _migrated(create_scratch_database(pg_server_url, prefix="alerts_template"))
+    try:
+        yield url
+    finally:
+        drop_database(url)
+
+
+@pytest.fixture
+def alerts_sqlite_url(tmp_path: Path, alerts_sqlite_template: Path) -> str:
+    path = tmp_path / "billing.db"
+    shutil.copyfile(alerts_sqlite_template, path)
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture
+def alerts_pg_url(alerts_pg_template: str) -> Iterator[str]:
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    template = make_url(alerts_pg_template)
+    name = f"alerts_test_{uuid.uuid4().hex[:10]}"
+    admin = template.set(drivername="postgresql", database="postgres")
+    with psycopg.connect(admin.render_as_string(hide_password=False), autocommit=True) as conn:
+        # names are generated here, not user input
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template.database}"')
+    url = template.set(database=name).render_as_string(hide_password=False)
+    try:
+        yield url
+    finally:
+        drop_database(url)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def alerts_db_url(request: pytest.FixtureRequest) -> str:
+    """Both backends the alerts process ships with, engine and alerts schemas migrated."""
+    name = "alerts_sqlite_url" if request.param == "sqlite" else "alerts_pg_url"
+    return str(request.getfixturevalue(name))
+
+
+@pytest.fixture
+def alerts_engine(alerts_db_url: str) -> Iterator[Engine]:
+    engine = create_alerts_engine(alerts_db_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def store(alerts_engine: Engine) -> AlertStore:
+    return AlertStore(alerts_engine)
+
+
+@pytest.fixture
+def alerts_metrics() -> AlertsMetrics:
+    return AlertsMetrics()
+
+
+@pytest.fixture
+def alerts_clock() -> FrozenClock:
+    return FrozenClock(datetime(2026, 11, 18, 12, 0, 0, tzinfo=UTC))
+
+
+# -- billing data as the engine's ingest leaves it -----------------------------------------------
+
+NOV_18 = datetime(2026, 11, 18, 12, 0, tzinfo=UTC)
+
+
+def add_org(engine: Engine, org_id: str, *, plan: str = "base_usage",
+            email: str | None = None) -> None:
+    with engine.begin() as conn:
+        conn.execute(orgs.insert().values(
+            id=org_id, name=f"Org {org_id}", billing_email=email or f"billing@{org_id}.example",
+            plan=plan, created_at=NOV_18, updated_at=NOV_18))
+
+
+def add_usage(engine: Engine, org_id: str, day: date, minutes: int) -> None:
+    """What the engine's ingest does to the daily rollup."""
+    with engine.begin() as conn:
+        row = conn.execute(select(daily_usage.c.minutes).where(
+            daily_usage.c.org_id == org_id, daily_usage.c.day == day)).first()
+        if row is None:
+            conn.execute(daily_usage.insert().values(org_id=org_id, day=day, minutes=minutes))
+        else:
+            conn.execute(daily_usage.update().where(
+                daily_usage.c.org_id == org_id, daily_usage.c.day == day
+            ).values(minutes=row.minutes + minutes))
+
+
+# -- rule files ----------------------------------------------------------------------------------
+
+
+def shipped_rule(name: str) -> dict[str, Any]:
+    """One alerting rule of prometheus/rules/*.yml, as written there."""
+    for path in SHIPPED_RULES:
+        for group in yaml.safe_load(path.read_text(encoding="utf-8"))["groups"]:
+            for rule in group["rules"]:
+                if rule.get("alert") == name:
+                    return dict(rule)
+    raise KeyError(name)
+
+
+def write_rule_file(path: Path, rules: Sequence[Mapping[str, Any]], *, group: str = "test"
+                    ) -> Path:
+    path.write_text(yaml.safe_dump({"groups": [{"name": group, "rules": list(rules)}]},
+                                   sort_keys=False))
+    return path
+
+
+# -- a real Prometheus with the rule files and scrape interval a test chooses ---------------------
+
+
+@dataclass
+class RulesPrometheus:
+    targets: dict[str, str]  # job -> host:port
+    rule_files: Sequence[Path] = ()
+    scrape_interval: str = "1s"
+    port: int = field(default_factory=free_port)
+    base: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="promalerts-")))
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> RulesPrometheus:
+        binary = shutil.which("prometheus")
+        if binary is None:
+            raise RuntimeError("prometheus is needed: apt-get install prometheus")
+        config = {
+            "global": {"scrape_interval": self.scrape_interval,
+                       "evaluation_interval": self.scrape_interval,
+                       "scrape_timeout": "1s"},
+            "rule_files": [str(p) for p in self.rule_files],
+            "scrape_configs": [{"job_name": job, "static_configs": [{"targets": [target]}]}
+                               for job, target in self.targets.items()],
+        }
+        config_path = self.base / "prometheus.yml"
+        config_path.write_text(yaml.safe_dump(config))
+        with open(self.base / "prometheus.log", "ab") as log:
+            self.process = subprocess.Popen(
+                [binary, f"--config.file={config_path}",
+                 f"--storage.tsdb.path={self.base / 'data'}",
+                 f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn"],
+                stdout=log, stderr=subprocess.STDOUT)
+        wait_for(lambda: httpx.get(f"{self.url}/-/ready", timeout=2).status_code == 200,
+                 timeout=60, what="prometheus to be ready")
+        return self
+
+    def get(self, path: str, **params: str) -> Any:
+        body = httpx.get(f"{self.url}{path}", params=params, timeout=10).json()
+        assert body["status"] == "success", body
+        return body["data"]
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(20)
+
+    def destroy(self) -> None:
+        self.stop()
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+# -- the alerts process as a real subprocess ------------------------------------------------------
+
+
+@dataclass
+class AlertsProcessRunner:
+    """`python -m alerts serve` as a subprocess, with the environment a test gives it."""
+
+    env: dict[str, str]
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+    log_path: Path = field(
+        default_factory=lambda: Path(tempfile.mkstemp(prefix="alerts-", suffix=".log")[1]))
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, *, wait_ready: bool = True) -> AlertsProcessRunner:
+        env = {**os.environ, "APP_ENV": "test", "ADMIN_API_KEY": ADMIN_KEY,
+               "PYTHONUNBUFFERED": "1", "LOG_LEVEL": "INFO", **self.env,
+               "PORT": str(self.port)}
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "alerts", "serve"], cwd=ROOT, env=env, stdout=log,
+                stderr=subprocess.STDOUT, start_new_session=True)
+        if wait_ready:
+            wait_for(self._ready, timeout=60, what=f"alerts process on {self.url}/ready")
+        return self
+
+    def _ready(self) -> bool:
+        if self.process is not None and self.process.poll() is not None:
+            raise RuntimeError(f"alerts process exited: {self.log()[-3000:]}")
+        return httpx.get(f"{self.url}/ready", timeout=2).status_code == 200
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def metric(self, name: str, labels: Mapping[str, str] | None = None) -> float | None:
+        from prometheus_client.parser import text_string_to_metric_families
+
+        text = httpx.get(f"{self.url}/metrics", timeout=5).text
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == name and all(sample.labels.get(k) == v
+                                               for k, v in (labels or {}).items()):
+                    return float(sample.value)
+        return None
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, sig)
+            self.process.wait(30)
+
+    def stop(self) -> None:
+        self.kill(signal.SIGTERM)
+
+
+def seconds(value: float) -> timedelta:
+    return timedelta(seconds=value)
