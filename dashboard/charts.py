@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pandas as pd
 import plotly.graph_objects as go
 
@@ -108,3 +110,108 @@ def alerts_by_severity_chart(df: pd.DataFrame) -> go.Figure:
     ))
     fig.update_xaxes(type="category")
     return _layout(fig, title="Active alerts by severity", x="severity", y="alerts (count)")
+
+
+# -- usage and payments ---------------------------------------------------------------------------
+
+# The thresholds of the PaymentSuccessRateLow and RefundRateHigh alerts
+# (prometheus/rules/symptoms.yml): success over 15 min, refunds per successful payment over 1 h.
+PAYMENT_SUCCESS_THRESHOLD = 0.95
+REFUND_RATE_THRESHOLD = 0.05
+METER_QUEUE_THRESHOLD = 1000  # UsageMeterQueueBacklog
+FAILURE_REASON_ORDER = ("card_declined", "insufficient_funds", "expired_card",
+                        "processing_error", "other")
+BUCKET_MS = {"hour": 3_600_000, "day": 86_400_000}
+Span = tuple[datetime, datetime]
+
+
+def _over(fig: go.Figure, span: Span | None) -> go.Figure:
+    """The time axis covers the span asked for, so a few recent points read as recent rather
+    than as a zoom into milliseconds."""
+    if span is not None:
+        fig.update_xaxes(range=list(span))
+    return fig
+
+
+def _share_chart(df: pd.DataFrame, *, title: str, y: str, threshold: float, alert_when: str,
+                 colour: str, span: Span | None) -> go.Figure:
+    data = df.sort_values("time")
+    fig = go.Figure(go.Scatter(x=data["time"], y=data["share"] * 100, mode="lines+markers",
+                               line_color=NEUTRAL_COLOUR, name=title,
+                               hovertemplate="%{x}: %{y:.2f} %<extra></extra>"))
+    fig.add_hline(y=threshold * 100, line_dash="dash", line_color=colour,
+                  annotation_text=f"alert {alert_when} {threshold * 100:g} %",
+                  annotation_position="top left")
+    fig.update_yaxes(ticksuffix=" %", rangemode="tozero")
+    return _over(_layout(fig, title=title, x="time (UTC)", y=y), span)
+
+
+def payment_success_rate_chart(df: pd.DataFrame, *, span: Span | None = None) -> go.Figure:
+    """`df`: columns time, share (succeeded attempts / all attempts over 15 min, 0..1)."""
+    fig = _share_chart(df, title="Payment success rate (15 min window)",
+                       y="attempts that succeeded (%)", threshold=PAYMENT_SUCCESS_THRESHOLD,
+                       alert_when="below", colour=SEVERITY_COLOURS["P1"], span=span)
+    return fig.update_yaxes(range=[0, 105])
+
+
+def refund_rate_chart(df: pd.DataFrame, *, span: Span | None = None) -> go.Figure:
+    """`df`: columns time, share (refunds / successful payments over 1 h; may exceed 1)."""
+    return _share_chart(df, title="Refund rate (1 h window)",
+                        y="refunds per successful payment (%)", threshold=REFUND_RATE_THRESHOLD,
+                        alert_when="above", colour=SEVERITY_COLOURS["P2"], span=span)
+
+
+def failure_reasons_chart(df: pd.DataFrame, *, window: str) -> go.Figure:
+    """`df`: columns reason, count. Known reasons first in a fixed order, zeros included."""
+    counts = {r: 0.0 for r in FAILURE_REASON_ORDER}
+    for reason, count in zip(df["reason"], df["count"], strict=True):
+        counts[str(reason)] = counts.get(str(reason), 0.0) + float(count)
+    fig = go.Figure(go.Bar(
+        x=[r.replace("_", " ") for r in counts], y=list(counts.values()),
+        marker_color=SEVERITY_COLOURS["P1"],
+        hovertemplate="%{x}: %{y:.0f} failed<extra></extra>"))
+    fig.update_xaxes(type="category")
+    return _layout(fig, title=f"Payment failures by reason, last {window}",
+                   x="failure reason (Stripe decline family)", y="failed attempts (count)")
+
+
+def _bucket_bars(data: pd.DataFrame, y: pd.Series, *, per: str, colour: str,
+                 hover: str) -> go.Bar:
+    """Bars spanning the bucket they measure: a point at the end of an hour is drawn over that
+    hour, so a lone bar still reads as one hour on a time axis."""
+    width = BUCKET_MS[per]
+    return go.Bar(x=data["time"], y=y, width=width, offset=-width, marker_color=colour,
+                  hovertemplate=f"{per} ending %{{x}}: {hover}<extra></extra>")
+
+
+def revenue_chart(df: pd.DataFrame, *, currency: str = "USD",
+                  span: Span | None = None) -> go.Figure:
+    """`df`: columns time (end of each hour), cents (succeeded payments in that hour)."""
+    data = df.sort_values("time")
+    fig = go.Figure(_bucket_bars(data, data["cents"] / 100, per="hour", colour=OK_COLOUR,
+                                 hover="%{y:,.2f} " + currency))
+    fig.update_yaxes(tickprefix="$" if currency == "USD" else "", tickformat=",.2f")
+    return _over(_layout(fig, title="Revenue per hour (successful payments)", x="hour (UTC)",
+                         y=f"revenue ({currency} per hour)"), span)
+
+
+def usage_trend_chart(df: pd.DataFrame, *, per: str, span: Span | None = None) -> go.Figure:
+    """`df`: columns time (end of each bucket), hours (instance-hours opened in it);
+    `per` is the bucket: 'hour' or 'day'."""
+    data = df.sort_values("time")
+    fig = go.Figure(_bucket_bars(data, data["hours"], per=per, colour=NEUTRAL_COLOUR,
+                                 hover="%{y:.2f} h"))
+    return _over(_layout(fig, title=f"Usage per {per}, all orgs", x=f"{per} (UTC)",
+                         y=f"usage (instance-hours per {per})"), span)
+
+
+def meter_queue_chart(df: pd.DataFrame, *, span: Span | None = None) -> go.Figure:
+    """`df`: columns time, records (usage records waiting to be reported to Stripe)."""
+    data = df.sort_values("time")
+    fig = go.Figure(go.Scatter(x=data["time"], y=data["records"], mode="lines",
+                               line_color=NEUTRAL_COLOUR, name="waiting"))
+    fig.add_hline(y=METER_QUEUE_THRESHOLD, line_dash="dash", line_color=SEVERITY_COLOURS["P2"],
+                  annotation_text="alert above 1,000 for 10 min", annotation_position="top left")
+    fig.update_yaxes(rangemode="tozero")
+    return _over(_layout(fig, title="Usage meter queue", x="time (UTC)",
+                         y="records waiting (count)"), span)

@@ -6,6 +6,7 @@ comes back is seen on the next rerun, while good answers are reused for a few se
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -79,19 +80,46 @@ def alerts_api(path: str, **params: Any) -> Any | BackendDown:
     return get_json(ALERTS, current_settings().alerts_url, path, **params)
 
 
-def engine_admin_post(path: str, admin_key: str) -> tuple[int, Any] | BackendDown:
-    """Admin actions are never cached; the engine checks the key and answers 401 without it."""
-    url = current_settings().engine_url
+def _admin_request(name: str, base_url: str, method: str, path: str, admin_key: str, *,
+                   json_body: dict[str, Any] | None = None,
+                   headers: dict[str, str] | None = None) -> tuple[int, Any] | BackendDown:
+    """Never cached (the key must not become a cache key); the status and body, whatever they
+    are, or BackendDown when nothing answered."""
     try:
-        response = httpx.post(f"{url}{path}", headers={"X-Admin-Key": admin_key},
-                              timeout=TIMEOUT_SECONDS * 3)
+        response = httpx.request(method, f"{base_url}{path}", json=json_body,
+                                 headers={"X-Admin-Key": admin_key, **(headers or {})},
+                                 timeout=TIMEOUT_SECONDS * 3)
     except httpx.HTTPError as error:
-        return BackendDown(ENGINE, url, _error_text(error))
+        return BackendDown(name, base_url, _error_text(error))
     try:
         body = response.json()
     except ValueError:
         body = {"message": response.text[:200]}
     return response.status_code, body
+
+
+def engine_admin_post(path: str, admin_key: str, *, json_body: dict[str, Any] | None = None,
+                      idempotency_key: str | None = None) -> tuple[int, Any] | BackendDown:
+    """Admin actions are never cached; the engine checks the key and answers 401 without it.
+
+    `idempotency_key` goes out as the Idempotency-Key header, so a double submit is one grant.
+    """
+    headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+    return _admin_request(ENGINE, current_settings().engine_url, "POST", path, admin_key,
+                          json_body=json_body, headers=headers)
+
+
+def alerts_admin_get(path: str, admin_key: str) -> tuple[int, Any] | BackendDown:
+    """The alerts API's support views (/debug/...) need the admin key."""
+    return _admin_request(ALERTS, current_settings().alerts_url, "GET", path, admin_key)
+
+
+def field_errors(body: Any) -> list[tuple[str, str]]:
+    """(field, reason) pairs of an error answer `{"error","message","errors":[...]}`."""
+    if not isinstance(body, dict):
+        return []
+    return [(str(e.get("field", "")), str(e.get("reason", "")))
+            for e in body.get("errors") or [] if isinstance(e, dict)]
 
 
 # -- Prometheus -----------------------------------------------------------------------------------
@@ -151,6 +179,13 @@ def matrix_frame(result: list[dict[str, Any]], *, labels: tuple[str, ...]) -> pd
              "time": datetime.fromtimestamp(float(ts), UTC), "value": float(v)}
             for r in result for ts, v in r["values"]]
     return pd.DataFrame(rows, columns=[*labels, "time", "value"])
+
+
+def finite(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows whose value is a number: Prometheus answers NaN for 0/0 and Inf for x/0."""
+    if frame.empty:
+        return frame
+    return frame[frame["value"].map(math.isfinite)].reset_index(drop=True)
 
 
 @st.cache_data(ttl=10, show_spinner=False)

@@ -1,18 +1,28 @@
-"""Numbers as people read them: hours to two decimals, money as currency from cents."""
+"""Numbers as people read them (hours to two decimals, money as currency from cents), and the
+engine's and alerts API's billing answers as the tables support reads. Pure: no Streamlit, no I/O.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
+import pandas as pd
+
 CURRENCY_SYMBOLS = {"usd": "$", "eur": "€", "gbp": "£"}
+# stripe_circuit_breaker_state: 0 closed, 1 open, 2 half-open (docs/metrics.md).
+BREAKER_STATES = {0: "closed", 1: "open", 2: "half-open"}
 
 
 def format_hours(hours: float) -> str:
     return f"{hours:,.2f} h"
 
 
-def format_money(cents: int, currency: str = "usd") -> str:
+def format_money(cents: int | float, currency: str = "usd") -> str:
+    """Cents as currency; a negative amount (a credit) reads '-$5.00'."""
     symbol = CURRENCY_SYMBOLS.get(currency.lower())
-    amount = f"{cents / 100:,.2f}"
-    return f"{symbol}{amount}" if symbol else f"{amount} {currency.upper()}"
+    sign = "-" if cents < 0 else ""
+    amount = f"{abs(cents) / 100:,.2f}"
+    return f"{sign}{symbol}{amount}" if symbol else f"{sign}{amount} {currency.upper()}"
 
 
 def format_percent(share: float, digits: int = 3) -> str:
@@ -22,3 +32,122 @@ def format_percent(share: float, digits: int = 3) -> str:
 
 def format_minutes(minutes: float) -> str:
     return f"{minutes:,.1f} min"
+
+
+def format_duration(seconds: float) -> str:
+    """A wait as people say it: '45 s', '12.5 min', '3.2 h'."""
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def format_time(iso: str | None) -> str:
+    """'2026-11-23T13:49:05.123+00:00' -> '2026-11-23 13:49 UTC'; '' when absent."""
+    if not iso:
+        return ""
+    return f"{iso[:16].replace('T', ' ')} UTC"
+
+
+def breaker_state_words(value: float | None) -> str:
+    if value is None:
+        return "unknown"
+    return BREAKER_STATES.get(int(value), f"unknown ({value:g})")
+
+
+# -- tables for the customer card -----------------------------------------------------------------
+
+def invoice_lines_frame(lines: list[dict[str, Any]], currency: str) -> pd.DataFrame:
+    rows = [{
+        "Line": line["description"],
+        "Quantity": f"{line['quantity']:g} {line['unit']}",
+        "Unit price": format_money(line["unit_amount_cents"], currency),
+        "Amount": format_money(line["amount_cents"], currency),
+    } for line in lines]
+    return pd.DataFrame(rows, columns=["Line", "Quantity", "Unit price", "Amount"])
+
+
+def invoices_frame(invoices: list[dict[str, Any]]) -> pd.DataFrame:
+    rows = [{
+        "Period": i["period"]["key"],
+        "Status": i["status"],
+        "Subtotal": format_money(i["subtotal_cents"], i["currency"]),
+        "Credits": format_money(-i["credits_applied_cents"], i["currency"]),
+        "Total": format_money(i["total_cents"], i["currency"]),
+        "Closed": format_time(i.get("closed_at")),
+        "Stripe invoice": i.get("stripe_invoice_id") or "",
+    } for i in invoices]
+    return pd.DataFrame(rows, columns=["Period", "Status", "Subtotal", "Credits", "Total",
+                                       "Closed", "Stripe invoice"])
+
+
+def _failure(payment: dict[str, Any]) -> str:
+    if payment["outcome"] != "failed":
+        return ""
+    reason = (payment.get("failure_reason") or "other").replace("_", " ")
+    message = payment.get("failure_message")
+    return f"{reason}: {message}" if message else reason
+
+
+def payments_frame(payments: list[dict[str, Any]]) -> pd.DataFrame:
+    rows = [{
+        "Date": format_time(p["attempted_at"]),
+        "Amount": format_money(p["amount_cents"], p["currency"]),
+        "Outcome": p["outcome"],
+        "Method": p["method"].replace("_", " "),
+        "Attempt": p["attempt_number"],
+        "Failure reason": _failure(p),
+        "Refunded": format_money(p["refunded_cents"], p["currency"]) if p["refunded_cents"]
+        else "",
+        "Stripe invoice": p.get("invoice_id") or "",
+    } for p in payments]
+    return pd.DataFrame(rows, columns=["Date", "Amount", "Outcome", "Method", "Attempt",
+                                       "Failure reason", "Refunded", "Stripe invoice"])
+
+
+def refunds_frame(refunds: list[dict[str, Any]]) -> pd.DataFrame:
+    rows = [{
+        "Date": format_time(r["refunded_at"]),
+        "Amount": format_money(r["amount_cents"], r["currency"]),
+        "Reason": (r.get("reason") or "").replace("_", " "),
+        "Charge": r.get("charge_id") or "",
+    } for r in refunds]
+    return pd.DataFrame(rows, columns=["Date", "Amount", "Reason", "Charge"])
+
+
+def credits_frame(credits: list[dict[str, Any]], currency: str) -> pd.DataFrame:
+    rows = [{
+        "Granted": format_time(c["granted_at"]),
+        "Amount": format_money(c["amount_cents"], currency),
+        "Remaining": format_money(c["remaining_cents"], currency),
+        "Reason": c["reason"],
+        "Granted by": c.get("granted_by") or "",
+        "Applied to": ", ".join(f"{a['period']} ({format_money(a['amount_cents'], currency)})"
+                                for a in c.get("applications", [])),
+    } for c in credits]
+    return pd.DataFrame(rows, columns=["Granted", "Amount", "Remaining", "Reason", "Granted by",
+                                       "Applied to"])
+
+
+def _deliveries(notice: dict[str, Any]) -> str:
+    parts = []
+    for d in notice.get("deliveries", []):
+        when = f" {format_time(d['sent_at'])}" if d.get("sent_at") else ""
+        why = f" ({d['last_reason']})" if d.get("last_reason") and d["status"] != "sent" else ""
+        parts.append(f"{d['channel']} via {d['receiver']}: {d['status']}{when}{why}")
+    return "; ".join(parts) or "no message queued"
+
+
+def budget_alerts_frame(notices: list[dict[str, Any]]) -> pd.DataFrame:
+    """The alerts API's /debug/alerts/{org_id} `budget_alerts`, one row per threshold."""
+    rows = [{
+        "Period": n["period"],
+        "Threshold": f"{n['threshold']} %",
+        "Reached": format_time(n.get("reached_at")),
+        "Usage then": f"{format_hours(n['used_hours'])} of {format_hours(n['included_hours'])}",
+        "Sent to": n.get("email") or "",
+        "Delivery": _deliveries(n),
+    } for n in notices]
+    return pd.DataFrame(rows, columns=["Period", "Threshold", "Reached", "Usage then", "Sent to",
+                                       "Delivery"])

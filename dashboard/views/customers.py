@@ -2,19 +2,34 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
 import streamlit as st
 
 from dashboard import charts, data
-from dashboard.formatting import format_hours, format_money
+from dashboard.formatting import (
+    budget_alerts_frame,
+    credits_frame,
+    format_hours,
+    format_money,
+    invoice_lines_frame,
+    invoices_frame,
+    payments_frame,
+    refunds_frame,
+)
 
 REASONS = {
     "continuous_run_limit": "ran the plan's continuous-run limit",
     "daily_cap": "org reached its daily instance-hours cap",
     "idle": "idle past the plan's idle-pause limit",
 }
+# Form labels for the engine's field names, so a refused grant points at the right input.
+CREDIT_FIELDS = {"amount_cents": "Amount", "reason": "Reason", "org_id": "Org"}
+OUTCOME = "admin_outcome"  # session key: the last admin action's result, shown once
+IDEMPOTENCY = "credit_idempotency_key"
 
 
 def instances_frame(items: list[dict[str, Any]]) -> pd.DataFrame:
@@ -29,6 +44,216 @@ def instances_frame(items: list[dict[str, Any]]) -> pd.DataFrame:
     } for i in items]
     return pd.DataFrame(rows)
 
+
+# -- sections of the card -------------------------------------------------------------------------
+
+def show_subscription(subscription: dict[str, Any] | None, plan: str) -> None:
+    st.subheader("Subscription")
+    if subscription is None:
+        st.info(f"No Stripe subscription: the org is billed on its **{plan}** plan without one, "
+                "and its entitlements count as active.")
+        return
+    cols = st.columns(4)
+    cols[0].metric("Subscription status", subscription["status"])
+    cols[1].metric("At period end",
+                   "cancels" if subscription["cancel_at_period_end"] else "renews")
+    start, end = subscription["current_period_start"], subscription["current_period_end"]
+    st.markdown(f"Current period **{(start or '?')[:10]} → {(end or '?')[:10]}** · Stripe "
+                f"customer `{subscription.get('stripe_customer_id') or 'none'}` · subscription "
+                f"`{subscription['id']}` · the engine's entitlements treat it as "
+                f"**{subscription.get('entitlement_status', '?')}**")
+
+
+def show_invoice_preview(preview: dict[str, Any] | None) -> None:
+    if preview is None:
+        return
+    currency = preview["currency"]
+    st.subheader(f"Invoice preview, period {preview['period']['key']}")
+    st.caption("The open period's invoice as it would be if the period closed now, credits "
+               "applied; it changes with usage until the period closes.")
+    st.dataframe(invoice_lines_frame(preview["lines"], currency), hide_index=True)
+    cols = st.columns(3)
+    cols[0].metric("Preview subtotal", format_money(preview["subtotal_cents"], currency))
+    cols[1].metric("Credits applied", format_money(-preview["credits_applied_cents"], currency))
+    cols[2].metric("Preview total", format_money(preview["total_cents"], currency))
+
+
+def show_invoices(org_id: str) -> None:
+    st.subheader("Invoices")
+    answer = data.engine("/v1/invoices", org_id=org_id)
+    if isinstance(answer, data.BackendDown):
+        data.show_down(answer)
+        return
+    invoices = (answer or {}).get("invoices", [])
+    if not invoices:
+        st.info("No invoice yet: the engine writes one when a billing period closes.")
+        return
+    st.dataframe(invoices_frame(invoices), hide_index=True)
+    for invoice in invoices:
+        title = (f"{invoice['period']['key']} · {invoice['status']} · "
+                 f"{format_money(invoice['total_cents'], invoice['currency'])}")
+        with st.expander(f"Lines of {title}"):
+            st.dataframe(invoice_lines_frame(invoice["lines"], invoice["currency"]),
+                         hide_index=True)
+
+
+def show_payments(org_id: str) -> None:
+    st.subheader("Payments")
+    answer = data.engine("/v1/payments", org_id=org_id, limit=100)
+    if isinstance(answer, data.BackendDown):
+        data.show_down(answer)
+        return
+    if not answer or not answer.get("payments"):
+        st.info("No payment attempt recorded for this org (Stripe's invoice events record them).")
+        return
+    totals = answer["totals"]
+    cols = st.columns(5)
+    cols[0].metric("Payment attempts", f"{totals['attempts']}")
+    cols[1].metric("Succeeded", f"{totals['succeeded']}")
+    cols[2].metric("Failed", f"{totals['failed']}")
+    cols[3].metric("Collected", format_money(totals["succeeded_cents"]))
+    cols[4].metric("Refunded", format_money(totals["refunded_cents"]))
+    st.caption("Newest first, at most 100; records older than the engine's payment retention "
+               "are gone.")
+    st.dataframe(payments_frame(answer["payments"]), hide_index=True)
+    if answer.get("refunds"):
+        st.markdown("**Refunds**")
+        st.dataframe(refunds_frame(answer["refunds"]), hide_index=True)
+
+
+def show_credits(org_id: str) -> None:
+    st.subheader("Credits")
+    answer = data.engine("/v1/credits", org_id=org_id)
+    if isinstance(answer, data.BackendDown):
+        data.show_down(answer)
+        return
+    currency = (answer or {}).get("currency", "usd")
+    st.metric("Credit balance", format_money((answer or {}).get("balance_cents", 0), currency))
+    credits = (answer or {}).get("credits", [])
+    if not credits:
+        st.info("No credit granted to this org.")
+        return
+    st.caption("Credits apply to the next invoice closed after they were granted, oldest first.")
+    st.dataframe(credits_frame(credits, currency), hide_index=True)
+
+
+def show_budget_alerts(org_id: str, admin_key: str, crossed: list[int]) -> None:
+    st.subheader("Budget alerts sent")
+    engine_says = ("Thresholds crossed this period, by the engine's count: "
+                   + (", ".join(f"{t} %" for t in crossed) or "none") + ".")
+    if not admin_key:
+        # Probe an open route: a read without the key would count as a refused admin call.
+        probe = data.alerts_api("/healthz")
+        if isinstance(probe, data.BackendDown):
+            data.show_down(probe)
+        else:
+            st.info("The alerts API keeps the budget alerts it sent; reading them needs the "
+                    "admin key (sidebar). " + engine_says)
+        return
+    answer = data.alerts_admin_get(f"/debug/alerts/{org_id}", admin_key)
+    if isinstance(answer, data.BackendDown):
+        data.show_down(answer)
+        return
+    status, body = answer
+    if status == 401:
+        st.error("The alerts API refused the admin key (401). " + engine_says)
+    elif status != 200:
+        st.error(f"The alerts API answered HTTP {status}: {body.get('message', '')}")
+    elif not body.get("budget_alerts"):
+        st.info("No budget alert sent to this org. " + engine_says)
+    else:
+        st.dataframe(budget_alerts_frame(body["budget_alerts"]), hide_index=True)
+
+
+# -- admin actions: callbacks run before the rerun, so the card shows their effect ---------------
+
+def _field_text(body: Any) -> str:
+    pairs = data.field_errors(body)
+    if not pairs:
+        return str(body.get("message", "")) if isinstance(body, dict) else ""
+    return "; ".join(f"{CREDIT_FIELDS.get(f, f)} ({f}): {r}" if f in CREDIT_FIELDS else f"{f}: {r}"
+                     for f, r in pairs)
+
+
+def _admin_post(org_id: str, action: str, path: str, done: Callable[[Any], str], *,
+                body: dict[str, Any] | None = None, idempotency_key: str | None = None) -> bool:
+    answer = data.engine_admin_post(path, st.session_state.get("admin_key", ""), json_body=body,
+                                    idempotency_key=idempotency_key)
+    if isinstance(answer, data.BackendDown):
+        st.session_state[OUTCOME] = (org_id, "down", answer)
+        return False
+    status, reply = answer
+    if status in (200, 201):
+        st.cache_data.clear()
+        st.session_state[OUTCOME] = (org_id, "success", done(reply))
+        return True
+    if status == 401:
+        text = f"The engine refused the admin key (401): {action} not done."
+    else:
+        text = f"{action.capitalize()} failed: HTTP {status}. {_field_text(reply)}"
+    st.session_state[OUTCOME] = (org_id, "error", text)
+    return False
+
+
+def refresh_quota(org_id: str) -> None:
+    _admin_post(org_id, "refresh", f"/admin/quota/{org_id}/refresh", lambda r: (
+        f"Quota refreshed: {r.get('before_minutes', '?')} → {r.get('after_minutes', '?')} "
+        "minutes."))
+
+
+def recompute_entitlements(org_id: str) -> None:
+    _admin_post(org_id, "recompute", f"/admin/entitlements/{org_id}/recompute", lambda r: (
+        f"Entitlements recomputed from the database: plan {r.get('effective_plan', '?')}, "
+        f"subscription {r.get('subscription_status', '?')}."))
+
+
+def grant_credit(org_id: str) -> None:
+    amount = st.session_state.get("credit_amount") or 0.0
+    reason = st.session_state.get("credit_reason") or ""
+    cents = round(float(amount) * 100)
+    granted = _admin_post(
+        org_id, "grant", "/admin/credits",
+        lambda r: (f"Credit #{r.get('id', '?')} of {format_money(r.get('amount_cents', cents))} "
+                   f"granted by {r.get('granted_by', '?')}: “{r.get('reason', reason)}”."),
+        body={"org_id": org_id, "amount_cents": cents, "reason": reason},
+        idempotency_key=st.session_state.get(IDEMPOTENCY))
+    if granted:  # a new form: its next submit is a new grant; a double submit was one
+        st.session_state[IDEMPOTENCY] = uuid.uuid4().hex
+        st.session_state["credit_amount"] = 0.0
+        st.session_state["credit_reason"] = ""
+
+
+def show_admin_actions(org_id: str, admin_key: str) -> None:
+    st.subheader("Admin actions")
+    outcome = st.session_state.pop(OUTCOME, None)
+    if outcome is not None and outcome[0] == org_id:
+        kind, payload = outcome[1], outcome[2]
+        if kind == "down":
+            data.show_down(payload)
+        elif kind == "success":
+            st.success(payload)
+        else:
+            st.error(payload)
+    if not admin_key:
+        st.info("Read-only: enter an admin key in the sidebar to refresh this org's quota, "
+                "recompute its entitlements or grant it a credit.")
+        return
+    left, right = st.columns(2)
+    left.button("Refresh quota (rebuild rollups from raw minutes)", key="refresh_quota",
+                on_click=refresh_quota, args=(org_id,))
+    right.button("Recompute entitlements (drop the cache, read the database)",
+                 key="recompute_entitlements", on_click=recompute_entitlements, args=(org_id,))
+    st.session_state.setdefault(IDEMPOTENCY, uuid.uuid4().hex)
+    with st.form("grant_credit"):
+        st.markdown("**Grant a credit** (applies to the next invoice closed)")
+        st.number_input("Amount (USD)", min_value=0.0, step=1.0, format="%.2f",
+                        key="credit_amount")
+        st.text_input("Reason (e.g. the ticket number and why)", key="credit_reason")
+        st.form_submit_button("Grant credit", key="grant_credit_submit", on_click=grant_credit,
+                              args=(org_id,))
+
+
+# -- the page -------------------------------------------------------------------------------------
 
 st.title("Customers")
 
@@ -66,6 +291,7 @@ if billing is None:
 org, usage, charges = billing["org"], billing["usage"], billing["charges"]
 period = billing["period"]
 currency = charges.get("currency", "usd")
+admin_key = st.session_state.get("admin_key", "")
 st.subheader(f"{org['name']} ({org['id']})")
 st.caption(f"Billing email {org['billing_email']} · plan **{org['plan']}** · period "
            f"{period['key']} ({period['start'][:10]} to {period['end'][:10]}, end exclusive) · "
@@ -99,6 +325,13 @@ with right:
         else:
             st.plotly_chart(charts.daily_usage_chart(frame))
 
+show_subscription(billing.get("subscription"), org["plan"])
+show_invoice_preview(billing.get("invoice_preview"))
+show_invoices(org_id)
+show_payments(org_id)
+show_credits(org_id)
+show_budget_alerts(org_id, admin_key, crossed)
+
 st.subheader("Entitlements")
 entitlements = data.engine(f"/v1/entitlements/{org_id}")
 if isinstance(entitlements, data.BackendDown):
@@ -131,19 +364,4 @@ else:
                "the instance.")
     st.dataframe(instances_frame(listing["instances"]), hide_index=True)
 
-st.subheader("Admin actions")
-admin_key = st.session_state.get("admin_key", "")
-if not admin_key:
-    st.info("Read-only: enter an admin key in the sidebar to refresh this org's quota.")
-elif st.button("Refresh quota (rebuild rollups from raw minutes)", key="refresh_quota"):
-    answer = data.engine_admin_post(f"/admin/quota/{org_id}/refresh", admin_key)
-    if isinstance(answer, data.BackendDown):
-        data.show_down(answer)
-    elif answer[0] == 200:
-        st.cache_data.clear()
-        st.success(f"Quota refreshed: {answer[1].get('before_minutes', '?')} → "
-                   f"{answer[1].get('after_minutes', '?')} minutes.")
-    elif answer[0] == 401:
-        st.error("The engine refused the admin key (401): refresh not done.")
-    else:
-        st.error(f"Refresh failed: HTTP {answer[0]} {answer[1].get('message', '')}")
+show_admin_actions(org_id, admin_key)

@@ -9,7 +9,16 @@ import pandas as pd
 import pytest
 
 from dashboard import charts
-from dashboard.formatting import format_hours, format_money, format_percent
+from dashboard.formatting import (
+    breaker_state_words,
+    budget_alerts_frame,
+    format_duration,
+    format_hours,
+    format_money,
+    format_percent,
+    format_time,
+    payments_frame,
+)
 from dashboard.runbooks import (
     console_runbook_link,
     find_section,
@@ -119,3 +128,137 @@ def test_alert_links_land_on_the_runbook_heading():
     assert github_slug("First 15 minutes") == "first-15-minutes"
     assert read_runbook("../pyproject") is None
     assert "slo" in list_runbooks()
+
+
+# -- usage and payments ---------------------------------------------------------------------------
+
+def _alert_expr(name: str) -> str:
+    import yaml
+
+    rules = yaml.safe_load((Path(charts.__file__).resolve().parents[1] / "prometheus" / "rules"
+                            / "symptoms.yml").read_text(encoding="utf-8"))
+    for group in rules["groups"]:
+        for rule in group["rules"]:
+            if rule.get("alert") == name:
+                return str(rule["expr"])
+    raise AssertionError(f"no alert {name}")
+
+
+def test_payment_thresholds_are_the_ones_the_alerts_use():
+    assert "< 0.95" in _alert_expr("PaymentSuccessRateLow")
+    assert "> 0.05" in _alert_expr("RefundRateHigh")
+    assert "usage_meter_queue > 1000" in _alert_expr("UsageMeterQueueBacklog")
+    assert charts.PAYMENT_SUCCESS_THRESHOLD == 0.95
+    assert charts.REFUND_RATE_THRESHOLD == 0.05
+    assert charts.METER_QUEUE_THRESHOLD == 1000
+
+
+def test_payment_success_rate_is_drawn_in_percent_with_the_95_percent_line():
+    df = pd.DataFrame({"time": list(reversed(_times(3))), "share": [0.5, 0.9, 1.0]})
+    fig = charts.payment_success_rate_chart(df)
+    assert list(fig.data[0].y) == pytest.approx([100.0, 90.0, 50.0])  # sorted by time
+    assert _hline_values(fig) == [95.0]
+    assert [a.text for a in fig.layout.annotations] == ["alert below 95 %"]
+    assert fig.layout.yaxis.title.text == "attempts that succeeded (%)"
+    assert fig.layout.yaxis.ticksuffix == " %"
+    assert fig.layout.xaxis.title.text == "time (UTC)"
+
+
+def test_refund_rate_marks_the_5_percent_alert():
+    fig = charts.refund_rate_chart(pd.DataFrame({"time": _times(2), "share": [0.02, 0.5]}))
+    assert list(fig.data[0].y) == pytest.approx([2.0, 50.0])
+    assert _hline_values(fig) == [5.0]
+    assert [a.text for a in fig.layout.annotations] == ["alert above 5 %"]
+    assert fig.layout.yaxis.title.text == "refunds per successful payment (%)"
+
+
+def test_failure_reasons_show_every_known_reason_in_a_fixed_order():
+    df = pd.DataFrame({"reason": ["insufficient_funds", "card_declined", "fraud_suspected"],
+                       "count": [2.0, 1.0, 4.0]})
+    fig = charts.failure_reasons_chart(df, window="6 hours")
+    assert list(fig.data[0].x) == ["card declined", "insufficient funds", "expired card",
+                                   "processing error", "other", "fraud suspected"]
+    assert list(fig.data[0].y) == [1.0, 2.0, 0.0, 0.0, 0.0, 4.0]
+    assert fig.layout.title.text == "Payment failures by reason, last 6 hours"
+    assert fig.layout.yaxis.title.text == "failed attempts (count)"
+
+
+def test_revenue_bars_are_dollars_from_cents():
+    fig = charts.revenue_chart(pd.DataFrame({"time": _times(2), "cents": [4480.0, 125.0]}))
+    assert list(fig.data[0].y) == pytest.approx([44.80, 1.25])
+    assert fig.layout.yaxis.title.text == "revenue (USD per hour)"
+    assert fig.layout.yaxis.tickprefix == "$"
+    assert fig.layout.xaxis.title.text == "hour (UTC)"
+    assert fig.data[0].width == 3_600_000 and fig.data[0].offset == -3_600_000  # over its hour
+
+
+def test_usage_trend_names_its_bucket_on_both_axes():
+    fig = charts.usage_trend_chart(pd.DataFrame({"time": _times(2), "hours": [51.0, 2.5]}),
+                                   per="day")
+    assert list(fig.data[0].y) == [51.0, 2.5]
+    assert fig.layout.xaxis.title.text == "day (UTC)"
+    assert fig.data[0].width == 86_400_000
+    assert fig.layout.yaxis.title.text == "usage (instance-hours per day)"
+
+
+def test_meter_queue_chart_marks_the_backlog_alert():
+    fig = charts.meter_queue_chart(pd.DataFrame({"time": _times(2), "records": [0.0, 12.0]}))
+    assert list(fig.data[0].y) == [0.0, 12.0]
+    assert _hline_values(fig) == [1000.0]
+    assert fig.layout.yaxis.title.text == "records waiting (count)"
+
+
+def test_money_durations_and_breaker_states_read_as_words():
+    assert format_money(-750) == "-$7.50"
+    assert format_money(0) == "$0.00"
+    assert format_money(-125, "chf") == "-1.25 CHF"
+    assert format_duration(42) == "42 s"
+    assert format_duration(750) == "12.5 min"
+    assert format_duration(3 * 3600) == "3.0 h"
+    assert [breaker_state_words(v) for v in (0.0, 1.0, 2.0, None)] == [
+        "closed", "open", "half-open", "unknown"]
+    assert format_time("2026-11-23T13:49:05.123+00:00") == "2026-11-23 13:49 UTC"
+    assert format_time(None) == ""
+
+
+def test_payment_rows_show_the_failure_reason_and_refunds_as_money():
+    base = {"attempted_at": "2026-11-18T11:06:40+00:00", "currency": "usd", "method": "card",
+            "attempt_number": 1, "invoice_id": "in_1", "failure_message": None}
+    frame = payments_frame([
+        {**base, "amount_cents": 2000, "outcome": "succeeded", "failure_reason": None,
+         "refunded_cents": 500},
+        {**base, "amount_cents": 2125, "outcome": "failed", "failure_reason": "insufficient_funds",
+         "failure_message": "Your card has insufficient funds.", "refunded_cents": 0,
+         "method": "sepa_debit"}])
+    assert frame.to_dict("records")[0] | {"Date": ""} == {
+        "Date": "", "Amount": "$20.00", "Outcome": "succeeded", "Method": "card", "Attempt": 1,
+        "Failure reason": "", "Refunded": "$5.00", "Stripe invoice": "in_1"}
+    assert frame.iloc[1]["Failure reason"] == (
+        "insufficient funds: Your card has insufficient funds.")
+    assert frame.iloc[1]["Method"] == "sepa debit" and frame.iloc[1]["Refunded"] == ""
+
+
+def test_budget_alert_rows_say_where_each_message_went():
+    frame = budget_alerts_frame([{
+        "period": "2026-11", "threshold": 90, "email": "ap@acme.io", "plan": "base_usage",
+        "used_hours": 91.5, "included_hours": 100.0, "percent_used": 91.5,
+        "reached_at": "2026-11-20T08:00:00+00:00",
+        "deliveries": [{"channel": "email", "receiver": "customer-email", "status": "sent",
+                        "attempts": 1, "sent_at": "2026-11-20T08:00:02+00:00",
+                        "last_reason": None, "last_detail": None},
+                       {"channel": "slack", "receiver": "support-slack", "status": "failed",
+                        "attempts": 12, "sent_at": None, "last_reason": "server_error",
+                        "last_detail": "HTTP 500"}]}])
+    row = frame.to_dict("records")[0]
+    assert (row["Threshold"], row["Usage then"], row["Sent to"]) == (
+        "90 %", "91.50 h of 100.00 h", "ap@acme.io")
+    assert row["Delivery"] == ("email via customer-email: sent 2026-11-20 08:00 UTC; "
+                               "slack via support-slack: failed (server_error)")
+
+
+def test_time_charts_cover_the_span_asked_for():
+    span = (datetime(2026, 11, 23, 4, 0, tzinfo=UTC), datetime(2026, 11, 23, 10, 0, tzinfo=UTC))
+    one_point = pd.DataFrame({"time": _times(1), "share": [0.9]})
+    fig = charts.payment_success_rate_chart(one_point, span=span)
+    assert [pd.Timestamp(v) for v in fig.layout.xaxis.range] == [pd.Timestamp(t) for t in span]
+    assert charts.refund_rate_chart(one_point).layout.xaxis.range is None  # autorange
