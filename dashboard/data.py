@@ -114,6 +114,13 @@ def alerts_admin_get(path: str, admin_key: str) -> tuple[int, Any] | BackendDown
     return _admin_request(ALERTS, current_settings().alerts_url, "GET", path, admin_key)
 
 
+def alerts_admin_send(method: str, path: str, admin_key: str, *,
+                      json_body: dict[str, Any] | None = None) -> tuple[int, Any] | BackendDown:
+    """The alerts API's changes (ack, add or expire a silence) with the admin key; never cached."""
+    return _admin_request(ALERTS, current_settings().alerts_url, method, path, admin_key,
+                          json_body=json_body)
+
+
 def field_errors(body: Any) -> list[tuple[str, str]]:
     """(field, reason) pairs of an error answer `{"error","message","errors":[...]}`."""
     if not isinstance(body, dict):

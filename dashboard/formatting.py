@@ -4,6 +4,8 @@ engine's and alerts API's billing answers as the tables support reads. Pure: no 
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
@@ -151,3 +153,106 @@ def budget_alerts_frame(notices: list[dict[str, Any]]) -> pd.DataFrame:
     } for n in notices]
     return pd.DataFrame(rows, columns=["Period", "Threshold", "Reached", "Usage then", "Sent to",
                                        "Delivery"])
+
+
+# -- alerts page ----------------------------------------------------------------------------------
+
+def parse_time(iso: str | None) -> datetime | None:
+    """An ISO time from the alerts API (microseconds) or Prometheus (nanoseconds, 'Z') as an
+    aware UTC datetime; None when absent or unreadable."""
+    if not iso:
+        return None
+    text = iso.strip().replace("Z", "+00:00")
+    match = re.match(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(.*)$", text)
+    if match is None:
+        return None
+    whole, fraction, zone = match.groups()
+    fraction = (fraction or "")[:7]  # at most microseconds: Python reads no more
+    try:
+        moment = datetime.fromisoformat(f"{whole}{fraction}{zone or '+00:00'}")
+    except ValueError:
+        return None
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def format_age(seconds: float) -> str:
+    """How long something has lasted: '45 s', '12 min', '3 h 5 min', '2 d 4 h'."""
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes = seconds // 60
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h" if hours else f"{days} d"
+
+
+def format_since(iso: str | None, now: datetime) -> str:
+    """'2026-11-23 14:25:03 UTC, for 12 min'; 'unknown' when the time is absent."""
+    moment = parse_time(iso)
+    if moment is None:
+        return "unknown"
+    return f"{moment:%Y-%m-%d %H:%M:%S} UTC, for {format_age((now - moment).total_seconds())}"
+
+
+def alert_sort_key(alert: dict[str, Any], severities: tuple[str, ...],
+                   now: datetime) -> tuple[int, float]:
+    """Most severe first, then the longest-running first (an alert of either source)."""
+    labels = alert.get("labels") or {}
+    severity = alert.get("severity") or labels.get("severity")
+    rank = severities.index(severity) if severity in severities else len(severities)
+    since = parse_time(alert.get("activeAt"))
+    age = (now - since).total_seconds() if since is not None else -1.0
+    return rank, -age
+
+
+def delivery_lines(alert: dict[str, Any]) -> list[str]:
+    """One line per channel from the alerts API's `deliveries` (oldest first, so the last of a
+    channel is its latest message): 'slack via oncall-slack: sent 2026-11-23 14:25 UTC
+    (1 attempt)' or 'email via oncall-email: failed, rejected: 550 ... (3 attempts)'."""
+    latest: dict[str, dict[str, Any]] = {}
+    for d in alert.get("deliveries") or []:
+        latest[str(d.get("channel"))] = d
+    if not latest:  # older answers carry only the per-channel summary
+        latest = {str(k): v for k, v in (alert.get("delivery") or {}).items()}
+    lines = []
+    for channel, d in sorted(latest.items()):
+        status = str(d.get("status", "?"))
+        attempts = d.get("attempts")
+        tries = (f" ({attempts} attempt{'s' if attempts != 1 else ''})"
+                 if isinstance(attempts, int) else "")
+        when = f" {format_time(d.get('sent_at'))}" if status == "sent" and d.get("sent_at") else ""
+        why = ""
+        if status != "sent" and (d.get("last_reason") or d.get("last_detail")):
+            why = ", " + ": ".join(str(p) for p in (d.get("last_reason"), d.get("last_detail"))
+                                   if p)
+        what = f" ({d['state']} message)" if d.get("state") == "resolved" else ""
+        lines.append(f"{channel} via {d.get('receiver', '?')}: {status}{when}{why}{tries}{what}")
+    return lines
+
+
+def matcher_text(matcher: dict[str, Any]) -> str:
+    return f"{matcher.get('name', '')}{matcher.get('op', '=')}\"{matcher.get('value', '')}\""
+
+
+def silences_frame(silences: list[dict[str, Any]], now: datetime) -> pd.DataFrame:
+    """The alerts API's silences, one row each."""
+    rows = []
+    for s in silences:
+        expires = parse_time(s.get("expires_at"))
+        left = (f" (in {format_age((expires - now).total_seconds())})"
+                if expires is not None and expires > now else "")
+        rows.append({
+            "Silence": s["id"],
+            "Matchers": ", ".join(matcher_text(m) for m in s.get("matchers", [])),
+            "State": s.get("state", ""),
+            "Expires": format_time(s.get("expires_at")) + left,
+            "Comment": s.get("comment", ""),
+            "Created by": s.get("created_by", ""),
+            "Created": format_time(s.get("created_at")),
+        })
+    return pd.DataFrame(rows, columns=["Silence", "Matchers", "State", "Expires", "Comment",
+                                       "Created by", "Created"])

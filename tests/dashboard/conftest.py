@@ -1,8 +1,9 @@
 """The real stack the console tests run against: an engine and a Prometheus scraping it.
 
 Module-scoped, so each test module gets its own (test_pages_live stops its engine at the end).
-The alerts process is not part of the stack yet: ALERTS_URL points at a free port, and the pages
-must say so and fall back to Prometheus' own alerts.
+This stack has no alerts process on purpose: ALERTS_URL points at a free port, and the pages
+must say so and fall back to Prometheus' own alerts. Modules that need the real alerts process
+start it themselves (test_alerts_page_live.py, test_pages_billing_live.py).
 """
 
 from __future__ import annotations

@@ -2,9 +2,10 @@
 
 Multipage: AppTest.from_file runs dashboard/app.py (which declares st.navigation) and
 AppTest.switch_page picks the page, so each test goes through the real entry point and its
-settings. The `stack` fixture (conftest.py) starts the engine and Prometheus; the alerts process
-does not exist yet: ALERTS_URL points at a free port, and the Alerts page must say so and fall
-back to Prometheus' own alerts.
+settings. The `stack` fixture (conftest.py) starts the engine and Prometheus but no alerts
+process: ALERTS_URL points at a free port, so these tests also show that every page copes with
+the alerts API being down (the Alerts page says so and falls back to Prometheus' own alerts).
+test_alerts_page_live.py and test_pages_billing_live.py run the real alerts process.
 """
 
 from __future__ import annotations
