@@ -43,12 +43,18 @@ def burn_rate_chart(df: pd.DataFrame) -> go.Figure:
                    y="burn rate (× sustainable spend)")
 
 
+def line_mode(points: int) -> str:
+    """Markers while a series has too few samples to draw a line (a fresh stack, a new deploy),
+    so the chart never looks empty when it has data."""
+    return "lines+markers" if points < 3 else "lines"
+
+
 def latency_chart(df: pd.DataFrame) -> go.Figure:
     """`df`: columns time, quantile (p50/p95/p99), seconds. Drawn in ms, 150 ms line."""
     fig = go.Figure()
     for quantile, rows in df.groupby("quantile", sort=True):
-        fig.add_trace(go.Scatter(x=rows["time"], y=rows["seconds"] * 1000, mode="lines",
-                                 name=str(quantile)))
+        fig.add_trace(go.Scatter(x=rows["time"], y=rows["seconds"] * 1000,
+                                 mode=line_mode(len(rows)), name=str(quantile)))
     fig.add_hline(y=LATENCY_OBJECTIVE_MS, line_dash="dash", line_color=SEVERITY_COLOURS["P1"],
                   annotation_text="objective 150 ms", annotation_position="top left")
     return _layout(fig, title="Latency p50 / p95 / p99", x="time (UTC)", y="latency (ms)")
@@ -58,7 +64,8 @@ def rate_by_endpoint_chart(df: pd.DataFrame, *, title: str) -> go.Figure:
     """`df`: columns time, endpoint, rate (per second)."""
     fig = go.Figure()
     for endpoint, rows in df.groupby("endpoint", sort=True):
-        fig.add_trace(go.Scatter(x=rows["time"], y=rows["rate"], mode="lines", name=str(endpoint)))
+        fig.add_trace(go.Scatter(x=rows["time"], y=rows["rate"], mode=line_mode(len(rows)),
+                                 name=str(endpoint)))
     return _layout(fig, title=title, x="time (UTC)", y="requests per second")
 
 
@@ -208,7 +215,7 @@ def usage_trend_chart(df: pd.DataFrame, *, per: str, span: Span | None = None) -
 def meter_queue_chart(df: pd.DataFrame, *, span: Span | None = None) -> go.Figure:
     """`df`: columns time, records (usage records waiting to be reported to Stripe)."""
     data = df.sort_values("time")
-    fig = go.Figure(go.Scatter(x=data["time"], y=data["records"], mode="lines",
+    fig = go.Figure(go.Scatter(x=data["time"], y=data["records"], mode=line_mode(len(data)),
                                line_color=NEUTRAL_COLOUR, name="waiting"))
     fig.add_hline(y=METER_QUEUE_THRESHOLD, line_dash="dash", line_color=SEVERITY_COLOURS["P2"],
                   annotation_text="alert above 1,000 for 10 min", annotation_position="top left")

@@ -262,3 +262,12 @@ def test_time_charts_cover_the_span_asked_for():
     fig = charts.payment_success_rate_chart(one_point, span=span)
     assert [pd.Timestamp(v) for v in fig.layout.xaxis.range] == [pd.Timestamp(t) for t in span]
     assert charts.refund_rate_chart(one_point).layout.xaxis.range is None  # autorange
+
+
+def test_a_series_with_a_single_sample_is_drawn_as_a_marker():
+    now = pd.Timestamp("2026-11-23T12:00:00Z")
+    one = pd.DataFrame({"time": [now], "endpoint": ["/v1/billing"], "rate": [2.0]})
+    many = pd.DataFrame({"time": [now + pd.Timedelta(minutes=m) for m in range(5)],
+                         "endpoint": ["/v1/billing"] * 5, "rate": [2.0] * 5})
+    assert charts.rate_by_endpoint_chart(one, title="t").data[0].mode == "lines+markers"
+    assert charts.rate_by_endpoint_chart(many, title="t").data[0].mode == "lines"
