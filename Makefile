@@ -32,7 +32,7 @@ run: venv run-deps
 
 lint: venv
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy billing_engine
+	$(VENV)/bin/mypy billing_engine alerts dashboard
 
 test: venv test-deps
 	$(VENV)/bin/ruff check .
