@@ -7,10 +7,10 @@ PY     := $(VENV)/bin/python
 .DEFAULT_GOAL := help
 
 help:
-	@echo "make run    - start the local stack (engine on SQLite with demo traffic, Prometheus)"
+	@echo "make run    - the local stack: engine with demo traffic, Prometheus, alerts, mail sink, console"
 	@echo "make test   - install what the tests need, then run the whole suite"
 	@echo "make lint   - ruff and mypy"
-	@echo "make bench  - ingest and lookup benchmarks against PostgreSQL"
+	@echo "make bench  - ingest, lookup, console and alerts benchmarks against PostgreSQL"
 
 # A venv with the project installed; re-installed when pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml
