@@ -126,12 +126,12 @@ def _first_failed_scrape(prometheus_url: str, after: float) -> float | None:
 
 def bench_alerts_page(url: str, *, scrape_interval: str = "5s",
                       evaluation_interval: str | None = None) -> dict[str, float | str]:
-    from tests.alerts.core import SHIPPED_RULES, AlertsProcessRunner, RulesPrometheus
+    from tests.alerts.core import SHIPPED_RULES, AlertsProcessRunner
     from tests.support.receivers import SlackReceiver, SmtpServer
-    from tests.support.services import EngineProcess, wait_for
+    from tests.support.services import EngineProcess, PrometheusServer, wait_for
 
     engine = EngineProcess(database_url=url).start()
-    prometheus = RulesPrometheus(targets={"billing-engine": f"127.0.0.1:{engine.port}"},
+    prometheus = PrometheusServer(targets={"billing-engine": f"127.0.0.1:{engine.port}"},
                                  rule_files=SHIPPED_RULES, scrape_interval=scrape_interval)
     prometheus.start()
     smtp, slack = SmtpServer().start(), SlackReceiver().start()

@@ -43,7 +43,6 @@ __all__ = [
     "ADMIN_KEY",
     "NOV_18",
     "AlertsProcessRunner",
-    "RulesPrometheus",
     "add_org",
     "add_usage",
     "alerts_clock",
@@ -193,58 +192,6 @@ def write_rule_file(path: Path, rules: Sequence[Mapping[str, Any]], *, group: st
 
 
 # -- a real Prometheus with the rule files and scrape interval a test chooses ---------------------
-
-
-@dataclass
-class RulesPrometheus:
-    targets: dict[str, str]  # job -> host:port
-    rule_files: Sequence[Path] = ()
-    scrape_interval: str = "1s"
-    port: int = field(default_factory=free_port)
-    base: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="promalerts-")))
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> RulesPrometheus:
-        binary = shutil.which("prometheus")
-        if binary is None:
-            raise RuntimeError("prometheus is needed: apt-get install prometheus")
-        config = {
-            "global": {"scrape_interval": self.scrape_interval,
-                       "evaluation_interval": self.scrape_interval,
-                       "scrape_timeout": "1s"},
-            "rule_files": [str(p) for p in self.rule_files],
-            "scrape_configs": [{"job_name": job, "static_configs": [{"targets": [target]}]}
-                               for job, target in self.targets.items()],
-        }
-        config_path = self.base / "prometheus.yml"
-        config_path.write_text(yaml.safe_dump(config))
-        with open(self.base / "prometheus.log", "ab") as log:
-            self.process = subprocess.Popen(
-                [binary, f"--config.file={config_path}",
-                 f"--storage.tsdb.path={self.base / 'data'}",
-                 f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn"],
-                stdout=log, stderr=subprocess.STDOUT)
-        wait_for(lambda: httpx.get(f"{self.url}/-/ready", timeout=2).status_code == 200,
-                 timeout=60, what="prometheus to be ready")
-        return self
-
-    def get(self, path: str, **params: str) -> Any:
-        body = httpx.get(f"{self.url}{path}", params=params, timeout=10).json()
-        assert body["status"] == "success", body
-        return body["data"]
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(20)
-
-    def destroy(self) -> None:
-        self.stop()
-        shutil.rmtree(self.base, ignore_errors=True)
 
 
 # -- the alerts process as a real subprocess ------------------------------------------------------

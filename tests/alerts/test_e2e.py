@@ -25,13 +25,13 @@ from tests.alerts.core import *  # noqa: F403
 from tests.alerts.core import (
     SHIPPED_RULES,
     AlertsProcessRunner,
-    RulesPrometheus,
     shipped_rule,
     write_rule_file,
 )
 from tests.support.receivers import ReceivedMail, SlackPost, SlackReceiver, SmtpServer
 from tests.support.services import (
     EngineProcess,
+    PrometheusServer,
     create_scratch_database,
     drop_database,
     wait_for,
@@ -45,7 +45,7 @@ RUNBOOK_BASE = "http://127.0.0.1:8501/runbooks"
 def stack(pg_server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     url = create_scratch_database(pg_server_url, prefix="alerts_e2e")
     engine = EngineProcess(database_url=url).start()
-    prometheus = RulesPrometheus(targets={"billing-engine": f"127.0.0.1:{engine.port}"},
+    prometheus = PrometheusServer(targets={"billing-engine": f"127.0.0.1:{engine.port}"},
                                  rule_files=SHIPPED_RULES).start()
     rules = write_rule_file(tmp_path_factory.mktemp("rules") / "e2e.yml", [
         {**shipped_rule("BillingEngineDown"), "for": "2s"},

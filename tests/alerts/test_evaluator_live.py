@@ -19,8 +19,8 @@ from alerts.routing import load_routes
 from alerts.rules import load_rules
 from alerts.store.repository import AlertStore
 from tests.alerts.core import *  # noqa: F403
-from tests.alerts.core import SHIPPED_RULES, RulesPrometheus, shipped_rule, write_rule_file
-from tests.support.services import EngineProcess, wait_for
+from tests.alerts.core import SHIPPED_RULES, shipped_rule, write_rule_file
+from tests.support.services import EngineProcess, PrometheusServer, wait_for
 
 ROUTES_ENV = {"ONCALL_EMAIL": "oncall@example.com",
               "SLACK_WEBHOOK_URL": "http://127.0.0.1:9/services/T/B/never-called"}
@@ -35,10 +35,10 @@ def engine_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineP
 
 
 @pytest.fixture(scope="module")
-def prometheus(engine_process: EngineProcess) -> Iterator[RulesPrometheus]:
+def prometheus(engine_process: EngineProcess) -> Iterator[PrometheusServer]:
     """Scrapes the engine every second and loads the shipped rules (the SLO alerts read their
     recording rules)."""
-    server = RulesPrometheus(targets={"billing-engine": f"127.0.0.1:{engine_process.port}"},
+    server = PrometheusServer(targets={"billing-engine": f"127.0.0.1:{engine_process.port}"},
                              rule_files=SHIPPED_RULES).start()
     wait_for(lambda: server.get("/api/v1/query", query='up{job="billing-engine"} == 1')["result"],
              timeout=30, what="a first scrape of the engine")

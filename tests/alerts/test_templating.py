@@ -19,8 +19,8 @@ from alerts.domain.templating import (
 )
 from alerts.rules import load_rules
 from tests.alerts.core import *  # noqa: F403
-from tests.alerts.core import SHIPPED_RULES, RulesPrometheus, write_rule_file
-from tests.support.services import wait_for
+from tests.alerts.core import SHIPPED_RULES, write_rule_file
+from tests.support.services import PrometheusServer, wait_for
 
 # Every function and form the shipped rules use, and the others we implement.
 TEMPLATES = {
@@ -56,7 +56,7 @@ def prometheus_rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[float,
     rules = [{"alert": f"Render{i}", "expr": _expr(v), "labels": {"severity": "P3"},
               "annotations": TEMPLATES} for i, v in enumerate(VALUES)]
     path = write_rule_file(tmp_path_factory.mktemp("rules") / "render.yml", rules)
-    prometheus = RulesPrometheus(targets={}, rule_files=[path]).start()
+    prometheus = PrometheusServer(targets={}, rule_files=[path]).start()
     try:
         def all_firing() -> list[dict[str, object]] | None:
             alerts = prometheus.get("/api/v1/alerts")["alerts"]

@@ -15,8 +15,10 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -254,9 +256,12 @@ class EngineProcess:
 
 @dataclass
 class PrometheusServer:
-    """A real Prometheus scraping the given targets every second, with the shipped rules."""
+    """A real Prometheus scraping the given targets, by default every second with the shipped
+    rules; tests of the alerts process give their own rule files and scrape interval."""
 
     targets: dict[str, str]  # job name -> host:port
+    rule_files: Sequence[Path] | None = None  # None: the shipped prometheus/rules/*.yml
+    scrape_interval: str = "1s"
     port: int = field(default_factory=free_port)
     base: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="promtest-")))
     process: subprocess.Popen[bytes] | None = None
@@ -271,9 +276,12 @@ class PrometheusServer:
         binary = shutil.which("prometheus")
         if binary is None:
             raise RuntimeError("prometheus is needed: apt-get install prometheus")
+        rule_files = (sorted((ROOT / "prometheus" / "rules").glob("*.yml"))
+                      if self.rule_files is None else self.rule_files)
         config = {
-            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-            "rule_files": [str(p) for p in sorted((ROOT / "prometheus" / "rules").glob("*.yml"))],
+            "global": {"scrape_interval": self.scrape_interval,
+                       "evaluation_interval": self.scrape_interval, "scrape_timeout": "1s"},
+            "rule_files": [str(p) for p in rule_files],
             "scrape_configs": [
                 {"job_name": job, "static_configs": [{"targets": [target]}]}
                 for job, target in self.targets.items()
@@ -292,13 +300,18 @@ class PrometheusServer:
                  timeout=60, what="prometheus to be ready")
         return self
 
-    def query(self, expr: str) -> list[dict[str, object]]:
-        body = httpx.get(f"{self.url}/api/v1/query", params={"query": expr}, timeout=10).json()
+    def get(self, path: str, **params: str) -> Any:
+        body = httpx.get(f"{self.url}{path}", params=params, timeout=10).json()
         assert body["status"] == "success", body
-        return body["data"]["result"]  # type: ignore[no-any-return]
+        return body["data"]
+
+    def query(self, expr: str) -> list[dict[str, object]]:
+        return self.get("/api/v1/query", query=expr)["result"]  # type: ignore[no-any-return]
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(20)
         shutil.rmtree(self.base, ignore_errors=True)
+
+    destroy = stop
