@@ -7,6 +7,7 @@ import psycopg
 from alerts.leader import LEADER_LOCK_KEY, LeaderElection
 from alerts.metrics import AlertsMetrics
 from tests.alerts.core import *  # noqa: F403
+from tests.support.services import wait_for
 
 
 def libpq(url: str) -> str:
@@ -43,7 +44,8 @@ def test_a_leader_whose_session_is_killed_stops_leading_and_a_standby_takes_over
                 "AND objid = %s AND database = (SELECT oid FROM pg_database "
                 "WHERE datname = current_database())", (LEADER_LOCK_KEY,)).fetchall()
             admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
-        assert standby.try_lead() is True
+        # pg_terminate_backend only signals: the lock is free once that backend has exited.
+        assert wait_for(standby.try_lead, timeout=10, what="the standby to take the lock") is True
         assert leader.confirm() is False  # it notices before its next piece of work
         assert leader.try_lead() is False
     finally:
