@@ -1,10 +1,11 @@
 """Budget alerts: one query over every org finds the thresholds reached and not yet notified.
 
 Per open billing period (the current one, and the previous one while it still takes late
-heartbeats), a single statement sums each org's minutes from the engine's `daily_usage` rollups,
-compares them with the included minutes of the org's plan (from the plans file, as a CASE over
-the plan code), crosses them with the thresholds 50, 90 and 100, and keeps only the
-(org, period, threshold) triples that `alert_budget_notices` does not hold yet. In a steady state
+heartbeats), a single statement takes the thresholds (50, 90 and 100 % of the plan's included
+hours) each org has reached, from the query the engine publishes for it
+(`billing_engine.usage.facts.thresholds_reached`: this process never reads the engine's tables),
+and keeps only the (org, period, threshold) triples that `alert_budget_notices` does not hold
+yet. In a steady state
 that answer is empty, and the round costs one aggregate over the period's rollups.
 
 Each new triple is inserted into `alert_budget_notices` (its primary key is the "once per
@@ -24,29 +25,18 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import (
-    Connection,
-    Integer,
-    and_,
-    case,
-    exists,
-    func,
-    literal,
-    select,
-    true,
-    union_all,
-)
+from sqlalchemy import Connection, exists, literal, select
 
-from alerts.domain.budget import BUDGET_THRESHOLDS, BudgetCrossing, open_periods
+from alerts.domain.budget import BudgetCrossing, open_periods
 from alerts.links import LinkSettings
 from alerts.messages import budget_labels, budget_message, message_to_json
 from alerts.metrics import AlertsMetrics
 from alerts.routing import RoutingTable
 from alerts.store.repository import PENDING, AlertStore
 from alerts.store.schema import alert_budget_notices, alert_outbox
-from billing_engine.domain.periods import BillingPeriod
-from billing_engine.domain.plans import PlanCatalog
-from billing_engine.store.schema import daily_usage, orgs
+from billing_core.periods import BillingPeriod
+from billing_core.plans import PlanCatalog
+from billing_engine.usage.facts import thresholds_reached
 
 log = logging.getLogger("alerts.budget")
 
@@ -62,39 +52,23 @@ class BudgetReport:
     queued: int = 0
 
 
-def included_minutes_expr(catalog: PlanCatalog) -> Any:
-    """The org's included minutes, from its plan code (unknown plans bill as the default)."""
-    default = catalog.plans[catalog.default_plan].included_minutes
-    whens = {code: plan.included_minutes for code, plan in sorted(catalog.plans.items())}
-    return case(whens, value=orgs.c.plan, else_=literal(default, Integer))
-
-
 def crossings_query(period: BillingPeriod, catalog: PlanCatalog) -> Any:
-    used = (
-        select(daily_usage.c.org_id, func.sum(daily_usage.c.minutes).label("minutes"))
-        .where(daily_usage.c.day >= period.first_day, daily_usage.c.day < period.end_day)
-        .group_by(daily_usage.c.org_id)
-        .subquery("used")
-    )
-    thresholds = union_all(
-        *(select(literal(t, Integer).label("threshold")) for t in BUDGET_THRESHOLDS)
-    ).subquery("thresholds")
-    included = included_minutes_expr(catalog)
+    """The thresholds reached in `period` (the engine's published query) that
+    `alert_budget_notices` does not hold yet."""
+    reached = thresholds_reached(period, catalog).subquery("reached")
     notified = exists(
         select(literal(1)).where(
-            alert_budget_notices.c.org_id == orgs.c.id,
+            alert_budget_notices.c.org_id == reached.c.org_id,
             alert_budget_notices.c.period == period.key,
-            alert_budget_notices.c.threshold == thresholds.c.threshold,
+            alert_budget_notices.c.threshold == reached.c.threshold,
         )
     )
     return (
-        select(orgs.c.id, orgs.c.name, orgs.c.billing_email, orgs.c.plan,
-               used.c.minutes, thresholds.c.threshold, included.label("included"))
-        .select_from(used.join(orgs, orgs.c.id == used.c.org_id).join(thresholds, true()))
-        .where(and_(used.c.minutes > 0,
-                    used.c.minutes * 100 >= thresholds.c.threshold * included,
-                    ~notified))
-        .order_by(orgs.c.id, thresholds.c.threshold)
+        select(reached.c.org_id.label("id"), reached.c.org_name.label("name"),
+               reached.c.billing_email, reached.c.plan, reached.c.used_minutes.label("minutes"),
+               reached.c.threshold, reached.c.included_minutes.label("included"))
+        .where(~notified)
+        .order_by(reached.c.org_id, reached.c.threshold)
     )
 
 

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from billing_core.catalogue import DEFAULT_PLANS_FILE
+
 DEFAULT_DATABASE_URL = "sqlite:///./var/billing.db"
 DEFAULT_PORT = 8007
 DEV_ADMIN_KEY = "dev-admin-key"
@@ -18,7 +20,6 @@ DEV_ADMIN_KEY = "dev-admin-key"
 PLACEHOLDER_ADMIN_KEYS = frozenset({"", "changeme", "change-me", "dev-admin-key", "admin"})
 REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_RULE_FILES = str(REPOSITORY_ROOT / "prometheus" / "rules" / "*.yml")
-DEFAULT_PLANS_FILE = REPOSITORY_ROOT / "billing_engine" / "plans.yaml"
 DEFAULT_ROUTES_FILE = Path(__file__).resolve().parent / "routes.yml"
 
 

@@ -9,12 +9,13 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
+from billing_core.catalogue import DEFAULT_PLANS_FILE
+
 DEFAULT_DATABASE_URL = "sqlite:///./var/billing.db"
 DEFAULT_PORT = 8006
 # Values that must never guard a production deployment.
 PLACEHOLDER_ADMIN_KEYS = frozenset({"", "changeme", "change-me", "dev-admin-key", "admin"})
 DEV_ADMIN_KEY = "dev-admin-key"
-DEFAULT_PLANS_FILE = Path(__file__).with_name("plans.yaml")
 
 
 class SettingsError(ValueError):

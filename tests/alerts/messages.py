@@ -81,8 +81,8 @@ def budget_message(
     included_hours: float = 100.0,
     **overrides: Any,
 ) -> Message:
-    """A budget alert for org_acme on a plan of billing_engine/plans.yaml."""
-    plans = yaml.safe_load((ROOT / "billing_engine" / "plans.yaml").read_text())["plans"]
+    """A budget alert for org_acme on a plan of billing_core/plans.yaml."""
+    plans = yaml.safe_load((ROOT / "billing_core" / "plans.yaml").read_text())["plans"]
     chosen = plans[plan]
     labels = {
         "org_id": "org_acme",

@@ -1,0 +1,104 @@
+"""The SQL engine both processes use: PostgreSQL in production and tests, SQLite when embedded.
+
+`transaction` is the one way either process runs a unit of work: it retries serialisation
+failures and deadlocks of a write, and turns a lost or unreachable database into
+`DatabaseUnavailable`, so callers see one exception whatever the driver said.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from billing_core.errors import DatabaseUnavailable
+
+T = TypeVar("T")
+RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})  # serialization failure, deadlock detected
+WRITE_ATTEMPTS = 5
+
+
+def normalise_url(url: str) -> str:
+    """Accept postgres:// and postgresql:// URLs and use psycopg 3 for them."""
+    parsed = make_url(url)
+    if parsed.drivername in {"postgres", "postgresql", "postgresql+psycopg2"}:
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed.render_as_string(hide_password=False)
+
+
+def create_sql_engine(url: str, *, pool_size: int, application_name: str) -> Engine:
+    """A SQLAlchemy engine for either backend."""
+    url = normalise_url(url)
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(
+            url,
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            pool_pre_ping=True,
+            pool_timeout=5,
+            connect_args={"connect_timeout": 3, "application_name": application_name},
+        )
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(
+        url, connect_args={"timeout": 30, "check_same_thread": False}, pool_pre_ping=True
+    )
+
+    @event.listens_for(engine, "connect")
+    def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+        cursor = dbapi_conn.cursor()
+        # WAL with synchronous=FULL: a committed write survives a crash or power loss, and a
+        # second process (the alerts process in embedded mode) reads while the engine writes.
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    return engine
+
+
+def is_postgres(engine: Engine) -> bool:
+    return engine.dialect.name == "postgresql"
+
+
+def dialect_insert(engine: Engine) -> Any:
+    """`insert` with ON CONFLICT support for the engine's dialect."""
+    return postgresql.insert if is_postgres(engine) else sqlite.insert
+
+
+def transaction(engine: Engine, work: Callable[[Connection], T], *, write: bool = False) -> T:
+    """Run `work` in one transaction and commit it."""
+    attempts = WRITE_ATTEMPTS if write else 1
+    for attempt in range(1, attempts + 1):
+        try:
+            with engine.begin() as conn:
+                return work(conn)
+        except DBAPIError as exc:
+            sqlstate = getattr(exc.orig, "sqlstate", None)
+            if sqlstate in RETRYABLE_SQLSTATES and attempt < attempts:
+                time.sleep(0.01 * attempt)
+                continue
+            if isinstance(exc, OperationalError) or exc.connection_invalidated:
+                first_line = (str(exc.orig).strip().splitlines() or ["unreachable"])[0]
+                raise DatabaseUnavailable(first_line) from exc
+            raise
+        except TimeoutError as exc:  # pool exhausted: treat as unavailable, nothing written
+            raise DatabaseUnavailable("no database connection available") from exc
+    raise AssertionError("unreachable")
+
+
+def utc(value: datetime) -> datetime:
+    """SQLite hands back naive datetimes; everything we store is UTC."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utc_or_none(value: datetime | None) -> datetime | None:
+    return None if value is None else utc(value)

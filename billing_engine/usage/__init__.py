@@ -1,0 +1,1 @@
+"""Usage: heartbeats metered into instance-minutes, daily rollups, instances and their usage."""

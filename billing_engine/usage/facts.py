@@ -1,0 +1,63 @@
+"""Billing facts the engine publishes to other processes, as queries it owns.
+
+The alerts process decides which budget emails to send from these, without knowing the engine's
+tables: the columns of each query are the contract, and the engine may change the tables under
+them. Each query is a SQLAlchemy selectable, so a reader can join it with its own tables and
+still make one round trip (the alerts process anti-joins its notices to find new crossings).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Integer, and_, case, func, literal, select, true, union_all
+
+from billing_core.periods import BillingPeriod
+from billing_core.plans import PlanCatalog
+from billing_core.quota import BUDGET_THRESHOLDS
+from billing_engine.store.schema import daily_usage, orgs
+
+# The columns of `thresholds_reached`, in order.
+THRESHOLD_COLUMNS = (
+    "org_id", "org_name", "billing_email", "plan", "used_minutes", "included_minutes",
+    "threshold",
+)
+
+
+def _included_minutes(catalog: PlanCatalog) -> Any:
+    """An org's included minutes from its plan code; a plan that left the catalogue bills as
+    the default plan, as everywhere else in the engine."""
+    whens = {code: plan.included_minutes for code, plan in sorted(catalog.plans.items())}
+    return case(whens, value=orgs.c.plan, else_=literal(catalog.default.included_minutes, Integer))
+
+
+def thresholds_reached(period: BillingPeriod, catalog: PlanCatalog) -> Any:
+    """One row per (org, budget threshold) the org's usage in `period` has reached so far.
+
+    The rule is `thresholds_crossed` of `billing_core.quota`, in SQL: used * 100 >= threshold *
+    included, so an org with no included hours reaches every threshold with its first minute.
+    Orgs without usage in the period have no rows. Columns: THRESHOLD_COLUMNS.
+    """
+    used = (
+        select(daily_usage.c.org_id, func.sum(daily_usage.c.minutes).label("minutes"))
+        .where(daily_usage.c.day >= period.first_day, daily_usage.c.day < period.end_day)
+        .group_by(daily_usage.c.org_id)
+        .subquery("used")
+    )
+    thresholds = union_all(
+        *(select(literal(t, Integer).label("threshold")) for t in BUDGET_THRESHOLDS)
+    ).subquery("thresholds")
+    included = _included_minutes(catalog)
+    return (
+        select(
+            orgs.c.id.label("org_id"),
+            orgs.c.name.label("org_name"),
+            orgs.c.billing_email.label("billing_email"),
+            orgs.c.plan.label("plan"),
+            used.c.minutes.label("used_minutes"),
+            included.label("included_minutes"),
+            thresholds.c.threshold.label("threshold"),
+        )
+        .select_from(used.join(orgs, orgs.c.id == used.c.org_id).join(thresholds, true()))
+        .where(and_(used.c.minutes > 0, used.c.minutes * 100 >= thresholds.c.threshold * included))
+    )
