@@ -79,7 +79,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     except SettingsError as error:
         print(f"configuration error: {error}", file=sys.stderr)
         return 2
-    from billing_engine.logs import configure_logging
+    from billing_core.logs import configure_logging
 
     configure_logging(settings.log_level, settings.secret_values())
     # A job woken while it runs is skipped by design; httpx would log every Slack post.

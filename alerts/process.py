@@ -29,7 +29,7 @@ from alerts.scheduler import AlertsScheduler
 from alerts.settings import Settings
 from alerts.store.database import create_alerts_engine
 from alerts.store.repository import AlertStore
-from billing_engine.plans import load_plans
+from billing_core.catalogue import load_plans
 
 log = logging.getLogger("alerts")
 

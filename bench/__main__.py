@@ -25,7 +25,7 @@ import psycopg
 from bench.alerts_bench import bench_alerts_budget, bench_alerts_page, print_alerts
 from bench.console import bench_console, print_console
 from bench.load import open_loop
-from billing_engine.store import migrate
+from billing_engine.db import migrate
 from tests.support.services import (
     EngineProcess,
     create_scratch_database,

@@ -39,9 +39,9 @@ from alerts.routing import load_routes
 from alerts.store.database import create_alerts_engine
 from alerts.store.migrate import migrate as migrate_alerts
 from alerts.store.repository import AlertStore
-from billing_engine.plans import load_plans
+from billing_core.catalogue import load_plans
+from billing_engine.db import migrate as migrate_engine
 from billing_engine.settings import DEFAULT_PLANS_FILE
-from billing_engine.store import migrate as migrate_engine
 
 ROOT = Path(__file__).resolve().parent.parent
 PLANS = ("free", "base_usage", "team")

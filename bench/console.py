@@ -362,7 +362,7 @@ def print_console(result: dict[str, Any]) -> None:
 
 def main() -> int:
     from bench.__main__ import machine  # not at import time: bench.__main__ imports this module
-    from billing_engine.store import migrate
+    from billing_engine.db import migrate
     from tests.support.services import (
         create_scratch_database,
         drop_database,

@@ -8,7 +8,7 @@ import logging
 import os
 import sys
 
-from billing_engine.logs import configure_logging
+from billing_core.logs import configure_logging
 from billing_engine.settings import Settings, SettingsError
 
 log = logging.getLogger("billing_engine")
@@ -65,16 +65,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, settings.secret_values())
-    from billing_engine.store import migrate
+    from billing_engine.db import migrate
 
     if args.command == "migrate":
-        from billing_engine.store.migrate import migrate_to, schema_version
+        from billing_engine.db.migrate import migrate_to, schema_version
 
         migrate_to(settings.database_url, args.to)
         log.info("schema migrated", extra={"revision": schema_version(settings.database_url)})
         return 0
     if args.command == "schema-version":
-        from billing_engine.store.migrate import head_revision, schema_version
+        from billing_engine.db.migrate import head_revision, schema_version
 
         print(f"database: {schema_version(settings.database_url) or 'empty'}")
         print(f"code:     {head_revision()}")
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "close-period":
         import json
 
-        from billing_engine.invoices import InvalidInvoiceRequest, close_period_from_cli
+        from billing_engine.invoicing.service import InvalidInvoiceRequest, close_period_from_cli
 
         try:
             print(json.dumps(close_period_from_cli(settings, args.period), indent=2))
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         return 0
     if args.command == "reconcile":
-        from billing_engine.reconcile import reconcile_from_cli
+        from billing_engine.stripe.reconcile.service import reconcile_from_cli
 
         return reconcile_from_cli(settings, args.period, as_json=args.json)
     port = args.port or settings.port
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 0
     if args.command == "demo":
-        from billing_engine.demo import run_demo
+        from billing_engine.demo.traffic import run_demo
 
         migrate(settings.database_url)
         run_demo(settings, host=args.host, port=port, org_count=args.orgs)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from billing_core.logs import configure_logging
 from billing_engine.api import create_app
-from billing_engine.logs import configure_logging
 from billing_engine.settings import Settings
 
 

@@ -14,9 +14,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from billing_engine.api import create_app
-from billing_engine.metrics import EngineMetrics
+from billing_engine.db import Database, Repository, create_database, migrate
+from billing_engine.operability.metrics import EngineMetrics
 from billing_engine.settings import Settings
-from billing_engine.store import Database, Repository, create_database, migrate
 from tests.support.clock import FrozenClock
 from tests.support.services import (
     INSTALL_HINT,

@@ -15,15 +15,15 @@ import pytest
 from fastapi.testclient import TestClient
 
 from billing_engine.api import create_app
-from billing_engine.circuit_breaker import CircuitBreaker
-from billing_engine.metrics import EngineMetrics
-from billing_engine.reconcile import MismatchKind, Reconciler, compare
-from billing_engine.store import Database, Repository, create_database, migrate
-from billing_engine.store.meter_store import SENT, MeterStore, OurInvoice
-from billing_engine.store.schema import orgs
-from billing_engine.store.schema_invoices import invoices
-from billing_engine.store.schema_meters import meter_outbox
-from billing_engine.stripe_api import ProviderInvoice, StripeProvider
+from billing_engine.db import Database, Repository, create_database, migrate
+from billing_engine.db.schema import orgs
+from billing_engine.invoicing.tables import invoices
+from billing_engine.operability.metrics import EngineMetrics
+from billing_engine.stripe.circuit_breaker import CircuitBreaker
+from billing_engine.stripe.client import ProviderInvoice, StripeProvider
+from billing_engine.stripe.meters.store import SENT, MeterStore, OurInvoice
+from billing_engine.stripe.meters.tables import meter_outbox
+from billing_engine.stripe.reconcile.service import MismatchKind, Reconciler, compare
 from tests.support.fake_stripe import INVOICES, FakeStripe
 
 ROOT = Path(__file__).resolve().parent.parent

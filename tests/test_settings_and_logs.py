@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from billing_engine.logs import JsonFormatter, request_id_var
+from billing_core.logs import JsonFormatter, request_id_var
 from billing_engine.settings import Settings, SettingsError
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import Engine
 
-from billing_engine.store.database import create_sql_engine, normalise_url
+from billing_engine.db.database import create_sql_engine, normalise_url
 
 __all__ = ["create_alerts_engine", "is_postgres", "normalise_url"]
 

@@ -2,7 +2,7 @@
 their own version table, so they live in the engine's database without touching its history.
 
 The budget query also reads the engine's `orgs` and `daily_usage` tables
-(billing_engine.store.schema); it never writes them.
+(billing_engine.db.schema); it never writes them.
 """
 
 from __future__ import annotations

@@ -10,39 +10,40 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from billing_core.catalogue import load_plans
 from billing_engine import __version__
 from billing_engine.api.errors import install_error_handlers
 from billing_engine.api.middleware import ObservabilityMiddleware
 from billing_engine.api.routes import admin, health, public
-from billing_engine.api.routes_invoices import invoices_admin, invoices_public
-from billing_engine.api.routes_meters import meters
-from billing_engine.api.routes_stripe import stripe_admin, stripe_public
-from billing_engine.api.routes_support import support
-from billing_engine.audit import AuditLog, AuditMiddleware
-from billing_engine.cache import EntitlementsCache
-from billing_engine.circuit_breaker import CircuitBreaker
-from billing_engine.domain.metering import MeteringPolicy
-from billing_engine.enforcement import Enforcement
-from billing_engine.invoices import InvoiceService
-from billing_engine.meters import MeterConfig, MeterFlusher, MeterReporting
-from billing_engine.metrics import EngineMetrics
-from billing_engine.payments import PaymentsView
-from billing_engine.plans import load_plans
-from billing_engine.reconcile import MirroredInvoices, Reconciler
-from billing_engine.retention import PaymentRetention
-from billing_engine.service import BillingService, Clock, utc_now
+from billing_engine.audit.log import AuditLog, AuditMiddleware
+from billing_engine.audit.store import AuditStore
+from billing_engine.customers.service import BillingService, Clock, utc_now
+from billing_engine.db import Database, Repository, create_database
+from billing_engine.entitlements.cache import EntitlementsCache
+from billing_engine.invoicing.routes import invoices_admin, invoices_public
+from billing_engine.invoicing.service import InvoiceService
+from billing_engine.invoicing.store import InvoiceStore
+from billing_engine.operability.metrics import EngineMetrics
+from billing_engine.payments.retention import PaymentRetention
+from billing_engine.payments.service import PaymentsView
 from billing_engine.settings import Settings
-from billing_engine.store import Database, Repository, create_database
-from billing_engine.store.audit_store import AuditStore
-from billing_engine.store.invoice_store import InvoiceStore
-from billing_engine.store.meter_store import MeterStore
-from billing_engine.store.stripe_store import StripeStore
-from billing_engine.stripe_api import (
+from billing_engine.stripe.circuit_breaker import CircuitBreaker
+from billing_engine.stripe.client import (
     PaymentProvider,
     log_breaker_change,
     provider_from_settings,
 )
-from billing_engine.stripe_webhooks import StripeWebhooks, WebhookDedup
+from billing_engine.stripe.meters.routes import meters
+from billing_engine.stripe.meters.service import MeterConfig, MeterFlusher, MeterReporting
+from billing_engine.stripe.meters.store import MeterStore
+from billing_engine.stripe.reconcile.service import MirroredInvoices, Reconciler
+from billing_engine.stripe.webhooks.dedup import WebhookDedup
+from billing_engine.stripe.webhooks.routes import stripe_admin, stripe_public
+from billing_engine.stripe.webhooks.service import StripeWebhooks
+from billing_engine.stripe.webhooks.store import StripeStore
+from billing_engine.throttling.service import Enforcement
+from billing_engine.usage.routes_instances import support
+from billing_engine.usage.rules import MeteringPolicy
 
 log = logging.getLogger("billing_engine")
 
@@ -203,7 +204,7 @@ def create_app(
     service.billing_sections["invoice_preview"] = invoice_service.preview
     install_error_handlers(app)
     # POST /v1/heartbeats validates its raw body itself; publish the schema it documents.
-    from billing_engine.api.schemas import HeartbeatBatch
+    from billing_engine.usage.schemas import HeartbeatBatch
 
     schemas = HeartbeatBatch.model_json_schema(ref_template="#/components/schemas/{model}")
     extra_schemas = {

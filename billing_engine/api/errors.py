@@ -11,8 +11,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from billing_engine.service import NotFound
-from billing_engine.store import DatabaseUnavailable
+from billing_engine.customers.service import NotFound
+from billing_engine.db import DatabaseUnavailable
 
 log = logging.getLogger("billing_engine.api")
 

@@ -8,8 +8,8 @@ import time
 import uuid
 from typing import Any
 
-from billing_engine.logs import request_id_var
-from billing_engine.metrics import EngineMetrics
+from billing_core.logs import request_id_var
+from billing_engine.operability.metrics import EngineMetrics
 
 log = logging.getLogger("billing_engine.http")
 # Probes and scrapes are served but kept out of the SLO's request counts.

@@ -13,16 +13,16 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 
 from billing_engine.api.errors import ApiError
-from billing_engine.api.schemas import (
+from billing_engine.audit.log import identify_admin
+from billing_engine.customers.service import BillingService, plan_json
+from billing_engine.db import DatabaseUnavailable
+from billing_engine.throttling.service import Enforcement
+from billing_engine.usage.schemas import (
     INSTANCE_ID_PATTERN,
     ORG_ID_PATTERN,
     HeartbeatBatch,
     OrgUpsert,
 )
-from billing_engine.audit import identify_admin
-from billing_engine.enforcement import Enforcement
-from billing_engine.service import BillingService, plan_json
-from billing_engine.store import DatabaseUnavailable
 
 log = logging.getLogger("billing_engine.api")
 OrgIdPath = Annotated[str, Path(pattern=ORG_ID_PATTERN, description="Org (customer) id")]

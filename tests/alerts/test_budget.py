@@ -15,7 +15,7 @@ from alerts.messages import message_from_json
 from alerts.routing import load_routes
 from alerts.store.repository import AlertStore
 from alerts.store.schema import alert_budget_notices, alert_outbox
-from billing_engine.plans import load_plans
+from billing_core.catalogue import load_plans
 from billing_engine.settings import DEFAULT_PLANS_FILE
 from tests.alerts.core import *  # noqa: F403
 from tests.alerts.core import NOV_18, add_org, add_usage

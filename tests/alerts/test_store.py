@@ -14,7 +14,7 @@ from alerts.domain.notify import NotificationKey
 from alerts.domain.silences import Matcher, MatchOp
 from alerts.store.migrate import downgrade, head_revision, schema_version
 from alerts.store.repository import AlertStore, QueuedMessage
-from billing_engine.store.migrate import schema_version as engine_schema_version
+from billing_engine.db.migrate import schema_version as engine_schema_version
 from tests.alerts.core import *  # noqa: F403
 
 LABELS = {"alertname": "BillingEngineDown", "severity": "P0", "instance": "e1:8006"}

@@ -13,13 +13,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from fastapi.testclient import TestClient
 
+from billing_core.periods import parse_period_key
 from billing_engine.api import create_app
-from billing_engine.domain.periods import parse_period_key
-from billing_engine.invoices import InvoiceService
+from billing_engine.audit.store import AuditStore
+from billing_engine.db import Database, Repository, create_database, migrate
+from billing_engine.invoicing.service import InvoiceService
+from billing_engine.invoicing.store import InvoiceStore
 from billing_engine.settings import Settings
-from billing_engine.store import Database, Repository, create_database, migrate
-from billing_engine.store.audit_store import AuditStore
-from billing_engine.store.invoice_store import InvoiceStore
 from tests.support.builders import hb, new_org
 from tests.support.services import ROOT, wait_for
 

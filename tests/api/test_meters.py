@@ -11,8 +11,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from billing_engine.api import create_app
-from billing_engine.metrics import EngineMetrics
-from billing_engine.store.schema import orgs
+from billing_engine.db.schema import orgs
+from billing_engine.operability.metrics import EngineMetrics
 from tests.support.builders import hb, new_org
 from tests.support.fake_stripe import METER_EVENTS, FakeStripe
 
@@ -207,7 +207,7 @@ def test_a_record_sent_again_after_a_lost_answer_is_counted_once(app, admin, clo
     now = clock()
     [claimed] = reporting.store.claim_due(now=now, due_before=now, limit=1,
                                           lease_until=now + timedelta(minutes=10))
-    from billing_engine.stripe_api import MeterEvent
+    from billing_engine.stripe.client import MeterEvent
 
     reporting.provider.report_meter_event(MeterEvent(
         identifier=claimed.identifier, event_name="instance_minutes",
@@ -303,7 +303,7 @@ def test_a_dropped_connection_counts_as_a_network_error_and_is_retried(app, admi
 def test_the_background_flusher_works_off_a_backlog_without_waiting_between_full_batches(
     pg_database, settings, admin, clock, fake
 ):
-    from billing_engine.meters import MeterFlusher
+    from billing_engine.stripe.meters.service import MeterFlusher
     from tests.support.services import wait_for
 
     with engine(pg_database, replace(settings, meter_flush_batch_size=2), clock, fake) as app:

@@ -15,8 +15,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from billing_engine.api import create_app
-from billing_engine.metrics import EngineMetrics
-from billing_engine.store import create_database, migrate
+from billing_engine.db import create_database, migrate
+from billing_engine.operability.metrics import EngineMetrics
 from tests.support.builders import new_org
 from tests.support.services import (
     RedisServer,

@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from billing_engine.api import create_app
-from billing_engine.metrics import EngineMetrics
+from billing_engine.operability.metrics import EngineMetrics
 from tests.support.builders import new_org
 from tests.support.services import wait_for
 from tests.support.stripe_events import (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from billing_engine.circuit_breaker import BreakerState, CircuitBreaker, CircuitOpen
+from billing_engine.stripe.circuit_breaker import BreakerState, CircuitBreaker, CircuitOpen
 
 
 class Seconds:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from billing_engine.domain.entitlements import (
+from billing_core.catalogue import load_plans
+from billing_engine.entitlements.rules import (
     Entitlements,
     SubscriptionStatus,
     compute_entitlements,
 )
-from billing_engine.plans import load_plans
 from billing_engine.settings import DEFAULT_PLANS_FILE
 
 CATALOG = load_plans(DEFAULT_PLANS_FILE)

@@ -6,14 +6,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from billing_engine.domain.invoicing import (
+from billing_core.catalogue import load_plans
+from billing_core.quota import compute_quota
+from billing_engine.invoicing.rules import (
     AvailableCredit,
     LineKind,
     apply_credits,
     build_invoice,
 )
-from billing_engine.domain.quota import compute_quota
-from billing_engine.plans import load_plans
 from billing_engine.settings import DEFAULT_PLANS_FILE
 
 CATALOG = load_plans(DEFAULT_PLANS_FILE)

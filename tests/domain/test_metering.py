@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from billing_engine.domain.metering import (
+from billing_engine.usage.rules import (
     Heartbeat,
     InstanceState,
     MeteringPolicy,

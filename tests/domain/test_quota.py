@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from billing_engine.domain.plans import PlanConfigError, catalog_from_config
-from billing_engine.domain.quota import compute_quota, overage_cents, thresholds_crossed
-from billing_engine.plans import load_plans
+from billing_core.catalogue import load_plans
+from billing_core.plans import PlanConfigError, catalog_from_config
+from billing_core.quota import compute_quota, overage_cents, thresholds_crossed
 from billing_engine.settings import DEFAULT_PLANS_FILE
 
 CATALOG = load_plans(DEFAULT_PLANS_FILE)

@@ -7,8 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from billing_engine.domain.entitlements import SubscriptionStatus
-from billing_engine.domain.subscriptions import (
+from billing_core.catalogue import load_plans
+from billing_engine.entitlements.rules import SubscriptionStatus
+from billing_engine.settings import DEFAULT_PLANS_FILE
+from billing_engine.subscriptions.rules import (
     FAILURE_REASONS,
     PAYMENT_METHODS,
     SubscriptionState,
@@ -22,8 +24,6 @@ from billing_engine.domain.subscriptions import (
     plan_after_change,
     plan_for_prices,
 )
-from billing_engine.plans import load_plans
-from billing_engine.settings import DEFAULT_PLANS_FILE
 
 CATALOG = load_plans(DEFAULT_PLANS_FILE)
 T = datetime(2026, 11, 18, 12, 0, tzinfo=UTC)

@@ -7,9 +7,8 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from billing_engine.domain.metering import InstanceState
-from billing_engine.domain.plans import PlanLimits
-from billing_engine.domain.throttle import (
+from billing_core.plans import PlanLimits
+from billing_engine.throttling.rules import (
     Action,
     InstanceActivity,
     PauseReason,
@@ -17,6 +16,7 @@ from billing_engine.domain.throttle import (
     observe,
     run_minutes,
 )
+from billing_engine.usage.rules import InstanceState
 
 FREE = PlanLimits(max_concurrent_instances=2, continuous_run_hours=8, daily_cap_hours=24,
                   idle_pause_minutes=30)

@@ -7,13 +7,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import create_engine, select
 
-from billing_engine.domain.metering import Heartbeat, InstanceState, MeteringPolicy, classify
-from billing_engine.domain.periods import minute_of
-from billing_engine.store import Repository
-from billing_engine.store.meter_store import FAILED, PENDING, MeterStore
-from billing_engine.store.migrate import migrate
-from billing_engine.store.schema import metadata, orgs
-from billing_engine.store.schema_meters import meter_outbox
+from billing_core.periods import minute_of
+from billing_engine.db import Repository
+from billing_engine.db.migrate import migrate
+from billing_engine.db.schema import metadata, orgs
+from billing_engine.stripe.meters.store import FAILED, PENDING, MeterStore
+from billing_engine.stripe.meters.tables import meter_outbox
+from billing_engine.usage.rules import Heartbeat, InstanceState, MeteringPolicy, classify
 
 NOW = datetime(2026, 11, 18, 12, 0, 30, tzinfo=UTC)
 PERIOD_START = minute_of(datetime(2026, 11, 1, tzinfo=UTC))

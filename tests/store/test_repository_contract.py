@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
-from billing_engine.domain.metering import Heartbeat, InstanceState, MeteringPolicy, classify
-from billing_engine.domain.periods import period_containing
-from billing_engine.store import Database, Repository
+from billing_core.periods import period_containing
+from billing_engine.db import Database, Repository
+from billing_engine.usage.rules import Heartbeat, InstanceState, MeteringPolicy, classify
 
 NOW = datetime(2026, 11, 18, 12, 0, tzinfo=UTC)
 PERIOD = period_containing(NOW)
@@ -66,7 +66,7 @@ def test_rebuilding_rollups_from_raw_slots_repairs_drift(database: Database):
         {"org_a"},
     )
     with database.engine.begin() as conn:  # simulate a rollup gone wrong
-        from billing_engine.store.schema import daily_usage
+        from billing_engine.db.schema import daily_usage
 
         conn.execute(daily_usage.update().values(minutes=999))
     assert repo.period_minutes("org_a", PERIOD) == 999

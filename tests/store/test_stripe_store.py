@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from billing_engine.domain.subscriptions import PaymentAttempt, PaymentOutcome, SubscriptionState
-from billing_engine.store import Database, Repository
-from billing_engine.store.stripe_store import StoredEvent, StripeStore, Tx
+from billing_engine.db import Database, Repository
+from billing_engine.stripe.webhooks.store import StoredEvent, StripeStore, Tx
+from billing_engine.subscriptions.rules import PaymentAttempt, PaymentOutcome, SubscriptionState
 
 NOW = datetime(2026, 11, 18, 12, 0, tzinfo=UTC)
 

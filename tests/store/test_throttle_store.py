@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from billing_engine.domain.metering import Heartbeat, InstanceState, MeteringPolicy, classify
-from billing_engine.domain.periods import period_containing
-from billing_engine.domain.throttle import InstanceActivity
-from billing_engine.store import Database, Repository
-from billing_engine.store.repository import ThrottleRecord
+from billing_core.periods import period_containing
+from billing_engine.db import Database, Repository
+from billing_engine.db.repository import ThrottleRecord
+from billing_engine.throttling.rules import InstanceActivity
+from billing_engine.usage.rules import Heartbeat, InstanceState, MeteringPolicy, classify
 
 NOW = datetime(2026, 11, 18, 12, 0, tzinfo=UTC)
 

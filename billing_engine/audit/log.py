@@ -1,0 +1,297 @@
+"""Who did what with the admin key: named keys, and an audit entry for every admin mutation.
+
+The rule: every POST, PUT, PATCH or DELETE to a route under /admin/ or /debug/ is recorded once
+the response status is known and before the response leaves, whatever the outcome: succeeded
+(2xx/3xx), refused (401/403: no actor) or failed (any other status, including 500). Reads (GET)
+are not recorded. Requests that match no route are not recorded either: nothing ran, and a
+scanner must not be able to fill the table. The entry names the key by its name, never its value;
+the request body is summarised with secret-looking fields and every configured secret redacted.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import re
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+from urllib.parse import parse_qsl
+
+import anyio.to_thread
+
+from billing_core.logs import request_id_var
+from billing_engine.audit.store import AuditEntry, AuditStore
+from billing_engine.operability.metrics import EngineMetrics
+
+log = logging.getLogger("billing_engine.audit")
+
+ADMIN_KEY_NAME = "admin"  # the name ADMIN_API_KEY is recorded under
+AUDITED_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+AUDITED_PREFIXES = ("/admin/", "/debug/")
+# Where require_admin leaves its verdict for the middleware (request.state lives in scope).
+STATE_ACTOR = "admin_key_name"
+STATE_REFUSAL = "admin_refusal"
+
+MAX_BODY_CAPTURE = 16 * 1024
+MAX_STRING = 200
+MAX_ITEMS = 20
+MAX_DEPTH = 4
+MAX_SUMMARY = 4000
+REDACTED = "[redacted]"
+_SECRET_FIELD = re.compile(
+    r"key|secret|token|passw|authori[sz]ation|signature|cookie|card|cvc|iban|account_number",
+    re.IGNORECASE,
+)
+
+
+def identify_admin(keys: Sequence[tuple[str, str]], presented: str) -> str | None:
+    """The name of the key presented, or None. Every key is compared, in constant time, whether
+    or not an earlier one matched, so timing says nothing about which key (or how many) exist."""
+    candidate = presented.encode()
+    matched: str | None = None
+    for name, key in keys:
+        if hmac.compare_digest(candidate, key.encode()) and matched is None:
+            matched = name
+    return matched
+
+
+def _redact(value: Any, depth: int = 0) -> Any:
+    if isinstance(value, dict):
+        if depth >= MAX_DEPTH:
+            return "{...}"
+        out: dict[str, Any] = {}
+        for index, (key, item) in enumerate(value.items()):
+            if index >= MAX_ITEMS:
+                out["..."] = f"{len(value) - MAX_ITEMS} more fields"
+                break
+            key = str(key)[:MAX_STRING]
+            out[key] = REDACTED if _SECRET_FIELD.search(key) else _redact(item, depth + 1)
+        return out
+    if isinstance(value, list):
+        if depth >= MAX_DEPTH:
+            return "[...]"
+        items = [_redact(v, depth + 1) for v in value[:MAX_ITEMS]]
+        if len(value) > MAX_ITEMS:
+            items.append(f"... {len(value) - MAX_ITEMS} more items")
+        return items
+    if isinstance(value, str) and len(value) > MAX_STRING:
+        return value[: MAX_STRING - 3] + "..."
+    return value
+
+
+def summarise(
+    *,
+    body: bytes,
+    body_bytes: int,
+    content_type: str | None,
+    query: str,
+    secrets: Sequence[str] = (),
+    refusal: str | None = None,
+) -> dict[str, Any]:
+    """What the request asked for, small and without secrets."""
+    summary: dict[str, Any] = {}
+    if query:
+        summary["query"] = _redact(dict(parse_qsl(query, keep_blank_values=True)))
+    if body_bytes:
+        parsed: Any = None
+        if content_type is None or "json" in content_type:
+            try:
+                parsed = json.loads(body) if body_bytes <= MAX_BODY_CAPTURE else None
+            except ValueError:
+                parsed = None
+        if parsed is not None:
+            summary["body"] = _redact(parsed)
+        else:
+            summary["body"] = {"bytes": body_bytes, "content_type": content_type}
+    if refusal:
+        summary["refused"] = refusal
+    return summary
+
+
+def _scrub(text: str, secrets: Sequence[str]) -> str:
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, REDACTED)
+    return text
+
+
+def _target(path_params: dict[str, Any], summary: dict[str, Any]) -> tuple[str | None, str | None]:
+    """(target, org_id): the path parameters, else the body's org_id, else the query."""
+    body = summary.get("body")
+    body_org = body.get("org_id") if isinstance(body, dict) else None
+    query = summary.get("query") or {}
+    org_id = path_params.get("org_id") or body_org or query.get("org_id")
+    if path_params:
+        target = ", ".join(f"{k}={v}" for k, v in path_params.items())
+    elif body_org:
+        target = f"org_id={body_org}"
+    elif query:
+        target = ", ".join(f"{k}={v}" for k, v in query.items())
+    else:
+        target = None
+    org_id = str(org_id)[:64] if isinstance(org_id, str) and org_id else None
+    return target, org_id
+
+
+def outcome_of(status: int) -> str:
+    if status in (401, 403):
+        return "refused"
+    return "succeeded" if status < 400 else "failed"
+
+
+def entry_json(entry: AuditEntry) -> dict[str, Any]:
+    try:
+        summary = json.loads(entry.summary)
+    except ValueError:
+        summary = {"text": entry.summary}
+    return {
+        "id": entry.id,
+        "at": entry.at.isoformat(),
+        "actor": entry.actor,
+        "method": entry.method,
+        "path": entry.path,
+        "target": entry.target,
+        "org_id": entry.org_id,
+        "summary": summary,
+        "status": entry.status,
+        "outcome": entry.outcome,
+        "request_id": entry.request_id,
+    }
+
+
+class AuditLog:
+    def __init__(
+        self,
+        store: AuditStore,
+        *,
+        metrics: EngineMetrics,
+        clock: Callable[[], datetime],
+        secrets: Sequence[str] = (),
+    ) -> None:
+        self.store = store
+        self.metrics = metrics
+        self.clock = clock
+        self.secrets = tuple(s for s in secrets if s)
+
+    def record(
+        self,
+        *,
+        actor: str | None,
+        method: str,
+        path: str,
+        path_params: dict[str, Any],
+        summary: dict[str, Any],
+        status: int,
+        request_id: str | None,
+    ) -> None:
+        """Append one entry. A failure to write is logged and counted, never raised: the action
+        itself has already happened and its answer must reach the caller."""
+        target, org_id = _target(path_params, summary)
+        text = _scrub(json.dumps(summary, separators=(",", ":"), default=str), self.secrets)
+        if len(text) > MAX_SUMMARY:
+            text = json.dumps({"truncated": True, "text": text[: MAX_SUMMARY - 100]})
+        entry = AuditEntry(
+            at=self.clock(),
+            actor=actor,
+            method=method,
+            path=_scrub(path, self.secrets),
+            target=None if target is None else _scrub(target, self.secrets),
+            org_id=org_id,
+            summary=text,
+            status=status,
+            outcome=outcome_of(status),
+            request_id=request_id,
+        )
+        try:
+            self.store.append(entry)
+        except Exception as exc:
+            self.metrics.audit_write_failures.inc()
+            log.error(
+                "audit entry not written",
+                extra={"method": method, "endpoint": path, "status": status,
+                       "reason": str(exc)[:200]},
+            )
+
+    def recent(
+        self, *, limit: int, org_id: str | None = None, actor: str | None = None
+    ) -> list[dict[str, Any]]:
+        return [
+            entry_json(e) for e in self.store.recent(limit=limit, org_id=org_id, actor=actor)
+        ]
+
+
+class AuditMiddleware:
+    """Plain ASGI: records admin mutations through an AuditLog (see the module's rule)."""
+
+    def __init__(self, app: Any, audit: AuditLog) -> None:
+        self.app = app
+        self.audit = audit
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if (
+            scope["type"] != "http"
+            or scope.get("method") not in AUDITED_METHODS
+            or not str(scope.get("path", "")).startswith(AUDITED_PREFIXES)
+        ):
+            await self.app(scope, receive, send)
+            return
+        state = scope.setdefault("state", {})
+        captured = bytearray()
+        received = 0
+        recorded = False
+
+        async def receive_and_keep() -> dict[str, Any]:
+            nonlocal received
+            message: dict[str, Any] = await receive()
+            if message["type"] == "http.request":
+                chunk = message.get("body", b"")
+                received += len(chunk)
+                if len(captured) < MAX_BODY_CAPTURE:
+                    captured.extend(chunk[: MAX_BODY_CAPTURE - len(captured)])
+            return message
+
+        async def record(status: int) -> None:
+            nonlocal recorded
+            if recorded or scope.get("route") is None:
+                return
+            recorded = True
+            content_type = _header(scope, b"content-type")
+            summary = summarise(
+                body=bytes(captured),
+                body_bytes=received,
+                content_type=content_type,
+                query=scope.get("query_string", b"").decode("latin-1"),
+                refusal=state.get(STATE_REFUSAL),
+            )
+            await anyio.to_thread.run_sync(
+                lambda: self.audit.record(
+                    actor=state.get(STATE_ACTOR),
+                    method=scope["method"],
+                    path=scope["path"],
+                    path_params=dict(scope.get("path_params") or {}),
+                    summary=summary,
+                    status=status,
+                    request_id=request_id_var.get(),
+                )
+            )
+
+        async def send_after_recording(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                # Written before the answer leaves: a caller who saw the status can find it.
+                await record(int(message["status"]))
+            await send(message)
+
+        try:
+            await self.app(scope, receive_and_keep, send_after_recording)
+        except Exception:
+            await record(500)
+            raise
+
+
+def _header(scope: dict[str, Any], name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None

@@ -1,1 +1,0 @@
-"""Pure billing domain: metering, periods, plans, quota. No I/O, no clock: time is a parameter."""

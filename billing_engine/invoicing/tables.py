@@ -1,0 +1,119 @@
+"""Invoices, lines, credits, closed periods and the admin audit log (migration 0005).
+
+`invoices` is the table other jobs read (reconciliation): one row per org per period with the total
+in cents, its status and the Stripe invoice id once known.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from billing_engine.db.schema import metadata
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a bigint identity.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+# One row per org per billing period, written once when the period closes.
+# status: `finalized` when we close it; Stripe events may later move it to `paid`,
+# `payment_failed` or `void`. Money is integer cents; total = subtotal - credits, never below 0.
+invoices = Table(
+    "invoices",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("org_id", String(64), nullable=False),
+    Column("period", String(7), nullable=False),  # "YYYY-MM", UTC calendar month
+    Column("period_start", DateTime(timezone=True), nullable=False),
+    Column("period_end", DateTime(timezone=True), nullable=False),
+    Column("plan", String(64), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("included_minutes", BigInteger, nullable=False),
+    Column("used_minutes", BigInteger, nullable=False),
+    Column("overage_minutes", BigInteger, nullable=False),
+    Column("subtotal_cents", BigInteger, nullable=False),
+    Column("credits_cents", BigInteger, nullable=False),
+    Column("total_cents", BigInteger, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("stripe_invoice_id", String(64), nullable=True),
+    Column("closed_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("org_id", "period", name="uq_invoices_org_period"),
+    CheckConstraint("total_cents >= 0", name="ck_invoices_total_non_negative"),
+    Index("ix_invoices_period", "period"),
+)
+
+# The lines of an invoice in display order. kind: base_fee, overage, credit (negative amount).
+invoice_lines = Table(
+    "invoice_lines",
+    metadata,
+    Column("invoice_id", BigId, ForeignKey("invoices.id"), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("description", String(300), nullable=False),
+    Column("minutes", BigInteger, nullable=True),  # overage lines: the exact minutes billed
+    Column("unit_amount_cents", BigInteger, nullable=False),
+    Column("amount_cents", BigInteger, nullable=False),
+    Column("credit_id", BigId, ForeignKey("credits.id"), nullable=True),
+    PrimaryKeyConstraint("invoice_id", "position"),
+    Index("ix_invoice_lines_credit", "credit_id"),
+)
+
+# Credits an admin granted. remaining_cents falls as invoices consume it (their credit lines are
+# the record of where it went); it never goes below zero.
+credits = Table(
+    "credits",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("org_id", String(64), nullable=False),
+    Column("amount_cents", BigInteger, nullable=False),
+    Column("remaining_cents", BigInteger, nullable=False),
+    Column("reason", String(500), nullable=False),
+    Column("granted_by", String(64), nullable=False),
+    Column("granted_at", DateTime(timezone=True), nullable=False),
+    Column("idempotency_key", String(128), nullable=True),
+    UniqueConstraint("org_id", "idempotency_key", name="uq_credits_org_idempotency_key"),
+    CheckConstraint("amount_cents > 0", name="ck_credits_amount_positive"),
+    CheckConstraint(
+        "remaining_cents >= 0 AND remaining_cents <= amount_cents", name="ck_credits_remaining"
+    ),
+    Index("ix_credits_org_granted", "org_id", "granted_at"),
+)
+
+# A period whose invoices are all written: the scheduler's cheap "already done?" check.
+closed_periods = Table(
+    "closed_periods",
+    metadata,
+    Column("period", String(7), primary_key=True),
+    Column("closed_at", DateTime(timezone=True), nullable=False),
+    Column("invoices", Integer, nullable=False),  # invoices that period holds in total
+)
+
+# Every admin mutation, refused ones included. actor is the admin key's name (null if refused).
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("actor", String(64), nullable=True),
+    Column("method", String(8), nullable=False),
+    Column("path", String(500), nullable=False),
+    Column("target", String(300), nullable=True),
+    Column("org_id", String(64), nullable=True),
+    Column("summary", Text, nullable=False),  # JSON: query and body, secrets redacted
+    Column("status", Integer, nullable=False),
+    Column("outcome", String(16), nullable=False),  # succeeded, failed, refused
+    Column("request_id", String(64), nullable=True),
+    Index("ix_audit_log_at", "at"),
+    Index("ix_audit_log_org_at", "org_id", "at"),
+)

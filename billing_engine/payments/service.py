@@ -1,0 +1,91 @@
+"""What support reads about an org's money: payment attempts, refunds, the subscription."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from billing_engine.customers.service import BillingService
+from billing_engine.stripe.webhooks.store import StripeStore
+from billing_engine.subscriptions.rules import (
+    current_subscription,
+    entitlement_status,
+)
+
+
+def _iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return (value.replace(tzinfo=UTC) if value.tzinfo is None else value).isoformat()
+
+
+class PaymentsView:
+    def __init__(self, *, service: BillingService, store: StripeStore) -> None:
+        self.service = service
+        self.store = store
+
+    def payments(self, org_id: str, *, limit: int) -> dict[str, Any]:
+        self.service.require_org(org_id)
+        attempts, refunds = self.store.payments_of(org_id, limit=limit)
+        rows = [
+            {
+                "attempted_at": _iso(a.attempted_at),
+                "amount_cents": int(a.amount_cents),
+                "currency": a.currency,
+                "outcome": a.outcome,
+                "method": a.method,
+                "failure_reason": a.failure_reason,
+                "failure_code": a.failure_code,
+                "failure_message": a.failure_message,
+                "refunded_cents": int(a.refunded_cents),
+                "attempt_number": a.attempt_number,
+                "invoice_id": a.invoice_id,
+                "charge_id": a.charge_id,
+                "payment_intent_id": a.payment_intent_id,
+                "stripe_event_id": a.event_id,
+            }
+            for a in attempts
+        ]
+        refund_rows = [
+            {
+                "refunded_at": _iso(r.refunded_at),
+                "amount_cents": int(r.amount_cents),
+                "currency": r.currency,
+                "reason": r.reason,
+                "charge_id": r.charge_id,
+                "refund": r.refund_key,
+                "stripe_event_id": r.event_id,
+            }
+            for r in refunds
+        ]
+        succeeded = sum(r["amount_cents"] for r in rows if r["outcome"] == "succeeded")
+        return {
+            "org_id": org_id,
+            "payments": rows,
+            "refunds": refund_rows,
+            "totals": {
+                "attempts": len(rows),
+                "succeeded": sum(1 for r in rows if r["outcome"] == "succeeded"),
+                "failed": sum(1 for r in rows if r["outcome"] == "failed"),
+                "succeeded_cents": succeeded,
+                "refunded_cents": sum(r["amount_cents"] for r in refund_rows),
+            },
+            "retention": "records older than PAYMENT_RETENTION_DAYS are deleted",
+            "as_of": self.service.clock().isoformat(),
+        }
+
+    def subscription(self, org_id: str) -> dict[str, Any] | None:
+        """The org's current Stripe subscription, or None when it has none."""
+        states = self.store.subscriptions_of([org_id]).get(org_id, [])
+        current = current_subscription(states)
+        if current is None:
+            return None
+        return {
+            "id": current.subscription_id,
+            "status": current.status,
+            "entitlement_status": entitlement_status(current.status).value,
+            "current_period_start": _iso(current.current_period_start),
+            "current_period_end": _iso(current.current_period_end),
+            "cancel_at_period_end": current.cancel_at_period_end,
+            "stripe_customer_id": current.customer_id,
+        }

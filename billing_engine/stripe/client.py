@@ -1,0 +1,327 @@
+"""The Stripe adapter: the small interface the engine needs from a payment provider, the real
+implementation over the official `stripe` library, and a simulated one for running without keys.
+
+Callers see one exception, ProviderError, whose `kind` is the reason the metrics and the outbox
+act on: rate_limited, server_error, client_error, network or circuit_open.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Protocol
+
+import stripe
+
+from billing_engine.stripe.circuit_breaker import BreakerState, CircuitBreaker, CircuitOpen
+
+if TYPE_CHECKING:  # the library exports the type only from a private module
+    from stripe._base_address import BaseAddresses
+
+log = logging.getLogger("billing_engine.stripe")
+
+
+class ErrorKind(StrEnum):
+    RATE_LIMITED = "rate_limited"
+    SERVER_ERROR = "server_error"
+    CLIENT_ERROR = "client_error"
+    NETWORK = "network"
+    CIRCUIT_OPEN = "circuit_open"
+
+
+# 401 and 403 say the key is wrong, not the request: every request fails the same way until the
+# key is fixed, so they are not held against a single record.
+ACCOUNT_STATUSES = frozenset({401, 403})
+
+
+class ProviderError(Exception):
+    def __init__(
+        self,
+        kind: ErrorKind,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        retry_after_seconds: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.status = status
+        self.code = code
+        self.retry_after_seconds = retry_after_seconds
+
+    @property
+    def record_is_at_fault(self) -> bool:
+        """Stripe refused this request for good: sending it again gives the same answer."""
+        return self.kind is ErrorKind.CLIENT_ERROR and self.status not in ACCOUNT_STATUSES
+
+    def describe(self) -> str:
+        status = f"HTTP {self.status} " if self.status is not None else ""
+        code = f"({self.code}) " if self.code else ""
+        message = " ".join(self.message.split())  # the library's network messages span lines
+        return f"{self.kind.value}: {status}{code}{message}"[:500]
+
+
+@dataclass(frozen=True)
+class MeterEvent:
+    identifier: str  # unique per record: Stripe counts an identifier once
+    event_name: str
+    stripe_customer_id: str
+    value: int
+    timestamp: int  # seconds since the epoch
+
+    @property
+    def idempotency_key(self) -> str:
+        """The same for every retry of the same request. A record re-sent for another customer
+        (after an admin repaired the link) is another request, so it gets another key."""
+        return f"{self.identifier}:{self.stripe_customer_id}"
+
+
+@dataclass(frozen=True)
+class ProviderInvoice:
+    id: str
+    customer: str | None
+    status: str | None
+    total_cents: int
+    currency: str
+    created: datetime
+    period_start: datetime | None
+    period_end: datetime | None
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+class MeterReporter(Protocol):
+    """Where usage records go."""
+
+    @property
+    def simulated(self) -> bool: ...
+
+    def report_meter_event(self, event: MeterEvent) -> None:
+        """Returns when the provider accepted the event; raises ProviderError otherwise."""
+
+
+class PaymentProvider(MeterReporter, Protocol):
+    """What the engine needs from Stripe (or its stand-in)."""
+
+    @property
+    def name(self) -> str: ...
+
+    def breaker_state(self) -> BreakerState: ...
+
+    def list_invoices(
+        self, *, created_from: datetime, created_before: datetime, customer: str | None = None
+    ) -> list[ProviderInvoice]: ...
+
+
+def _retry_after(headers: Any) -> float | None:
+    if not headers:
+        return None
+    raw = headers.get("Retry-After") or headers.get("retry-after")
+    if raw is None:
+        return None
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        return None
+
+
+def classify_stripe_error(exc: stripe.StripeError) -> ProviderError:
+    status = exc.http_status
+    message = exc.user_message or exc.__class__.__name__
+    if isinstance(exc, stripe.APIConnectionError):
+        return ProviderError(ErrorKind.NETWORK, message, code=exc.code)
+    if isinstance(exc, stripe.RateLimitError) or status == 429:
+        return ProviderError(
+            ErrorKind.RATE_LIMITED,
+            message,
+            status=status,
+            code=exc.code,
+            retry_after_seconds=_retry_after(exc.headers),
+        )
+    if status is not None and 400 <= status < 500:
+        return ProviderError(ErrorKind.CLIENT_ERROR, message, status=status, code=exc.code)
+    return ProviderError(ErrorKind.SERVER_ERROR, message, status=status, code=exc.code)
+
+
+def _ts(value: Any) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(int(value), UTC)
+
+
+def _invoice(obj: dict[str, Any]) -> ProviderInvoice:
+    customer = obj.get("customer")
+    if isinstance(customer, dict):  # expanded
+        customer = customer.get("id")
+    metadata = obj.get("metadata") or {}
+    created = _ts(obj.get("created"))
+    assert created is not None, "a Stripe invoice always has `created`"
+    return ProviderInvoice(
+        id=str(obj["id"]),
+        customer=customer,
+        status=obj.get("status"),
+        total_cents=int(obj.get("total") or 0),
+        currency=str(obj.get("currency") or "usd"),
+        created=created,
+        period_start=_ts(obj.get("period_start")),
+        period_end=_ts(obj.get("period_end")),
+        metadata={str(k): str(v) for k, v in dict(metadata).items()},
+    )
+
+
+class StripeProvider:
+    """The official library pointed at api.stripe.com or at STRIPE_API_BASE, behind a breaker.
+
+    The library's own retries are off: the outbox retries with its own backoff and honours
+    Retry-After, and every retry reuses the record's identifier as its Idempotency-Key.
+    """
+
+    simulated = False
+    name = "stripe"
+
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        breaker: CircuitBreaker,
+        api_base: str | None = None,
+        timeout_seconds: float = 10.0,
+    ) -> None:
+        base_addresses: BaseAddresses = {}
+        if api_base:
+            base = api_base.rstrip("/")
+            base_addresses = {"api": base, "meter_events": base, "files": base, "connect": base}
+        self.api_base = api_base or stripe.DEFAULT_API_BASE
+        self.breaker = breaker
+        self._client = stripe.StripeClient(
+            api_key,
+            base_addresses=base_addresses,
+            max_network_retries=0,
+            http_client=stripe.RequestsClient(timeout=timeout_seconds),
+        )
+
+    def breaker_state(self) -> BreakerState:
+        return self.breaker.state()
+
+    def _call(self, work: Callable[[], Any]) -> Any:
+        try:
+            self.breaker.before_call()
+        except CircuitOpen as exc:
+            raise ProviderError(ErrorKind.CIRCUIT_OPEN, str(exc)) from None
+        try:
+            result = work()
+        except stripe.StripeError as exc:
+            error = classify_stripe_error(exc)
+            if error.kind is ErrorKind.CLIENT_ERROR:
+                self.breaker.record_success()  # Stripe answered; the request was at fault
+            else:
+                self.breaker.record_failure()
+            raise error from None
+        except BaseException:
+            self.breaker.release()
+            raise
+        self.breaker.record_success()
+        return result
+
+    def report_meter_event(self, event: MeterEvent) -> None:
+        params: Any = {
+            "event_name": event.event_name,
+            "identifier": event.identifier,
+            "timestamp": event.timestamp,
+            "payload": {
+                "stripe_customer_id": event.stripe_customer_id,
+                "value": str(event.value),
+            },
+        }
+        self._call(
+            lambda: self._client.v1.billing.meter_events.create(
+                params, options={"idempotency_key": event.idempotency_key}
+            )
+        )
+
+    def list_invoices(
+        self, *, created_from: datetime, created_before: datetime, customer: str | None = None
+    ) -> list[ProviderInvoice]:
+        params: Any = {
+            "limit": 100,
+            "created": {
+                "gte": int(created_from.timestamp()),
+                "lt": int(created_before.timestamp()),
+            },
+        }
+        if customer:
+            params["customer"] = customer
+
+        def fetch() -> list[ProviderInvoice]:
+            page = self._client.v1.invoices.list(params)
+            return [_invoice(inv.to_dict()) for inv in page.auto_paging_iter()]
+
+        result: list[ProviderInvoice] = self._call(fetch)
+        return result
+
+
+class SimulatedProvider:
+    """Stands in for Stripe when no STRIPE_SECRET_KEY is set: accepts every meter event once per
+    identifier (as Stripe does) and keeps them in memory. Its invoices are whatever
+    `invoice_source` says, by default none; reconciliation gives it a view of its own."""
+
+    simulated = True
+    name = "simulated"
+
+    def __init__(
+        self,
+        invoice_source: Callable[[datetime, datetime], Iterable[ProviderInvoice]] | None = None,
+    ) -> None:
+        self._events: dict[str, MeterEvent] = {}
+        self._lock = threading.Lock()
+        self._invoice_source = invoice_source
+
+    def breaker_state(self) -> BreakerState:
+        return BreakerState.CLOSED
+
+    @property
+    def events(self) -> list[MeterEvent]:
+        with self._lock:
+            return list(self._events.values())
+
+    def report_meter_event(self, event: MeterEvent) -> None:
+        with self._lock:
+            self._events.setdefault(event.identifier, event)
+
+    def list_invoices(
+        self, *, created_from: datetime, created_before: datetime, customer: str | None = None
+    ) -> list[ProviderInvoice]:
+        if self._invoice_source is None:
+            return []
+        found = self._invoice_source(created_from, created_before)
+        return [i for i in found if customer is None or i.customer == customer]
+
+
+def log_breaker_change(state: BreakerState) -> None:
+    """on_change hook of the breaker around Stripe: each transition is one log line."""
+    if state is BreakerState.CLOSED:
+        log.info("stripe circuit breaker closed: calls to Stripe go through again")
+    elif state is BreakerState.OPEN:
+        log.warning("stripe circuit breaker open: calls to Stripe are refused until a probe")
+    else:
+        log.info("stripe circuit breaker half-open: one probe call goes to Stripe")
+
+
+def provider_from_settings(
+    *,
+    secret_key: str | None,
+    api_base: str | None,
+    timeout_seconds: float,
+    breaker: CircuitBreaker,
+    invoice_source: Callable[[datetime, datetime], Iterable[ProviderInvoice]] | None = None,
+) -> PaymentProvider:
+    """Stripe when a secret key is set, else the simulated provider (whose invoices, if any,
+    come from `invoice_source`)."""
+    if not secret_key:
+        return SimulatedProvider(invoice_source)
+    return StripeProvider(
+        api_key=secret_key, api_base=api_base, timeout_seconds=timeout_seconds, breaker=breaker
+    )

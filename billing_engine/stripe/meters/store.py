@@ -1,0 +1,520 @@
+"""Queries and writes of the usage-meter outbox and of reconciliation runs.
+
+Enqueueing is one set-based INSERT ... SELECT from the minute slots; sending claims due records
+with a short lease so replicas (and the admin flush) never send the same record at the same time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Integer, String, and_, cast, func, literal, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.elements import ColumnElement
+
+from billing_engine.db.database import Database
+from billing_engine.db.repository import Repository
+from billing_engine.db.schema import daily_usage, orgs, usage_slots
+from billing_engine.invoicing.tables import invoices
+from billing_engine.stripe.meters.tables import meter_outbox, reconciliation_runs
+
+PENDING = "pending"
+SENT = "sent"
+FAILED = "failed"
+MINUTES_PER_HOUR = 60
+# The Julian day number of 1970-01-01 00:00 UTC.
+_UNIX_EPOCH_JULIAN = 2440587.5
+
+
+@dataclass(frozen=True)
+class OutboxRecord:
+    id: int
+    org_id: str
+    hour: int  # hours since the epoch, UTC
+    version: int
+    identifier: str
+    minutes: int
+    state: str
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+    last_status: int | None
+    created_at: datetime
+    sent_at: datetime | None
+    # Claimed records: the org's Stripe customer now. Otherwise: the customer last sent for.
+    stripe_customer_id: str | None
+
+    @property
+    def hour_start(self) -> datetime:
+        return datetime.fromtimestamp(self.hour * 3600, UTC)
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    pending: int
+    oldest_pending_created_at: datetime | None
+    failed: int
+    sent: int
+
+
+@dataclass(frozen=True)
+class OurInvoice:
+    id: int
+    org_id: str
+    period: str  # "YYYY-MM"
+    period_start: datetime
+    period_end: datetime
+    closed_at: datetime
+    stripe_customer_id: str | None  # the org's customer now
+    stripe_invoice_id: str | None
+    status: str
+    currency: str
+    used_minutes: int
+    total_cents: int
+
+
+@dataclass(frozen=True)
+class ReconciliationRun:
+    period: str
+    ran_at: datetime
+    provider: str
+    mismatches: int
+    report: str
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _record(row: Any) -> OutboxRecord:
+    return OutboxRecord(
+        id=int(row.id),
+        org_id=row.org_id,
+        hour=int(row.hour),
+        version=int(row.version),
+        identifier=row.identifier,
+        minutes=int(row.minutes),
+        state=row.state,
+        attempts=int(row.attempts),
+        next_attempt_at=_utc(row.next_attempt_at),  # type: ignore[arg-type]
+        last_error=row.last_error,
+        last_status=row.last_status,
+        created_at=_utc(row.created_at),  # type: ignore[arg-type]
+        sent_at=_utc(row.sent_at),
+        stripe_customer_id=row.stripe_customer_id,
+    )
+
+
+class MeterStore:
+    def __init__(self, database: Database) -> None:
+        self.db = database
+        self._repo = Repository(database)
+        self._insert = postgresql.insert if database.is_postgres else sqlite.insert
+
+    def _run(self, work: Any, *, write: bool = False) -> Any:
+        return self._repo._run(work, write=write)
+
+    # -- dialect pieces ---------------------------------------------------------------------
+
+    def _epoch_day(self, day: Any) -> ColumnElement[int]:
+        """A DATE column as days since 1970-01-01."""
+        if self.db.is_postgres:
+            return cast(day - func.date("1970-01-01"), Integer)
+        return cast(func.julianday(day) - _UNIX_EPOCH_JULIAN, Integer)
+
+    def _hour_label(self, hour: Any) -> ColumnElement[str]:
+        """An epoch hour as YYYYMMDDHH (UTC), the readable part of a record's identifier."""
+        if self.db.is_postgres:
+            return func.to_char(
+                func.timezone("UTC", func.to_timestamp(hour * 3600)), "YYYYMMDDHH24"
+            )
+        return func.strftime("%Y%m%d%H", hour * 3600, "unixepoch")
+
+    # -- enqueue ----------------------------------------------------------------------------
+
+    def enqueue_closed_hours(
+        self,
+        *,
+        window_start_minute: int,
+        closed_before_minute: int,
+        now: datetime,
+        identifier_prefix: str = "usage",
+    ) -> int:
+        """Add a record for every (linked org, closed hour) whose minutes exceed what the outbox
+        already holds for it: version 1 for an hour never reported, a correction (the
+        difference only) for an hour that gained late minutes. One statement; running it again
+        adds nothing. Returns the records added.
+
+        Only days whose rollup differs from the outbox's total are read from the raw slots, so
+        a run costs about one day of slots per active org, not the whole period."""
+        if closed_before_minute <= window_start_minute:
+            return 0
+        first_hour = window_start_minute // MINUTES_PER_HOUR
+        first_day = datetime.fromtimestamp(window_start_minute * 60, UTC).date()
+        last_day = datetime.fromtimestamp((closed_before_minute - 1) * 60, UTC).date()
+        o = meter_outbox.c
+
+        # Each grouped expression is built once: PostgreSQL matches GROUP BY to the select list
+        # by expression, and two copies would carry two different bound parameters.
+        day_of_hour = o.hour // 24
+        reported_days = (
+            select(o.org_id, day_of_hour.label("epoch_day"), func.sum(o.minutes).label("minutes"))
+            .where(o.hour >= first_hour)
+            .group_by(o.org_id, day_of_hour)
+            .cte("reported_days")
+        )
+        day_number = self._epoch_day(daily_usage.c.day)
+        candidates = (
+            select(daily_usage.c.org_id, day_number.label("epoch_day"))
+            .join(orgs, and_(orgs.c.id == daily_usage.c.org_id,
+                             orgs.c.stripe_customer_id.is_not(None)))
+            .outerjoin(
+                reported_days,
+                and_(
+                    reported_days.c.org_id == daily_usage.c.org_id,
+                    reported_days.c.epoch_day == day_number,
+                ),
+            )
+            .where(
+                daily_usage.c.day >= first_day,
+                daily_usage.c.day <= last_day,
+                daily_usage.c.minutes > func.coalesce(reported_days.c.minutes, 0),
+            )
+            .cte("candidates")
+        )
+        s = usage_slots.c
+        hour_of = s.minute // MINUTES_PER_HOUR
+        closed_hours = (
+            select(s.org_id, hour_of.label("hour"), func.count().label("minutes"))
+            .join(
+                candidates,
+                and_(
+                    candidates.c.org_id == s.org_id,
+                    s.minute >= candidates.c.epoch_day * 1440,
+                    s.minute < (candidates.c.epoch_day + 1) * 1440,
+                ),
+            )
+            .where(s.minute >= window_start_minute, s.minute < closed_before_minute)
+            .group_by(s.org_id, hour_of)
+            .cte("closed_hours")
+        )
+        reported = (
+            select(
+                o.org_id,
+                o.hour,
+                func.max(o.version).label("version"),
+                func.sum(o.minutes).label("minutes"),
+            )
+            .where(o.hour >= first_hour)
+            .group_by(o.org_id, o.hour)
+            .cte("reported")
+        )
+        version = func.coalesce(reported.c.version, 0) + 1
+        identifier = (
+            literal(f"{identifier_prefix}-", String)
+            + closed_hours.c.org_id
+            + literal("-", String)
+            + self._hour_label(closed_hours.c.hour)
+            + literal("-v", String)
+            + cast(version, String)
+        )
+        rows = (
+            select(
+                closed_hours.c.org_id,
+                closed_hours.c.hour,
+                version,
+                identifier,
+                closed_hours.c.minutes - func.coalesce(reported.c.minutes, 0),
+                literal(PENDING, String),
+                literal(0, Integer),
+                literal(now, meter_outbox.c.next_attempt_at.type),
+                literal(now, meter_outbox.c.created_at.type),
+            )
+            .select_from(closed_hours)
+            .outerjoin(
+                reported,
+                and_(
+                    reported.c.org_id == closed_hours.c.org_id,
+                    reported.c.hour == closed_hours.c.hour,
+                ),
+            )
+            .where(closed_hours.c.minutes > func.coalesce(reported.c.minutes, 0))
+            .order_by(closed_hours.c.hour, closed_hours.c.org_id)
+        )
+        stmt = (
+            self._insert(meter_outbox)
+            .from_select(
+                [
+                    "org_id",
+                    "hour",
+                    "version",
+                    "identifier",
+                    "minutes",
+                    "state",
+                    "attempts",
+                    "next_attempt_at",
+                    "created_at",
+                ],
+                rows,
+            )
+            .on_conflict_do_nothing()
+            .returning(meter_outbox.c.id)
+        )
+        # Counted from RETURNING: sqlite3 reports no rowcount for a statement opening with WITH.
+        return len(self._run(lambda c: c.execute(stmt).all(), write=True))
+
+    # -- sending ----------------------------------------------------------------------------
+
+    def claim_due(
+        self, *, now: datetime, due_before: datetime, limit: int, lease_until: datetime
+    ) -> list[OutboxRecord]:
+        """Take up to `limit` pending records due before `due_before` that no sender holds,
+        oldest first, and hold them until `lease_until`. Each comes with the org's Stripe
+        customer id as it is now."""
+        o = meter_outbox.c
+        free = or_(o.claimed_until.is_(None), o.claimed_until <= now)
+
+        def work(conn: Connection) -> list[OutboxRecord]:
+            due = (
+                select(o.id)
+                .where(o.state == PENDING, o.next_attempt_at <= due_before, free)
+                .order_by(o.next_attempt_at, o.hour, o.id)
+                .limit(limit)
+            )
+            if self.db.is_postgres:
+                due = due.with_for_update(skip_locked=True)
+            ids = [int(r.id) for r in conn.execute(due)]
+            if not ids:
+                return []
+            # The conditions again: a concurrent sender that got there first wins the row.
+            claimed = conn.execute(
+                meter_outbox.update()
+                .where(o.id.in_(ids), o.state == PENDING, free)
+                .values(claimed_until=lease_until)
+                .returning(o.id)
+            ).all()
+            claimed_ids = [int(r.id) for r in claimed]
+            if not claimed_ids:
+                return []
+            rows = conn.execute(
+                select(meter_outbox, orgs.c.stripe_customer_id.label("customer_now"))
+                .outerjoin(orgs, orgs.c.id == o.org_id)
+                .where(o.id.in_(claimed_ids))
+                .order_by(o.next_attempt_at, o.hour, o.id)
+            ).all()
+            return [replace(_record(r), stripe_customer_id=r.customer_now) for r in rows]
+
+        records: list[OutboxRecord] = self._run(work, write=True)
+        return records
+
+    def mark_sent(self, record_id: int, *, now: datetime, customer: str, status: int) -> None:
+        stmt = (
+            meter_outbox.update()
+            .where(meter_outbox.c.id == record_id)
+            .values(
+                state=SENT,
+                sent_at=now,
+                attempts=meter_outbox.c.attempts + 1,
+                last_status=status,
+                last_error=None,
+                stripe_customer_id=customer,
+                claimed_until=None,
+            )
+        )
+        self._run(lambda c: c.execute(stmt), write=True)
+
+    def mark_retry(
+        self,
+        record_id: int,
+        *,
+        next_attempt_at: datetime,
+        error: str,
+        status: int | None,
+        customer: str | None,
+    ) -> None:
+        stmt = (
+            meter_outbox.update()
+            .where(meter_outbox.c.id == record_id)
+            .values(
+                attempts=meter_outbox.c.attempts + 1,
+                next_attempt_at=next_attempt_at,
+                last_error=error[:500],
+                last_status=status,
+                stripe_customer_id=customer,
+                claimed_until=None,
+            )
+        )
+        self._run(lambda c: c.execute(stmt), write=True)
+
+    def mark_failed(
+        self, record_id: int, *, error: str, status: int | None, customer: str | None
+    ) -> None:
+        stmt = (
+            meter_outbox.update()
+            .where(meter_outbox.c.id == record_id)
+            .values(
+                state=FAILED,
+                attempts=meter_outbox.c.attempts + 1,
+                last_error=error[:500],
+                last_status=status,
+                stripe_customer_id=customer,
+                claimed_until=None,
+            )
+        )
+        self._run(lambda c: c.execute(stmt), write=True)
+
+    def release(self, record_ids: Iterable[int], *, next_attempt_at: datetime) -> None:
+        """Give back claimed records that were not attempted, due again at `next_attempt_at`."""
+        ids = list(record_ids)
+        if not ids:
+            return
+        stmt = (
+            meter_outbox.update()
+            .where(meter_outbox.c.id.in_(ids), meter_outbox.c.state == PENDING)
+            .values(next_attempt_at=next_attempt_at, claimed_until=None)
+        )
+        self._run(lambda c: c.execute(stmt), write=True)
+
+    def make_due(self, *, now: datetime) -> int:
+        """Pending records waiting out a backoff become due now (an admin's forced flush)."""
+        o = meter_outbox.c
+        stmt = (
+            meter_outbox.update()
+            .where(
+                o.state == PENDING,
+                o.next_attempt_at > now,
+                or_(o.claimed_until.is_(None), o.claimed_until <= now),
+            )
+            .values(next_attempt_at=now)
+        )
+        return int(self._run(lambda c: c.execute(stmt).rowcount, write=True))
+
+    def requeue_failed(self, *, now: datetime, org_id: str | None = None) -> int:
+        """Failed records become pending again, due now (after their cause was repaired)."""
+        stmt = (
+            meter_outbox.update()
+            .where(meter_outbox.c.state == FAILED)
+            .values(state=PENDING, next_attempt_at=now, claimed_until=None)
+        )
+        if org_id is not None:
+            stmt = stmt.where(meter_outbox.c.org_id == org_id)
+        return int(self._run(lambda c: c.execute(stmt).rowcount, write=True))
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def stats(self) -> QueueStats:
+        o = meter_outbox.c
+        query = select(
+            o.state, func.count().label("n"), func.min(o.created_at).label("oldest")
+        ).group_by(o.state)
+
+        def work(conn: Connection) -> QueueStats:
+            by_state = {r.state: r for r in conn.execute(query)}
+            pending = by_state.get(PENDING)
+            return QueueStats(
+                pending=int(pending.n) if pending else 0,
+                oldest_pending_created_at=_utc(pending.oldest) if pending else None,
+                failed=int(by_state[FAILED].n) if FAILED in by_state else 0,
+                sent=int(by_state[SENT].n) if SENT in by_state else 0,
+            )
+
+        result: QueueStats = self._run(work)
+        return result
+
+    def oldest(self, state: str, *, limit: int) -> list[OutboxRecord]:
+        o = meter_outbox.c
+        query = (
+            select(meter_outbox)
+            .where(o.state == state)
+            .order_by(o.created_at, o.id)
+            .limit(limit)
+        )
+        return [_record(r) for r in self._run(lambda c: c.execute(query).all())]
+
+    def records_for(self, org_id: str) -> list[OutboxRecord]:
+        o = meter_outbox.c
+        query = select(meter_outbox).where(o.org_id == org_id).order_by(o.hour, o.version)
+        return [_record(r) for r in self._run(lambda c: c.execute(query).all())]
+
+    def sent_minutes_by_org(self, *, first_hour: int, end_hour: int) -> dict[str, int]:
+        """Minutes Stripe accepted per org for hours in [first_hour, end_hour)."""
+        o = meter_outbox.c
+        query = (
+            select(o.org_id, func.sum(o.minutes).label("minutes"))
+            .where(o.state == SENT, o.hour >= first_hour, o.hour < end_hour)
+            .group_by(o.org_id)
+        )
+        return {r.org_id: int(r.minutes) for r in self._run(lambda c: c.execute(query).all())}
+
+    # -- reconciliation -----------------------------------------------------------------------
+
+    def invoices_for_period(self, period_key: str) -> list[OurInvoice]:
+        return self._invoices(invoices.c.period == period_key)
+
+    def invoices_starting_between(self, start: datetime, end: datetime) -> list[OurInvoice]:
+        return self._invoices(invoices.c.period_start >= start, invoices.c.period_start < end)
+
+    def _invoices(self, *conditions: ColumnElement[bool]) -> list[OurInvoice]:
+        i = invoices.c
+        query = (
+            select(
+                i.id, i.org_id, i.period, i.period_start, i.period_end, i.stripe_invoice_id,
+                i.status, i.currency, i.used_minutes, i.total_cents, i.closed_at,
+                orgs.c.stripe_customer_id,
+            )
+            .outerjoin(orgs, orgs.c.id == i.org_id)
+            .where(*conditions)
+            .order_by(i.org_id, i.period)
+        )
+        return [
+            OurInvoice(
+                id=int(r.id),
+                org_id=r.org_id,
+                period=r.period,
+                period_start=_utc(r.period_start),  # type: ignore[arg-type]
+                period_end=_utc(r.period_end),  # type: ignore[arg-type]
+                closed_at=_utc(r.closed_at),  # type: ignore[arg-type]
+                stripe_customer_id=r.stripe_customer_id,
+                stripe_invoice_id=r.stripe_invoice_id,
+                status=r.status,
+                currency=r.currency,
+                used_minutes=int(r.used_minutes),
+                total_cents=int(r.total_cents),
+            )
+            for r in self._run(lambda c: c.execute(query).all())
+        ]
+
+    def customers_by_org(self) -> dict[str, str]:
+        query = select(orgs.c.id, orgs.c.stripe_customer_id).where(
+            orgs.c.stripe_customer_id.is_not(None)
+        )
+        return {r.id: r.stripe_customer_id for r in self._run(lambda c: c.execute(query).all())}
+
+    def save_reconciliation(self, run: ReconciliationRun) -> None:
+        stmt = reconciliation_runs.insert().values(
+            period=run.period,
+            ran_at=run.ran_at,
+            provider=run.provider,
+            mismatches=run.mismatches,
+            report=run.report,
+        )
+        self._run(lambda c: c.execute(stmt), write=True)
+
+    def last_reconciliation(self) -> ReconciliationRun | None:
+        r = reconciliation_runs.c
+        query = select(reconciliation_runs).order_by(r.ran_at.desc(), r.id.desc()).limit(1)
+        row = self._run(lambda c: c.execute(query).first())
+        if row is None:
+            return None
+        return ReconciliationRun(
+            period=row.period,
+            ran_at=_utc(row.ran_at),  # type: ignore[arg-type]
+            provider=row.provider,
+            mismatches=int(row.mismatches),
+            report=row.report,
+        )

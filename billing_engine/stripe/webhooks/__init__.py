@@ -1,0 +1,1 @@
+"""Stripe webhooks: signature check, inbox, effects of each event type, duplicate fast path."""

@@ -1,0 +1,463 @@
+"""Stripe webhooks: verify, store in the inbox, then apply each event exactly once.
+
+A delivery is verified with the official library, written to the inbox under its event id, and
+then handled in one transaction that also marks it handled, so an event is handled only when its
+effect committed. Counters and cache invalidations follow the commit.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from billing_engine.customers.service import BillingService, NotFound
+from billing_engine.db import DatabaseUnavailable
+from billing_engine.db.repository import OrgRecord
+from billing_engine.operability.metrics import EngineMetrics
+from billing_engine.stripe.webhooks.dedup import WebhookDedup
+from billing_engine.stripe.webhooks.payloads import (
+    Json,
+    PayloadError,
+    checkout_org,
+    object_id,
+    org_hints,
+    parse_object,
+    payment_attempt,
+    read_event,
+    refunds_of_charge,
+    subscription_state,
+)
+from billing_engine.stripe.webhooks.signature import SignatureRejected, verify
+from billing_engine.stripe.webhooks.store import (
+    DONE,
+    FAILED,
+    HANDLED,
+    IGNORED,
+    StoredEvent,
+    StripeStore,
+    Tx,
+)
+from billing_engine.subscriptions.rules import (
+    PaymentAttempt,
+    PaymentOutcome,
+    Refund,
+    Verdict,
+    compare,
+    plan_after_change,
+    plan_for_prices,
+)
+
+log = logging.getLogger("billing_engine.webhooks")
+
+
+class Outcome(StrEnum):
+    HANDLED = "handled"
+    DUPLICATE = "duplicate"
+    IGNORED = "ignored"
+    FAILED = "failed"
+
+
+class WebhooksNotConfigured(RuntimeError):
+    pass
+
+
+class TransientFailure(RuntimeError):
+    """The database failed while handling; the event is not handled and Stripe should retry."""
+
+    def __init__(self, message: str, *, stored: bool) -> None:
+        super().__init__(message)
+        self.stored = stored
+
+
+class HandlingError(Exception):
+    """The event cannot take effect as it is; names the field and why."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+class WaitingForOrg(HandlingError):
+    """The event belongs to an org we cannot find yet; it applies once the org is known."""
+
+
+class AlreadyDone(Exception):
+    def __init__(self, event: StoredEvent) -> None:
+        super().__init__(f"event {event.event_id} is already {event.status}")
+        self.event = event
+
+
+@dataclass
+class Applied:
+    status: str = HANDLED
+    effect: str = ""
+    payments: list[PaymentAttempt] = field(default_factory=list)
+    refunds: list[Refund] = field(default_factory=list)
+    orgs_changed: set[str] = field(default_factory=set)
+    linked_customer: str | None = None
+
+
+@dataclass(frozen=True)
+class Delivery:
+    event_id: str
+    type: str
+    outcome: Outcome
+    status: str  # the inbox status after this delivery
+    http_status: int = 200
+    effect: str | None = None
+    error_field: str | None = None
+    error: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "event_id": self.event_id,
+            "type": self.type,
+            "outcome": self.outcome.value,
+            "status": self.status,
+        }
+        if self.effect is not None:
+            body["effect"] = self.effect
+        if self.error is not None:
+            body["error"] = {"field": self.error_field, "reason": self.error}
+        return body
+
+
+Handler = Callable[[Tx, StoredEvent, Json, Applied], tuple[str, str | None]]
+HANDLED_TYPES = (
+    "checkout.session.completed",
+    "customer.subscription.created",
+    "customer.subscription.updated",
+    "customer.subscription.deleted",
+    "invoice.paid",
+    "invoice.payment_failed",
+    "charge.refunded",
+)
+
+
+class StripeWebhooks:
+    def __init__(
+        self,
+        *,
+        store: StripeStore,
+        service: BillingService,
+        dedup: WebhookDedup,
+        metrics: EngineMetrics,
+        secret: str | None,
+    ) -> None:
+        self.store = store
+        self.service = service
+        self.dedup = dedup
+        self.metrics = metrics
+        self._secret = secret
+        self._handlers: dict[str, Handler] = {
+            "checkout.session.completed": self._checkout_completed,
+            "customer.subscription.created": self._subscription_changed,
+            "customer.subscription.updated": self._subscription_changed,
+            "customer.subscription.deleted": self._subscription_changed,
+            "invoice.paid": self._invoice_paid,
+            "invoice.payment_failed": self._invoice_payment_failed,
+            "charge.refunded": self._charge_refunded,
+        }
+
+    @property
+    def configured(self) -> bool:
+        return bool(self._secret)
+
+    # -- deliveries -------------------------------------------------------------------------
+
+    def receive(self, body: bytes, signature: str | None) -> Delivery:
+        if not self._secret:
+            raise WebhooksNotConfigured("STRIPE_WEBHOOK_SECRET is not set")
+        try:
+            verify(body, signature, self._secret)
+        except SignatureRejected as exc:
+            self.metrics.webhook_signature_failures.labels(exc.reason.value).inc()
+            log.warning("webhook signature refused", extra={"reason": exc.reason.value})
+            raise
+        event = read_event(body)
+        if self.dedup.seen(event.event_id):
+            return self._duplicate(event.event_id, event.type, "already handled (fast path)")
+        try:
+            status = self.store.store_event(
+                event_id=event.event_id,
+                type=event.type,
+                created=event.created,
+                livemode=event.livemode,
+                customer_id=event.customer_id,
+                payload=event.payload,
+                now=self.service.clock(),
+            )
+        except DatabaseUnavailable as exc:
+            self.metrics.webhook_events.labels(Outcome.FAILED.value).inc()
+            raise TransientFailure(str(exc), stored=False) from exc
+        if status in DONE:
+            self.dedup.remember(event.event_id)
+            return self._duplicate(event.event_id, event.type, f"already {status}")
+        return self.process(event.event_id, event_type=event.type)
+
+    def _duplicate(self, event_id: str, event_type: str, effect: str) -> Delivery:
+        self.metrics.webhook_events.labels(Outcome.DUPLICATE.value).inc()
+        return Delivery(event_id, event_type, Outcome.DUPLICATE, HANDLED, effect=effect)
+
+    def process(
+        self, event_id: str, *, event_type: str = "", follow_links: bool = True
+    ) -> Delivery:
+        """Handle a stored event that is not done yet (a delivery, a replay, or a waiting event
+        whose org just became known)."""
+        now = self.service.clock()
+        try:
+            result = self.store.handle(event_id, self._apply, now=now)
+        except DatabaseUnavailable as exc:
+            self._failed(event_id, f"database unavailable: {exc}", now)
+            raise TransientFailure(str(exc), stored=True) from exc
+        except WaitingForOrg as exc:
+            self._failed(event_id, exc.reason, now)
+            return Delivery(
+                event_id, event_type, Outcome.FAILED, FAILED, 202,
+                error_field=exc.field, error=exc.reason,
+            )
+        except (HandlingError, PayloadError) as exc:
+            self._failed(event_id, f"{exc.field}: {exc.reason}", now)
+            return Delivery(
+                event_id, event_type, Outcome.FAILED, FAILED, 500,
+                error_field=exc.field, error=exc.reason,
+            )
+        except Exception as exc:
+            log.exception("webhook handler failed", extra={"event_id": event_id})
+            self._failed(event_id, f"{exc.__class__.__name__}: {exc}", now)
+            return Delivery(
+                event_id, event_type, Outcome.FAILED, FAILED, 500,
+                error_field="event", error=f"the handler failed ({exc.__class__.__name__})",
+            )
+        if result is None:
+            self.dedup.remember(event_id)
+            return self._duplicate(event_id, event_type, "already handled")
+        event, applied = result
+        self._after_commit(applied)
+        self.dedup.remember(event_id)
+        outcome = Outcome.IGNORED if applied.status == IGNORED else Outcome.HANDLED
+        self.metrics.webhook_events.labels(outcome.value).inc()
+        if event.status == FAILED:  # it was counted as failing until now
+            self._refresh_quietly(now)
+        log.info("webhook event " + outcome.value, extra={"event_id": event_id, "type": event.type})
+        if follow_links and applied.linked_customer:
+            self._run_waiting(applied.linked_customer)
+        return Delivery(event_id, event.type, outcome, applied.status, effect=applied.effect)
+
+    def replay(self, event_id: str) -> Delivery:
+        """Run a stored event that is not done yet again, now."""
+        stored = self.store.get_event(event_id)
+        if stored is None:
+            raise NotFound("event_id", f"no stored Stripe event {event_id!r}")
+        if stored.status in DONE:
+            raise AlreadyDone(stored)
+        log.info("webhook event replayed", extra={"event_id": event_id})
+        return self.process(event_id, event_type=stored.type)
+
+    def _failed(self, event_id: str, error: str, now: datetime) -> None:
+        self.metrics.webhook_events.labels(Outcome.FAILED.value).inc()
+        log.warning("webhook event failed", extra={"event_id": event_id, "reason": error[:300]})
+        try:
+            self.store.record_failure(event_id, error, now=now)
+        except DatabaseUnavailable:
+            return  # still pending; the gauges count it once its grace has passed
+        self._refresh_quietly(now)
+
+    def _run_waiting(self, customer_id: str) -> None:
+        """Events that waited for this customer's org, oldest first, now that it is known."""
+        try:
+            for waiting in self.store.open_events_of_customer(customer_id):
+                self.process(waiting, follow_links=False)
+        except (DatabaseUnavailable, TransientFailure):
+            log.warning("waiting events left for a later delivery or replay")
+
+    def _after_commit(self, applied: Applied) -> None:
+        m = self.metrics
+        for attempt in applied.payments:
+            m.payments.labels(attempt.outcome.value, attempt.method).inc()
+            m.payment_amount_cents.labels(attempt.outcome.value).inc(attempt.amount_cents)
+            if attempt.failure_reason is not None:
+                m.payment_failures.labels(attempt.failure_reason).inc()
+        for refund in applied.refunds:
+            m.refunds.inc()
+            m.refund_amount_cents.inc(refund.amount_cents)
+        for org_id in sorted(applied.orgs_changed):
+            for listener in self.service.org_listeners:
+                listener(org_id)
+
+    # -- gauges -----------------------------------------------------------------------------
+
+    def refresh_gauges(self, now: datetime | None = None) -> None:
+        now = now or self.service.clock()
+        count, oldest = self.store.failing_summary(now=now)
+        self.metrics.webhook_events_failing.set(count)
+        age = 0.0 if oldest is None else max(0.0, (now - oldest).total_seconds())
+        self.metrics.webhook_oldest_failing_age.set(age)
+
+    def _refresh_quietly(self, now: datetime) -> None:
+        try:
+            self.refresh_gauges(now)
+        except DatabaseUnavailable:
+            pass
+
+    def failing(self, *, limit: int) -> dict[str, Any]:
+        now = self.service.clock()
+        count, oldest = self.store.failing_summary(now=now)
+        events = self.store.list_failing(now=now, limit=limit)
+        return {
+            "count": count,
+            "oldest_received_at": None if oldest is None else oldest.isoformat(),
+            "events": [e.as_json() for e in events],
+            "hint": "fix the cause, then POST /admin/webhooks/{event_id}/replay, oldest first",
+            "as_of": now.isoformat(),
+        }
+
+    # -- effects (inside the handling transaction) ------------------------------------------
+
+    def _apply(self, tx: Tx, event: StoredEvent) -> tuple[str, str, str | None, Applied]:
+        applied = Applied()
+        handler = self._handlers.get(event.type)
+        if handler is None:
+            applied.status, applied.effect = IGNORED, f"{event.type} is not acted on"
+            return applied.status, applied.effect, None, applied
+        effect, org_id = handler(tx, event, parse_object(event.payload), applied)
+        applied.effect = effect[:200]
+        return HANDLED, applied.effect, org_id, applied
+
+    def _org_of(self, tx: Tx, obj: Json, applied: Applied) -> OrgRecord:
+        """By the Stripe customer first, then by metadata.org_id (linking the customer to an org
+        that has none yet)."""
+        customer = object_id(obj.get("customer"))
+        if customer:
+            org = tx.org_for_customer(customer)
+            if org is not None:
+                return org
+        hints = org_hints(obj)
+        for hint in hints:
+            org = tx.org(hint)
+            if org is None:
+                continue
+            if customer and org.stripe_customer_id is None:
+                tx.link_customer(org.id, customer)
+                applied.linked_customer = customer
+                applied.orgs_changed.add(org.id)
+            return org
+        named = f"metadata.org_id {hints[0]!r} names no org here" if hints else "no metadata.org_id"
+        if customer:
+            raise WaitingForOrg(
+                "data.object.customer", f"no org is linked to Stripe customer {customer} ({named})"
+            )
+        raise WaitingForOrg("data.object.metadata.org_id", f"no Stripe customer and {named}")
+
+    def _checkout_completed(
+        self, tx: Tx, event: StoredEvent, obj: Json, applied: Applied
+    ) -> tuple[str, str | None]:
+        org_id = checkout_org(obj)
+        customer = object_id(obj.get("customer"))
+        if org_id is None:
+            org = self._org_of(tx, obj, applied)
+        else:
+            found = tx.org(org_id)
+            if found is None:
+                raise WaitingForOrg(
+                    "data.object.client_reference_id", f"names org {org_id!r}, which does not exist"
+                )
+            org = found
+        if not customer:
+            return "checkout completed without a Stripe customer: nothing to link", org.id
+        if org.stripe_customer_id == customer:
+            return f"org already linked to {customer}", org.id
+        if org.stripe_customer_id:
+            log.warning("org linked to a new Stripe customer", extra={"org_id": org.id})
+        tx.link_customer(org.id, customer)
+        applied.linked_customer = customer
+        applied.orgs_changed.add(org.id)
+        return f"linked org to Stripe customer {customer}", org.id
+
+    def _subscription_changed(
+        self, tx: Tx, event: StoredEvent, obj: Json, applied: Applied
+    ) -> tuple[str, str | None]:
+        state = subscription_state(obj, event_created=event.created)
+        org = self._org_of(tx, obj, applied)
+        stored = tx.subscription(state.subscription_id)
+        verdict = compare(stored[0] if stored else None, state)
+        if verdict is not Verdict.APPLY and stored is not None:
+            kept, source = stored
+            return (
+                f"{verdict.value}: kept {kept.status} from {source} for {state.subscription_id}",
+                org.id,
+            )
+        catalog = self.service.catalog
+        plan = plan_for_prices(catalog, state.price_ids)
+        if plan is None and state.live:
+            raise HandlingError(
+                "data.object.items",
+                f"prices {list(state.price_ids)} map to no plan: set stripe_price_id in the plans "
+                "file",
+            )
+        tx.save_subscription(
+            state, org_id=org.id, plan=None if plan is None else plan.code, event_id=event.event_id
+        )
+        new_plan = plan_after_change(catalog, tx.org_subscriptions(org.id))
+        if new_plan is not None and new_plan != org.plan:
+            tx.set_org_plan(org.id, new_plan)
+        applied.orgs_changed.add(org.id)
+        return (
+            f"subscription {state.subscription_id} {state.status}; org on {new_plan or org.plan}",
+            org.id,
+        )
+
+    def _invoice(
+        self, tx: Tx, event: StoredEvent, obj: Json, applied: Applied, outcome: PaymentOutcome
+    ) -> tuple[str, str | None]:
+        org = self._org_of(tx, obj, applied)
+        attempt = payment_attempt(
+            obj, event_id=event.event_id, org_id=org.id, outcome=outcome, at=event.created
+        )
+        if attempt.amount_cents <= 0:
+            return "nothing to collect (amount 0): no payment attempt", org.id
+        if not tx.add_payment(attempt):
+            return "payment attempt already recorded", org.id
+        applied.payments.append(attempt)
+        what = f"{attempt.outcome.value} payment of {attempt.amount_cents} {attempt.currency}"
+        if attempt.failure_reason:
+            what += f" ({attempt.failure_reason})"
+        return what, org.id
+
+    def _invoice_paid(
+        self, tx: Tx, event: StoredEvent, obj: Json, applied: Applied
+    ) -> tuple[str, str | None]:
+        return self._invoice(tx, event, obj, applied, PaymentOutcome.SUCCEEDED)
+
+    def _invoice_payment_failed(
+        self, tx: Tx, event: StoredEvent, obj: Json, applied: Applied
+    ) -> tuple[str, str | None]:
+        return self._invoice(tx, event, obj, applied, PaymentOutcome.FAILED)
+
+    def _charge_refunded(
+        self, tx: Tx, event: StoredEvent, obj: Json, applied: Applied
+    ) -> tuple[str, str | None]:
+        org = self._org_of(tx, obj, applied)
+        charge_id = object_id(obj.get("id"))
+        already = tx.refunded_for_charge(charge_id) if charge_id else 0
+        found, total = refunds_of_charge(
+            obj, event_id=event.event_id, org_id=org.id, already_refunded_cents=already,
+            at=event.created,
+        )
+        for refund in found:
+            if tx.add_refund(refund):
+                applied.refunds.append(refund)
+        if charge_id:
+            recorded = tx.refunded_for_charge(charge_id)
+            tx.set_refunded(
+                charge_id=charge_id,
+                payment_intent_id=object_id(obj.get("payment_intent")),
+                cents=max(total, recorded),
+            )
+        cents = sum(r.amount_cents for r in applied.refunds)
+        return f"{len(applied.refunds)} refund(s) recorded, {cents} cents", org.id
