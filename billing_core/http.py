@@ -5,18 +5,28 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from billing_core.errors import BillingError, DatabaseUnavailable, UnavailableError
 
 log = logging.getLogger("billing_core.http")
 MAX_FIELD_ERRORS = 50
+
+
+class ResponseModel(BaseModel):
+    """Base of every response body: a field the model does not declare is a bug, not data."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+# An RFC 3339 time as the engine writes it (Python's isoformat, with its UTC offset).
+Timestamp = Annotated[str, WithJsonSchema({"type": "string", "format": "date-time"})]
 
 
 class FieldError(BaseModel):

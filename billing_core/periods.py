@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
+from billing_core.errors import InvalidRequest
+
 MINUTES_PER_DAY = 1440
 EPOCH_DAY = date(1970, 1, 1)
 
@@ -73,3 +75,14 @@ def day_of_minute(minute: int) -> date:
 
 def minute_start(minute: int) -> datetime:
     return datetime.fromtimestamp(minute * 60, UTC)
+
+
+def period_from_field(value: str, *, field: str = "period") -> BillingPeriod:
+    """A `YYYY-MM` value a caller gave, or InvalidRequest naming the field."""
+    try:
+        period = parse_period_key(value)
+    except ValueError:
+        raise InvalidRequest(field, f"must look like YYYY-MM, got {value!r}") from None
+    if period.key != value:
+        raise InvalidRequest(field, f"must look like YYYY-MM, got {value!r}")
+    return period

@@ -9,7 +9,8 @@ import os
 import sys
 
 from billing_core.logs import configure_logging
-from billing_engine.settings import Settings, SettingsError
+from billing_core.settings import SettingsError
+from billing_engine.settings import Settings
 
 log = logging.getLogger("billing_engine")
 
@@ -80,20 +81,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"code:     {head_revision()}")
         return 0
     if args.command == "close-period":
-        import json
+        from billing_engine.cli import close_period
 
-        from billing_engine.invoicing.service import InvalidInvoiceRequest, close_period_from_cli
-
-        try:
-            print(json.dumps(close_period_from_cli(settings, args.period), indent=2))
-        except InvalidInvoiceRequest as exc:
-            print(f"{exc.field}: {exc.reason}", file=sys.stderr)
-            return 2
-        return 0
+        return close_period(settings, args.period)
     if args.command == "reconcile":
-        from billing_engine.stripe.reconcile.service import reconcile_from_cli
+        from billing_engine.cli import reconcile
 
-        return reconcile_from_cli(settings, args.period, as_json=args.json)
+        return reconcile(settings, args.period, as_json=args.json)
     port = args.port or settings.port
     if args.command == "serve":
         import uvicorn

@@ -10,26 +10,23 @@ from datetime import timedelta
 from pathlib import Path
 
 from billing_core.catalogue import DEFAULT_PLANS_FILE
+from billing_core.settings import (
+    DEV_ADMIN_KEY,
+    PLACEHOLDER_ADMIN_KEYS,
+    SettingsError,
+    app_environment,
+    check_admin_key,
+    check_port,
+    default_admin_key,
+    env_int,
+    secrets_to_scrub,
+    url_password,
+)
+
+__all__ = ["DEFAULT_PLANS_FILE", "Settings", "SettingsError", "parse_admin_api_keys"]
 
 DEFAULT_DATABASE_URL = "sqlite:///./var/billing.db"
 DEFAULT_PORT = 8006
-# Values that must never guard a production deployment.
-PLACEHOLDER_ADMIN_KEYS = frozenset({"", "changeme", "change-me", "dev-admin-key", "admin"})
-DEV_ADMIN_KEY = "dev-admin-key"
-
-
-class SettingsError(ValueError):
-    """The environment describes a configuration the engine refuses to run with."""
-
-
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError as exc:
-        raise SettingsError(f"{name} must be an integer, got {raw!r}") from exc
 
 
 ADMIN_KEY_NAME = re.compile(r"^[a-z0-9_-]{1,64}$")
@@ -95,48 +92,40 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
-        environment = env.get("APP_ENV", "development").strip().lower()
-        if environment not in {"development", "test", "production"}:
-            raise SettingsError(
-                f"APP_ENV must be development, test or production, got {environment!r}"
-            )
-        admin_key = env.get("ADMIN_API_KEY", DEV_ADMIN_KEY if environment != "production" else "")
+        environment = app_environment(env)
+        admin_key = default_admin_key(env, environment)
         settings = cls(
             database_url=env.get("DATABASE_URL") or DEFAULT_DATABASE_URL,
             redis_url=env.get("REDIS_URL") or None,
             admin_api_key=admin_key,
             admin_api_keys=parse_admin_api_keys(env.get("ADMIN_API_KEYS") or ""),
-            port=_int(env, "PORT", DEFAULT_PORT),
+            port=env_int(env, "PORT", DEFAULT_PORT),
             environment=environment,
             plans_file=Path(env.get("PLANS_FILE") or DEFAULT_PLANS_FILE),
-            heartbeat_clock_skew=timedelta(seconds=_int(env, "HEARTBEAT_CLOCK_SKEW_SECONDS", 120)),
-            period_close_grace=timedelta(seconds=_int(env, "PERIOD_CLOSE_GRACE_SECONDS", 3600)),
+            heartbeat_clock_skew=timedelta(
+                seconds=env_int(env, "HEARTBEAT_CLOCK_SKEW_SECONDS", 120)
+            ),
+            period_close_grace=timedelta(seconds=env_int(env, "PERIOD_CLOSE_GRACE_SECONDS", 3600)),
             log_level=(env.get("LOG_LEVEL") or "INFO").upper(),
-            db_pool_size=_int(env, "DB_POOL_SIZE", 10),
+            db_pool_size=env_int(env, "DB_POOL_SIZE", 10),
             stripe_secret_key=env.get("STRIPE_SECRET_KEY") or None,
             stripe_webhook_secret=env.get("STRIPE_WEBHOOK_SECRET") or None,
-            entitlements_cache_ttl_seconds=_int(env, "ENTITLEMENTS_CACHE_TTL_SECONDS", 300),
+            entitlements_cache_ttl_seconds=env_int(env, "ENTITLEMENTS_CACHE_TTL_SECONDS", 300),
             stripe_api_base=env.get("STRIPE_API_BASE") or None,
             stripe_meter_event_name=env.get("STRIPE_METER_EVENT_NAME") or "instance_minutes",
-            stripe_timeout_seconds=_int(env, "STRIPE_TIMEOUT_SECONDS", 10),
-            stripe_breaker_failures=_int(env, "STRIPE_BREAKER_FAILURES", 5),
-            stripe_breaker_cooldown_seconds=_int(env, "STRIPE_BREAKER_COOLDOWN_SECONDS", 30),
-            meter_flush_interval_seconds=_int(env, "METER_FLUSH_INTERVAL_SECONDS", 60),
-            meter_flush_batch_size=_int(env, "METER_FLUSH_BATCH_SIZE", 500),
-            meter_close_delay=timedelta(seconds=_int(env, "METER_CLOSE_DELAY_SECONDS", 300)),
-            payment_retention_days=_int(env, "PAYMENT_RETENTION_DAYS", 90),
+            stripe_timeout_seconds=env_int(env, "STRIPE_TIMEOUT_SECONDS", 10),
+            stripe_breaker_failures=env_int(env, "STRIPE_BREAKER_FAILURES", 5),
+            stripe_breaker_cooldown_seconds=env_int(env, "STRIPE_BREAKER_COOLDOWN_SECONDS", 30),
+            meter_flush_interval_seconds=env_int(env, "METER_FLUSH_INTERVAL_SECONDS", 60),
+            meter_flush_batch_size=env_int(env, "METER_FLUSH_BATCH_SIZE", 500),
+            meter_close_delay=timedelta(seconds=env_int(env, "METER_CLOSE_DELAY_SECONDS", 300)),
+            payment_retention_days=env_int(env, "PAYMENT_RETENTION_DAYS", 90),
         )
         settings.validate()
         return settings
 
     def validate(self) -> None:
-        if self.environment == "production" and self.admin_api_key in PLACEHOLDER_ADMIN_KEYS:
-            raise SettingsError(
-                "ADMIN_API_KEY is unset or a placeholder; set a long random value "
-                "before running with APP_ENV=production"
-            )
-        if self.environment == "production" and len(self.admin_api_key) < 16:
-            raise SettingsError("ADMIN_API_KEY must be at least 16 characters in production")
+        check_admin_key(self.admin_api_key, environment=self.environment)
         for name, key in self.admin_api_keys:
             if key == self.admin_api_key:
                 raise SettingsError(f"ADMIN_API_KEYS: the key named {name!r} is ADMIN_API_KEY")
@@ -151,8 +140,7 @@ class Settings:
             raise SettingsError("ENTITLEMENTS_CACHE_TTL_SECONDS must be at least 1")
         if self.payment_retention_days < 1:
             raise SettingsError("PAYMENT_RETENTION_DAYS must be at least 1")
-        if not 1 <= self.port <= 65535:
-            raise SettingsError(f"PORT must be between 1 and 65535, got {self.port}")
+        check_port("PORT", self.port)
         if self.meter_flush_interval_seconds < 1:
             raise SettingsError("METER_FLUSH_INTERVAL_SECONDS must be at least 1")
         if not 1 <= self.meter_flush_batch_size <= 10000:
@@ -169,19 +157,13 @@ class Settings:
 
     def secret_values(self) -> tuple[str, ...]:
         """Strings that must never appear in a log line."""
-        secrets = [self.admin_api_key, self.stripe_secret_key, self.stripe_webhook_secret]
-        secrets.extend(key for _name, key in self.admin_api_keys)
-        password = _url_password(self.database_url)
-        if self.redis_url:
-            secrets.append(_url_password(self.redis_url))
-        secrets.append(password)
-        return tuple(s for s in secrets if s and len(s) >= 4)
-
-
-def _url_password(url: str) -> str | None:
-    from sqlalchemy.engine import make_url
-
-    try:
-        return make_url(url).password
-    except Exception:
-        return None
+        return secrets_to_scrub(
+            [
+                self.admin_api_key,
+                self.stripe_secret_key,
+                self.stripe_webhook_secret,
+                *(key for _name, key in self.admin_api_keys),
+                url_password(self.database_url),
+                url_password(self.redis_url),
+            ]
+        )

@@ -14,7 +14,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from billing_engine.api import create_app
-from billing_engine.db import Database, Repository, create_database, migrate
+from billing_engine.db import Database, create_database, migrate
+from billing_engine.db.metadata import engine_metadata
 from billing_engine.operability.metrics import EngineMetrics
 from billing_engine.settings import Settings
 from tests.support.clock import FrozenClock
@@ -75,7 +76,9 @@ def redis_url() -> Iterator[str]:
 @pytest.fixture
 def pg_database(pg_url: str) -> Iterator[Database]:
     database = create_database(pg_url)
-    Repository(database).delete_everything_for_tests()
+    with database.engine.begin() as conn:  # every test starts from empty tables
+        for table in reversed(engine_metadata().sorted_tables):
+            conn.execute(table.delete())
     yield database
     database.dispose()
 

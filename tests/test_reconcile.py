@@ -15,15 +15,18 @@ import pytest
 from fastapi.testclient import TestClient
 
 from billing_engine.api import create_app
-from billing_engine.db import Database, Repository, create_database, migrate
-from billing_engine.db.schema import orgs
+from billing_engine.customers.store import CustomerStore
+from billing_engine.customers.tables import orgs
+from billing_engine.db import Database, create_database, migrate
 from billing_engine.invoicing.tables import invoices
 from billing_engine.operability.metrics import EngineMetrics
 from billing_engine.stripe.circuit_breaker import CircuitBreaker
 from billing_engine.stripe.client import ProviderInvoice, StripeProvider
-from billing_engine.stripe.meters.store import SENT, MeterStore, OurInvoice
+from billing_engine.stripe.meters.store import SENT
 from billing_engine.stripe.meters.tables import meter_outbox
-from billing_engine.stripe.reconcile.service import MismatchKind, Reconciler, compare
+from billing_engine.stripe.reconcile.rules import MismatchKind, OurInvoice, compare
+from billing_engine.stripe.reconcile.service import Reconciler
+from billing_engine.stripe.reconcile.store import ReconciliationStore
 from tests.support.fake_stripe import INVOICES, FakeStripe
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -142,9 +145,8 @@ def fake() -> Iterator[FakeStripe]:
 
 def seed(database: Database, *, org: str, customer: str | None, total: int, minutes: int,
          reported: int) -> None:
-    repo = Repository(database)
-    repo.upsert_org(org_id=org, name=org, billing_email=f"{org}@x.example", plan="base_usage",
-                    now=NOV)
+    CustomerStore(database).upsert_org(org_id=org, name=org, billing_email=f"{org}@x.example",
+                                       plan="base_usage", now=NOV)
     hour = int(NOV.timestamp()) // 3600 + 5
     with database.engine.begin() as conn:
         conn.execute(orgs.update().where(orgs.c.id == org).values(stripe_customer_id=customer))
@@ -175,10 +177,10 @@ def test_a_run_lists_stripes_invoices_for_the_period_and_keeps_its_result(databa
     fake.add_invoice(customer="cus_short", total=2250, created=nov_end,
                      period_start=int(NOV.timestamp()), period_end=nov_end, invoice_id="in_sh")
     fake.add_invoice(customer="cus_ok", total=9999, created=int(NOV.timestamp()) - 86400 * 20)
-    store = MeterStore(database)
+    store = ReconciliationStore(database)
 
-    report = Reconciler(store=store, provider=stripe_provider(fake), clock=lambda: NOW).run(
-        "2026-11")
+    report = Reconciler(store=store, provider=stripe_provider(fake), metrics=EngineMetrics(),
+                        clock=lambda: NOW).run("2026-11")
 
     assert [(m.kind, m.org_id, m.ours, m.stripe) for m in report.mismatches] == [
         (MismatchKind.AMOUNT_DIFFERS, "org_short", 2500, 2250)]
@@ -211,7 +213,7 @@ def test_the_engine_runs_it_and_the_gauge_shows_the_last_run(pg_database, settin
 
         assert [m["kind"] for m in body["mismatches"]] == [
             "missing_at_stripe", "usage_not_reported"]
-        registry = app.state.metrics.registry
+        registry = app.state.services.metrics.registry
         assert registry.get_sample_value("reconciliation_mismatches") == 2
         last = client.get("/debug/reconciliation/last", headers=admin).json()
         assert last["ran"] is True and last["mismatch_count"] == 2

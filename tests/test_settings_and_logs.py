@@ -7,7 +7,8 @@ import logging
 import pytest
 
 from billing_core.logs import JsonFormatter, request_id_var
-from billing_engine.settings import Settings, SettingsError
+from billing_core.settings import SettingsError
+from billing_engine.settings import Settings
 
 
 def test_production_refuses_a_placeholder_admin_key():

@@ -10,7 +10,6 @@ the request body is summarised with secret-looking fields and every configured s
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import re
@@ -19,20 +18,13 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
-import anyio.to_thread
-
-from billing_core.logs import request_id_var
 from billing_engine.audit.store import AuditEntry, AuditStore
 from billing_engine.operability.metrics import EngineMetrics
 
 log = logging.getLogger("billing_engine.audit")
 
-ADMIN_KEY_NAME = "admin"  # the name ADMIN_API_KEY is recorded under
 AUDITED_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 AUDITED_PREFIXES = ("/admin/", "/debug/")
-# Where require_admin leaves its verdict for the middleware (request.state lives in scope).
-STATE_ACTOR = "admin_key_name"
-STATE_REFUSAL = "admin_refusal"
 
 MAX_BODY_CAPTURE = 16 * 1024
 MAX_STRING = 200
@@ -44,17 +36,6 @@ _SECRET_FIELD = re.compile(
     r"key|secret|token|passw|authori[sz]ation|signature|cookie|card|cvc|iban|account_number",
     re.IGNORECASE,
 )
-
-
-def identify_admin(keys: Sequence[tuple[str, str]], presented: str) -> str | None:
-    """The name of the key presented, or None. Every key is compared, in constant time, whether
-    or not an earlier one matched, so timing says nothing about which key (or how many) exist."""
-    candidate = presented.encode()
-    matched: str | None = None
-    for name, key in keys:
-        if hmac.compare_digest(candidate, key.encode()) and matched is None:
-            matched = name
-    return matched
 
 
 def _redact(value: Any, depth: int = 0) -> Any:
@@ -220,78 +201,3 @@ class AuditLog:
         return [
             entry_json(e) for e in self.store.recent(limit=limit, org_id=org_id, actor=actor)
         ]
-
-
-class AuditMiddleware:
-    """Plain ASGI: records admin mutations through an AuditLog (see the module's rule)."""
-
-    def __init__(self, app: Any, audit: AuditLog) -> None:
-        self.app = app
-        self.audit = audit
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if (
-            scope["type"] != "http"
-            or scope.get("method") not in AUDITED_METHODS
-            or not str(scope.get("path", "")).startswith(AUDITED_PREFIXES)
-        ):
-            await self.app(scope, receive, send)
-            return
-        state = scope.setdefault("state", {})
-        captured = bytearray()
-        received = 0
-        recorded = False
-
-        async def receive_and_keep() -> dict[str, Any]:
-            nonlocal received
-            message: dict[str, Any] = await receive()
-            if message["type"] == "http.request":
-                chunk = message.get("body", b"")
-                received += len(chunk)
-                if len(captured) < MAX_BODY_CAPTURE:
-                    captured.extend(chunk[: MAX_BODY_CAPTURE - len(captured)])
-            return message
-
-        async def record(status: int) -> None:
-            nonlocal recorded
-            if recorded or scope.get("route") is None:
-                return
-            recorded = True
-            content_type = _header(scope, b"content-type")
-            summary = summarise(
-                body=bytes(captured),
-                body_bytes=received,
-                content_type=content_type,
-                query=scope.get("query_string", b"").decode("latin-1"),
-                refusal=state.get(STATE_REFUSAL),
-            )
-            await anyio.to_thread.run_sync(
-                lambda: self.audit.record(
-                    actor=state.get(STATE_ACTOR),
-                    method=scope["method"],
-                    path=scope["path"],
-                    path_params=dict(scope.get("path_params") or {}),
-                    summary=summary,
-                    status=status,
-                    request_id=request_id_var.get(),
-                )
-            )
-
-        async def send_after_recording(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.start":
-                # Written before the answer leaves: a caller who saw the status can find it.
-                await record(int(message["status"]))
-            await send(message)
-
-        try:
-            await self.app(scope, receive_and_keep, send_after_recording)
-        except Exception:
-            await record(500)
-            raise
-
-
-def _header(scope: dict[str, Any], name: bytes) -> str | None:
-    for key, value in scope.get("headers", ()):
-        if key == name:
-            return str(value.decode("latin-1"))
-    return None

@@ -7,8 +7,9 @@ from datetime import datetime
 
 from sqlalchemy import Connection, select
 
-from billing_engine.db.repository import Repository, _utc
-from billing_engine.invoicing.tables import audit_log
+from billing_core.sql import utc
+from billing_engine.audit.tables import audit_log
+from billing_engine.db.database import Store
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,7 @@ class AuditEntry:
     id: int | None = None
 
 
-class AuditStore(Repository):
+class AuditStore(Store):
     def append(self, entry: AuditEntry) -> int:
         stmt = (
             audit_log.insert()
@@ -61,7 +62,7 @@ class AuditStore(Repository):
             return [
                 AuditEntry(
                     id=int(r.id),
-                    at=_utc(r.at),
+                    at=utc(r.at),
                     actor=r.actor,
                     method=r.method,
                     path=r.path,

@@ -20,11 +20,9 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import uvicorn
 
-from billing_core.catalogue import load_plans
 from billing_core.periods import period_containing
 from billing_core.plans import PlanCatalog
 from billing_engine.api import create_app
-from billing_engine.db import Repository, create_database
 from billing_engine.demo.stripe_events import DemoStripe
 from billing_engine.settings import Settings
 from billing_engine.usage.rules import (
@@ -34,6 +32,8 @@ from billing_engine.usage.rules import (
     MeteringPolicy,
     classify,
 )
+from billing_engine.usage.store import UsageStore
+from billing_engine.wiring import Services, build_services
 
 log = logging.getLogger("billing_engine.demo")
 
@@ -128,10 +128,10 @@ def demo_orgs(count: int, *, seed: int = 7) -> list[DemoOrg]:
     return orgs
 
 
-def backfill(repo: Repository, catalog: PlanCatalog, org: DemoOrg, *, now: datetime) -> int:
+def backfill(store: UsageStore, catalog: PlanCatalog, org: DemoOrg, *, now: datetime) -> int:
     """Spread the org's target usage over this month's past days, working hours first."""
     period = period_containing(now)
-    if repo.period_minutes(org.org_id, period) > 0:
+    if store.period_minutes(org.org_id, period) > 0:
         return 0  # already seeded on an earlier run: never inflate
     plan = catalog.plans[org.plan]
     target = int(plan.included_minutes * org.target_fraction)
@@ -167,29 +167,25 @@ def backfill(repo: Repository, catalog: PlanCatalog, org: DemoOrg, *, now: datet
                 part, now=now, policy=policy, known_orgs={org.org_id}, instance_owners=owners
             )
 
-        _plan, outcome = repo.ingest((h.instance_id for h in part), make_plan)
+        _plan, outcome = store.ingest((h.instance_id for h in part), make_plan)
         total += outcome.new_slots
     return total
 
 
-def seed(settings: Settings, org_count: int) -> list[DemoOrg]:
-    database = create_database(settings.database_url)
-    repo = Repository(database)
-    catalog = load_plans(settings.plans_file)
+def seed(services: Services, org_count: int) -> list[DemoOrg]:
+    """Create the demo orgs through the customer directory and backfill their month's usage
+    straight through the usage store (the backfill predates the clock-skew policy's window)."""
     now = datetime.now(UTC)
     orgs = demo_orgs(org_count)
     started = time.monotonic()
     slots = 0
     for org in orgs:
-        repo.upsert_org(
-            org_id=org.org_id, name=org.name, billing_email=org.email, plan=org.plan, now=now
-        )
-        slots += backfill(repo, catalog, org, now=now)
+        services.customers.upsert(org_id=org.org_id, name=org.name, email=org.email, plan=org.plan)
+        slots += backfill(services.usage.store, services.catalog, org, now=now)
     log.info(
         "demo seeded",
         extra={"orgs": len(orgs), "slots": slots, "seconds": round(time.monotonic() - started, 1)},
     )
-    database.dispose()
     return orgs
 
 
@@ -314,14 +310,15 @@ def run_demo(settings: Settings, *, host: str, port: int, org_count: int) -> Non
     if not settings.stripe_webhook_secret:
         # The demo signs its own Stripe deliveries; a fresh secret per run, never a fixed one.
         settings = replace(settings, stripe_webhook_secret="whsec_demo_" + secrets.token_hex(16))
-    orgs = seed(settings, org_count)
-    app = create_app(settings)
+    services = build_services(settings)
+    orgs = seed(services, org_count)
+    app = create_app(settings, services=services)
     url_host = "127.0.0.1" if host in {"0.0.0.0", "::"} else host
     simulator = Simulator(
         f"http://{url_host}:{port}",
         orgs,
         settings.admin_api_key,
-        catalog=load_plans(settings.plans_file),
+        catalog=services.catalog,
         webhook_secret=settings.stripe_webhook_secret,
     )
     simulator.start()
@@ -330,3 +327,4 @@ def run_demo(settings: Settings, *, host: str, port: int, org_count: int) -> Non
         uvicorn.Server(config).run()
     finally:
         simulator.stop.set()
+        services.database.dispose()

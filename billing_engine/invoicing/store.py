@@ -15,14 +15,9 @@ from typing import Any
 from sqlalchemy import Connection, func, select, text
 
 from billing_core.periods import BillingPeriod
-from billing_engine.db.repository import (
-    OrgRecord,
-    Repository,
-    _org,
-    _period_minutes_query,
-    _utc,
-)
-from billing_engine.db.schema import daily_usage, orgs
+from billing_core.sql import utc
+from billing_engine.customers.tables import orgs
+from billing_engine.db.database import Store
 from billing_engine.invoicing.rules import (
     CURRENCY,
     AvailableCredit,
@@ -31,6 +26,7 @@ from billing_engine.invoicing.rules import (
     LineKind,
 )
 from billing_engine.invoicing.tables import closed_periods, credits, invoice_lines, invoices
+from billing_engine.usage.tables import daily_usage
 
 # Serialises period closing across replicas (PostgreSQL advisory lock, held per transaction).
 CLOSE_LOCK_KEY = 8006005
@@ -93,13 +89,35 @@ def _credit(row: Any, applications: tuple[CreditApplication, ...] = ()) -> Credi
         remaining_cents=int(row.remaining_cents),
         reason=row.reason,
         granted_by=row.granted_by,
-        granted_at=_utc(row.granted_at),
+        granted_at=utc(row.granted_at),
         idempotency_key=row.idempotency_key,
         applications=applications,
     )
 
 
-class InvoiceStore(Repository):
+def available_credits_of(
+    conn: Connection, org_ids: list[str], granted_before: datetime | None
+) -> dict[str, list[AvailableCredit]]:
+    query = select(
+        credits.c.id, credits.c.org_id, credits.c.remaining_cents, credits.c.reason,
+        credits.c.granted_at,
+    ).where(credits.c.org_id.in_(org_ids), credits.c.remaining_cents > 0)
+    if granted_before is not None:
+        query = query.where(credits.c.granted_at < granted_before)
+    found: dict[str, list[AvailableCredit]] = {}
+    for r in conn.execute(query.order_by(credits.c.granted_at, credits.c.id)):
+        found.setdefault(r.org_id, []).append(
+            AvailableCredit(
+                credit_id=int(r.id),
+                remaining_cents=int(r.remaining_cents),
+                reason=r.reason,
+                granted_at=utc(r.granted_at),
+            )
+        )
+    return found
+
+
+class InvoiceStore(Store):
     # -- closing ----------------------------------------------------------------------------
 
     def close_batch(
@@ -139,7 +157,7 @@ class InvoiceStore(Repository):
             if todo:
                 wanted = [r.id for r in todo]
                 minutes = self._minutes(conn, wanted, period)
-                available = self._available_credits(conn, wanted, credits_granted_before)
+                available = available_credits_of(conn, wanted, credits_granted_before)
                 drafts = {
                     r.id: build(
                         OrgToInvoice(
@@ -169,27 +187,6 @@ class InvoiceStore(Repository):
             .group_by(daily_usage.c.org_id)
         )
         return {r.org_id: int(r.minutes) for r in conn.execute(query)}
-
-    def _available_credits(
-        self, conn: Connection, org_ids: list[str], granted_before: datetime | None
-    ) -> dict[str, list[AvailableCredit]]:
-        query = select(
-            credits.c.id, credits.c.org_id, credits.c.remaining_cents, credits.c.reason,
-            credits.c.granted_at,
-        ).where(credits.c.org_id.in_(org_ids), credits.c.remaining_cents > 0)
-        if granted_before is not None:
-            query = query.where(credits.c.granted_at < granted_before)
-        found: dict[str, list[AvailableCredit]] = {}
-        for r in conn.execute(query.order_by(credits.c.granted_at, credits.c.id)):
-            found.setdefault(r.org_id, []).append(
-                AvailableCredit(
-                    credit_id=int(r.id),
-                    remaining_cents=int(r.remaining_cents),
-                    reason=r.reason,
-                    granted_at=_utc(r.granted_at),
-                )
-            )
-        return found
 
     def _write(
         self,
@@ -312,11 +309,11 @@ class InvoiceStore(Repository):
                     id=int(h.id),
                     org_id=h.org_id,
                     period=h.period,
-                    period_start=_utc(h.period_start),
-                    period_end=_utc(h.period_end),
+                    period_start=utc(h.period_start),
+                    period_end=utc(h.period_end),
                     status=h.status,
                     stripe_invoice_id=h.stripe_invoice_id,
-                    closed_at=_utc(h.closed_at),
+                    closed_at=utc(h.closed_at),
                     draft=InvoiceDraft(
                         plan_code=h.plan,
                         included_minutes=int(h.included_minutes),
@@ -348,22 +345,7 @@ class InvoiceStore(Repository):
     # -- credits ----------------------------------------------------------------------------
 
     def available_credits(self, org_id: str) -> list[AvailableCredit]:
-        return self._run(lambda c: self._available_credits(c, [org_id], None)).get(org_id, [])
-
-    def preview_inputs(
-        self, org_id: str, period: BillingPeriod
-    ) -> tuple[OrgRecord | None, int, list[AvailableCredit]]:
-        """The org, its minutes this period and its credit balance, in one transaction."""
-
-        def work(conn: Connection) -> tuple[OrgRecord | None, int, list[AvailableCredit]]:
-            row = conn.execute(select(orgs).where(orgs.c.id == org_id)).first()
-            if row is None:
-                return None, 0, []
-            minutes = int(conn.execute(_period_minutes_query(org_id, period)).scalar_one())
-            available = self._available_credits(conn, [org_id], None).get(org_id, [])
-            return _org(row), minutes, available
-
-        return self._run(work)
+        return self._run(lambda c: available_credits_of(c, [org_id], None)).get(org_id, [])
 
     def grant_credit(
         self,

@@ -1,4 +1,4 @@
-"""Invoices, lines, credits, closed periods and the admin audit log (migration 0005).
+"""Invoices, their lines, credits and closed periods (migration 0005).
 
 `invoices` is the table other jobs read (reconciliation): one row per org per period with the total
 in cents, its status and the Stripe invoice id once known.
@@ -17,14 +17,10 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     String,
     Table,
-    Text,
     UniqueConstraint,
 )
 
-from billing_engine.db.schema import metadata
-
-# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a bigint identity.
-BigId = BigInteger().with_variant(Integer(), "sqlite")
+from billing_engine.db.metadata import BigId, metadata
 
 # One row per org per billing period, written once when the period closes.
 # status: `finalized` when we close it; Stripe events may later move it to `paid`,
@@ -53,6 +49,7 @@ invoices = Table(
     Index("ix_invoices_period", "period"),
 )
 
+
 # The lines of an invoice in display order. kind: base_fee, overage, credit (negative amount).
 invoice_lines = Table(
     "invoice_lines",
@@ -68,6 +65,7 @@ invoice_lines = Table(
     PrimaryKeyConstraint("invoice_id", "position"),
     Index("ix_invoice_lines_credit", "credit_id"),
 )
+
 
 # Credits an admin granted. remaining_cents falls as invoices consume it (their credit lines are
 # the record of where it went); it never goes below zero.
@@ -90,6 +88,7 @@ credits = Table(
     Index("ix_credits_org_granted", "org_id", "granted_at"),
 )
 
+
 # A period whose invoices are all written: the scheduler's cheap "already done?" check.
 closed_periods = Table(
     "closed_periods",
@@ -97,23 +96,4 @@ closed_periods = Table(
     Column("period", String(7), primary_key=True),
     Column("closed_at", DateTime(timezone=True), nullable=False),
     Column("invoices", Integer, nullable=False),  # invoices that period holds in total
-)
-
-# Every admin mutation, refused ones included. actor is the admin key's name (null if refused).
-audit_log = Table(
-    "audit_log",
-    metadata,
-    Column("id", BigId, primary_key=True, autoincrement=True),
-    Column("at", DateTime(timezone=True), nullable=False),
-    Column("actor", String(64), nullable=True),
-    Column("method", String(8), nullable=False),
-    Column("path", String(500), nullable=False),
-    Column("target", String(300), nullable=True),
-    Column("org_id", String(64), nullable=True),
-    Column("summary", Text, nullable=False),  # JSON: query and body, secrets redacted
-    Column("status", Integer, nullable=False),
-    Column("outcome", String(16), nullable=False),  # succeeded, failed, refused
-    Column("request_id", String(64), nullable=True),
-    Index("ix_audit_log_at", "at"),
-    Index("ix_audit_log_org_at", "org_id", "at"),
 )

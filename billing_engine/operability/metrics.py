@@ -22,7 +22,7 @@ from prometheus_client import (
 
 from billing_core.quota import BUDGET_THRESHOLDS
 from billing_engine import __version__
-from billing_engine.subscriptions.rules import FAILURE_REASONS, PAYMENT_METHODS, PaymentOutcome
+from billing_engine.payments.rules import FAILURE_REASONS, PAYMENT_METHODS, PaymentOutcome
 from billing_engine.throttling.rules import PauseReason
 from billing_engine.usage.rules import RejectReason
 

@@ -9,7 +9,8 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from billing_engine.stripe.webhooks.store import StripeStore
+from billing_engine.payments.store import PaymentStore
+from billing_engine.stripe.webhooks.store import InboxStore
 
 log = logging.getLogger("billing_engine.retention")
 DEFAULT_INTERVAL_SECONDS = 3600.0
@@ -21,14 +22,16 @@ class PaymentRetention:
 
     def __init__(
         self,
-        store: StripeStore,
+        payments: PaymentStore,
         *,
+        inbox: InboxStore,
         days: int,
         clock: Callable[[], datetime],
         interval_seconds: float = DEFAULT_INTERVAL_SECONDS,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.store = store
+        self.payments = payments
+        self.inbox = inbox
         self.days = days
         self.clock = clock
         self.interval_seconds = interval_seconds
@@ -39,7 +42,8 @@ class PaymentRetention:
     def run(self) -> dict[str, Any]:
         now = self.clock()
         cutoff = now - timedelta(days=self.days)
-        attempts, refunds, events = self.store.delete_payments_before(cutoff)
+        attempts, refunds = self.payments.delete_before(cutoff)
+        events = self.inbox.delete_done_before(cutoff)
         if attempts or refunds or events:
             log.info(
                 "payment records past retention deleted",

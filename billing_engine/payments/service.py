@@ -1,16 +1,13 @@
-"""What support reads about an org's money: payment attempts, refunds, the subscription."""
+"""What support reads about an org's money: payment attempts and refunds."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
 
-from billing_engine.customers.service import BillingService
-from billing_engine.stripe.webhooks.store import StripeStore
-from billing_engine.subscriptions.rules import (
-    current_subscription,
-    entitlement_status,
-)
+from billing_core.clock import Clock, utc_now
+from billing_engine.customers.service import Customers
+from billing_engine.payments.store import PaymentStore
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -19,13 +16,16 @@ def _iso(value: datetime | None) -> str | None:
     return (value.replace(tzinfo=UTC) if value.tzinfo is None else value).isoformat()
 
 
-class PaymentsView:
-    def __init__(self, *, service: BillingService, store: StripeStore) -> None:
-        self.service = service
+class Payments:
+    def __init__(
+        self, *, store: PaymentStore, customers: Customers, clock: Clock = utc_now
+    ) -> None:
         self.store = store
+        self.customers = customers
+        self.clock = clock
 
     def payments(self, org_id: str, *, limit: int) -> dict[str, Any]:
-        self.service.require_org(org_id)
+        self.customers.require(org_id)
         attempts, refunds = self.store.payments_of(org_id, limit=limit)
         rows = [
             {
@@ -71,21 +71,5 @@ class PaymentsView:
                 "refunded_cents": sum(r["amount_cents"] for r in refund_rows),
             },
             "retention": "records older than PAYMENT_RETENTION_DAYS are deleted",
-            "as_of": self.service.clock().isoformat(),
-        }
-
-    def subscription(self, org_id: str) -> dict[str, Any] | None:
-        """The org's current Stripe subscription, or None when it has none."""
-        states = self.store.subscriptions_of([org_id]).get(org_id, [])
-        current = current_subscription(states)
-        if current is None:
-            return None
-        return {
-            "id": current.subscription_id,
-            "status": current.status,
-            "entitlement_status": entitlement_status(current.status).value,
-            "current_period_start": _iso(current.current_period_start),
-            "current_period_end": _iso(current.current_period_end),
-            "cancel_at_period_end": current.cancel_at_period_end,
-            "stripe_customer_id": current.customer_id,
+            "as_of": self.clock().isoformat(),
         }

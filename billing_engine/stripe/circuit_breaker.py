@@ -11,6 +11,8 @@ import threading
 from collections.abc import Callable
 from enum import IntEnum
 
+from billing_core.errors import UpstreamError
+
 
 class BreakerState(IntEnum):
     """Values are what the `stripe_circuit_breaker_state` gauge exports."""
@@ -20,8 +22,10 @@ class BreakerState(IntEnum):
     HALF_OPEN = 2
 
 
-class CircuitOpen(RuntimeError):
+class CircuitOpen(UpstreamError):
     """The breaker refused the call; nothing was sent."""
+
+    code = "circuit_open"
 
     def __init__(self, retry_in_seconds: float) -> None:
         super().__init__(f"circuit open; next probe in {retry_in_seconds:.0f} s")

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import stripe
 
+from billing_core.errors import UpstreamError
 from billing_engine.stripe.circuit_breaker import BreakerState, CircuitBreaker, CircuitOpen
 
 if TYPE_CHECKING:  # the library exports the type only from a private module
@@ -38,32 +39,36 @@ class ErrorKind(StrEnum):
 ACCOUNT_STATUSES = frozenset({401, 403})
 
 
-class ProviderError(Exception):
+class ProviderError(UpstreamError):
+    """Stripe refused or failed a call; `kind` is what the outbox and the metrics act on."""
+
+    code = "stripe_unavailable"
+
     def __init__(
         self,
         kind: ErrorKind,
-        message: str,
+        detail: str,
         *,
         status: int | None = None,
-        code: str | None = None,
+        stripe_code: str | None = None,
         retry_after_seconds: float | None = None,
     ) -> None:
-        super().__init__(message)
         self.kind = kind
-        self.message = message
-        self.status = status
-        self.code = code
+        self.detail = detail
+        self.http_status = status
+        self.stripe_code = stripe_code
         self.retry_after_seconds = retry_after_seconds
+        super().__init__(self.describe())
 
     @property
     def record_is_at_fault(self) -> bool:
         """Stripe refused this request for good: sending it again gives the same answer."""
-        return self.kind is ErrorKind.CLIENT_ERROR and self.status not in ACCOUNT_STATUSES
+        return self.kind is ErrorKind.CLIENT_ERROR and self.http_status not in ACCOUNT_STATUSES
 
     def describe(self) -> str:
-        status = f"HTTP {self.status} " if self.status is not None else ""
-        code = f"({self.code}) " if self.code else ""
-        message = " ".join(self.message.split())  # the library's network messages span lines
+        status = f"HTTP {self.http_status} " if self.http_status is not None else ""
+        code = f"({self.stripe_code}) " if self.stripe_code else ""
+        message = " ".join(self.detail.split())  # the library's network messages span lines
         return f"{self.kind.value}: {status}{code}{message}"[:500]
 
 
@@ -134,18 +139,18 @@ def classify_stripe_error(exc: stripe.StripeError) -> ProviderError:
     status = exc.http_status
     message = exc.user_message or exc.__class__.__name__
     if isinstance(exc, stripe.APIConnectionError):
-        return ProviderError(ErrorKind.NETWORK, message, code=exc.code)
+        return ProviderError(ErrorKind.NETWORK, message, stripe_code=exc.code)
     if isinstance(exc, stripe.RateLimitError) or status == 429:
         return ProviderError(
             ErrorKind.RATE_LIMITED,
             message,
             status=status,
-            code=exc.code,
+            stripe_code=exc.code,
             retry_after_seconds=_retry_after(exc.headers),
         )
     if status is not None and 400 <= status < 500:
-        return ProviderError(ErrorKind.CLIENT_ERROR, message, status=status, code=exc.code)
-    return ProviderError(ErrorKind.SERVER_ERROR, message, status=status, code=exc.code)
+        return ProviderError(ErrorKind.CLIENT_ERROR, message, status=status, stripe_code=exc.code)
+    return ProviderError(ErrorKind.SERVER_ERROR, message, status=status, stripe_code=exc.code)
 
 
 def _ts(value: Any) -> datetime | None:

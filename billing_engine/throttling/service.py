@@ -1,22 +1,21 @@
-"""Use cases of entitlements and throttling: the domain applied to the store and the cache."""
+"""Use cases of throttling: tell each instance to run or pause, explain why, reset counters.
+
+Decisions are made after the heartbeats they follow are committed (a failure to decide never
+loses usage); each instance's run state is kept so a decision never scans raw slots, and a pause
+is counted once per episode.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from billing_engine.customers.service import BillingService, NotFound
-from billing_engine.db.repository import OrgRecord, ThrottleRecord
-from billing_engine.entitlements.cache import EntitlementsCache
-from billing_engine.entitlements.rules import (
-    Entitlements,
-    SubscriptionStatus,
-    compute_entitlements,
-)
-from billing_engine.stripe.webhooks.store import StripeStore
-from billing_engine.subscriptions.rules import SubscriptionState, org_status
+from billing_core.clock import Clock, utc_now
+from billing_core.errors import NotFound
+from billing_engine.customers.service import Customers
+from billing_engine.entitlements.service import EntitlementsService
+from billing_engine.operability.metrics import EngineMetrics
 from billing_engine.throttling.rules import (
     RUN_GAP,
     Action,
@@ -25,112 +24,34 @@ from billing_engine.throttling.rules import (
     decide,
     observe,
 )
+from billing_engine.throttling.store import ThrottleRecord, ThrottleStore
 from billing_engine.usage.rules import HeartbeatLike
 
 log = logging.getLogger("billing_engine.enforcement")
 
 
-@dataclass(frozen=True)
-class Lookup:
-    entitlements: Entitlements
-    source: str  # "cache" or "database"
-
-
-class Enforcement:
+class Throttling:
     def __init__(
         self,
         *,
-        service: BillingService,
-        cache: EntitlementsCache,
-        subscriptions: StripeStore | None = None,
+        store: ThrottleStore,
+        entitlements: EntitlementsService,
+        customers: Customers,
+        metrics: EngineMetrics,
+        clock: Clock = utc_now,
     ) -> None:
-        self.service = service
-        self.repo = service.repo
-        self.metrics = service.metrics
-        self.cache = cache
-        self.subscriptions = subscriptions
-        service.org_listeners.append(self.invalidate)
+        self.store = store
+        self.entitlements = entitlements
+        self.customers = customers
+        self.metrics = metrics
+        self.clock = clock
 
-    # -- entitlements -----------------------------------------------------------------------
-
-    def subscription_status(self, org: OrgRecord) -> SubscriptionStatus:
-        # The Stripe webhooks keep subscriptions; an org without one is served as active on the
-        # plan an admin gave it.
-        if self.subscriptions is None:
-            return SubscriptionStatus.ACTIVE
-        states = self.subscriptions.subscriptions_of([org.id]).get(org.id, [])
-        return org_status(states) or SubscriptionStatus.ACTIVE
-
-    def _compute(self, org: OrgRecord, status: SubscriptionStatus | None = None) -> Entitlements:
-        catalog = self.service.catalog
-        return compute_entitlements(
-            org_id=org.id,
-            plan=self.service.plan_for(org),
-            free_plan=catalog.get("free") or catalog.plans[catalog.default_plan],
-            status=self.subscription_status(org) if status is None else status,
-        )
-
-    def _from_database(self, org_id: str) -> Entitlements:
-        return self._compute(self.service.require_org(org_id))
-
-    def _cached(self, org_id: str) -> Entitlements | None:
-        cached = self.cache.get(org_id)
-        if cached is None:
-            return None
-        try:
-            return Entitlements.from_json(cached)
-        except (KeyError, TypeError, ValueError):
-            log.warning("unreadable cached entitlements dropped")
-            self.cache.invalidate(org_id)
-            return None
-
-    def lookup(self, org_id: str) -> Lookup:
-        cached = self._cached(org_id)
-        if cached is not None:
-            return Lookup(cached, "cache")
-        entitlements = self._from_database(org_id)
-        self.cache.put(org_id, entitlements.as_json())
-        return Lookup(entitlements, "database")
-
-    def lookup_many(self, org_ids: Collection[str]) -> dict[str, Entitlements]:
-        """Entitlements of known orgs; cache misses are read from the database in one query."""
-        found: dict[str, Entitlements] = {}
-        for org_id in org_ids:
-            cached = self._cached(org_id)
-            if cached is not None:
-                found[org_id] = cached
-        missing = [o for o in org_ids if o not in found]
-        rows: dict[str, tuple[OrgRecord, list[SubscriptionState]]]
-        if self.subscriptions is None:
-            rows = {o.id: (o, []) for o in self.repo.get_orgs(missing).values()}
-        else:
-            rows = self.subscriptions.orgs_with_subscriptions(missing)
-        for org, states in rows.values():
-            status = org_status(states) or SubscriptionStatus.ACTIVE
-            found[org.id] = entitlements = self._compute(org, status)
-            self.cache.put(org.id, entitlements.as_json())
-        return found
-
-    def entitlements_view(self, org_id: str) -> dict[str, Any]:
-        found = self.lookup(org_id)
-        return {**found.entitlements.as_json(), "source": found.source}
-
-    def invalidate(self, org_id: str) -> None:
-        self.cache.invalidate(org_id)
-
-    def recompute(self, org_id: str) -> dict[str, Any]:
-        self.cache.invalidate(org_id)
-        entitlements = self._from_database(org_id)
-        self.cache.put(org_id, entitlements.as_json())
-        return {**entitlements.as_json(), "source": "database", "recomputed": True}
-
-    # -- throttling -------------------------------------------------------------------------
 
     def decide_batch(
         self, heartbeats: Sequence[HeartbeatLike], rejected: Collection[int]
     ) -> list[dict[str, Any]]:
         """One decision per instance with at least one accepted heartbeat, in batch order."""
-        now = self.service.clock()
+        now = self.clock()
         per_instance: dict[str, list[HeartbeatLike]] = {}
         for index, hb in enumerate(heartbeats):
             if index not in rejected:
@@ -138,12 +59,12 @@ class Enforcement:
         if not per_instance:
             return []
         org_of = {iid: hbs[0].org_id for iid, hbs in per_instance.items()}
-        states, minutes = self.repo.throttle_inputs(
+        states, minutes = self.store.throttle_inputs(
             per_instance, set(org_of.values()), day=now.date()
         )
         limits = {
             org: entitlements.limits
-            for org, entitlements in self.lookup_many(set(org_of.values())).items()
+            for org, entitlements in self.entitlements.lookup_many(set(org_of.values())).items()
         }
         records: list[ThrottleRecord] = []
         out: list[dict[str, Any]] = []
@@ -171,7 +92,7 @@ class Enforcement:
                     "reason": None if decision.reason is None else decision.reason.value,
                 }
             )
-        self.repo.save_throttle(records)
+        self.store.save_throttle(records)
         if episodes_changed:
             self.refresh_over_limit()
         return out
@@ -185,7 +106,7 @@ class Enforcement:
         decision: ThrottleDecision,
     ) -> ThrottleRecord:
         """Count a pause once per episode: a new reason starts a new episode."""
-        now = self.service.clock()
+        now = self.clock()
         reason: str | None = None
         paused_since = None
         if decision.action is Action.PAUSE and decision.reason is not None:
@@ -205,12 +126,12 @@ class Enforcement:
         )
 
     def _evaluate(self, instance_id: str, *, persist: bool) -> dict[str, Any]:
-        record = self.repo.get_throttle(instance_id)
+        record = self.store.get_throttle(instance_id)
         if record is None:
             raise NotFound("instance_id", f"no throttle state for {instance_id!r}: no heartbeat")
-        now = self.service.clock()
-        _, minutes = self.repo.throttle_inputs((), (record.org_id,), day=now.date())
-        entitlements = self.lookup(record.org_id).entitlements
+        now = self.clock()
+        _, minutes = self.store.throttle_inputs((), (record.org_id,), day=now.date())
+        entitlements = self.entitlements.lookup(record.org_id).entitlements
         decision = decide(
             activity=record.activity,
             limits=entitlements.limits,
@@ -220,7 +141,7 @@ class Enforcement:
         settled = record
         if persist:
             settled = self._settle(record, instance_id, record.org_id, record.activity, decision)
-            self.repo.save_throttle([settled])
+            self.store.save_throttle([settled])
             self.refresh_over_limit()
         activity = record.activity
         return {
@@ -246,9 +167,9 @@ class Enforcement:
         return self._evaluate(instance_id, persist=True)
 
     def reset_daily(self, org_id: str) -> dict[str, Any]:
-        self.service.require_org(org_id)
-        now = self.service.clock()
-        used, offset = self.repo.reset_daily_counter(org_id, day=now.date(), now=now)
+        self.customers.require(org_id)
+        now = self.clock()
+        used, offset = self.store.reset_daily_counter(org_id, day=now.date(), now=now)
         self.refresh_over_limit()
         log.info("daily throttle counter reset", extra={"offset_minutes": offset})
         return {
@@ -263,14 +184,13 @@ class Enforcement:
     # -- housekeeping -----------------------------------------------------------------------
 
     def refresh_over_limit(self) -> None:
-        seen_since = self.service.clock() - RUN_GAP
+        seen_since = self.clock() - RUN_GAP
         self.metrics.throttle_over_limit.set(
-            self.repo.count_paused_still_seen(seen_since=seen_since)
+            self.store.count_paused_still_seen(seen_since=seen_since)
         )
 
-    def refresh_gauges(self) -> None:
-        self.cache.ping()
-        self.refresh_over_limit()
+
+
 
 
 def _iso(value: Any) -> str | None:

@@ -15,7 +15,8 @@ from sqlalchemy import Integer, and_, case, func, literal, select, true, union_a
 from billing_core.periods import BillingPeriod
 from billing_core.plans import PlanCatalog
 from billing_core.quota import BUDGET_THRESHOLDS
-from billing_engine.db.schema import daily_usage, orgs
+from billing_engine.customers.tables import orgs
+from billing_engine.usage.tables import daily_usage
 
 # The columns of `thresholds_reached`, in order.
 THRESHOLD_COLUMNS = (

@@ -28,8 +28,9 @@ from alerts.metrics import AlertsMetrics
 from alerts.store.database import create_alerts_engine
 from alerts.store.migrate import migrate as migrate_alerts
 from alerts.store.repository import AlertStore
+from billing_engine.customers.tables import orgs
 from billing_engine.db import migrate as migrate_engine
-from billing_engine.db.schema import daily_usage, orgs
+from billing_engine.usage.tables import daily_usage
 from tests.support.clock import FrozenClock
 from tests.support.services import (
     ROOT,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from billing_engine.db.schema import daily_usage
+from billing_engine.usage.tables import daily_usage
 from tests.support.builders import hb, new_org
 
 

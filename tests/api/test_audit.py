@@ -10,12 +10,13 @@ from fastapi import Depends
 from fastapi.testclient import TestClient
 from sqlalchemy import select, text
 
-from billing_engine.audit import log as audit_module
+from billing_core.settings import SettingsError
 from billing_engine.api import create_app
-from billing_engine.api.routes import require_admin
-from billing_engine.audit.log import identify_admin
-from billing_engine.invoicing.tables import audit_log
-from billing_engine.settings import Settings, SettingsError
+from billing_engine.api.deps import require_admin
+from billing_engine.audit import keys as audit_module
+from billing_engine.audit.keys import identify_admin
+from billing_engine.audit.tables import audit_log
+from billing_engine.settings import Settings
 from tests.conftest import ADMIN_KEY
 from tests.support.builders import new_org
 

@@ -55,7 +55,7 @@ def cached_client(pg_database, settings, clock, redis_server) -> Iterator[TestCl
 
 
 def sample(client: TestClient, name: str) -> float | None:
-    return client.app.state.metrics.registry.get_sample_value(name)  # type: ignore[attr-defined]
+    return client.app.state.services.metrics.registry.get_sample_value(name)  # type: ignore[attr-defined]
 
 
 def test_entitlements_are_cached_and_a_plan_change_invalidates_them(cached_client, admin):

@@ -16,8 +16,9 @@ from fastapi.testclient import TestClient
 from billing_core.periods import parse_period_key
 from billing_engine.api import create_app
 from billing_engine.audit.store import AuditStore
-from billing_engine.db import Database, Repository, create_database, migrate
-from billing_engine.invoicing.service import InvoiceService
+from billing_engine.customers.store import CustomerStore
+from billing_engine.db import Database, create_database, migrate
+from billing_engine.invoicing.service import Invoicing, PeriodClose
 from billing_engine.invoicing.store import InvoiceStore
 from billing_engine.settings import Settings
 from tests.support.builders import hb, new_org
@@ -95,7 +96,7 @@ def test_closing_twice_writes_no_second_invoice_and_spends_no_credit_twice(
     any_client, admin, clock, metrics
 ):
     client = any_client
-    client.app.state.invoices.batch_size = 2  # five orgs: three batches
+    client.app.state.services.invoicing.batch_size = 2  # five orgs: three batches
     orgs = [new_org(client, admin, plan="base_usage") for _ in range(5)]
     grant = client.post("/admin/credits", headers=admin,
                         json={"org_id": orgs[0], "amount_cents": 500, "reason": "goodwill"})
@@ -214,20 +215,21 @@ def test_the_housekeeping_loop_closes_last_month_by_itself(pg_database, metrics,
         [invoice] = invoices_of(client, org)
         assert invoice["period"]["key"] == "2026-11" and invoice["total_cents"] == 2000
     # Known closed: the check costs nothing more and writes nothing.
-    assert app.state.invoices.close_due_period() is None
+    assert app.state.services.invoicing.close_due_period() is None
 
 
 def test_the_due_check_waits_for_the_grace_then_closes_once(client, admin, clock):
-    invoices: InvoiceService = client.app.state.invoices
+    invoices: Invoicing = client.app.state.services.invoicing
     new_org(client, admin)
     clock.now = NOV_CLOSES - timedelta(seconds=1)
     assert invoices.close_due_period() is None
     clock.now = NOV_CLOSES
     closed = invoices.close_due_period()
-    assert closed is not None and closed["invoices_created"] == 1
+    assert closed is not None and closed.created == 1
     # A restarted engine reads the closed period from the database instead of closing again.
-    fresh = InvoiceService(store=invoices.store, service=invoices.service,
-                           close_grace=invoices.close_grace)
+    fresh = Invoicing(store=invoices.store, customers=invoices.customers,
+                      catalog=invoices.catalog, metrics=invoices.metrics,
+                      close_grace=invoices.close_grace, clock=invoices.clock)
     assert fresh.close_due_period() is None
 
 
@@ -237,13 +239,15 @@ def test_two_replicas_closing_at_once_write_each_invoice_once(client, admin, clo
         client.post("/admin/credits", headers=admin,
                     json={"org_id": org, "amount_cents": 700, "reason": "launch credit"})
     clock.now = NOV_CLOSES
-    service = client.app.state.service
-    replicas = [InvoiceService(store=InvoiceStore(pg_database), service=service,
-                               close_grace=timedelta(hours=1), batch_size=3) for _ in range(2)]
-    results: list[dict] = []
+    running: Invoicing = client.app.state.services.invoicing
+    replicas = [Invoicing(store=InvoiceStore(pg_database), customers=running.customers,
+                          catalog=running.catalog, metrics=running.metrics,
+                          close_grace=timedelta(hours=1), clock=running.clock, batch_size=3)
+                for _ in range(2)]
+    results: list[PeriodClose] = []
     errors: list[BaseException] = []
 
-    def run(replica: InvoiceService) -> None:
+    def run(replica: Invoicing) -> None:
         try:
             results.append(replica.close_period(parse_period_key("2026-11")))
         except BaseException as exc:  # surfaced below
@@ -255,7 +259,7 @@ def test_two_replicas_closing_at_once_write_each_invoice_once(client, admin, clo
     for t in threads:
         t.join(timeout=30)
     assert errors == []
-    assert sum(r["invoices_created"] for r in results) == 12
+    assert sum(r.created for r in results) == 12
     for org in orgs:
         [invoice] = invoices_of(client, org)
         assert invoice["credits_applied_cents"] == 700 and invoice["total_cents"] == 1300
@@ -266,8 +270,9 @@ def test_the_close_period_command_closes_a_period_and_refuses_an_open_one(tmp_pa
     url = f"sqlite:///{tmp_path / 'cli.db'}"
     migrate(url)
     database = create_database(url)
-    Repository(database).upsert_org(org_id="org_old", name="Old", billing_email="a@old.example",
-                                    plan="base_usage", now=datetime(2019, 12, 5, tzinfo=UTC))
+    CustomerStore(database).upsert_org(org_id="org_old", name="Old",
+                                       billing_email="a@old.example", plan="base_usage",
+                                       now=datetime(2019, 12, 5, tzinfo=UTC))
     env = {**os.environ, "DATABASE_URL": url, "APP_ENV": "test"}
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -289,7 +294,7 @@ def test_stripe_invoice_id_and_status_can_be_attached_for_reconciliation(any_cli
     org = new_org(any_client, admin)
     clock.now = NOV_CLOSES
     close(any_client, admin)
-    store: InvoiceStore = any_client.app.state.invoices.store
+    store: InvoiceStore = any_client.app.state.services.invoicing.store
     assert store.record_stripe_invoice(org_id=org, period_key="2026-11",
                                        stripe_invoice_id="in_1Abc", status="paid")
     assert not store.record_stripe_invoice(org_id=org, period_key="2026-10",

@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from billing_engine.api import create_app
-from billing_engine.db.schema import orgs
+from billing_engine.customers.tables import orgs
 from billing_engine.operability.metrics import EngineMetrics
 from tests.support.builders import hb, new_org
 from tests.support.fake_stripe import METER_EVENTS, FakeStripe
@@ -56,7 +56,7 @@ def pg_app(pg_database, settings, clock, fake) -> Iterator[TestClient]:
 
 def linked_org(client: TestClient, admin: dict[str, str], customer: str) -> str:
     org = new_org(client, admin)
-    with client.app.state.database.engine.begin() as conn:  # type: ignore[attr-defined]
+    with client.app.state.services.database.engine.begin() as conn:  # type: ignore[attr-defined]
         conn.execute(orgs.update().where(orgs.c.id == org).values(stripe_customer_id=customer))
     return org
 
@@ -79,11 +79,11 @@ def flush(client: TestClient, admin: dict[str, str]) -> dict:
 
 def scheduled_flush(client: TestClient) -> dict:
     """What the background flusher does every METER_FLUSH_INTERVAL_SECONDS."""
-    return client.app.state.meters.flush().as_json()  # type: ignore[attr-defined]
+    return client.app.state.services.meters.flush().as_json()  # type: ignore[attr-defined]
 
 
 def sample(client: TestClient, name: str, labels: dict[str, str] | None = None) -> float | None:
-    registry = client.app.state.metrics.registry  # type: ignore[attr-defined]
+    registry = client.app.state.services.metrics.registry  # type: ignore[attr-defined]
     return registry.get_sample_value(name, labels or {})
 
 
@@ -202,7 +202,7 @@ def test_a_record_sent_again_after_a_lost_answer_is_counted_once(app, admin, clo
     and the record goes again with the same Idempotency-Key."""
     org = linked_org(app, admin, "cus_A")
     run_minutes(app, org, "i-1", nine(clock), 60)
-    reporting = app.app.state.meters  # type: ignore[attr-defined]
+    reporting = app.app.state.services.meters  # type: ignore[attr-defined]
     reporting.enqueue()
     now = clock()
     [claimed] = reporting.store.claim_due(now=now, due_before=now, limit=1,
@@ -267,7 +267,7 @@ def test_a_permanent_400_is_kept_visible_and_not_retried(app, admin, clock, fake
     assert len(fake.requests_to(METER_EVENTS)) == 2  # never tried again on its own
 
     # Support repairs the customer link; an admin sends the record again.
-    with app.app.state.database.engine.begin() as conn:  # type: ignore[attr-defined]
+    with app.app.state.services.database.engine.begin() as conn:  # type: ignore[attr-defined]
         conn.execute(orgs.update().where(orgs.c.id == gone).values(stripe_customer_id="cus_C"))
     requeued = app.post("/admin/meters/requeue-failed", params={"org_id": gone}, headers=admin)
     assert requeued.json()["requeued"] == 1
@@ -309,7 +309,7 @@ def test_the_background_flusher_works_off_a_backlog_without_waiting_between_full
     with engine(pg_database, replace(settings, meter_flush_batch_size=2), clock, fake) as app:
         org = linked_org(app, admin, "cus_A")
         run_minutes(app, org, "i-1", clock() - timedelta(hours=8), 6 * 60)  # six closed hours
-        flusher = MeterFlusher(app.app.state.meters, interval=600)  # type: ignore[attr-defined]
+        flusher = MeterFlusher(app.app.state.services.meters, interval=600)  # type: ignore[attr-defined]
         flusher.start()
         try:
             wait_for(lambda: fake.totals_by_customer() == {"cus_A": 360}, timeout=10,
@@ -411,7 +411,7 @@ def test_pending_lists_the_oldest_first_with_attempts_and_last_error(pg_app, adm
     assert first["identifier"] == f"usage-{org}-2026111810-v1"
     assert first["last_error"].startswith("server_error: HTTP 502")
     assert view["oldest_age_seconds"] == 900
-    app.app.state.meters.refresh_gauges()  # what each housekeeping round does
+    app.app.state.services.meters.refresh_gauges()  # what each housekeeping round does
     assert sample(app, "usage_meter_oldest_age_seconds") == 900
     assert sample(app, "usage_meter_queue") == 2
     too_few = app.get("/debug/meters/pending", params={"limit": 0}, headers=admin)
@@ -428,7 +428,7 @@ def test_without_a_secret_key_the_simulated_provider_takes_the_usage(
         run_minutes(app, org, "i-1", nine(clock), 90)
         result = flush(app, admin)
         assert (result["provider"], result["sent"]) == ("simulated", 2)
-        provider = app.app.state.payment_provider  # type: ignore[attr-defined]
+        provider = app.app.state.services.provider  # type: ignore[attr-defined]
         assert sum(e.value for e in provider.events) == 90
         assert pending(app, admin)["simulated"] is True
 

@@ -66,7 +66,7 @@ def test_threshold_gauge_counts_orgs_at_or_over_each_threshold(client, admin, cl
     start = clock().replace(hour=2, minute=0, second=0)
     batch = [hb("f1", free, start + timedelta(minutes=m)) for m in range(545)]  # 90.8 %
     client.post("/v1/heartbeats", json={"heartbeats": batch})
-    client.app.state.service.refresh_gauges()
+    client.app.state.services.usage.refresh_gauges()
     sample = metrics.registry.get_sample_value
     assert sample("billing_orgs_over_threshold", {"threshold": "50"}) == 1
     assert sample("billing_orgs_over_threshold", {"threshold": "90"}) == 1

@@ -8,9 +8,10 @@ from dataclasses import replace
 import pytest
 from fastapi.testclient import TestClient
 
+from billing_core.settings import SettingsError
 from billing_engine.api import create_app
 from billing_engine.operability.metrics import EngineMetrics
-from billing_engine.settings import Settings, SettingsError
+from billing_engine.settings import Settings
 from tests.support.builders import new_org
 from tests.support.stripe_events import (
     T0,
@@ -35,7 +36,7 @@ def hooks(database, settings, clock) -> Iterator[TestClient]:
 
 
 def sample(client: TestClient, name: str, labels: dict[str, str] | None = None) -> float:
-    value = client.app.state.metrics.registry.get_sample_value(name, labels or {})  # type: ignore[attr-defined]
+    value = client.app.state.services.metrics.registry.get_sample_value(name, labels or {})  # type: ignore[attr-defined]
     return 0.0 if value is None else value
 
 
@@ -156,7 +157,7 @@ def test_retention_deletes_payment_records_older_than_the_window(hooks, admin, c
     deliver(hooks, event("invoice.paid", invoice(customer, 2000, paid=True), created=T0))
     deliver(hooks, event("charge.refunded", refunded_charge(
         "ch_old", customer, amount=2000, amount_refunded=2000), created=old))
-    retention = hooks.app.state.payment_retention  # type: ignore[attr-defined]
+    retention = hooks.app.state.services.retention  # type: ignore[attr-defined]
     result = retention.run()
     assert retention.days == 90
     assert (result["payment_attempts_deleted"], result["refunds_deleted"]) == (1, 1)

@@ -36,7 +36,7 @@ from tests.support.stripe_events import (
 
 
 def sample(client: TestClient, name: str, labels: dict[str, str] | None = None) -> float:
-    value = client.app.state.metrics.registry.get_sample_value(name, labels or {})  # type: ignore[attr-defined]
+    value = client.app.state.services.metrics.registry.get_sample_value(name, labels or {})  # type: ignore[attr-defined]
     return 0.0 if value is None else value
 
 
@@ -126,7 +126,7 @@ def hooks(pg_database, settings, clock) -> Iterator[TestClient]:
 def test_a_lock_held_while_handling_answers_503_and_the_retry_applies_once(
         hooks, admin, pg_database):
     org, customer = linked(hooks, admin)
-    webhooks = hooks.app.state.stripe_webhooks  # type: ignore[attr-defined]
+    webhooks = hooks.app.state.services.webhooks  # type: ignore[attr-defined]
     webhooks.store.lock_timeout_ms = 200
     paid = event("invoice.paid", invoice(customer, 2000, paid=True, method_types=["card"]))
     with pg_database.engine.connect() as blocker:

@@ -37,7 +37,7 @@ def hooks(database, settings, clock) -> Iterator[TestClient]:
 
 
 def sample(client: TestClient, name: str, labels: dict[str, str] | None = None) -> float:
-    value = client.app.state.metrics.registry.get_sample_value(name, labels or {})  # type: ignore[attr-defined]
+    value = client.app.state.services.metrics.registry.get_sample_value(name, labels or {})  # type: ignore[attr-defined]
     return 0.0 if value is None else value
 
 
@@ -179,7 +179,7 @@ def test_a_subscription_arriving_before_checkout_waits_then_applies_when_checkou
     response = deliver(hooks, early)
     assert response.status_code == 202
     assert response.json()["error"]["field"] == "data.object.customer"
-    webhooks = hooks.app.state.stripe_webhooks  # type: ignore[attr-defined]
+    webhooks = hooks.app.state.services.webhooks  # type: ignore[attr-defined]
     webhooks.refresh_gauges()
     assert sample(hooks, "stripe_webhook_events_failing") == 1
     failing = hooks.get("/debug/webhooks/failing", headers=admin).json()

@@ -137,7 +137,7 @@ def test_throttle_routes_name_the_field_they_could_not_find(client, admin):
 
 def test_heartbeats_are_acknowledged_even_when_the_throttle_check_fails(client, admin, clock):
     org = new_org(client, admin, plan="free")
-    enforcement = client.app.state.enforcement
+    enforcement = client.app.state.services.throttling
 
     def broken(*_args, **_kwargs):
         raise RuntimeError("throttle store unreachable")

@@ -9,17 +9,19 @@ import pytest
 
 from billing_core.catalogue import load_plans
 from billing_engine.entitlements.rules import SubscriptionStatus
-from billing_engine.settings import DEFAULT_PLANS_FILE
-from billing_engine.subscriptions.rules import (
+from billing_engine.payments.rules import (
     FAILURE_REASONS,
     PAYMENT_METHODS,
+    failure_family,
+    method_label,
+)
+from billing_engine.settings import DEFAULT_PLANS_FILE
+from billing_engine.subscriptions.rules import (
     SubscriptionState,
     Verdict,
     compare,
     current_subscription,
     entitlement_status,
-    failure_family,
-    method_label,
     org_status,
     plan_after_change,
     plan_for_prices,

@@ -8,12 +8,14 @@ import pytest
 from sqlalchemy import create_engine, select
 
 from billing_core.periods import minute_of
-from billing_engine.db import Repository
+from billing_engine.customers.store import CustomerStore
+from billing_engine.customers.tables import orgs
+from billing_engine.db.metadata import engine_metadata
 from billing_engine.db.migrate import migrate
-from billing_engine.db.schema import metadata, orgs
 from billing_engine.stripe.meters.store import FAILED, PENDING, MeterStore
 from billing_engine.stripe.meters.tables import meter_outbox
 from billing_engine.usage.rules import Heartbeat, InstanceState, MeteringPolicy, classify
+from billing_engine.usage.store import UsageStore
 
 NOW = datetime(2026, 11, 18, 12, 0, 30, tzinfo=UTC)
 PERIOD_START = minute_of(datetime(2026, 11, 1, tzinfo=UTC))
@@ -25,15 +27,15 @@ def hours_closed_before(hour: int) -> int:
 
 
 @pytest.fixture
-def repo(database) -> Repository:
-    repo = Repository(database)
+def repo(database) -> UsageStore:
+    customers = CustomerStore(database)
     for org_id, customer in (("org_a", "cus_a"), ("org_b", "cus_b"), ("org_free", None)):
-        repo.upsert_org(org_id=org_id, name=org_id, billing_email=f"{org_id}@x.example",
+        customers.upsert_org(org_id=org_id, name=org_id, billing_email=f"{org_id}@x.example",
                         plan="base_usage", now=NOW)
         with database.engine.begin() as conn:
             conn.execute(orgs.update().where(orgs.c.id == org_id)
                          .values(stripe_customer_id=customer))
-    return repo
+    return UsageStore(database)
 
 
 @pytest.fixture
@@ -41,7 +43,7 @@ def store(database, repo) -> MeterStore:
     return MeterStore(database)
 
 
-def run_instance(repo: Repository, instance: str, org: str, start: datetime, minutes: int) -> None:
+def run_instance(repo: UsageStore, instance: str, org: str, start: datetime, minutes: int) -> None:
     beats = [Heartbeat(instance, org, start + timedelta(minutes=m), InstanceState.RUNNING)
              for m in range(minutes)]
     repo.ingest([instance], lambda owners: classify(
@@ -160,7 +162,7 @@ def test_outcomes_are_stored_and_counted(store, repo):
 # The orgs table's expression indexes cannot be reflected by SQLite; they are not ours to check.
 @pytest.mark.filterwarnings("ignore:Skipped unsupported reflection of expression-based index")
 def test_migration_creates_exactly_the_tables_the_code_queries(tmp_path):
-    """The 0004 migration and schema_meters.py describe the same tables."""
+    """The 0004 migration and stripe/meters/tables.py describe the same tables."""
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
 
@@ -169,7 +171,7 @@ def test_migration_creates_exactly_the_tables_the_code_queries(tmp_path):
     engine = create_engine(url)
     try:
         with engine.connect() as conn:
-            diff = compare_metadata(MigrationContext.configure(conn), metadata)
+            diff = compare_metadata(MigrationContext.configure(conn), engine_metadata())
             mine = [d for d in diff if "meter_outbox" in repr(d) or "reconciliation" in repr(d)]
             assert mine == []
             assert conn.execute(select(meter_outbox.c.id)).all() == []

@@ -5,14 +5,16 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 from billing_core.periods import period_containing
-from billing_engine.db import Database, Repository
+from billing_engine.customers.store import CustomerStore
+from billing_engine.db import Database
 from billing_engine.usage.rules import Heartbeat, InstanceState, MeteringPolicy, classify
+from billing_engine.usage.store import UsageStore
 
 NOW = datetime(2026, 11, 18, 12, 0, tzinfo=UTC)
 PERIOD = period_containing(NOW)
 
 
-def ingest(repo: Repository, heartbeats: list[Heartbeat], orgs: set[str]):
+def ingest(repo: UsageStore, heartbeats: list[Heartbeat], orgs: set[str]):
     _plan, outcome = repo.ingest(
         (h.instance_id for h in heartbeats),
         lambda owners: classify(
@@ -22,15 +24,15 @@ def ingest(repo: Repository, heartbeats: list[Heartbeat], orgs: set[str]):
     return outcome
 
 
-def make_org(repo: Repository, org_id: str, plan: str = "base_usage") -> None:
-    repo.upsert_org(
+def make_org(database: Database, org_id: str, plan: str = "base_usage") -> None:
+    CustomerStore(database).upsert_org(
         org_id=org_id, name=org_id.title(), billing_email=f"{org_id}@x.example", plan=plan, now=NOW
     )
 
 
 def test_redelivered_heartbeats_are_billed_once(database: Database):
-    repo = Repository(database)
-    make_org(repo, "org_a")
+    repo = UsageStore(database)
+    make_org(database, "org_a")
     batch = [
         Heartbeat("i1", "org_a", NOW - timedelta(minutes=m), InstanceState.RUNNING)
         for m in range(10)
@@ -42,8 +44,8 @@ def test_redelivered_heartbeats_are_billed_once(database: Database):
 
 
 def test_rollups_are_split_by_utc_day(database: Database):
-    repo = Repository(database)
-    make_org(repo, "org_a")
+    repo = UsageStore(database)
+    make_org(database, "org_a")
     midnight = datetime(2026, 11, 18, tzinfo=UTC)
     batch = [
         Heartbeat("i1", "org_a", midnight + timedelta(minutes=m), InstanceState.RUNNING)
@@ -55,8 +57,8 @@ def test_rollups_are_split_by_utc_day(database: Database):
 
 
 def test_rebuilding_rollups_from_raw_slots_repairs_drift(database: Database):
-    repo = Repository(database)
-    make_org(repo, "org_a")
+    repo = UsageStore(database)
+    make_org(database, "org_a")
     ingest(
         repo,
         [
@@ -66,7 +68,7 @@ def test_rebuilding_rollups_from_raw_slots_repairs_drift(database: Database):
         {"org_a"},
     )
     with database.engine.begin() as conn:  # simulate a rollup gone wrong
-        from billing_engine.db.schema import daily_usage
+        from billing_engine.usage.tables import daily_usage
 
         conn.execute(daily_usage.update().values(minutes=999))
     assert repo.period_minutes("org_a", PERIOD) == 999
@@ -77,8 +79,8 @@ def test_rebuilding_rollups_from_raw_slots_repairs_drift(database: Database):
 
 
 def test_instance_keeps_its_newest_state_and_first_sighting(database: Database):
-    repo = Repository(database)
-    make_org(repo, "org_a")
+    repo = UsageStore(database)
+    make_org(database, "org_a")
     ingest(repo, [Heartbeat("i1", "org_a", NOW, InstanceState.IDLE)], {"org_a"})
     ingest(
         repo, [Heartbeat("i1", "org_a", NOW - timedelta(hours=1), InstanceState.RUNNING)], {"org_a"}
@@ -93,29 +95,29 @@ def test_instance_keeps_its_newest_state_and_first_sighting(database: Database):
 
 
 def test_search_matches_id_name_or_email_prefix_case_insensitively(database: Database):
-    repo = Repository(database)
-    repo.upsert_org(
+    orgs = CustomerStore(database)
+    orgs.upsert_org(
         org_id="org_acme", name="Acme Corp", billing_email="pay@acme.io", plan="free", now=NOW
     )
-    repo.upsert_org(
+    orgs.upsert_org(
         org_id="org_zen", name="Zenith", billing_email="ACCOUNTS@zenith.io", plan="free", now=NOW
     )
-    repo.upsert_org(org_id="org_100%", name="Percent", billing_email="p@p.io", plan="free", now=NOW)
-    by_name = [o.id for o in repo.search_orgs("acme", limit=10, offset=0)[0]]
-    by_email = [o.id for o in repo.search_orgs("accounts@", limit=10, offset=0)[0]]
-    by_id = [o.id for o in repo.search_orgs("ORG_Z", limit=10, offset=0)[0]]
-    wildcard = repo.search_orgs("%", limit=10, offset=0)  # a literal %, not a wildcard
+    orgs.upsert_org(org_id="org_100%", name="Percent", billing_email="p@p.io", plan="free", now=NOW)
+    by_name = [o.id for o in orgs.search_orgs("acme", limit=10, offset=0)[0]]
+    by_email = [o.id for o in orgs.search_orgs("accounts@", limit=10, offset=0)[0]]
+    by_id = [o.id for o in orgs.search_orgs("ORG_Z", limit=10, offset=0)[0]]
+    wildcard = orgs.search_orgs("%", limit=10, offset=0)  # a literal %, not a wildcard
     assert (by_name, by_email, by_id) == (["org_acme"], ["org_zen"], ["org_zen"])
     assert wildcard == ([], 0)
-    page, total = repo.search_orgs("org_", limit=2, offset=2)
+    page, total = orgs.search_orgs("org_", limit=2, offset=2)
     assert total == 3 and len(page) == 1
 
 
 def test_usage_by_org_is_one_row_per_org_with_usage_this_period(database: Database):
-    repo = Repository(database)
-    make_org(repo, "org_a")
-    make_org(repo, "org_b", plan="free")
-    make_org(repo, "org_idle")
+    repo = UsageStore(database)
+    make_org(database, "org_a")
+    make_org(database, "org_b", plan="free")
+    make_org(database, "org_idle")
     ingest(
         repo,
         [
@@ -129,11 +131,11 @@ def test_usage_by_org_is_one_row_per_org_with_usage_this_period(database: Databa
 
 
 def test_updating_an_org_keeps_its_creation_time(database: Database):
-    repo = Repository(database)
-    _, created = repo.upsert_org(
+    orgs = CustomerStore(database)
+    _, created = orgs.upsert_org(
         org_id="org_a", name="A", billing_email="a@a.io", plan="free", now=NOW
     )
-    record, created_again = repo.upsert_org(
+    record, created_again = orgs.upsert_org(
         org_id="org_a", name="A2", billing_email="a@a.io", plan="team", now=NOW + timedelta(days=1)
     )
     assert (created, created_again) == (True, False)

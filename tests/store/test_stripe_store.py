@@ -7,18 +7,22 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from billing_engine.db import Database, Repository
-from billing_engine.stripe.webhooks.store import StoredEvent, StripeStore, Tx
-from billing_engine.subscriptions.rules import PaymentAttempt, PaymentOutcome, SubscriptionState
+from billing_engine.customers.store import CustomerStore
+from billing_engine.db import Database
+from billing_engine.payments.rules import PaymentAttempt, PaymentOutcome
+from billing_engine.payments.store import PaymentStore
+from billing_engine.stripe.webhooks.store import InboxStore, StoredEvent, Tx
+from billing_engine.subscriptions.rules import SubscriptionState
+from billing_engine.subscriptions.store import SubscriptionStore
 
 NOW = datetime(2026, 11, 18, 12, 0, tzinfo=UTC)
 
 
-def store_of(database: Database) -> StripeStore:
-    return StripeStore(Repository(database))
+def store_of(database: Database) -> InboxStore:
+    return InboxStore(database)
 
 
-def put_event(store: StripeStore, event_id: str, *, created: datetime = NOW,
+def put_event(store: InboxStore, event_id: str, *, created: datetime = NOW,
               customer: str | None = "cus_1", now: datetime = NOW) -> str:
     return store.store_event(event_id=event_id, type="invoice.paid", created=created,
                              livemode=False, customer_id=customer, payload="{}", now=now)
@@ -34,8 +38,8 @@ def attempt(event_id: str, org_id: str = "org_a", at: datetime = NOW) -> Payment
 
 
 def make_org(database: Database, org_id: str) -> None:
-    Repository(database).upsert_org(org_id=org_id, name=org_id, billing_email=f"{org_id}@x.io",
-                                    plan="free", now=NOW)
+    CustomerStore(database).upsert_org(org_id=org_id, name=org_id,
+                                       billing_email=f"{org_id}@x.io", plan="free", now=NOW)
 
 
 def test_an_event_is_stored_once_and_keeps_its_first_copy(database):
@@ -58,7 +62,7 @@ def test_handling_applies_once_and_a_second_claim_finds_it_done(database):
     assert store.handle("evt_1", apply, now=NOW) is None
     record = store.get_event("evt_1")
     assert (record.status, record.attempts, record.org_id) == ("handled", 1, "org_a")
-    payments, _ = store.payments_of("org_a", limit=10)
+    payments, _ = PaymentStore(database).payments_of("org_a", limit=10)
     assert len(payments) == 1
 
 
@@ -76,7 +80,7 @@ def test_a_failing_effect_leaves_nothing_behind_and_the_failure_is_counted(datab
         with pytest.raises(RuntimeError):
             store.handle(event_id, apply, now=NOW)
         store.record_failure(event_id, "RuntimeError: boom", now=NOW)
-    assert store.payments_of("org_a", limit=10) == ([], [])
+    assert PaymentStore(database).payments_of("org_a", limit=10) == ([], [])
     later = NOW + timedelta(minutes=5)
     count, oldest = store.failing_summary(now=later)
     assert (count, oldest) == (2, NOW)
@@ -112,7 +116,7 @@ def test_two_concurrent_deliveries_of_one_event_apply_it_once(database):
     for t in threads:
         t.join(30)
     assert sorted(r is None for r in results) == [False, True]
-    assert len(store.payments_of("org_a", limit=10)[0]) == 1
+    assert len(PaymentStore(database).payments_of("org_a", limit=10)[0]) == 1
 
 
 def test_orgs_come_with_their_subscriptions_in_one_read(database):
@@ -132,10 +136,10 @@ def test_orgs_come_with_their_subscriptions_in_one_read(database):
         return "handled", "saved", "org_a", None
 
     store.handle("evt_s", apply, now=NOW)
-    found = store.orgs_with_subscriptions(["org_a", "org_b", "org_ghost"])
+    found = SubscriptionStore(database).orgs_with_subscriptions(["org_a", "org_b", "org_ghost"])
     assert sorted(found) == ["org_a", "org_b"]
     assert found["org_a"][1] == [state] and found["org_b"][1] == []
-    assert store.subscriptions_of(["org_a"]) == {"org_a": [state]}
+    assert SubscriptionStore(database).subscriptions_of(["org_a"]) == {"org_a": [state]}
 
 
 def test_retention_deletes_only_what_is_older_than_the_cutoff(database):
@@ -149,8 +153,9 @@ def test_retention_deletes_only_what_is_older_than_the_cutoff(database):
                                                                                  at=at))),
             now=at,
         )
-    deleted = store.delete_payments_before(NOW - timedelta(days=90))
+    cutoff = NOW - timedelta(days=90)
+    deleted = (*PaymentStore(database).delete_before(cutoff), store.delete_done_before(cutoff))
     assert deleted == (1, 0, 1)
-    remaining, _ = store.payments_of("org_a", limit=10)
+    remaining, _ = PaymentStore(database).payments_of("org_a", limit=10)
     assert [r.event_id for r in remaining] == ["evt_b"]
     assert store.get_event("evt_a") is None and store.get_event("evt_b") is not None

@@ -252,19 +252,21 @@ class MeterReporting:
             result.note(record, "not_attempted", error)
             return exc.kind.value, until
         result.attempted += 1
-        if exc.kind is ErrorKind.CLIENT_ERROR and exc.code == ALREADY_COUNTED_CODE:
+        if exc.kind is ErrorKind.CLIENT_ERROR and exc.stripe_code == ALREADY_COUNTED_CODE:
             # Stripe holds this identifier already: an earlier attempt got through.
-            status = exc.status or 400
+            status = exc.http_status or 400
             self.store.mark_sent(record.id, now=now, customer=customer or "", status=status)
             self.metrics.meter_events_sent.inc()
             result.sent += 1
             result.note(record, "sent", "already counted by Stripe")
             return None
         if exc.record_is_at_fault:
-            self.store.mark_failed(record.id, error=error, status=exc.status, customer=customer)
+            self.store.mark_failed(
+                record.id, error=error, status=exc.http_status, customer=customer
+            )
             log.warning(
                 "meter record refused by stripe",
-                extra={"identifier": record.identifier, "status": exc.status, "reason": error},
+                extra={"identifier": record.identifier, "status": exc.http_status, "reason": error},
             )
             result.failed += 1
             result.note(record, "failed", error)
@@ -274,7 +276,11 @@ class MeterReporting:
             delay = timedelta(seconds=exc.retry_after_seconds)
         next_at = now + delay
         self.store.mark_retry(
-            record.id, next_attempt_at=next_at, error=error, status=exc.status, customer=customer
+            record.id,
+            next_attempt_at=next_at,
+            error=error,
+            status=exc.http_status,
+            customer=customer,
         )
         result.retrying += 1
         result.note(record, "retrying", error)
@@ -284,7 +290,7 @@ class MeterReporting:
         if exc.kind is ErrorKind.CLIENT_ERROR:  # 401/403: the key, not the record
             log.warning(
                 "stripe refused the API key; usage reporting stopped until the next flush",
-                extra={"status": exc.status, "reason": error},
+                extra={"status": exc.http_status, "reason": error},
             )
             return "unauthorized", next_at
         return None
@@ -300,8 +306,6 @@ class MeterReporting:
         self.metrics.meter_oldest_age.set(
             0 if oldest is None else max(0.0, (now - oldest).total_seconds())
         )
-        last = self.store.last_reconciliation()
-        self.metrics.reconciliation_mismatches.set(0 if last is None else last.mismatches)
 
     def pending_view(self, limit: int) -> dict[str, Any]:
         now = self.clock()

@@ -1,4 +1,4 @@
-"""Queries and writes of the usage-meter outbox and of reconciliation runs.
+"""Queries and writes of the usage-meter outbox.
 
 Enqueueing is one set-based INSERT ... SELECT from the minute slots; sending claims due records
 with a short lease so replicas (and the admin flush) never send the same record at the same time.
@@ -12,14 +12,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Integer, String, and_, cast, func, literal, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.elements import ColumnElement
 
-from billing_engine.db.database import Database
-from billing_engine.db.repository import Repository
-from billing_engine.db.schema import daily_usage, orgs, usage_slots
-from billing_engine.invoicing.tables import invoices
-from billing_engine.stripe.meters.tables import meter_outbox, reconciliation_runs
+from billing_core.sql import utc, utc_or_none
+from billing_engine.customers.tables import orgs
+from billing_engine.db.database import Store
+from billing_engine.stripe.meters.tables import meter_outbox
+from billing_engine.usage.tables import daily_usage, usage_slots
 
 PENDING = "pending"
 SENT = "sent"
@@ -60,37 +59,6 @@ class QueueStats:
     sent: int
 
 
-@dataclass(frozen=True)
-class OurInvoice:
-    id: int
-    org_id: str
-    period: str  # "YYYY-MM"
-    period_start: datetime
-    period_end: datetime
-    closed_at: datetime
-    stripe_customer_id: str | None  # the org's customer now
-    stripe_invoice_id: str | None
-    status: str
-    currency: str
-    used_minutes: int
-    total_cents: int
-
-
-@dataclass(frozen=True)
-class ReconciliationRun:
-    period: str
-    ran_at: datetime
-    provider: str
-    mismatches: int
-    report: str
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 def _record(row: Any) -> OutboxRecord:
     return OutboxRecord(
         id=int(row.id),
@@ -101,24 +69,16 @@ def _record(row: Any) -> OutboxRecord:
         minutes=int(row.minutes),
         state=row.state,
         attempts=int(row.attempts),
-        next_attempt_at=_utc(row.next_attempt_at),  # type: ignore[arg-type]
+        next_attempt_at=utc(row.next_attempt_at),
         last_error=row.last_error,
         last_status=row.last_status,
-        created_at=_utc(row.created_at),  # type: ignore[arg-type]
-        sent_at=_utc(row.sent_at),
+        created_at=utc(row.created_at),
+        sent_at=utc_or_none(row.sent_at),
         stripe_customer_id=row.stripe_customer_id,
     )
 
 
-class MeterStore:
-    def __init__(self, database: Database) -> None:
-        self.db = database
-        self._repo = Repository(database)
-        self._insert = postgresql.insert if database.is_postgres else sqlite.insert
-
-    def _run(self, work: Any, *, write: bool = False) -> Any:
-        return self._repo._run(work, write=write)
-
+class MeterStore(Store):
     # -- dialect pieces ---------------------------------------------------------------------
 
     def _epoch_day(self, day: Any) -> ColumnElement[int]:
@@ -418,7 +378,7 @@ class MeterStore:
             pending = by_state.get(PENDING)
             return QueueStats(
                 pending=int(pending.n) if pending else 0,
-                oldest_pending_created_at=_utc(pending.oldest) if pending else None,
+                oldest_pending_created_at=utc_or_none(pending.oldest) if pending else None,
                 failed=int(by_state[FAILED].n) if FAILED in by_state else 0,
                 sent=int(by_state[SENT].n) if SENT in by_state else 0,
             )
@@ -440,81 +400,3 @@ class MeterStore:
         o = meter_outbox.c
         query = select(meter_outbox).where(o.org_id == org_id).order_by(o.hour, o.version)
         return [_record(r) for r in self._run(lambda c: c.execute(query).all())]
-
-    def sent_minutes_by_org(self, *, first_hour: int, end_hour: int) -> dict[str, int]:
-        """Minutes Stripe accepted per org for hours in [first_hour, end_hour)."""
-        o = meter_outbox.c
-        query = (
-            select(o.org_id, func.sum(o.minutes).label("minutes"))
-            .where(o.state == SENT, o.hour >= first_hour, o.hour < end_hour)
-            .group_by(o.org_id)
-        )
-        return {r.org_id: int(r.minutes) for r in self._run(lambda c: c.execute(query).all())}
-
-    # -- reconciliation -----------------------------------------------------------------------
-
-    def invoices_for_period(self, period_key: str) -> list[OurInvoice]:
-        return self._invoices(invoices.c.period == period_key)
-
-    def invoices_starting_between(self, start: datetime, end: datetime) -> list[OurInvoice]:
-        return self._invoices(invoices.c.period_start >= start, invoices.c.period_start < end)
-
-    def _invoices(self, *conditions: ColumnElement[bool]) -> list[OurInvoice]:
-        i = invoices.c
-        query = (
-            select(
-                i.id, i.org_id, i.period, i.period_start, i.period_end, i.stripe_invoice_id,
-                i.status, i.currency, i.used_minutes, i.total_cents, i.closed_at,
-                orgs.c.stripe_customer_id,
-            )
-            .outerjoin(orgs, orgs.c.id == i.org_id)
-            .where(*conditions)
-            .order_by(i.org_id, i.period)
-        )
-        return [
-            OurInvoice(
-                id=int(r.id),
-                org_id=r.org_id,
-                period=r.period,
-                period_start=_utc(r.period_start),  # type: ignore[arg-type]
-                period_end=_utc(r.period_end),  # type: ignore[arg-type]
-                closed_at=_utc(r.closed_at),  # type: ignore[arg-type]
-                stripe_customer_id=r.stripe_customer_id,
-                stripe_invoice_id=r.stripe_invoice_id,
-                status=r.status,
-                currency=r.currency,
-                used_minutes=int(r.used_minutes),
-                total_cents=int(r.total_cents),
-            )
-            for r in self._run(lambda c: c.execute(query).all())
-        ]
-
-    def customers_by_org(self) -> dict[str, str]:
-        query = select(orgs.c.id, orgs.c.stripe_customer_id).where(
-            orgs.c.stripe_customer_id.is_not(None)
-        )
-        return {r.id: r.stripe_customer_id for r in self._run(lambda c: c.execute(query).all())}
-
-    def save_reconciliation(self, run: ReconciliationRun) -> None:
-        stmt = reconciliation_runs.insert().values(
-            period=run.period,
-            ran_at=run.ran_at,
-            provider=run.provider,
-            mismatches=run.mismatches,
-            report=run.report,
-        )
-        self._run(lambda c: c.execute(stmt), write=True)
-
-    def last_reconciliation(self) -> ReconciliationRun | None:
-        r = reconciliation_runs.c
-        query = select(reconciliation_runs).order_by(r.ran_at.desc(), r.id.desc()).limit(1)
-        row = self._run(lambda c: c.execute(query).first())
-        if row is None:
-            return None
-        return ReconciliationRun(
-            period=row.period,
-            ran_at=_utc(row.ran_at),  # type: ignore[arg-type]
-            provider=row.provider,
-            mismatches=int(row.mismatches),
-            report=row.report,
-        )

@@ -1,4 +1,4 @@
-"""Usage-meter outbox and reconciliation runs (migration 0004).
+"""The usage-meter outbox (migration 0004).
 
 One row per usage record to report to Stripe: an org's instance-minutes in one closed UTC hour.
 Version 1 carries the hour's minutes as first counted; a later version carries only minutes that
@@ -17,21 +17,17 @@ from sqlalchemy import (
     Integer,
     String,
     Table,
-    Text,
     UniqueConstraint,
 )
 
-from billing_engine.db.schema import metadata
-
-# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a bigint.
-_BigId = BigInteger().with_variant(Integer(), "sqlite")
+from billing_engine.db.metadata import BigId, metadata
 
 # state: pending (waiting or being retried), sent (Stripe accepted it), failed (Stripe refused it
 # for good: kept for people to see, never retried unless an admin requeues it).
 meter_outbox = Table(
     "meter_outbox",
     metadata,
-    Column("id", _BigId, primary_key=True, autoincrement=True),
+    Column("id", BigId, primary_key=True, autoincrement=True),
     Column("org_id", String(64), nullable=False),
     Column("hour", BigInteger, nullable=False),  # UTC hour, counted in hours since the epoch
     Column("version", Integer, nullable=False),
@@ -51,18 +47,4 @@ meter_outbox = Table(
     UniqueConstraint("identifier", name="uq_meter_outbox_identifier"),
     CheckConstraint("minutes > 0", name="ck_meter_outbox_minutes_positive"),
     Index("ix_meter_outbox_state_due", "state", "next_attempt_at"),
-)
-
-# One row per reconciliation run, so the engine's gauge shows the last run's result even when the
-# run happened in another process (the CLI). report is the run's JSON report.
-reconciliation_runs = Table(
-    "reconciliation_runs",
-    metadata,
-    Column("id", _BigId, primary_key=True, autoincrement=True),
-    Column("period", String(7), nullable=False),  # "YYYY-MM"
-    Column("ran_at", DateTime(timezone=True), nullable=False),
-    Column("provider", String(16), nullable=False),  # stripe or simulated
-    Column("mismatches", Integer, nullable=False),
-    Column("report", Text, nullable=False),
-    Index("ix_reconciliation_runs_ran_at", "ran_at"),
 )

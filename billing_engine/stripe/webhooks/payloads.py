@@ -12,25 +12,26 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from billing_engine.subscriptions.rules import (
+from billing_core.errors import BadRequest
+from billing_engine.payments.rules import (
     PaymentAttempt,
     PaymentOutcome,
     Refund,
-    SubscriptionState,
     failure_family,
     method_label,
 )
+from billing_engine.subscriptions.rules import SubscriptionState
 
 Json = Mapping[str, Any]
 
 
-class PayloadError(ValueError):
+class PayloadError(BadRequest):
     """The verified body is not a Stripe event we can read; names the field and why."""
 
+    code = "invalid_event"
+
     def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field = field
-        self.reason = reason
+        super().__init__(field, reason)
 
 
 @dataclass(frozen=True)
@@ -48,14 +49,18 @@ class InboxEvent:
 
 
 def _timestamp(value: Any, field: str) -> datetime:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise PayloadError(field, "must be a Unix timestamp in seconds")
-    return datetime.fromtimestamp(value, UTC)
+    found = _optional_ts(value)
+    if found is None:
+        raise PayloadError(field, "must be a Unix timestamp in seconds, before year 10000")
+    return found
 
 
 def _optional_ts(value: Any) -> datetime | None:
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return datetime.fromtimestamp(value, UTC)
+        try:
+            return datetime.fromtimestamp(value, UTC)
+        except (OverflowError, ValueError, OSError):
+            return None
     return None
 
 

@@ -14,10 +14,20 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from billing_engine.customers.service import BillingService, NotFound
-from billing_engine.db import DatabaseUnavailable
-from billing_engine.db.repository import OrgRecord
+from billing_core.clock import Clock, utc_now
+from billing_core.errors import (
+    Conflict,
+    DatabaseUnavailable,
+    InvalidRequest,
+    NotConfigured,
+    NotFound,
+    UnavailableError,
+)
+from billing_core.plans import PlanCatalog
+from billing_engine.customers.service import Customers
+from billing_engine.customers.store import OrgRecord
 from billing_engine.operability.metrics import EngineMetrics
+from billing_engine.payments.rules import PaymentAttempt, PaymentOutcome, Refund
 from billing_engine.stripe.webhooks.dedup import WebhookDedup
 from billing_engine.stripe.webhooks.payloads import (
     Json,
@@ -37,14 +47,11 @@ from billing_engine.stripe.webhooks.store import (
     FAILED,
     HANDLED,
     IGNORED,
+    InboxStore,
     StoredEvent,
-    StripeStore,
     Tx,
 )
 from billing_engine.subscriptions.rules import (
-    PaymentAttempt,
-    PaymentOutcome,
-    Refund,
     Verdict,
     compare,
     plan_after_change,
@@ -61,34 +68,49 @@ class Outcome(StrEnum):
     FAILED = "failed"
 
 
-class WebhooksNotConfigured(RuntimeError):
-    pass
+class WebhooksNotConfigured(NotConfigured):
+    code = "webhooks_not_configured"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "STRIPE_WEBHOOK_SECRET is not set, so no delivery can be verified; nothing was stored"
+        )
 
 
-class TransientFailure(RuntimeError):
+class TransientFailure(UnavailableError):
     """The database failed while handling; the event is not handled and Stripe should retry."""
 
-    def __init__(self, message: str, *, stored: bool) -> None:
-        super().__init__(message)
+    code = "database_unavailable"
+
+    def __init__(self, detail: str, *, stored: bool) -> None:
+        super().__init__(detail)
         self.stored = stored
 
+    @property
+    def public_message(self) -> str:
+        if self.stored:
+            return "the event is stored but could not be handled now; Stripe retries it"
+        return "the database is unreachable; nothing was stored"
 
-class HandlingError(Exception):
+
+class HandlingError(InvalidRequest):
     """The event cannot take effect as it is; names the field and why."""
 
     def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field = field
-        self.reason = reason
+        super().__init__(field, reason)
 
 
 class WaitingForOrg(HandlingError):
     """The event belongs to an org we cannot find yet; it applies once the org is known."""
 
 
-class AlreadyDone(Exception):
+class AlreadyDone(Conflict):
+    code = "already_done"
+
     def __init__(self, event: StoredEvent) -> None:
-        super().__init__(f"event {event.event_id} is already {event.status}")
+        super().__init__(
+            "event_id", f"was already {event.status}; replaying it would change nothing"
+        )
         self.event = event
 
 
@@ -143,14 +165,18 @@ class StripeWebhooks:
     def __init__(
         self,
         *,
-        store: StripeStore,
-        service: BillingService,
+        store: InboxStore,
+        customers: Customers,
+        catalog: PlanCatalog,
         dedup: WebhookDedup,
         metrics: EngineMetrics,
         secret: str | None,
+        clock: Clock = utc_now,
     ) -> None:
         self.store = store
-        self.service = service
+        self.customers = customers
+        self.catalog = catalog
+        self.clock = clock
         self.dedup = dedup
         self.metrics = metrics
         self._secret = secret
@@ -172,12 +198,12 @@ class StripeWebhooks:
 
     def receive(self, body: bytes, signature: str | None) -> Delivery:
         if not self._secret:
-            raise WebhooksNotConfigured("STRIPE_WEBHOOK_SECRET is not set")
+            raise WebhooksNotConfigured()
         try:
             verify(body, signature, self._secret)
         except SignatureRejected as exc:
-            self.metrics.webhook_signature_failures.labels(exc.reason.value).inc()
-            log.warning("webhook signature refused", extra={"reason": exc.reason.value})
+            self.metrics.webhook_signature_failures.labels(exc.failure.value).inc()
+            log.warning("webhook signature refused", extra={"reason": exc.failure.value})
             raise
         event = read_event(body)
         if self.dedup.seen(event.event_id):
@@ -190,7 +216,7 @@ class StripeWebhooks:
                 livemode=event.livemode,
                 customer_id=event.customer_id,
                 payload=event.payload,
-                now=self.service.clock(),
+                now=self.clock(),
             )
         except DatabaseUnavailable as exc:
             self.metrics.webhook_events.labels(Outcome.FAILED.value).inc()
@@ -209,7 +235,7 @@ class StripeWebhooks:
     ) -> Delivery:
         """Handle a stored event that is not done yet (a delivery, a replay, or a waiting event
         whose org just became known)."""
-        now = self.service.clock()
+        now = self.clock()
         try:
             result = self.store.handle(event_id, self._apply, now=now)
         except DatabaseUnavailable as exc:
@@ -287,13 +313,12 @@ class StripeWebhooks:
             m.refunds.inc()
             m.refund_amount_cents.inc(refund.amount_cents)
         for org_id in sorted(applied.orgs_changed):
-            for listener in self.service.org_listeners:
-                listener(org_id)
+            self.customers.changed(org_id)
 
     # -- gauges -----------------------------------------------------------------------------
 
     def refresh_gauges(self, now: datetime | None = None) -> None:
-        now = now or self.service.clock()
+        now = now or self.clock()
         count, oldest = self.store.failing_summary(now=now)
         self.metrics.webhook_events_failing.set(count)
         age = 0.0 if oldest is None else max(0.0, (now - oldest).total_seconds())
@@ -306,7 +331,7 @@ class StripeWebhooks:
             pass
 
     def failing(self, *, limit: int) -> dict[str, Any]:
-        now = self.service.clock()
+        now = self.clock()
         count, oldest = self.store.failing_summary(now=now)
         events = self.store.list_failing(now=now, limit=limit)
         return {
@@ -392,7 +417,7 @@ class StripeWebhooks:
                 f"{verdict.value}: kept {kept.status} from {source} for {state.subscription_id}",
                 org.id,
             )
-        catalog = self.service.catalog
+        catalog = self.catalog
         plan = plan_for_prices(catalog, state.price_ids)
         if plan is None and state.live:
             raise HandlingError(

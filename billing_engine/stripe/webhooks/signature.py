@@ -6,6 +6,8 @@ from enum import StrEnum
 
 import stripe
 
+from billing_core.errors import BadRequest
+
 TOLERANCE_SECONDS = 300
 SIGNATURE_HEADER = "Stripe-Signature"
 
@@ -16,11 +18,12 @@ class SignatureFailure(StrEnum):
     STALE = "stale"
 
 
-class SignatureRejected(Exception):
-    def __init__(self, reason: SignatureFailure, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
+class SignatureRejected(BadRequest):
+    code = "invalid_signature"
+
+    def __init__(self, failure: SignatureFailure, message: str) -> None:
+        super().__init__(SIGNATURE_HEADER, f"{failure.value}: {message}")
+        self.failure = failure
 
 
 def verify(payload: bytes, header: str | None, secret: str) -> None:

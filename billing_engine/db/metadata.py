@@ -1,0 +1,30 @@
+"""The engine's tables live on one MetaData; each concept's `tables` module adds its own.
+
+Migrations create the tables and these modules describe them for the queries: a test compares
+the two with alembic's `compare_metadata` on both backends, so they cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Integer, MetaData
+
+metadata = MetaData()
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a bigint.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def engine_metadata() -> MetaData:
+    """The metadata with every table of the engine registered on it."""
+    from billing_engine.audit import tables as _audit  # noqa: F401
+    from billing_engine.customers import tables as _customers  # noqa: F401
+    from billing_engine.invoicing import tables as _invoicing  # noqa: F401
+    from billing_engine.payments import tables as _payments  # noqa: F401
+    from billing_engine.stripe.meters import tables as _meters  # noqa: F401
+    from billing_engine.stripe.reconcile import tables as _reconcile  # noqa: F401
+    from billing_engine.stripe.webhooks import tables as _webhooks  # noqa: F401
+    from billing_engine.subscriptions import tables as _subscriptions  # noqa: F401
+    from billing_engine.throttling import tables as _throttling  # noqa: F401
+    from billing_engine.usage import tables as _usage  # noqa: F401
+
+    return metadata

@@ -1,0 +1,54 @@
+"""Probes and the Prometheus scrape. None of them counts towards the SLO."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.responses import Response
+
+from billing_core.errors import DatabaseUnavailable
+from billing_engine.api.deps import ServicesDep
+from billing_engine.operability.schemas import AliveOut, ChecksOut, ReadyOut
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", summary="The process is up", response_model=AliveOut)
+def healthz() -> AliveOut:
+    return AliveOut(status="ok")
+
+
+@router.get("/live", summary="The process is up", response_model=AliveOut)
+def live() -> AliveOut:
+    return AliveOut(status="ok")
+
+
+@router.get(
+    "/ready",
+    summary="The engine can serve: its database answers",
+    response_model=ReadyOut,
+    response_model_exclude_none=True,
+    responses={503: {"model": ReadyOut, "description": "The database is unreachable"}},
+)
+def ready(services: ServicesDep) -> JSONResponse:
+    # Which payment provider this engine talks to: "stripe", or "simulated" without a key.
+    provider = services.provider.name
+    try:
+        services.housekeeper.check_ready()
+    except DatabaseUnavailable as exc:
+        body = ReadyOut(
+            status="not_ready",
+            reason=f"database unreachable: {exc.reason}",
+            checks=ChecksOut(database="unreachable"),
+            payment_provider=provider,
+        )
+        return JSONResponse(status_code=503, content=body.model_dump(exclude_none=True))
+    body = ReadyOut(status="ready", checks=ChecksOut(database="ok"), payment_provider=provider)
+    return JSONResponse(status_code=200, content=body.model_dump(exclude_none=True))
+
+
+@router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
+def metrics(services: ServicesDep) -> Response:
+    services.usage.update_lag()
+    return Response(generate_latest(services.metrics.registry), media_type=CONTENT_TYPE_LATEST)

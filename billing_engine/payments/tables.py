@@ -1,0 +1,47 @@
+"""Payment attempts and refunds, from Stripe's invoice and charge events."""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Column, DateTime, Integer, String, Table
+
+from billing_engine.db.metadata import metadata
+
+# One row per attempt to collect an invoice. event_id is unique: an event records at most one.
+payment_attempts = Table(
+    "payment_attempts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("event_id", String(255), nullable=False, unique=True),
+    Column("org_id", String(64), nullable=False),
+    Column("customer_id", String(255), nullable=True),
+    Column("invoice_id", String(255), nullable=True),
+    Column("charge_id", String(255), nullable=True),
+    Column("payment_intent_id", String(255), nullable=True),
+    Column("amount_cents", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("method", String(16), nullable=False),
+    Column("failure_code", String(64), nullable=True),
+    Column("failure_reason", String(32), nullable=True),
+    Column("failure_message", String(500), nullable=True),
+    Column("attempt_number", Integer, nullable=True),
+    Column("refunded_cents", BigInteger, nullable=False),
+    Column("attempted_at", DateTime(timezone=True), nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+)
+
+
+refunds = Table(
+    "refunds",
+    metadata,
+    Column("refund_key", String(255), primary_key=True),
+    Column("event_id", String(255), nullable=False),
+    Column("org_id", String(64), nullable=False),
+    Column("charge_id", String(255), nullable=False),
+    Column("payment_intent_id", String(255), nullable=True),
+    Column("amount_cents", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("reason", String(64), nullable=True),
+    Column("refunded_at", DateTime(timezone=True), nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+)

@@ -1,0 +1,155 @@
+"""Throttle state per instance and the daily counter per org. Every statement is parameterised."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import Connection, func, select
+
+from billing_core.sql import utc, utc_or_none
+from billing_engine.db.database import Store
+from billing_engine.throttling.rules import InstanceActivity
+from billing_engine.throttling.tables import daily_counter_resets, instance_throttle
+from billing_engine.usage.tables import daily_usage
+
+
+@dataclass(frozen=True)
+class ThrottleRecord:
+    instance_id: str
+    org_id: str
+    activity: InstanceActivity
+    paused_reason: str | None
+    paused_since: datetime | None
+    checked_at: datetime
+
+
+
+def _throttle(row: Any) -> ThrottleRecord:
+    return ThrottleRecord(
+        instance_id=row.instance_id,
+        org_id=row.org_id,
+        activity=InstanceActivity(
+            run_started_at=utc_or_none(row.run_started_at),
+            last_running_at=utc_or_none(row.last_running_at),
+            idle_since=utc_or_none(row.idle_since),
+            last_seen=utc_or_none(row.last_seen),
+        ),
+        paused_reason=row.paused_reason,
+        paused_since=utc_or_none(row.paused_since),
+        checked_at=utc(row.checked_at),
+    )
+
+
+
+class ThrottleStore(Store):
+    def throttle_inputs(
+        self, instance_ids: Iterable[str], org_ids: Iterable[str], *, day: date
+    ) -> tuple[dict[str, ThrottleRecord], dict[str, int]]:
+        """Stored throttle state of these instances, and each org's throttle minutes on `day`
+        (its usage that day less any admin reset), in one transaction."""
+        wanted = sorted(set(instance_ids))
+        org_list = sorted(set(org_ids))
+
+        def work(conn: Connection) -> tuple[dict[str, ThrottleRecord], dict[str, int]]:
+            states: dict[str, ThrottleRecord] = {}
+            if wanted:
+                rows = conn.execute(
+                    select(instance_throttle).where(instance_throttle.c.instance_id.in_(wanted))
+                )
+                states = {r.instance_id: _throttle(r) for r in rows}
+            minutes: dict[str, int] = dict.fromkeys(org_list, 0)
+            if org_list:
+                query = (
+                    select(
+                        daily_usage.c.org_id,
+                        daily_usage.c.minutes,
+                        func.coalesce(daily_counter_resets.c.offset_minutes, 0).label("offset"),
+                    )
+                    .select_from(
+                        daily_usage.outerjoin(
+                            daily_counter_resets,
+                            (daily_counter_resets.c.org_id == daily_usage.c.org_id)
+                            & (daily_counter_resets.c.day == daily_usage.c.day),
+                        )
+                    )
+                    .where(daily_usage.c.org_id.in_(org_list), daily_usage.c.day == day)
+                )
+                for r in conn.execute(query):
+                    minutes[r.org_id] = max(0, int(r.minutes) - int(r.offset))
+            return states, minutes
+
+        return self._run(work)
+
+    def get_throttle(self, instance_id: str) -> ThrottleRecord | None:
+        row = self._run(
+            lambda c: c.execute(
+                select(instance_throttle).where(instance_throttle.c.instance_id == instance_id)
+            ).first()
+        )
+        return None if row is None else _throttle(row)
+
+    def save_throttle(self, records: Iterable[ThrottleRecord]) -> None:
+        values = [
+            {
+                "instance_id": r.instance_id,
+                "org_id": r.org_id,
+                "run_started_at": r.activity.run_started_at,
+                "last_running_at": r.activity.last_running_at,
+                "idle_since": r.activity.idle_since,
+                "last_seen": r.activity.last_seen,
+                "paused_reason": r.paused_reason,
+                "paused_since": r.paused_since,
+                "checked_at": r.checked_at,
+            }
+            for r in sorted(records, key=lambda r: r.instance_id)
+        ]
+        if not values:
+            return
+        stmt = self._insert(instance_throttle)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[instance_throttle.c.instance_id],
+            set_={k: stmt.excluded[k] for k in values[0] if k != "instance_id"},
+        )
+        self._run(lambda c: c.execute(stmt, values), write=True)
+
+    def reset_daily_counter(self, org_id: str, *, day: date, now: datetime) -> tuple[int, int]:
+        """Start the org's daily throttle counter again from zero; returns (usage minutes that
+        day, which stay billed, and the new offset). Clears daily-cap pauses of its instances."""
+
+        def work(conn: Connection) -> tuple[int, int]:
+            used = conn.execute(
+                select(func.coalesce(func.sum(daily_usage.c.minutes), 0)).where(
+                    daily_usage.c.org_id == org_id, daily_usage.c.day == day
+                )
+            ).scalar_one()
+            stmt = self._insert(daily_counter_resets).values(
+                org_id=org_id, day=day, offset_minutes=int(used), reset_at=now
+            )
+            conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=[daily_counter_resets.c.org_id, daily_counter_resets.c.day],
+                    set_={"offset_minutes": stmt.excluded.offset_minutes, "reset_at": now},
+                )
+            )
+            conn.execute(
+                instance_throttle.update()
+                .where(
+                    instance_throttle.c.org_id == org_id,
+                    instance_throttle.c.paused_reason == "daily_cap",
+                )
+                .values(paused_reason=None, paused_since=None)
+            )
+            return int(used), int(used)
+
+        return self._run(work, write=True)
+
+    def count_paused_still_seen(self, *, seen_since: datetime) -> int:
+        """Instances told to pause that still sent a heartbeat since `seen_since`."""
+        query = select(func.count()).where(
+            instance_throttle.c.paused_reason.is_not(None),
+            instance_throttle.c.last_seen >= seen_since,
+        )
+        return int(self._run(lambda c: c.execute(query).scalar_one()))

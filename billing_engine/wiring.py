@@ -1,0 +1,224 @@
+"""Wiring: every service of the engine, built once from Settings.
+
+The app, the CLIs (close-period, reconcile), the demo and the tests all build the engine here,
+so they run the same objects with the same settings. Services get what they share (the clock,
+the plan catalogue, the customer directory) passed in; none reaches into another's internals.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from billing_core.catalogue import load_plans
+from billing_core.clock import Clock, utc_now
+from billing_core.plans import PlanCatalog
+from billing_engine.audit.log import AuditLog
+from billing_engine.audit.store import AuditStore
+from billing_engine.billing_view.service import BillingCards
+from billing_engine.billing_view.store import BillingCardStore
+from billing_engine.customers.service import Customers
+from billing_engine.customers.store import CustomerStore
+from billing_engine.db.database import Database, create_database
+from billing_engine.entitlements.cache import EntitlementsCache
+from billing_engine.entitlements.service import EntitlementsService
+from billing_engine.invoicing.service import Invoicing
+from billing_engine.invoicing.store import InvoiceStore
+from billing_engine.operability.housekeeping import Housekeeper
+from billing_engine.operability.metrics import EngineMetrics
+from billing_engine.payments.retention import PaymentRetention
+from billing_engine.payments.service import Payments
+from billing_engine.payments.store import PaymentStore
+from billing_engine.settings import Settings
+from billing_engine.stripe.circuit_breaker import CircuitBreaker
+from billing_engine.stripe.client import PaymentProvider, log_breaker_change, provider_from_settings
+from billing_engine.stripe.meters.service import MeterConfig, MeterFlusher, MeterReporting
+from billing_engine.stripe.meters.store import MeterStore
+from billing_engine.stripe.reconcile.service import MirroredInvoices, Reconciler
+from billing_engine.stripe.reconcile.store import ReconciliationStore
+from billing_engine.stripe.webhooks.dedup import WebhookDedup
+from billing_engine.stripe.webhooks.service import StripeWebhooks
+from billing_engine.stripe.webhooks.store import InboxStore
+from billing_engine.subscriptions.store import SubscriptionStore
+from billing_engine.throttling.service import Throttling
+from billing_engine.throttling.store import ThrottleStore
+from billing_engine.usage.rules import MeteringPolicy
+from billing_engine.usage.service import Usage
+from billing_engine.usage.store import UsageStore
+
+
+@dataclass
+class Services:
+    settings: Settings
+    database: Database
+    metrics: EngineMetrics
+    clock: Clock
+    catalog: PlanCatalog
+    customers: Customers
+    usage: Usage
+    billing: BillingCards
+    entitlements: EntitlementsService
+    throttling: Throttling
+    payments: Payments
+    invoicing: Invoicing
+    webhooks: StripeWebhooks
+    provider: PaymentProvider
+    meters: MeterReporting
+    reconciler: Reconciler
+    retention: PaymentRetention
+    audit: AuditLog
+    cache: EntitlementsCache
+    dedup: WebhookDedup
+    housekeeper: Housekeeper
+    meter_flusher: MeterFlusher
+
+    def start_background(self) -> None:
+        self.housekeeper.start()
+        self.meter_flusher.start()
+
+    def stop_background(self) -> None:
+        self.meter_flusher.stop()
+        self.housekeeper.stop()
+
+    def close(self) -> None:
+        """Let go of Redis (the database belongs to whoever passed it in, or to `dispose`)."""
+        self.cache.close()
+        self.dedup.close()
+
+    def dispose(self) -> None:
+        self.close()
+        self.database.dispose()
+
+
+def build_services(
+    settings: Settings,
+    *,
+    database: Database | None = None,
+    metrics: EngineMetrics | None = None,
+    clock: Clock = utc_now,
+    payment_provider: PaymentProvider | None = None,
+    pool_size: int | None = None,
+) -> Services:
+    database = database or create_database(
+        settings.database_url, pool_size=pool_size or settings.db_pool_size
+    )
+    metrics = metrics or EngineMetrics()
+    metrics.watch_pool(database.connections_in_use)
+    catalog = load_plans(settings.plans_file)
+
+    customers = Customers(store=CustomerStore(database), clock=clock)
+    usage = Usage(
+        store=UsageStore(database),
+        customers=customers,
+        catalog=catalog,
+        policy=MeteringPolicy(
+            clock_skew=settings.heartbeat_clock_skew, close_grace=settings.period_close_grace
+        ),
+        metrics=metrics,
+        clock=clock,
+    )
+    subscriptions = SubscriptionStore(database)
+    cache = EntitlementsCache(
+        settings.redis_url,
+        metrics=metrics,
+        ttl_seconds=settings.entitlements_cache_ttl_seconds,
+        retry_interval=settings.cache_retry_seconds,
+    )
+    entitlements = EntitlementsService(
+        cache=cache, customers=customers, catalog=catalog, subscriptions=subscriptions
+    )
+    throttling = Throttling(
+        store=ThrottleStore(database),
+        entitlements=entitlements,
+        customers=customers,
+        metrics=metrics,
+        clock=clock,
+    )
+    inbox = InboxStore(database)
+    dedup = WebhookDedup(settings.redis_url, retry_interval=settings.cache_retry_seconds)
+    webhooks = StripeWebhooks(
+        store=inbox,
+        customers=customers,
+        catalog=catalog,
+        dedup=dedup,
+        metrics=metrics,
+        secret=settings.stripe_webhook_secret,
+        clock=clock,
+    )
+    payment_store = PaymentStore(database)
+    reconciliation_store = ReconciliationStore(database)
+    provider = payment_provider or provider_from_settings(
+        secret_key=settings.stripe_secret_key,
+        api_base=settings.stripe_api_base,
+        timeout_seconds=settings.stripe_timeout_seconds,
+        breaker=CircuitBreaker(
+            failure_threshold=settings.stripe_breaker_failures,
+            cooldown_seconds=settings.stripe_breaker_cooldown_seconds,
+            clock=lambda: clock().timestamp(),
+            on_change=log_breaker_change,
+        ),
+        invoice_source=MirroredInvoices(reconciliation_store),
+    )
+    meters = MeterReporting(
+        store=MeterStore(database),
+        provider=provider,
+        metrics=metrics,
+        config=MeterConfig(
+            event_name=settings.stripe_meter_event_name,
+            close_delay=settings.meter_close_delay,
+            period_close_grace=settings.period_close_grace,
+            batch_size=settings.meter_flush_batch_size,
+        ),
+        clock=clock,
+    )
+    reconciler = Reconciler(
+        store=reconciliation_store, provider=provider, metrics=metrics, clock=clock
+    )
+    invoicing = Invoicing(
+        store=InvoiceStore(database),
+        customers=customers,
+        catalog=catalog,
+        metrics=metrics,
+        close_grace=settings.period_close_grace,
+        clock=clock,
+    )
+    retention = PaymentRetention(
+        payment_store, inbox=inbox, days=settings.payment_retention_days, clock=clock
+    )
+    housekeeper = Housekeeper(
+        database=database, metrics=metrics, interval=settings.housekeeping_interval_seconds
+    )
+    housekeeper.add("usage_gauges", usage.refresh_gauges)
+    housekeeper.add("entitlements_cache", cache.ping)
+    housekeeper.add("throttle_gauges", throttling.refresh_over_limit)
+    housekeeper.add("webhook_gauges", webhooks.refresh_gauges)
+    housekeeper.add("payment_retention", retention.run_if_due)
+    housekeeper.add("meter_gauges", meters.refresh_gauges)
+    housekeeper.add("reconciliation_gauge", reconciler.refresh_gauge)
+    # Closes last month once its grace has passed; a no-op check on every other round.
+    housekeeper.add("close_period", invoicing.close_due_period)
+    return Services(
+        settings=settings,
+        database=database,
+        metrics=metrics,
+        clock=clock,
+        catalog=catalog,
+        customers=customers,
+        usage=usage,
+        billing=BillingCards(store=BillingCardStore(database), catalog=catalog, clock=clock),
+        entitlements=entitlements,
+        throttling=throttling,
+        payments=Payments(store=payment_store, customers=customers, clock=clock),
+        invoicing=invoicing,
+        webhooks=webhooks,
+        provider=provider,
+        meters=meters,
+        reconciler=reconciler,
+        retention=retention,
+        audit=AuditLog(
+            AuditStore(database), metrics=metrics, clock=clock, secrets=settings.secret_values()
+        ),
+        cache=cache,
+        dedup=dedup,
+        housekeeper=housekeeper,
+        meter_flusher=MeterFlusher(meters, settings.meter_flush_interval_seconds),
+    )
