@@ -9,23 +9,24 @@ conditions they expect; anything else is a bug and answers 500. `billing_core.ht
     ├── ConfigError                       refuses to start (the CLIs exit 2); never an answer
     │   ├── SettingsError                 an environment variable (billing_core.settings)
     │   ├── PlanConfigError               the plans file (billing_core.plans)
-    │   ├── RoutesFileError               alerts: the routes file (alerts.delivery.routing)
-    │   └── RuleFileError                 alerts: a Prometheus rule file (alerts.rules.files)
+    │   ├── RoutesFileError               alerts: the routes file
+    │   └── RuleFileError                 alerts: a Prometheus rule file
     ├── RequestError                      4xx: the caller can fix it; names the field and why
-    │   ├── BadRequest              400   engine: InvalidSignature, InvalidEvent (Stripe
-    │   │                                 deliveries, billing_engine.stripe.webhooks)
+    │   ├── BadRequest              400   engine: SignatureRejected (invalid_signature) and
+    │   │                                 PayloadError (invalid_event), Stripe deliveries
     │   ├── Unauthorized            401   a missing or wrong credential
     │   ├── Forbidden               403   a credential without the right
     │   ├── NotFound                404   an org, instance, event, alert or silence
-    │   ├── Conflict                409   engine: CreditConflict, AlreadyDone;
+    │   ├── Conflict                409   engine: AlreadyDone (a replay of a handled event),
+    │   │                                 an Idempotency-Key reused for another credit;
     │   │                                 alerts: acknowledging a resolved alert
     │   └── InvalidRequest          422   a value out of range or of the wrong shape; engine:
-    │       │                             InvalidPeriod, HandlingError (an event that cannot
-    │       │                             take effect) and WaitingForOrg
+    │       │                             HandlingError and WaitingForOrg (a Stripe event that
+    │       │                             cannot take effect, kept in the inbox as failed)
     │       └── SilenceError              alerts: a silence that cannot be kept
     ├── UnavailableError            503   try again later; says whether anything was stored
     │   ├── DatabaseUnavailable           the database is away; nothing was committed
-    │   ├── NotConfigured                 a feature whose settings are missing (webhooks)
+    │   ├── NotConfigured                 engine: WebhooksNotConfigured (no webhook secret)
     │   └── TransientFailure              engine: a Stripe event stored but not handled yet
     └── UpstreamError               502   a dependency answered badly
         ├── ProviderError                 engine: Stripe (billing_engine.stripe.client)

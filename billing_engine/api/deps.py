@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Header, Path, Query, Request
 
 from billing_core.errors import Unauthorized
+from billing_core.http import error_responses
 from billing_engine.audit.keys import STATE_ACTOR, STATE_REFUSAL, identify_admin
 from billing_engine.wiring import Services
 
@@ -50,3 +51,5 @@ def require_admin(
 
 
 AdminDep = Depends(require_admin)
+# Every admin route may answer these, whatever else it declares.
+ADMIN_ANSWERS = error_responses(401, 422)

@@ -7,10 +7,16 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from billing_core.http import error_responses
-from billing_engine.api.deps import ACTOR_PATTERN, ORG_ID_PATTERN, AdminDep, ServicesDep
+from billing_engine.api.deps import (
+    ACTOR_PATTERN,
+    ADMIN_ANSWERS,
+    ORG_ID_PATTERN,
+    AdminDep,
+    ServicesDep,
+)
 from billing_engine.audit.schemas import AuditEntryOut
 
-router = APIRouter(tags=["admin"], dependencies=[AdminDep])
+router = APIRouter(tags=["admin"], dependencies=[AdminDep], responses=ADMIN_ANSWERS)
 
 
 @router.get(

@@ -9,7 +9,14 @@ from fastapi.concurrency import run_in_threadpool
 
 from billing_core.http import error_responses
 from billing_core.periods import period_from_field
-from billing_engine.api.deps import AdminDep, OrgIdPath, OrgIdQuery, PeriodQuery, ServicesDep
+from billing_engine.api.deps import (
+    ADMIN_ANSWERS,
+    AdminDep,
+    OrgIdPath,
+    OrgIdQuery,
+    PeriodQuery,
+    ServicesDep,
+)
 from billing_engine.audit.keys import STATE_ACTOR
 from billing_engine.invoicing.schemas import (
     CreditForOrg,
@@ -33,7 +40,7 @@ IdempotencyKey = Annotated[
 ]
 
 public = APIRouter(tags=["invoices"])
-admin = APIRouter(tags=["admin"], dependencies=[AdminDep])
+admin = APIRouter(tags=["admin"], dependencies=[AdminDep], responses=ADMIN_ANSWERS)
 
 
 @public.get(

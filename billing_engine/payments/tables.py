@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, DateTime, Integer, String, Table
+from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, String, Table
 
 from billing_engine.db.metadata import metadata
 
@@ -45,3 +45,11 @@ refunds = Table(
     Column("refunded_at", DateTime(timezone=True), nullable=False),
     Column("recorded_at", DateTime(timezone=True), nullable=False),
 )
+
+Index("ix_payment_attempts_org", payment_attempts.c.org_id, payment_attempts.c.attempted_at)
+Index("ix_payment_attempts_attempted", payment_attempts.c.attempted_at)
+Index("ix_payment_attempts_charge", payment_attempts.c.charge_id)
+Index("ix_payment_attempts_intent", payment_attempts.c.payment_intent_id)
+Index("ix_refunds_org", refunds.c.org_id, refunds.c.refunded_at)
+Index("ix_refunds_charge", refunds.c.charge_id)
+Index("ix_refunds_refunded", refunds.c.refunded_at)

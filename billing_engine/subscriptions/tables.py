@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Column, DateTime, String, Table
+from sqlalchemy import Boolean, Column, DateTime, Index, String, Table
 
 from billing_engine.db.metadata import metadata
 
@@ -24,3 +24,5 @@ subscriptions = Table(
     Column("event_id", String(255), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
+
+Index("ix_subscriptions_org", subscriptions.c.org_id)

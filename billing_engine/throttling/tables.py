@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Date, DateTime, Integer, PrimaryKeyConstraint, String, Table
+from sqlalchemy import Column, Date, DateTime, Index, Integer, PrimaryKeyConstraint, String, Table
 
 from billing_engine.db.metadata import metadata
 
@@ -33,3 +33,5 @@ daily_counter_resets = Table(
     Column("reset_at", DateTime(timezone=True), nullable=False),
     PrimaryKeyConstraint("org_id", "day"),
 )
+
+Index("ix_instance_throttle_org", instance_throttle.c.org_id)

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from billing_core.http import error_responses
-from billing_engine.api.deps import AdminDep, InstanceIdPath, OrgIdPath, ServicesDep
+from billing_engine.api.deps import ADMIN_ANSWERS, AdminDep, InstanceIdPath, OrgIdPath, ServicesDep
 from billing_engine.billing_view.schemas import billing_card_out
 from billing_engine.usage.schemas import (
     DailyUsageOut,
@@ -35,14 +35,14 @@ from billing_engine.usage.schemas import (
 log = logging.getLogger("billing_engine.api")
 
 public = APIRouter(tags=["billing"])
-admin = APIRouter(tags=["admin"], dependencies=[AdminDep])
+admin = APIRouter(tags=["admin"], dependencies=[AdminDep], responses=ADMIN_ANSWERS)
 
 
 @public.post(
     "/v1/heartbeats",
     summary="Ingest a batch of instance heartbeats",
     response_model=IngestOut,
-    responses=error_responses(413, 422, 503),
+    responses=error_responses(422, 503),
     openapi_extra={
         "requestBody": {
             "required": True,

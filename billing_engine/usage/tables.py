@@ -7,6 +7,7 @@ from sqlalchemy import (
     Column,
     Date,
     DateTime,
+    Index,
     Integer,
     PrimaryKeyConstraint,
     String,
@@ -47,3 +48,8 @@ instances = Table(
     Column("last_seen", DateTime(timezone=True), nullable=False),
     Column("last_state", String(8), nullable=False),
 )
+
+Index("ix_usage_slots_org_minute", usage_slots.c.org_id, usage_slots.c.minute)
+Index("ix_daily_usage_day", daily_usage.c.day)
+Index("ix_instances_org", instances.c.org_id)
+Index("ix_instances_last_seen", instances.c.last_seen)

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 
 from billing_core.errors import NotFound
 from billing_core.http import error_body, error_responses
-from billing_engine.api.deps import AdminDep, ServicesDep
+from billing_engine.api.deps import ADMIN_ANSWERS, AdminDep, ServicesDep
 from billing_engine.stripe.webhooks.schemas import (
     DeliveryOut,
     FailingEventsOut,
@@ -23,7 +23,7 @@ EVENT_ID_PATTERN = r"^[A-Za-z0-9_\-]{1,255}$"
 EventIdPath = Annotated[str, Path(pattern=EVENT_ID_PATTERN, description="Stripe event id")]
 
 public = APIRouter(tags=["stripe"])
-admin = APIRouter(tags=["admin"], dependencies=[AdminDep])
+admin = APIRouter(tags=["admin"], dependencies=[AdminDep], responses=ADMIN_ANSWERS)
 
 
 @public.post(
@@ -34,7 +34,7 @@ admin = APIRouter(tags=["admin"], dependencies=[AdminDep])
     responses={
         202: {"model": DeliveryOut, "description": "Stored; its org is not known yet"},
         500: {"model": DeliveryOut, "description": "Stored; the handler failed; Stripe retries"},
-        **error_responses(400, 413, 503),
+        **error_responses(400, 503),
     },
 )
 async def stripe_webhook(request: Request, services: ServicesDep) -> JSONResponse:

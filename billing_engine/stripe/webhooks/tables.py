@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Column, DateTime, Integer, String, Table, Text
+from sqlalchemy import Boolean, Column, DateTime, Index, Integer, String, Table, Text
 
 from billing_engine.db.metadata import metadata
 
@@ -27,3 +27,6 @@ stripe_events = Table(
     Column("last_attempt_at", DateTime(timezone=True), nullable=True),
     Column("handled_at", DateTime(timezone=True), nullable=True),
 )
+
+Index("ix_stripe_events_status_received", stripe_events.c.status, stripe_events.c.received_at)
+Index("ix_stripe_events_customer", stripe_events.c.customer_id, stripe_events.c.status)
