@@ -26,7 +26,7 @@ class ObservabilityMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming = _header(scope, b"x-request-id")
+        incoming = header(scope, b"x-request-id")
         request_id = incoming if incoming and _SAFE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
         token = request_id_var.set(request_id)
         status = 500
@@ -64,7 +64,8 @@ class ObservabilityMiddleware:
             request_id_var.reset(token)
 
 
-def _header(scope: dict[str, Any], name: bytes) -> str | None:
+def header(scope: dict[str, Any], name: bytes) -> str | None:
+    """A request header from an ASGI scope, or None."""
     for key, value in scope.get("headers", ()):
         if key == name:
             return value.decode("latin-1")

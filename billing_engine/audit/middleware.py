@@ -8,6 +8,7 @@ from typing import Any
 import anyio.to_thread
 
 from billing_core.logs import request_id_var
+from billing_engine.api.middleware import header
 from billing_engine.audit.keys import STATE_ACTOR, STATE_REFUSAL
 from billing_engine.audit.log import (
     AUDITED_METHODS,
@@ -53,7 +54,7 @@ class AuditMiddleware:
             if recorded or scope.get("route") is None:
                 return
             recorded = True
-            content_type = _header(scope, b"content-type")
+            content_type = header(scope, b"content-type")
             summary = summarise(
                 body=bytes(captured),
                 body_bytes=received,
@@ -84,10 +85,3 @@ class AuditMiddleware:
         except Exception:
             await record(500)
             raise
-
-
-def _header(scope: dict[str, Any], name: bytes) -> str | None:
-    for key, value in scope.get("headers", ()):
-        if key == name:
-            return str(value.decode("latin-1"))
-    return None

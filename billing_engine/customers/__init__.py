@@ -1,0 +1,1 @@
+"""Customers (orgs): who is billed, on which plan, linked to which Stripe customer."""

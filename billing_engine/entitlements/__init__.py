@@ -1,0 +1,1 @@
+"""Entitlements: what an org's plan and subscription allow, cached in Redis."""

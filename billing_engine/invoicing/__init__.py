@@ -1,0 +1,1 @@
+"""Invoicing: invoices when a period closes, credits applied to them."""

@@ -1,0 +1,1 @@
+"""Operability: the metrics, the probes and the housekeeping rounds."""

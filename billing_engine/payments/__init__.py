@@ -1,0 +1,1 @@
+"""Payments: attempts and refunds from Stripe's events, what support reads, retention."""

@@ -1,0 +1,1 @@
+"""Subscriptions: Stripe subscription states per org, and which one speaks for the org."""

@@ -1,0 +1,1 @@
+"""Throttling: run or pause per instance (continuous run, daily cap, idle), and daily counters."""

@@ -1,0 +1,1 @@
+"""Usage reporting: closed hours into the outbox, the outbox out to Stripe's meter events."""

@@ -1,0 +1,1 @@
+"""Reconciliation: a period's invoices and reported usage against Stripe's."""
