@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, select, text
+from sqlalchemy import Connection, bindparam, func, select, text
 
 from billing_core.periods import BillingPeriod
 from billing_core.sql import utc
@@ -95,26 +95,39 @@ def _credit(row: Any, applications: tuple[CreditApplication, ...] = ()) -> Credi
     )
 
 
+_AVAILABLE = select(
+    credits.c.id, credits.c.org_id, credits.c.remaining_cents, credits.c.reason,
+    credits.c.granted_at,
+).where(credits.c.remaining_cents > 0)
+_ORDER = (credits.c.granted_at, credits.c.id)
+# Built once: the billing card asks this on every read.
+_AVAILABLE_OF_ORG = _AVAILABLE.where(credits.c.org_id == bindparam("org_id")).order_by(*_ORDER)
+
+
+def _available(row: Any) -> AvailableCredit:
+    return AvailableCredit(
+        credit_id=int(row.id),
+        remaining_cents=int(row.remaining_cents),
+        reason=row.reason,
+        granted_at=utc(row.granted_at),
+    )
+
+
 def available_credits_of(
     conn: Connection, org_ids: list[str], granted_before: datetime | None
 ) -> dict[str, list[AvailableCredit]]:
-    query = select(
-        credits.c.id, credits.c.org_id, credits.c.remaining_cents, credits.c.reason,
-        credits.c.granted_at,
-    ).where(credits.c.org_id.in_(org_ids), credits.c.remaining_cents > 0)
+    query = _AVAILABLE.where(credits.c.org_id.in_(org_ids))
     if granted_before is not None:
         query = query.where(credits.c.granted_at < granted_before)
     found: dict[str, list[AvailableCredit]] = {}
-    for r in conn.execute(query.order_by(credits.c.granted_at, credits.c.id)):
-        found.setdefault(r.org_id, []).append(
-            AvailableCredit(
-                credit_id=int(r.id),
-                remaining_cents=int(r.remaining_cents),
-                reason=r.reason,
-                granted_at=utc(r.granted_at),
-            )
-        )
+    for r in conn.execute(query.order_by(*_ORDER)):
+        found.setdefault(r.org_id, []).append(_available(r))
     return found
+
+
+def available_credits_of_org(conn: Connection, org_id: str) -> list[AvailableCredit]:
+    """An org's credits with a balance left, oldest first."""
+    return [_available(r) for r in conn.execute(_AVAILABLE_OF_ORG, {"org_id": org_id})]
 
 
 class InvoiceStore(Store):

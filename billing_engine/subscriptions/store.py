@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, select
 
 from billing_core.sql import utc, utc_or_none
 from billing_engine.customers.store import OrgRecord, org_from_row
@@ -41,9 +41,12 @@ def subscription_by_id(
     return None if row is None else (subscription_from_row(row), row.event_id)
 
 
+# Built once: the billing card asks this on every read.
+_OF_ORG = select(subscriptions).where(subscriptions.c.org_id == bindparam("org_id"))
+
+
 def subscriptions_of_org(conn: Connection, org_id: str) -> list[SubscriptionState]:
-    rows = conn.execute(select(subscriptions).where(subscriptions.c.org_id == org_id))
-    return [subscription_from_row(r) for r in rows]
+    return [subscription_from_row(r) for r in conn.execute(_OF_ORG, {"org_id": org_id})]
 
 
 def save_subscription(
