@@ -4,13 +4,14 @@ declarations that say which error answers a route gives. Both processes' apps in
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Sequence
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from billing_core.errors import BillingError, DatabaseUnavailable, UnavailableError
@@ -27,6 +28,21 @@ class ResponseModel(BaseModel):
 
 # An RFC 3339 time as the engine writes it (Python's isoformat, with its UTC offset).
 Timestamp = Annotated[str, WithJsonSchema({"type": "string", "format": "date-time"})]
+
+
+# NUL (PostgreSQL cannot store it in text), other control characters but tab and newlines, and
+# lone surrogates (not encodable as UTF-8).
+_UNSTORABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+
+
+def storable(value: str) -> str:
+    if _UNSTORABLE.search(value):
+        raise ValueError("must not contain NUL, control characters or unpaired surrogates")
+    return value
+
+
+# Free text a person typed that will be stored or searched: refused rather than half-stored.
+StorableText = Annotated[str, AfterValidator(storable)]
 
 
 class FieldError(BaseModel):

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from billing_core.http import ResponseModel, Timestamp
+from billing_core.http import ResponseModel, StorableText, Timestamp
 from billing_engine.api.deps import ORG_ID_PATTERN
 from billing_engine.customers.service import SearchPage
 from billing_engine.customers.store import OrgRecord
@@ -18,11 +18,14 @@ OrgId = Annotated[str, StringConstraints(pattern=ORG_ID_PATTERN)]
 class OrgUpsert(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-    email: Annotated[
-        str, StringConstraints(strip_whitespace=True, max_length=320, pattern=EMAIL_PATTERN)
+    name: Annotated[
+        StorableText, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)
     ]
-    plan: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    email: Annotated[
+        StorableText,
+        StringConstraints(strip_whitespace=True, max_length=320, pattern=EMAIL_PATTERN),
+    ]
+    plan: Annotated[StorableText, StringConstraints(min_length=1, max_length=64)]
 
 
 class OrgOut(ResponseModel):

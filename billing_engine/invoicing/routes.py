@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
-from billing_core.http import error_responses
+from billing_core.http import StorableText, error_responses
 from billing_core.periods import period_from_field
 from billing_engine.api.deps import (
     ADMIN_ANSWERS,
@@ -33,7 +33,7 @@ from billing_engine.invoicing.schemas import (
 from billing_engine.wiring import Services
 
 IdempotencyKey = Annotated[
-    str | None,
+    StorableText | None,
     Header(
         max_length=128, description="Optional: a retry with the same key returns the first credit"
     ),

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from billing_core.http import ResponseModel, Timestamp
+from billing_core.http import ResponseModel, StorableText, Timestamp
 from billing_core.periods import BillingPeriod
 from billing_core.quota import hours
 from billing_core.schemas import PeriodOut, period_out
@@ -22,7 +22,9 @@ MAX_CREDIT_CENTS = 10_000_000
 PREVIEW = "preview"
 
 Amount = Annotated[int, Field(strict=True, gt=0, le=MAX_CREDIT_CENTS, description="Cents, > 0")]
-Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+Reason = Annotated[
+    StorableText, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)
+]
 
 
 class CreditForOrg(BaseModel):

@@ -256,3 +256,23 @@ def test_housekeeping_keeps_the_failing_gauges_current(pg_database, settings, cl
         assert sample(hooks, "stripe_webhook_events_failing") == 1
         text = hooks.get("/metrics").text
         assert "stripe_webhook_events_failing 1.0" in text
+
+
+ODD_EVENTS = [
+    event("invoice.paid", {"object": "invoice"}, event_id="evt_\x00"),
+    event("invoice\x00paid", {"object": "invoice"}),
+    event("invoice.paid", {"object": "invoice"}, created=10**20),
+    event("invoice.paid", {"object": "invoice"}, created=253402300800),  # the year 10000
+    event("invoice.paid", {"object": "invoice", "customer": "cus_\x00"}),
+    event("invoice.paid", {"object": "invoice", "customer": {"id": "\x07"}}),
+    {**event("invoice.paid", {}), "data": []},
+    {**event("invoice.paid", {}), "id": 12},
+]
+
+
+@pytest.mark.parametrize("evt", ODD_EVENTS, ids=range(len(ODD_EVENTS)))
+def test_a_signed_delivery_that_is_not_a_storable_event_is_refused_with_the_field(hooks, evt):
+    response = deliver(hooks, evt)
+    assert response.status_code == 400, response.text
+    body = response.json()
+    assert body["error"] == "invalid_event" and body["errors"][0]["field"]

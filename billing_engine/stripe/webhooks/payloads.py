@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from billing_core.errors import BadRequest
+from billing_core.http import storable
 from billing_engine.payments.rules import (
     PaymentAttempt,
     PaymentOutcome,
@@ -87,6 +88,14 @@ def _list_data(value: Any) -> list[Json]:
     return []
 
 
+def _storable(text: str) -> bool:
+    try:
+        storable(text)
+    except ValueError:
+        return False
+    return True
+
+
 def read_event(body: bytes) -> InboxEvent:
     try:
         text = body.decode("utf-8")
@@ -96,11 +105,13 @@ def read_event(body: bytes) -> InboxEvent:
     if not isinstance(raw, Mapping):
         raise PayloadError("body", "must be a JSON object")
     event_id = raw.get("id")
-    if not isinstance(event_id, str) or not 1 <= len(event_id) <= 255:
+    if not isinstance(event_id, str) or not 1 <= len(event_id) <= 255 or not _storable(event_id):
         raise PayloadError("id", "must be the Stripe event id (1 to 255 characters)")
     event_type = raw.get("type")
     if not isinstance(event_type, str) or not 1 <= len(event_type) <= 100:
         raise PayloadError("type", "must be the Stripe event type (1 to 100 characters)")
+    if not _storable(event_type):
+        raise PayloadError("type", "must be the Stripe event type (no control characters)")
     created = _timestamp(raw.get("created"), "created")
     obj = _mapping(raw.get("data")).get("object")
     if not isinstance(obj, Mapping):
@@ -109,6 +120,8 @@ def read_event(body: bytes) -> InboxEvent:
         customer = object_id(obj.get("id"))
     else:
         customer = object_id(obj.get("customer"))
+    if customer and not _storable(customer):
+        raise PayloadError("data.object.customer", "must be a Stripe customer id")
     return InboxEvent(
         event_id=event_id,
         type=event_type,
