@@ -9,6 +9,7 @@ ENV PYTHONPATH=/app
 WORKDIR /app
 
 COPY pyproject.toml README.md ./
+COPY billing_core ./billing_core
 COPY billing_engine ./billing_engine
 COPY alerts ./alerts
 COPY dashboard ./dashboard

@@ -115,3 +115,17 @@ def test_alerts_process_shares_the_database_and_mails_the_catcher():
     targets = [t for job in scrape["scrape_configs"] for sc in job["static_configs"]
                for t in sc["targets"]]
     assert "alerts:8007" in targets
+
+
+def test_the_image_holds_every_package_the_processes_import():
+    """Each package the three processes run from is copied into the image (the test harness,
+    devstack, is not: it is for this repository's tests, bench and make run)."""
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    for package in ("billing_core", "billing_engine", "alerts", "dashboard"):
+        assert f"COPY {package} ./{package}" in dockerfile, package
+    for process in ("billing_engine", "alerts", "dashboard"):
+        imported = set()
+        for path in (ROOT / process).rglob("*.py"):
+            imported |= set(re.findall(r"^(?:from|import) (\w+)", path.read_text(), re.M))
+        ours = {p.name for p in ROOT.iterdir() if (p / "__init__.py").exists()}
+        assert imported & ours <= {"billing_core", "billing_engine", "alerts", "dashboard"}, process
