@@ -24,6 +24,8 @@ log = logging.getLogger("alerts")
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m alerts", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    # No sub-command means `serve` with its defaults, so those defaults live on the parser too.
+    parser.set_defaults(port=None, host=None, no_migrate=False)
     sub = parser.add_subparsers(dest="command")
     serve = sub.add_parser("serve", help="run the scheduler and the HTTP API (the default)")
     serve.add_argument("--port", type=int, default=None, help="default: $PORT, else 8007")
