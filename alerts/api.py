@@ -10,17 +10,15 @@ from __future__ import annotations
 import hmac
 import logging
 import math
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, Header, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import APIRouter, Depends, FastAPI, Header
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from alerts import __version__
 from alerts.domain.gofmt import format_v
@@ -40,66 +38,19 @@ from alerts.metrics import failure_reason
 from alerts.outbox import attempt
 from alerts.process import AlertsProcess
 from alerts.rules import RuleFileError, parse_duration
-from alerts.store.repository import Delivery, StoreUnavailable
+from alerts.store.repository import Delivery
+from billing_core.errors import (
+    Conflict,
+    DatabaseUnavailable,
+    InvalidRequest,
+    NotFound,
+    Unauthorized,
+)
+from billing_core.http import error_body, install_error_handlers
+from billing_core.sql import utc_or_none
 
 log = logging.getLogger("alerts.api")
 RECENT = timedelta(hours=24)
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, error: str, *, field: str | None, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.error = error
-        self.field = field
-        self.reason = reason
-
-
-def error_body(error: str, message: str, fields: Sequence[dict[str, str]] = ()) -> dict[str, Any]:
-    return {"error": error, "message": message, "errors": list(fields)}
-
-
-def _field_path(loc: Sequence[Any]) -> str:
-    parts = list(loc)
-    if parts and parts[0] in {"body", "query", "path", "header"}:
-        parts = parts[1:]
-    out = ""
-    for part in parts:
-        out += f"[{part}]" if isinstance(part, int) else ("." if out else "") + str(part)
-    return out or "body"
-
-
-def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        fields = []
-        for err in exc.errors()[:50]:
-            reason = "is required" if err.get("type") == "missing" else str(err.get("msg"))
-            fields.append({"field": _field_path(err.get("loc", ())), "reason": reason})
-        message = "; ".join(f"{f['field']}: {f['reason']}" for f in fields[:5])
-        return JSONResponse(status_code=422, content=error_body("invalid_request", message,
-                                                                fields))
-
-    @app.exception_handler(ApiError)
-    async def _api(_: Request, exc: ApiError) -> JSONResponse:
-        fields = [{"field": exc.field, "reason": exc.reason}] if exc.field else []
-        message = f"{exc.field}: {exc.reason}" if exc.field else exc.reason
-        headers = {"WWW-Authenticate": "X-Admin-Key"} if exc.status == 401 else None
-        return JSONResponse(status_code=exc.status, content=error_body(exc.error, message,
-                                                                       fields), headers=headers)
-
-    @app.exception_handler(StoreUnavailable)
-    async def _db(_: Request, exc: StoreUnavailable) -> JSONResponse:
-        log.error("database unavailable", extra={"reason": str(exc)})
-        return JSONResponse(status_code=503, headers={"Retry-After": "5"}, content=error_body(
-            "database_unavailable", "the database is unreachable; nothing was stored"))
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        if exc.status_code == 404:
-            return JSONResponse(status_code=404, content=error_body("not_found", "no such route"))
-        return JSONResponse(status_code=exc.status_code,
-                            content=error_body("http_error", str(exc.detail)))
 
 
 # -- request bodies ------------------------------------------------------------------------------
@@ -211,35 +162,29 @@ def build_silence(body: SilenceIn, now: datetime) -> tuple[tuple[Matcher, ...], 
             else:
                 matchers.append(Matcher(name=raw.name, value=raw.value, op=MatchOp(raw.op)))
         except SilenceError as error:
-            raise ApiError(422, "invalid_request", field=f"matchers[{index}]",
-                           reason=error.reason) from None
+            raise InvalidRequest(f"matchers[{index}]", error.reason) from None
     starts_at = body.starts_at or now
     if starts_at.tzinfo is None:
-        raise ApiError(422, "invalid_request", field="starts_at",
-                       reason="must carry a time zone (e.g. 2026-11-23T14:00:00Z)")
+        raise InvalidRequest("starts_at", "must carry a time zone (e.g. 2026-11-23T14:00:00Z)")
     if body.expires_at is not None and body.duration is not None:
-        raise ApiError(422, "invalid_request", field="duration",
-                       reason="give expires_at or duration, not both")
+        raise InvalidRequest("duration", "give expires_at or duration, not both")
     if body.expires_at is not None:
         if body.expires_at.tzinfo is None:
-            raise ApiError(422, "invalid_request", field="expires_at",
-                           reason="must carry a time zone (e.g. 2026-11-23T14:00:00Z)")
+            raise InvalidRequest("expires_at", "must carry a time zone (e.g. 2026-11-23T14:00:00Z)")
         expires_at = body.expires_at
     elif body.duration is not None:
         try:
             length = parse_duration(body.duration, where="duration")
         except RuleFileError:
-            raise ApiError(422, "invalid_request", field="duration",
-                           reason="must be a duration like 30m, 2h or 1d") from None
+            raise InvalidRequest("duration", "must be a duration like 30m, 2h or 1d") from None
         expires_at = starts_at + length
     else:
-        raise ApiError(422, "invalid_request", field="expires_at",
-                       reason="is required (or give duration): a silence must end")
+        raise InvalidRequest("expires_at", "is required (or give duration): a silence must end")
     try:
         validate_silence(matchers=tuple(matchers), starts_at=starts_at, expires_at=expires_at,
                          comment=body.comment, created_by=body.created_by, now=now)
     except SilenceError as error:
-        raise ApiError(422, "invalid_request", field=error.field, reason=error.reason) from None
+        raise InvalidRequest(error.field, error.reason) from None
     return tuple(matchers), starts_at, expires_at
 
 
@@ -265,10 +210,10 @@ def create_app(process: AlertsProcess, *, run_scheduler: bool = True) -> FastAPI
 
     def require_admin(x_admin_key: str | None = Header(default=None)) -> None:
         if not x_admin_key:
-            raise ApiError(401, "unauthorized", field="X-Admin-Key", reason="is required")
+            raise Unauthorized("X-Admin-Key", "is required")
         expected = process.settings.admin_api_key.encode()
         if not hmac.compare_digest(x_admin_key.encode(), expected):
-            raise ApiError(401, "unauthorized", field="X-Admin-Key", reason="is not valid")
+            raise Unauthorized("X-Admin-Key", "is not valid")
 
     health = APIRouter(tags=["health"])
 
@@ -283,7 +228,7 @@ def create_app(process: AlertsProcess, *, run_scheduler: bool = True) -> FastAPI
                          if process.evaluator is not None else None)
         try:
             process.store.ping()
-        except StoreUnavailable as error:
+        except DatabaseUnavailable as error:
             return JSONResponse(status_code=503, content={
                 "status": "not_ready", "database": "unreachable", "reason": str(error)[:200],
                 "leader": leading})
@@ -315,10 +260,9 @@ def create_app(process: AlertsProcess, *, run_scheduler: bool = True) -> FastAPI
         by = (body or AckIn()).by
         alert = process.store.get_alert(fingerprint)
         if alert is None:
-            raise ApiError(404, "not_found", field="fingerprint", reason="no such alert")
+            raise NotFound("fingerprint", "no such alert")
         if alert.status.value == "resolved":
-            raise ApiError(409, "conflict", field="fingerprint",
-                           reason="the alert is resolved; there is nothing to acknowledge")
+            raise Conflict("fingerprint", "the alert is resolved; there is nothing to acknowledge")
         acked = process.store.ack(fingerprint, by=by, now=now)
         assert acked is not None
         log.info("alert acknowledged", extra={"fingerprint": fingerprint, "by": by})
@@ -335,7 +279,7 @@ def create_app(process: AlertsProcess, *, run_scheduler: bool = True) -> FastAPI
     def get_silence(silence_id: str) -> dict[str, Any]:
         silence = process.store.get_silence(silence_id)
         if silence is None:
-            raise ApiError(404, "not_found", field="silence_id", reason="no such silence")
+            raise NotFound("silence_id", "no such silence")
         return silence_view(silence, process.clock())
 
     @public.post("/v1/silences", status_code=201, dependencies=[Depends(require_admin)])
@@ -355,7 +299,7 @@ def create_app(process: AlertsProcess, *, run_scheduler: bool = True) -> FastAPI
         now = process.clock()
         silence = process.store.expire_silence(silence_id, now=now)
         if silence is None:
-            raise ApiError(404, "not_found", field="silence_id", reason="no such silence")
+            raise NotFound("silence_id", "no such silence")
         log.info("silence expired", extra={"silence_id": silence_id})
         return silence_view(silence, now)
 
@@ -396,7 +340,7 @@ def create_app(process: AlertsProcess, *, run_scheduler: bool = True) -> FastAPI
         body = body or TestEmailIn()
         to = (body.to or process.settings.oncall_email).strip()
         if "@" not in to or any(c.isspace() for c in to):
-            raise ApiError(422, "invalid_request", field="to", reason="is not an email address")
+            raise InvalidRequest("to", "is not an email address")
         message = delivery_test_message(channel="email", recipients=(to,),
                                         requested_by=body.requested_by, now=process.clock(),
                                         links=process.links)
@@ -412,11 +356,10 @@ def create_app(process: AlertsProcess, *, run_scheduler: bool = True) -> FastAPI
         if body.receiver is not None:
             receivers = [r for r in receivers if r.name == body.receiver]
             if not receivers:
-                raise ApiError(404, "not_found", field="receiver",
-                               reason="is not a configured Slack receiver of the routes file")
+                raise NotFound("receiver", "is not a configured Slack receiver of the routes file")
         if not receivers:
-            raise ApiError(409, "not_configured", field="SLACK_WEBHOOK_URL",
-                           reason="no Slack receiver is configured; Slack is off")
+            raise Conflict("SLACK_WEBHOOK_URL", "no Slack receiver is configured; Slack is off",
+                           code="not_configured")
         receiver = receivers[0]
         channel = process.channels.for_receiver_object(receiver)
         message = delivery_test_message(channel="Slack", recipients=(),
@@ -432,9 +375,7 @@ def create_app(process: AlertsProcess, *, run_scheduler: bool = True) -> FastAPI
 
 
 def _aware(moment: datetime | None) -> datetime | None:
-    from alerts.store.repository import utc
-
-    return utc(moment)
+    return utc_or_none(moment)
 
 
 def _test_answer(channel: str, result: Any, extra: dict[str, Any]) -> JSONResponse:

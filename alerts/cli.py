@@ -16,7 +16,8 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from alerts.settings import Settings, SettingsError
+from alerts.settings import Settings
+from billing_core.errors import ConfigError
 
 log = logging.getLogger("alerts")
 
@@ -78,25 +79,29 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     command = args.command or "serve"
     try:
         settings = Settings.from_env(env)
-    except SettingsError as error:
+        return _run(settings, env, command, args)
+    except ConfigError as error:  # settings, routes file, rule files, plans file
         print(f"configuration error: {error}", file=sys.stderr)
         return 2
-    from billing_engine.logs import configure_logging
+
+
+def _run(settings: Settings, env: Mapping[str, str], command: str,
+         args: argparse.Namespace) -> int:
+    from billing_core.logs import configure_logging
 
     configure_logging(settings.log_level, settings.secret_values())
     # A job woken while it runs is skipped by design; httpx would log every Slack post.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    from alerts.store.migrate import head_revision, migrate, schema_version
+    from alerts.store.migrate import go_to, head_revision, schema_version
 
     if command == "migrate":
-        from alerts.store.migrate import downgrade
-
-        if args.to in {"head", "heads"}:
-            migrate(settings.database_url)
-        else:
-            downgrade(settings.database_url, args.to)
+        try:
+            go_to(settings.database_url, args.to)
+        except ValueError as error:  # an unknown revision
+            print(f"migrate: {error}", file=sys.stderr)
+            return 2
         _print({"alerts_schema": schema_version(settings.database_url)})
         return 0
     if command == "schema-version":

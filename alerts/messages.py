@@ -16,7 +16,7 @@ from alerts.channels.base import Message
 from alerts.domain.budget import BudgetCrossing
 from alerts.domain.model import Alert, fingerprint
 from alerts.links import LinkSettings, console_alert_url, rewrite_annotations, runbook_url
-from billing_engine.domain.plans import Plan
+from billing_core.plans import Plan
 
 BUDGET_ALERTNAME = "BudgetThresholdReached"
 SEVERITY_ORDER = {"P0": 0, "P1": 1, "P2": 2, "P3": 3}

@@ -7,9 +7,9 @@ database, routes and channels.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy import Engine
 
@@ -29,15 +29,12 @@ from alerts.scheduler import AlertsScheduler
 from alerts.settings import Settings
 from alerts.store.database import create_alerts_engine
 from alerts.store.repository import AlertStore
-from billing_engine.plans import load_plans
+from billing_core.catalogue import load_plans
+from billing_core.clock import Clock, utc_now
+
+__all__ = ["AlertsProcess", "ChannelSet", "Clock", "build_process", "utc_now"]
 
 log = logging.getLogger("alerts")
-
-Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def smtp_config(settings: Settings) -> SmtpConfig:

@@ -15,15 +15,18 @@ import requests
 from prometheus_api_client import PrometheusApiClientException
 from urllib3.util.retry import Retry
 
-from alerts.domain.model import Sample
+from alerts.domain.model import RuleEvaluationError, Sample
+from billing_core.errors import UpstreamError
 
 
-class PrometheusUnavailable(RuntimeError):
-    pass
+class PrometheusUnavailable(UpstreamError):
+    """Prometheus cannot be reached, timed out or answered 5xx: every alert keeps its state."""
+
+    code = "prometheus_unavailable"
 
 
-class QueryError(ValueError):
-    pass
+class QueryError(RuleEvaluationError):
+    """Prometheus answered and refused the query: that rule has a problem."""
 
 
 _STATUS = re.compile(r"HTTP Status Code (\d{3})")

@@ -19,6 +19,7 @@ from typing import Any, Literal, cast, get_args
 import yaml
 
 from alerts.channels.base import Kind
+from billing_core.errors import ConfigError
 
 DEFAULT_ROUTES_FILE = Path(__file__).resolve().parent / "routes.yml"
 DEFAULT_GROUP_BY: tuple[str, ...] = ("alertname",)
@@ -41,7 +42,7 @@ class FieldError:
         return f"{self.field}: {self.reason}" if self.field else self.reason
 
 
-class RoutesFileError(ValueError):
+class RoutesFileError(ConfigError):
     """A routes file that cannot be used; `errors` names each bad field and why."""
 
     def __init__(self, source: str, errors: list[FieldError]) -> None:

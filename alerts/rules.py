@@ -12,14 +12,15 @@ from typing import Any
 import yaml
 
 from alerts.domain.model import AlertRule
+from billing_core.errors import ConfigError
 
 _DURATION_PART = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800,
                  "y": 31536000}
 
 
-class RuleFileError(ValueError):
-    pass
+class RuleFileError(ConfigError):
+    """A rule file that cannot be read, or a rule in it that cannot be used."""
 
 
 def parse_duration(text: str | int | None, *, where: str) -> timedelta:

@@ -26,7 +26,7 @@ from alerts.budget import BudgetEvaluator
 from alerts.evaluator import Evaluator
 from alerts.leader import LeaderElection
 from alerts.outbox import OutboxWorker
-from alerts.store.repository import StoreUnavailable
+from billing_core.errors import DatabaseUnavailable
 
 log = logging.getLogger("alerts.scheduler")
 GAUGE_INTERVAL_SECONDS = 5.0
@@ -135,7 +135,7 @@ class AlertsScheduler:
     def _guard(self, job: str, work: Callable[[], Any]) -> None:
         try:
             work()
-        except StoreUnavailable as error:
+        except DatabaseUnavailable as error:
             log.warning("database unavailable; the job runs again at its next tick",
                         extra={"job": job, "reason": str(error)[:200]})
         except Exception:

@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from billing_engine.domain.periods import BillingPeriod, period_containing
-from billing_engine.domain.quota import BUDGET_THRESHOLDS, thresholds_crossed
+from billing_core.periods import BillingPeriod, period_containing
+from billing_core.quota import BUDGET_THRESHOLDS, thresholds_crossed
 
 __all__ = ["BUDGET_THRESHOLDS", "BudgetCrossing", "open_periods", "thresholds_crossed",
            "threshold_minutes"]

@@ -9,6 +9,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from billing_core.errors import BillingError
+
+
+class RuleEvaluationError(BillingError):
+    """One rule could not be evaluated this round; its alerts keep the state they had."""
+
+    code = "rule_evaluation_error"
+
 
 class AlertStatus(StrEnum):
     PENDING = "pending"

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from billing_core.errors import InvalidRequest
+
 LABEL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _MATCHER_TEXT = re.compile(r'^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*(.*?)\s*$')
 
@@ -24,11 +26,13 @@ class MatchOp(StrEnum):
     NOT_REGEX = "!~"
 
 
-class SilenceError(ValueError):
+class SilenceError(InvalidRequest):
+    """A silence that cannot be kept; `field` names what to fix (422)."""
+
+    field: str
+
     def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field = field
-        self.reason = reason
+        super().__init__(field, reason)
 
 
 @dataclass(frozen=True)

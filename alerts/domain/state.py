@@ -15,12 +15,17 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from alerts.domain.model import Alert, AlertRule, AlertStatus, Sample, fingerprint
+from alerts.domain.model import (
+    Alert,
+    AlertRule,
+    AlertStatus,
+    RuleEvaluationError,
+    Sample,
+    fingerprint,
+)
 from alerts.domain.templating import TemplateData, render
 
-
-class RuleEvaluationError(ValueError):
-    """The query result cannot become alerts (Prometheus refuses the same results)."""
+__all__ = ["RuleEvaluationError", "RuleOutcome", "Transition", "resolve_orphans", "step"]
 
 
 @dataclass(frozen=True)

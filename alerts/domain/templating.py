@@ -23,10 +23,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from alerts.domain.gofmt import format_g, format_printf, format_v
+from alerts.domain.model import RuleEvaluationError
 
 
-class TemplateError(ValueError):
-    pass
+class TemplateError(RuleEvaluationError):
+    """A template Prometheus would refuse too; it renders as Prometheus' error text."""
 
 
 @dataclass(frozen=True)

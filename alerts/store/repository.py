@@ -11,12 +11,10 @@ import math
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, and_, delete, func, or_, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError, OperationalError
 
 from alerts.domain.model import Alert, AlertStatus
 from alerts.domain.notify import NotificationKey
@@ -28,6 +26,7 @@ from alerts.store.schema import (
     alert_silences,
     alert_states,
 )
+from billing_core.sql import dialect_insert, transaction, utc, utc_or_none
 
 T = TypeVar("T")
 
@@ -36,20 +35,6 @@ SENT = "sent"
 FAILED = "failed"
 
 
-class StoreUnavailable(RuntimeError):
-    """The database could not be reached; nothing was committed."""
-
-
-def utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def _utc(value: datetime) -> datetime:
-    result = utc(value)
-    assert result is not None
-    return result
 
 
 def value_text(value: float | None) -> str | None:
@@ -114,13 +99,13 @@ def _alert_from_row(row: Any) -> Alert:
         labels=json.loads(row.labels),
         annotations=json.loads(row.annotations),
         status=AlertStatus(row.status),
-        active_at=_utc(row.active_at),
-        last_evaluated_at=_utc(row.last_evaluated_at),
+        active_at=utc(row.active_at),
+        last_evaluated_at=utc(row.last_evaluated_at),
         value=value_float(row.value),
-        fired_at=utc(row.fired_at),
-        resolved_at=utc(row.resolved_at),
-        keep_firing_since=utc(row.keep_firing_since),
-        acked_at=utc(row.acked_at),
+        fired_at=utc_or_none(row.fired_at),
+        resolved_at=utc_or_none(row.resolved_at),
+        keep_firing_since=utc_or_none(row.keep_firing_since),
+        acked_at=utc_or_none(row.acked_at),
         acked_by=row.acked_by,
     )
 
@@ -149,18 +134,18 @@ def silence_from_row(row: Any) -> Silence:
         id=row.id,
         matchers=tuple(Matcher(name=m["name"], value=m["value"], op=MatchOp(m["op"]))
                        for m in json.loads(row.matchers)),
-        starts_at=_utc(row.starts_at),
-        expires_at=_utc(row.expires_at),
+        starts_at=utc(row.starts_at),
+        expires_at=utc(row.expires_at),
         comment=row.comment,
         created_by=row.created_by,
-        created_at=_utc(row.created_at),
+        created_at=utc(row.created_at),
     )
 
 
 def _outbox_item(row: Any) -> OutboxItem:
     return OutboxItem(id=int(row.id), kind=row.kind, receiver=row.receiver, channel=row.channel,
                       payload=row.payload, notice_key=row.notice_key,
-                      attempts=int(row.attempts), created_at=_utc(row.created_at))
+                      attempts=int(row.attempts), created_at=utc(row.created_at))
 
 
 class AlertStore:
@@ -171,20 +156,11 @@ class AlertStore:
     # -- plumbing -------------------------------------------------------------------------------
 
     def run(self, work: Callable[[Connection], T], *, write: bool = False) -> T:
-        try:
-            if write:
-                with self.engine.begin() as conn:
-                    return work(conn)
-            with self.engine.connect() as conn:
-                return work(conn)
-        except (OperationalError, DBAPIError) as error:
-            if isinstance(error, DBAPIError) and not error.connection_invalidated and not \
-                    isinstance(error, OperationalError):
-                raise
-            raise StoreUnavailable(str(error.orig)[:200]) from error
+        """One transaction (billing_core's): a lost database raises DatabaseUnavailable."""
+        return transaction(self.engine, work, write=write)
 
     def insert(self, table: Any) -> Any:
-        return postgresql.insert(table) if self.dialect == "postgresql" else sqlite.insert(table)
+        return dialect_insert(self.engine)(table)
 
     def ping(self) -> None:
         self.run(lambda conn: conn.execute(text("SELECT 1")))
@@ -325,8 +301,9 @@ class AlertStore:
             result.setdefault(r.fingerprint, []).append(Delivery(
                 receiver=r.receiver, channel=r.channel, state=r.state,
                 repeat_bucket=r.repeat_bucket, status=r.status or PENDING,
-                attempts=int(r.attempts or 0), created_at=_utc(r.created_at),
-                sent_at=utc(r.sent_at), last_reason=r.last_reason, last_detail=r.last_detail))
+                attempts=int(r.attempts or 0), created_at=utc(r.created_at),
+                sent_at=utc_or_none(r.sent_at), last_reason=r.last_reason,
+                last_detail=r.last_detail))
         return result
 
     # -- silences -------------------------------------------------------------------------------
@@ -449,7 +426,7 @@ class AlertStore:
         query = select(func.count(), func.min(alert_outbox.c.created_at)).where(
             alert_outbox.c.status == PENDING)
         row = self.run(lambda conn: conn.execute(query).one())
-        oldest = utc(row[1])
+        oldest = utc_or_none(row[1])
         age = max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0
         return int(row[0]), age
 

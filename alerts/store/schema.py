@@ -1,8 +1,8 @@
 """The alerts process' tables. Its own Alembic migrations (alerts/migrations) create them, with
 their own version table, so they live in the engine's database without touching its history.
 
-The budget query also reads the engine's `orgs` and `daily_usage` tables
-(billing_engine.store.schema); it never writes them.
+The budget round reads billing facts only through the engine's published query
+(`billing_engine.usage.facts.thresholds_reached`), never the engine's tables.
 """
 
 from __future__ import annotations
