@@ -21,6 +21,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 
 from alerts import __version__
+from alerts.delivery.links import console_alert_url, rewrite_annotations
+from alerts.delivery.message import delivery_test_message
+from alerts.delivery.outbox import attempt
 from alerts.domain.gofmt import format_v
 from alerts.domain.model import Alert
 from alerts.domain.silences import (
@@ -32,10 +35,7 @@ from alerts.domain.silences import (
     silenced_by,
     validate_silence,
 )
-from alerts.links import console_alert_url, rewrite_annotations
-from alerts.messages import delivery_test_message
 from alerts.metrics import failure_reason
-from alerts.outbox import attempt
 from alerts.process import AlertsProcess
 from alerts.rules import RuleFileError, parse_duration
 from alerts.store.repository import Delivery

@@ -27,11 +27,12 @@ from typing import Any
 
 from sqlalchemy import Connection, exists, literal, select
 
+from alerts.delivery.links import LinkSettings
+from alerts.delivery.message import message_to_json
+from alerts.delivery.routing import RoutingTable
 from alerts.domain.budget import BudgetCrossing, open_periods
-from alerts.links import LinkSettings
-from alerts.messages import budget_labels, budget_message, message_to_json
+from alerts.messages import budget_labels, budget_message
 from alerts.metrics import AlertsMetrics
-from alerts.routing import RoutingTable
 from alerts.store.repository import PENDING, AlertStore
 from alerts.store.schema import alert_budget_notices, alert_outbox
 from billing_core.periods import BillingPeriod

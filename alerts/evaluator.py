@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+from alerts.delivery.links import LinkSettings
+from alerts.delivery.message import message_to_json
+from alerts.delivery.routing import Receiver, RoutingTable
 from alerts.domain.model import Alert, AlertRule, AlertStatus, Sample
 from alerts.domain.notify import (
     RESOLVED_NOTIFY_WINDOW,
@@ -25,11 +28,9 @@ from alerts.domain.notify import (
     plan,
 )
 from alerts.domain.state import RuleEvaluationError, RuleOutcome, resolve_orphans, step
-from alerts.links import LinkSettings
-from alerts.messages import message_to_json, rule_message
+from alerts.messages import rule_message
 from alerts.metrics import AlertsMetrics
 from alerts.prometheus import PrometheusUnavailable, QueryError
-from alerts.routing import Receiver, RoutingTable
 from alerts.store.repository import AlertStore, QueuedMessage
 
 log = logging.getLogger("alerts.evaluator")

@@ -1,84 +1,18 @@
-"""Build the channel Messages the outbox stores, and store them as JSON.
-
-A message is built when it is queued (so a retry sends exactly what was decided) and read back
-when it is sent.
-"""
+"""Build the channel Messages of rule and budget alerts."""
 
 from __future__ import annotations
 
-import json
-import math
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
 
-from alerts.channels.base import Message
+from alerts.delivery.links import LinkSettings, console_alert_url, rewrite_annotations
+from alerts.delivery.message import Message
 from alerts.domain.budget import BudgetCrossing
 from alerts.domain.model import Alert, fingerprint
-from alerts.links import LinkSettings, console_alert_url, rewrite_annotations, runbook_url
 from billing_core.plans import Plan
 
 BUDGET_ALERTNAME = "BudgetThresholdReached"
 SEVERITY_ORDER = {"P0": 0, "P1": 1, "P2": 2, "P3": 3}
-
-
-def _float_out(value: float | None) -> Any:
-    if value is None:
-        return None
-    if math.isnan(value) or math.isinf(value):
-        return str(value)
-    return value
-
-
-def _float_in(value: Any) -> float | None:
-    return None if value is None else float(value)
-
-
-def message_to_json(message: Message) -> str:
-    return json.dumps({
-        "kind": message.kind,
-        "fingerprint": message.fingerprint,
-        "alertname": message.alertname,
-        "state": message.state,
-        "severity": message.severity,
-        "summary": message.summary,
-        "description": message.description,
-        "starts_at": message.starts_at.isoformat(),
-        "value": _float_out(message.value),
-        "ends_at": message.ends_at.isoformat() if message.ends_at else None,
-        "labels": dict(message.labels),
-        "annotations": dict(message.annotations),
-        "group": [dict(member) for member in message.group],
-        "values": {k: _float_out(v) for k, v in message.values.items()},
-        "recipients": list(message.recipients),
-        "runbook_url": message.runbook_url,
-        "dashboard_url": message.dashboard_url,
-        "console_url": message.console_url,
-    }, sort_keys=True)
-
-
-def message_from_json(raw: str) -> Message:
-    data = json.loads(raw)
-    return Message(
-        kind=data["kind"],
-        fingerprint=data["fingerprint"],
-        alertname=data["alertname"],
-        state=data["state"],
-        severity=data["severity"],
-        summary=data["summary"],
-        description=data["description"],
-        starts_at=datetime.fromisoformat(data["starts_at"]),
-        value=_float_in(data.get("value")),
-        ends_at=datetime.fromisoformat(data["ends_at"]) if data.get("ends_at") else None,
-        labels=data.get("labels", {}),
-        annotations=data.get("annotations", {}),
-        group=tuple(data.get("group", [])),
-        values={k: float(v) for k, v in data.get("values", {}).items() if v is not None},
-        recipients=tuple(data.get("recipients", [])),
-        runbook_url=data.get("runbook_url", ""),
-        dashboard_url=data.get("dashboard_url", ""),
-        console_url=data.get("console_url", ""),
-    )
 
 
 def primary_first(alerts: Sequence[Alert]) -> list[Alert]:
@@ -160,26 +94,6 @@ def budget_message(crossing: BudgetCrossing, *, plan: Plan | None, recipients: t
         values=values,
         recipients=recipients,
         console_url=f"{links.console_url}/customers?{_query({'org_id': crossing.org_id})}",
-    )
-
-
-def delivery_test_message(*, channel: str, recipients: tuple[str, ...], requested_by: str,
-                          now: datetime, links: LinkSettings) -> Message:
-    return Message(
-        kind="test",
-        fingerprint=fingerprint({"alertname": "DeliveryTest", "at": now.isoformat()}),
-        alertname="DeliveryTest",
-        state="firing",
-        severity="P3",
-        summary=f"Alerts delivery check ({channel})",
-        description=(f"Requested by {requested_by}. If you can read this, the alerts process "
-                     f"can deliver {channel} messages with its current settings."),
-        starts_at=now,
-        recipients=recipients,
-        runbook_url=runbook_url("alerting", "alertdeliveryerrors",
-                                base_url=links.runbook_base_url),
-        dashboard_url=f"{links.grafana_url}/d/billing-alerting",
-        console_url=f"{links.console_url}/alerts",
     )
 
 

@@ -14,16 +14,15 @@ from datetime import timedelta
 from sqlalchemy import Engine
 
 from alerts.budget import BudgetEvaluator
-from alerts.channels.base import Channel
-from alerts.channels.email import EmailChannel, SmtpConfig
-from alerts.channels.slack import SlackChannel
+from alerts.delivery.channels import ChannelSet
+from alerts.delivery.links import LinkSettings
+from alerts.delivery.outbox import OutboxWorker, RetryPolicy
+from alerts.delivery.routes_file import load_routes
+from alerts.delivery.routing import RoutingTable
 from alerts.evaluator import Evaluator
 from alerts.leader import LeaderElection
-from alerts.links import LinkSettings
 from alerts.metrics import AlertsMetrics
-from alerts.outbox import OutboxWorker, RetryPolicy
 from alerts.prometheus import PrometheusClient
-from alerts.routing import Receiver, RoutingTable, load_routes
 from alerts.rules import load_rules
 from alerts.scheduler import AlertsScheduler
 from alerts.settings import Settings
@@ -37,13 +36,6 @@ __all__ = ["AlertsProcess", "ChannelSet", "Clock", "build_process", "utc_now"]
 log = logging.getLogger("alerts")
 
 
-def smtp_config(settings: Settings) -> SmtpConfig:
-    return SmtpConfig(
-        host=settings.smtp_host, port=settings.smtp_port, sender=settings.smtp_from,
-        starttls=settings.smtp_starttls, username=settings.smtp_username or "",
-        password=settings.smtp_password or "", timeout_seconds=settings.smtp_timeout_seconds)
-
-
 def routes_environ(settings: Settings, environ: Mapping[str, str]) -> dict[str, str]:
     """What ${VAR} in the routes file means: the environment, with the settings' values for the
     variables the settings own (so their defaults apply there too)."""
@@ -52,40 +44,6 @@ def routes_environ(settings: Settings, environ: Mapping[str, str]) -> dict[str, 
         "ONCALL_EMAIL": settings.oncall_email,
         "SLACK_WEBHOOK_URL": settings.slack_webhook_url or "",
     }
-
-
-class ChannelSet:
-    """The channel behind each receiver of the routing table: one SMTP channel for every email
-    receiver, one Slack channel per webhook."""
-
-    def __init__(self, routing: RoutingTable, *, smtp: SmtpConfig,
-                 slack_timeout_seconds: float = 10.0) -> None:
-        self.routing = routing
-        self.email = EmailChannel(smtp)
-        self._slack: dict[str, SlackChannel] = {}
-        self._slack_timeout = slack_timeout_seconds
-
-    def for_receiver(self, name: str) -> Channel | None:
-        receiver = self.routing.receivers.get(name)
-        if receiver is None or not receiver.enabled:
-            return None
-        return self.for_receiver_object(receiver)
-
-    def for_receiver_object(self, receiver: Receiver) -> Channel:
-        if receiver.channel == "email":
-            return self.email
-        channel = self._slack.get(receiver.webhook_url)
-        if channel is None:
-            channel = SlackChannel(receiver.webhook_url, timeout_seconds=self._slack_timeout)
-            self._slack[receiver.webhook_url] = channel
-        return channel
-
-    def slack_receivers(self) -> list[Receiver]:
-        return [r for r in self.routing.receivers.values() if r.channel == "slack" and r.enabled]
-
-    def close(self) -> None:
-        for channel in self._slack.values():
-            channel.close()
 
 
 @dataclass
@@ -119,9 +77,8 @@ def build_process(settings: Settings, *, environ: Mapping[str, str], clock: Cloc
     engine = create_alerts_engine(settings.database_url, pool_size=settings.db_pool_size)
     store = AlertStore(engine)
     routing = load_routes(settings.routes_file, environ=routes_environ(settings, environ))
-    links = LinkSettings(runbook_base_url=settings.runbook_base_url,
-                         grafana_url=settings.grafana_url, console_url=settings.console_url)
-    channels = ChannelSet(routing, smtp=smtp_config(settings),
+    links = settings.links
+    channels = ChannelSet(routing, smtp=settings.smtp,
                           slack_timeout_seconds=settings.slack_timeout_seconds)
     process = AlertsProcess(settings=settings, engine=engine, store=store, metrics=metrics,
                             routing=routing, links=links, channels=channels, clock=clock)

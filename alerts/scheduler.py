@@ -23,9 +23,9 @@ from typing import Any
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from alerts.budget import BudgetEvaluator
+from alerts.delivery.outbox import OutboxWorker
 from alerts.evaluator import Evaluator
 from alerts.leader import LeaderElection
-from alerts.outbox import OutboxWorker
 from billing_core.errors import DatabaseUnavailable
 
 log = logging.getLogger("alerts.scheduler")

@@ -11,6 +11,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from alerts.delivery.email import (
+    DEFAULT_SMTP_FROM,
+    DEFAULT_SMTP_HOST,
+    DEFAULT_SMTP_PORT,
+    SmtpConfig,
+)
+from alerts.delivery.links import (
+    DEFAULT_CONSOLE_URL,
+    DEFAULT_GRAFANA_URL,
+    DEFAULT_RUNBOOK_BASE_URL,
+    LinkSettings,
+)
+from alerts.delivery.routes_file import DEFAULT_ROUTES_FILE, routes_file_from_env
 from billing_core.catalogue import DEFAULT_PLANS_FILE
 from billing_core.settings import (
     DEV_ADMIN_KEY,
@@ -19,7 +32,6 @@ from billing_core.settings import (
     check_admin_key,
     check_port,
     default_admin_key,
-    env_bool,
     env_float,
     env_int,
     env_url,
@@ -33,7 +45,6 @@ DEFAULT_DATABASE_URL = "sqlite:///./var/billing.db"
 DEFAULT_PORT = 8007
 REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_RULE_FILES = str(REPOSITORY_ROOT / "prometheus" / "rules" / "*.yml")
-DEFAULT_ROUTES_FILE = Path(__file__).resolve().parent / "routes.yml"
 
 
 @dataclass(frozen=True)
@@ -66,11 +77,11 @@ class Settings:
     outbox_max_attempts: int = 12  # about 2 hours of retries with the defaults above
     outbox_lease_seconds: float = 120.0  # a claimed message is retried after this if unmarked
     retention_days: int = 90  # sent and failed messages, and their log keys, are kept this long
-    smtp_host: str = "127.0.0.1"
-    smtp_port: int = 1025
+    smtp_host: str = DEFAULT_SMTP_HOST
+    smtp_port: int = DEFAULT_SMTP_PORT
     smtp_username: str | None = None
     smtp_password: str | None = field(default=None, repr=False)
-    smtp_from: str = "alerts@billing.local"
+    smtp_from: str = DEFAULT_SMTP_FROM
     smtp_starttls: bool = False
     smtp_timeout_seconds: float = 10.0
     oncall_email: str = "oncall@billing.local"
@@ -78,9 +89,9 @@ class Settings:
     slack_timeout_seconds: float = 10.0
 
     # links in every message
-    runbook_base_url: str = "http://127.0.0.1:8501/runbooks"
-    console_url: str = "http://127.0.0.1:8501"
-    grafana_url: str = "http://127.0.0.1:3000"
+    runbook_base_url: str = DEFAULT_RUNBOOK_BASE_URL
+    console_url: str = DEFAULT_CONSOLE_URL
+    grafana_url: str = DEFAULT_GRAFANA_URL
 
     # leadership (PostgreSQL advisory lock); SQLite: always the leader
     leader_retry_seconds: float = 5.0
@@ -89,6 +100,8 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         environment = app_environment(env)
+        smtp = SmtpConfig.from_env(env)
+        links = LinkSettings.from_env(env)
         settings = cls(
             database_url=env.get("DATABASE_URL") or DEFAULT_DATABASE_URL,
             admin_api_key=default_admin_key(env, environment),
@@ -107,7 +120,7 @@ class Settings:
             budget_interval_seconds=env_float(env, "BUDGET_INTERVAL_SECONDS", 60.0, minimum=0.1),
             period_close_grace_seconds=env_int(env, "PERIOD_CLOSE_GRACE_SECONDS", 3600,
                                                minimum=0),
-            routes_file=Path(env.get("ROUTES_FILE") or DEFAULT_ROUTES_FILE),
+            routes_file=routes_file_from_env(env),
             outbox_interval_seconds=env_float(env, "OUTBOX_INTERVAL_SECONDS", 1.0, minimum=0.05),
             outbox_backoff_seconds=env_float(env, "OUTBOX_BACKOFF_SECONDS", 5.0, minimum=0.01),
             outbox_backoff_max_seconds=env_float(env, "OUTBOX_BACKOFF_MAX_SECONDS", 900.0,
@@ -115,19 +128,19 @@ class Settings:
             outbox_max_attempts=env_int(env, "OUTBOX_MAX_ATTEMPTS", 12, minimum=1),
             outbox_lease_seconds=env_float(env, "OUTBOX_LEASE_SECONDS", 120.0, minimum=1.0),
             retention_days=env_int(env, "ALERTS_RETENTION_DAYS", 90, minimum=1),
-            smtp_host=env.get("SMTP_HOST") or "127.0.0.1",
-            smtp_port=env_int(env, "SMTP_PORT", 1025, minimum=1),
-            smtp_username=env.get("SMTP_USERNAME") or None,
-            smtp_password=env.get("SMTP_PASSWORD") or None,
-            smtp_from=env.get("SMTP_FROM") or "alerts@billing.local",
-            smtp_starttls=env_bool(env, "SMTP_STARTTLS", False),
-            smtp_timeout_seconds=env_float(env, "SMTP_TIMEOUT_SECONDS", 10.0, minimum=0.1),
+            smtp_host=smtp.host,
+            smtp_port=smtp.port,
+            smtp_username=smtp.username or None,
+            smtp_password=smtp.password or None,
+            smtp_from=smtp.sender,
+            smtp_starttls=smtp.starttls,
+            smtp_timeout_seconds=smtp.timeout_seconds,
             oncall_email=env.get("ONCALL_EMAIL") or "oncall@billing.local",
             slack_webhook_url=env.get("SLACK_WEBHOOK_URL") or None,
             slack_timeout_seconds=env_float(env, "SLACK_TIMEOUT_SECONDS", 10.0, minimum=0.1),
-            runbook_base_url=env_url(env, "RUNBOOK_BASE_URL", "http://127.0.0.1:8501/runbooks"),
-            console_url=env_url(env, "CONSOLE_URL", "http://127.0.0.1:8501"),
-            grafana_url=env_url(env, "GRAFANA_URL", "http://127.0.0.1:3000"),
+            runbook_base_url=links.runbook_base_url,
+            console_url=links.console_url,
+            grafana_url=links.grafana_url,
             leader_retry_seconds=env_float(env, "LEADER_RETRY_SECONDS", 5.0, minimum=0.1),
         )
         settings.validate()
@@ -143,8 +156,18 @@ class Settings:
         if self.leader_retry_seconds > 10:
             # A standby must notice a dead leader well within 30 seconds.
             raise SettingsError("LEADER_RETRY_SECONDS must be at most 10")
-        if (self.smtp_username is None) != (self.smtp_password is None):
-            raise SettingsError("SMTP_USERNAME and SMTP_PASSWORD must be set together")
+
+    @property
+    def smtp(self) -> SmtpConfig:
+        return SmtpConfig(host=self.smtp_host, port=self.smtp_port, sender=self.smtp_from,
+                          starttls=self.smtp_starttls, username=self.smtp_username or "",
+                          password=self.smtp_password or "",
+                          timeout_seconds=self.smtp_timeout_seconds)
+
+    @property
+    def links(self) -> LinkSettings:
+        return LinkSettings(runbook_base_url=self.runbook_base_url,
+                            grafana_url=self.grafana_url, console_url=self.console_url)
 
     @property
     def slack_enabled(self) -> bool:

@@ -33,9 +33,9 @@ import httpx
 import psycopg
 
 from alerts.budget import BudgetEvaluator
-from alerts.links import LinkSettings
+from alerts.delivery.links import LinkSettings
+from alerts.delivery.routes_file import load_routes
 from alerts.metrics import AlertsMetrics
-from alerts.routing import load_routes
 from alerts.store.database import create_alerts_engine
 from alerts.store.migrate import migrate as migrate_alerts
 from alerts.store.repository import AlertStore

@@ -13,11 +13,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from alerts.api import create_app
+from alerts.delivery.links import LinkSettings
+from alerts.delivery.message import message_to_json
+from alerts.delivery.outbox import OutboxWorker
 from alerts.domain.model import Alert, AlertStatus, fingerprint
 from alerts.domain.notify import NotificationKey
-from alerts.links import LinkSettings
-from alerts.messages import message_to_json, rule_message
-from alerts.outbox import OutboxWorker
+from alerts.messages import rule_message
 from alerts.process import AlertsProcess, build_process, utc_now
 from alerts.settings import Settings
 from alerts.store.repository import QueuedMessage

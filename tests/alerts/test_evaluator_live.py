@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from alerts.delivery.links import LinkSettings
+from alerts.delivery.message import message_from_json
+from alerts.delivery.routes_file import load_routes
 from alerts.domain.model import AlertStatus
 from alerts.evaluator import Evaluator
-from alerts.links import LinkSettings
-from alerts.messages import message_from_json
 from alerts.metrics import AlertsMetrics
 from alerts.process import utc_now
 from alerts.prometheus import PrometheusClient
-from alerts.routing import load_routes
 from alerts.rules import load_rules
 from alerts.store.repository import AlertStore
 from tests.alerts.core import *  # noqa: F403

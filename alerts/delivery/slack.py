@@ -12,8 +12,8 @@ from typing import Any
 
 import httpx
 
-from alerts.channels.base import DeliveryResult, Message
-from alerts.channels.common import (
+from alerts.delivery.message import DeliveryResult, Message
+from alerts.delivery.wording import (
     active_for,
     budget_facts,
     budget_support_line,

@@ -20,8 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from alerts.channels.base import Channel, DeliveryResult
-from alerts.messages import message_from_json
+from alerts.delivery.message import Channel, DeliveryResult, message_from_json
 from alerts.metrics import AlertsMetrics, failure_reason
 from alerts.store.repository import AlertStore, OutboxItem
 

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from alerts.channels.base import Message
+from alerts.delivery.message import Message
 
 # Shown elsewhere in the message, or not for the reader's eyes.
 HIDDEN_LABELS = frozenset({"alertname", "severity", "__name__", "billing_email"})

@@ -17,10 +17,11 @@ Everything here is a pure function of its arguments.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import parse_qs, quote, urlencode, urlsplit
+
+from billing_core.settings import env_url
 
 DEFAULT_RUNBOOK_BASE_URL = "http://127.0.0.1:8501/runbooks"
 DEFAULT_GRAFANA_URL = "http://127.0.0.1:3000"
@@ -34,19 +35,19 @@ _GRAFANA_PLACEHOLDER_PORT = 3000
 
 @dataclass(frozen=True)
 class LinkSettings:
-    """Where the links in messages point: read once at start from the environment."""
+    """Where the links in messages point (RUNBOOK_BASE_URL, GRAFANA_URL, CONSOLE_URL)."""
 
     runbook_base_url: str = DEFAULT_RUNBOOK_BASE_URL
     grafana_url: str = DEFAULT_GRAFANA_URL
     console_url: str = DEFAULT_CONSOLE_URL
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> LinkSettings:
-        env = os.environ if environ is None else environ
+    def from_env(cls, environ: Mapping[str, str]) -> LinkSettings:
+        """The three variables of an environment (the alerts Settings read them here)."""
         return cls(
-            runbook_base_url=(env.get("RUNBOOK_BASE_URL") or DEFAULT_RUNBOOK_BASE_URL).rstrip("/"),
-            grafana_url=(env.get("GRAFANA_URL") or DEFAULT_GRAFANA_URL).rstrip("/"),
-            console_url=(env.get("CONSOLE_URL") or DEFAULT_CONSOLE_URL).rstrip("/"),
+            runbook_base_url=env_url(environ, "RUNBOOK_BASE_URL", DEFAULT_RUNBOOK_BASE_URL),
+            grafana_url=env_url(environ, "GRAFANA_URL", DEFAULT_GRAFANA_URL),
+            console_url=env_url(environ, "CONSOLE_URL", DEFAULT_CONSOLE_URL),
         )
 
 

@@ -7,7 +7,6 @@ to a DeliveryResult. Retries belong to the outbox worker.
 
 from __future__ import annotations
 
-import os
 import re
 import smtplib
 import socket
@@ -23,8 +22,8 @@ from typing import Any
 
 import jinja2
 
-from alerts.channels.base import DeliveryResult, Message
-from alerts.channels.common import (
+from alerts.delivery.message import DeliveryResult, Message
+from alerts.delivery.wording import (
     active_for,
     budget_facts,
     budget_title,
@@ -36,8 +35,9 @@ from alerts.channels.common import (
     shown_labels,
     state_word,
 )
+from billing_core.settings import SettingsError, check_port, env_bool, env_float, env_int
 
-TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates"
+TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 SEVERITY_COLOURS = {"P0": "#7f1d1d", "P1": "#b91c1c", "P2": "#c2410c", "P3": "#1d4ed8"}
 RESOLVED_COLOUR = "#15803d"
 NBSP = "\u00a0"
@@ -63,33 +63,31 @@ class SmtpConfig:
     timeout_seconds: float = DEFAULT_SMTP_TIMEOUT_SECONDS
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> SmtpConfig:
-        """Read the SMTP_* variables; ValueError names the variable when one is malformed."""
-        env = os.environ if environ is None else environ
-        port_text = env.get("SMTP_PORT", "").strip() or str(DEFAULT_SMTP_PORT)
-        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-            raise ValueError(f"SMTP_PORT must be a port number (1-65535), got {port_text!r}")
-        starttls_text = env.get("SMTP_STARTTLS", "").strip().lower() or "false"
-        if starttls_text not in ("true", "false", "1", "0", "yes", "no"):
-            raise ValueError(f"SMTP_STARTTLS must be true or false, got {starttls_text!r}")
-        timeout_text = env.get("SMTP_TIMEOUT_SECONDS", "").strip()
+    def from_env(cls, environ: Mapping[str, str]) -> SmtpConfig:
+        """The SMTP_* variables of an environment (the alerts Settings read them here)."""
         try:
-            timeout = float(timeout_text) if timeout_text else DEFAULT_SMTP_TIMEOUT_SECONDS
-        except ValueError:
-            timeout = -1.0
-        if timeout <= 0:
-            raise ValueError(
-                f"SMTP_TIMEOUT_SECONDS must be a positive number, got {timeout_text!r}"
+            port = env_int(environ, "SMTP_PORT", DEFAULT_SMTP_PORT)
+            check_port("SMTP_PORT", port)
+            username = environ.get("SMTP_USERNAME", "").strip()
+            password = environ.get("SMTP_PASSWORD", "")
+            if bool(username) != bool(password):
+                raise SettingsError("SMTP_USERNAME and SMTP_PASSWORD must be set together")
+            return cls(
+                host=environ.get("SMTP_HOST", "").strip() or DEFAULT_SMTP_HOST,
+                port=port,
+                sender=environ.get("SMTP_FROM", "").strip() or DEFAULT_SMTP_FROM,
+                starttls=env_bool(environ, "SMTP_STARTTLS", False),
+                username=username,
+                password=password,
+                timeout_seconds=env_float(environ, "SMTP_TIMEOUT_SECONDS",
+                                          DEFAULT_SMTP_TIMEOUT_SECONDS, minimum=0.1),
             )
-        return cls(
-            host=env.get("SMTP_HOST", "").strip() or DEFAULT_SMTP_HOST,
-            port=int(port_text),
-            sender=env.get("SMTP_FROM", "").strip() or DEFAULT_SMTP_FROM,
-            starttls=starttls_text in ("true", "1", "yes"),
-            username=env.get("SMTP_USERNAME", "").strip(),
-            password=env.get("SMTP_PASSWORD", ""),
-            timeout_seconds=timeout,
-        )
+        except SettingsError as error:
+            raise SmtpSettingsError(error.reason) from None
+
+
+class SmtpSettingsError(SettingsError, ValueError):
+    """An SMTP_* variable the process cannot use (a ValueError too, as it has always been)."""
 
 
 @dataclass(frozen=True)
@@ -104,7 +102,7 @@ def _html_template(name: str | None) -> bool:
 
 
 class EmailRenderer:
-    """Turns a Message into subject, text and HTML with the templates in alerts/templates/."""
+    """Turns a Message into subject, text and HTML with the templates beside this module."""
 
     def __init__(self, template_dir: Path = TEMPLATE_DIR) -> None:
         self.environment = jinja2.Environment(
