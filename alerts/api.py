@@ -26,7 +26,10 @@ from alerts.delivery.message import delivery_test_message
 from alerts.delivery.outbox import attempt
 from alerts.domain.gofmt import format_v
 from alerts.domain.model import Alert
-from alerts.domain.silences import (
+from alerts.metrics import failure_reason
+from alerts.process import AlertsProcess
+from alerts.rules import RuleFileError, parse_duration
+from alerts.silences.rules import (
     Matcher,
     MatchOp,
     Silence,
@@ -35,9 +38,6 @@ from alerts.domain.silences import (
     silenced_by,
     validate_silence,
 )
-from alerts.metrics import failure_reason
-from alerts.process import AlertsProcess
-from alerts.rules import RuleFileError, parse_duration
 from alerts.store.repository import Delivery
 from billing_core.errors import (
     Conflict,

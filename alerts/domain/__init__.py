@@ -3,7 +3,6 @@
 - model: rules, samples, alerts and their fingerprints
 - templating, gofmt: labels and annotations rendered as Prometheus renders them
 - state: the rule state machine (`for`, `keep_firing_for`, episodes)
-- silences: matchers and silences
 - notify: repeat buckets, grouping, acknowledgements and SLO grouping
 - budget: open billing periods and budget thresholds
 """

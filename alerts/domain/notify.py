@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from alerts.domain.model import Alert, AlertStatus
-from alerts.domain.silences import Silence, silenced_by
+from alerts.silences.rules import Silence, silenced_by
 
 FIRING = "firing"
 RESOLVED = "resolved"

@@ -18,7 +18,7 @@ from sqlalchemy import Connection, Engine, and_, delete, func, or_, select, text
 
 from alerts.domain.model import Alert, AlertStatus
 from alerts.domain.notify import NotificationKey
-from alerts.domain.silences import Matcher, MatchOp, Silence
+from alerts.silences.rules import Matcher, MatchOp, Silence
 from alerts.store.schema import (
     alert_budget_notices,
     alert_notifications,

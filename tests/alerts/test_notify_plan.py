@@ -9,7 +9,7 @@ import pytest
 
 from alerts.domain.model import Alert, AlertStatus, fingerprint
 from alerts.domain.notify import Delivery, NotificationKey, grouped, plan
-from alerts.domain.silences import (
+from alerts.silences.rules import (
     Matcher,
     MatchOp,
     Silence,

@@ -11,7 +11,7 @@ from sqlalchemy import create_engine, inspect
 
 from alerts.domain.model import Alert, AlertStatus, fingerprint
 from alerts.domain.notify import NotificationKey
-from alerts.domain.silences import Matcher, MatchOp
+from alerts.silences.rules import Matcher, MatchOp
 from alerts.store.migrate import downgrade, head_revision, schema_version
 from alerts.store.repository import AlertStore, QueuedMessage
 from billing_engine.store.migrate import schema_version as engine_schema_version
