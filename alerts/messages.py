@@ -1,52 +1,17 @@
-"""Build the channel Messages of rule and budget alerts."""
+"""Build the channel Messages of budget alerts."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime
 
-from alerts.delivery.links import LinkSettings, console_alert_url, rewrite_annotations
+from alerts.delivery.links import LinkSettings
 from alerts.delivery.message import Message
 from alerts.domain.budget import BudgetCrossing
-from alerts.domain.model import Alert, fingerprint
+from alerts.rules.model import fingerprint
 from billing_core.plans import Plan
 
 BUDGET_ALERTNAME = "BudgetThresholdReached"
-SEVERITY_ORDER = {"P0": 0, "P1": 1, "P2": 2, "P3": 3}
-
-
-def primary_first(alerts: Sequence[Alert]) -> list[Alert]:
-    """The most urgent alert first (severity, then name), the one a group's message leads with."""
-    return sorted(alerts, key=lambda a: (SEVERITY_ORDER.get(a.severity, 9), a.alertname,
-                                         a.fingerprint))
-
-
-def rule_message(alerts: Sequence[Alert], *, state: str, recipients: tuple[str, ...],
-                 links: LinkSettings) -> Message:
-    """One message for a group of alerts of one receiver (one alert is a group of one)."""
-    ordered = primary_first(alerts)
-    lead = ordered[0]
-    annotations = rewrite_annotations(lead.annotations, links=links)
-    return Message(
-        kind="rule",
-        fingerprint=lead.fingerprint,
-        alertname=lead.alertname,
-        state="resolved" if state == "resolved" else "firing",
-        severity=lead.severity,
-        summary=annotations.get("summary", lead.alertname),
-        description=annotations.get("description", ""),
-        starts_at=lead.fired_at or lead.active_at,
-        value=lead.value,
-        ends_at=lead.resolved_at if state == "resolved" else None,
-        labels=dict(lead.labels),
-        annotations=annotations,
-        group=tuple(dict(a.labels) for a in ordered) if len(ordered) > 1 else (),
-        values={a.fingerprint: a.value for a in ordered if a.value is not None},
-        recipients=recipients,
-        runbook_url=annotations.get("runbook_url", ""),
-        dashboard_url=annotations.get("dashboard_url", ""),
-        console_url=console_alert_url(lead.fingerprint, console_url=links.console_url),
-    )
 
 
 def budget_labels(crossing: BudgetCrossing, plan: Plan | None) -> dict[str, str]:

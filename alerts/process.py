@@ -19,11 +19,11 @@ from alerts.delivery.links import LinkSettings
 from alerts.delivery.outbox import OutboxWorker, RetryPolicy
 from alerts.delivery.routes_file import load_routes
 from alerts.delivery.routing import RoutingTable
-from alerts.evaluator import Evaluator
 from alerts.leader import LeaderElection
 from alerts.metrics import AlertsMetrics
-from alerts.prometheus import PrometheusClient
-from alerts.rules import load_rules
+from alerts.rules.evaluator import Evaluator
+from alerts.rules.files import load_rules
+from alerts.rules.prometheus import PrometheusClient
 from alerts.scheduler import AlertsScheduler
 from alerts.settings import Settings
 from alerts.store.database import create_alerts_engine

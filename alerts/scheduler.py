@@ -24,8 +24,8 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from alerts.budget import BudgetEvaluator
 from alerts.delivery.outbox import OutboxWorker
-from alerts.evaluator import Evaluator
 from alerts.leader import LeaderElection
+from alerts.rules.evaluator import Evaluator
 from billing_core.errors import DatabaseUnavailable
 
 log = logging.getLogger("alerts.scheduler")

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any, Literal, Protocol
 
 from alerts.delivery.links import LinkSettings, runbook_url
+from alerts.rules.model import fingerprint
 
 Kind = Literal["rule", "budget", "test"]
 State = Literal["firing", "resolved"]
@@ -138,7 +139,7 @@ def delivery_test_message(*, channel: str, recipients: tuple[str, ...], requeste
     """The message `test-email` and `test-slack` send: it says who asked, and no alert fires."""
     return Message(
         kind="test",
-        fingerprint=_test_fingerprint(now),
+        fingerprint=fingerprint({"alertname": "DeliveryTest", "at": now.isoformat()}),
         alertname="DeliveryTest",
         state="firing",
         severity="P3",
@@ -152,9 +153,3 @@ def delivery_test_message(*, channel: str, recipients: tuple[str, ...], requeste
         dashboard_url=f"{links.grafana_url}/d/billing-alerting",
         console_url=f"{links.console_url}/alerts",
     )
-
-
-def _test_fingerprint(now: datetime) -> str:
-    from alerts.domain.model import fingerprint
-
-    return fingerprint({"alertname": "DeliveryTest", "at": now.isoformat()})

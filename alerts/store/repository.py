@@ -16,8 +16,8 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, and_, delete, func, or_, select, text, update
 
-from alerts.domain.model import Alert, AlertStatus
-from alerts.domain.notify import NotificationKey
+from alerts.rules.model import Alert, AlertStatus
+from alerts.rules.notify import NotificationKey
 from alerts.silences.rules import Matcher, MatchOp, Silence
 from alerts.store.schema import (
     alert_budget_notices,

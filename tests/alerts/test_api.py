@@ -16,10 +16,10 @@ from alerts.api import create_app
 from alerts.delivery.links import LinkSettings
 from alerts.delivery.message import message_to_json
 from alerts.delivery.outbox import OutboxWorker
-from alerts.domain.model import Alert, AlertStatus, fingerprint
-from alerts.domain.notify import NotificationKey
-from alerts.messages import rule_message
 from alerts.process import AlertsProcess, build_process, utc_now
+from alerts.rules.messages import rule_message
+from alerts.rules.model import Alert, AlertStatus, fingerprint
+from alerts.rules.notify import NotificationKey
 from alerts.settings import Settings
 from alerts.store.repository import QueuedMessage
 from tests.alerts.core import *  # noqa: F403

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from alerts.domain.model import Alert, AlertStatus, fingerprint
-from alerts.domain.notify import Delivery, NotificationKey, grouped, plan
+from alerts.rules.model import Alert, AlertStatus, fingerprint
+from alerts.rules.notify import Delivery, NotificationKey, grouped, plan
 from alerts.silences.rules import (
     Matcher,
     MatchOp,

@@ -9,8 +9,8 @@ from datetime import timedelta
 
 from sqlalchemy import create_engine, inspect
 
-from alerts.domain.model import Alert, AlertStatus, fingerprint
-from alerts.domain.notify import NotificationKey
+from alerts.rules.model import Alert, AlertStatus, fingerprint
+from alerts.rules.notify import NotificationKey
 from alerts.silences.rules import Matcher, MatchOp
 from alerts.store.migrate import downgrade, head_revision, schema_version
 from alerts.store.repository import AlertStore, QueuedMessage

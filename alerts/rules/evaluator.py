@@ -18,8 +18,10 @@ from typing import Protocol
 from alerts.delivery.links import LinkSettings
 from alerts.delivery.message import message_to_json
 from alerts.delivery.routing import Receiver, RoutingTable
-from alerts.domain.model import Alert, AlertRule, AlertStatus, Sample
-from alerts.domain.notify import (
+from alerts.metrics import AlertsMetrics
+from alerts.rules.messages import rule_message
+from alerts.rules.model import Alert, AlertRule, AlertStatus, Sample
+from alerts.rules.notify import (
     RESOLVED_NOTIFY_WINDOW,
     Delivery,
     NotificationKey,
@@ -27,10 +29,8 @@ from alerts.domain.notify import (
     grouped,
     plan,
 )
-from alerts.domain.state import RuleEvaluationError, RuleOutcome, resolve_orphans, step
-from alerts.messages import rule_message
-from alerts.metrics import AlertsMetrics
-from alerts.prometheus import PrometheusUnavailable, QueryError
+from alerts.rules.prometheus import PrometheusUnavailable, QueryError
+from alerts.rules.state import RuleEvaluationError, RuleOutcome, resolve_orphans, step
 from alerts.store.repository import AlertStore, QueuedMessage
 
 log = logging.getLogger("alerts.evaluator")

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from alerts.domain.gofmt import format_g, format_printf, format_v
-from alerts.domain.model import RuleEvaluationError
+from alerts.rules.gofmt import format_g, format_printf, format_v
+from alerts.rules.model import RuleEvaluationError
 
 
 class TemplateError(RuleEvaluationError):

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from alerts.domain.model import (
+from alerts.rules.model import (
     Alert,
     AlertRule,
     AlertStatus,
@@ -23,7 +23,7 @@ from alerts.domain.model import (
     Sample,
     fingerprint,
 )
-from alerts.domain.templating import TemplateData, render
+from alerts.rules.templating import TemplateData, render
 
 __all__ = ["RuleEvaluationError", "RuleOutcome", "Transition", "resolve_orphans", "step"]
 

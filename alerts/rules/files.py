@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from alerts.domain.model import AlertRule
+from alerts.rules.model import AlertRule
 from billing_core.errors import ConfigError
 
 _DURATION_PART = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")

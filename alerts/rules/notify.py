@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from alerts.domain.model import Alert, AlertStatus
+from alerts.rules.model import Alert, AlertStatus
 from alerts.silences.rules import Silence, silenced_by
 
 FIRING = "firing"

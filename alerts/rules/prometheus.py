@@ -15,7 +15,7 @@ import requests
 from prometheus_api_client import PrometheusApiClientException
 from urllib3.util.retry import Retry
 
-from alerts.domain.model import RuleEvaluationError, Sample
+from alerts.rules.model import RuleEvaluationError, Sample
 from billing_core.errors import UpstreamError
 
 
