@@ -13,7 +13,7 @@ from datetime import timedelta
 
 from sqlalchemy import Engine
 
-from alerts.budget import BudgetEvaluator
+from alerts.budget.evaluator import BudgetEvaluator
 from alerts.delivery.channels import ChannelSet
 from alerts.delivery.links import LinkSettings
 from alerts.delivery.outbox import OutboxWorker, RetryPolicy

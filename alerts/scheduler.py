@@ -22,7 +22,7 @@ from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from alerts.budget import BudgetEvaluator
+from alerts.budget.evaluator import BudgetEvaluator
 from alerts.delivery.outbox import OutboxWorker
 from alerts.leader import LeaderElection
 from alerts.rules.evaluator import Evaluator

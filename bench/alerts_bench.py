@@ -32,7 +32,7 @@ from typing import Any
 import httpx
 import psycopg
 
-from alerts.budget import BudgetEvaluator
+from alerts.budget.evaluator import BudgetEvaluator
 from alerts.delivery.links import LinkSettings
 from alerts.delivery.routes_file import load_routes
 from alerts.metrics import AlertsMetrics

@@ -200,7 +200,7 @@ def test_changing_silences_needs_the_admin_key(api):
 
 def test_debug_alerts_shows_an_orgs_budget_history_with_delivery(api, process, smtp_server,
                                                                  alerts_metrics):
-    from alerts.budget import BudgetEvaluator
+    from alerts.budget.evaluator import BudgetEvaluator
     from billing_engine.plans import load_plans
 
     add_org(process.engine, "org_acme", plan="free", email="billing@acme.example")

@@ -8,11 +8,11 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from sqlalchemy import Engine, select
 
-from alerts.budget import BudgetEvaluator
+from alerts.budget.evaluator import BudgetEvaluator
+from alerts.budget.rules import open_periods, threshold_minutes
 from alerts.delivery.links import LinkSettings
 from alerts.delivery.message import message_from_json
 from alerts.delivery.routes_file import load_routes
-from alerts.domain.budget import open_periods, threshold_minutes
 from alerts.store.repository import AlertStore
 from alerts.store.schema import alert_budget_notices, alert_outbox
 from billing_engine.plans import load_plans

@@ -1,13 +1,13 @@
-"""Build the channel Messages of budget alerts."""
+"""The Message a budget crossing becomes: the customer email and the support Slack line (pure)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
 
+from alerts.budget.rules import BudgetCrossing
 from alerts.delivery.links import LinkSettings
 from alerts.delivery.message import Message
-from alerts.domain.budget import BudgetCrossing
 from alerts.rules.model import fingerprint
 from billing_core.plans import Plan
 

@@ -27,11 +27,11 @@ from typing import Any
 
 from sqlalchemy import Connection, exists, literal, select
 
+from alerts.budget.messages import budget_labels, budget_message
+from alerts.budget.rules import BudgetCrossing, open_periods
 from alerts.delivery.links import LinkSettings
 from alerts.delivery.message import message_to_json
 from alerts.delivery.routing import RoutingTable
-from alerts.domain.budget import BudgetCrossing, open_periods
-from alerts.messages import budget_labels, budget_message
 from alerts.metrics import AlertsMetrics
 from alerts.store.repository import PENDING, AlertStore
 from alerts.store.schema import alert_budget_notices, alert_outbox

@@ -1,1 +1,0 @@
-"""The pure budget rules (moving to alerts/budget/)."""
