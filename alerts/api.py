@@ -24,7 +24,7 @@ from alerts import __version__
 from alerts.delivery.links import console_alert_url, rewrite_annotations
 from alerts.delivery.message import delivery_test_message
 from alerts.delivery.outbox import attempt
-from alerts.metrics import failure_reason
+from alerts.observability.metrics import failure_reason
 from alerts.process import AlertsProcess
 from alerts.rules.files import RuleFileError, parse_duration
 from alerts.rules.gofmt import format_v

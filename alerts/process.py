@@ -19,12 +19,12 @@ from alerts.delivery.links import LinkSettings
 from alerts.delivery.outbox import OutboxWorker, RetryPolicy
 from alerts.delivery.routes_file import load_routes
 from alerts.delivery.routing import RoutingTable
-from alerts.leader import LeaderElection
-from alerts.metrics import AlertsMetrics
+from alerts.observability.metrics import AlertsMetrics
 from alerts.rules.evaluator import Evaluator
 from alerts.rules.files import load_rules
 from alerts.rules.prometheus import PrometheusClient
-from alerts.scheduler import AlertsScheduler
+from alerts.scheduling.leader import LeaderElection
+from alerts.scheduling.scheduler import AlertsScheduler
 from alerts.settings import Settings
 from alerts.store.database import create_alerts_engine
 from alerts.store.repository import AlertStore

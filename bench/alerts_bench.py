@@ -35,7 +35,7 @@ import psycopg
 from alerts.budget.evaluator import BudgetEvaluator
 from alerts.delivery.links import LinkSettings
 from alerts.delivery.routes_file import load_routes
-from alerts.metrics import AlertsMetrics
+from alerts.observability.metrics import AlertsMetrics
 from alerts.store.database import create_alerts_engine
 from alerts.store.migrate import migrate as migrate_alerts
 from alerts.store.repository import AlertStore

@@ -32,7 +32,7 @@ from alerts.budget.rules import BudgetCrossing, open_periods
 from alerts.delivery.links import LinkSettings
 from alerts.delivery.message import message_to_json
 from alerts.delivery.routing import RoutingTable
-from alerts.metrics import AlertsMetrics
+from alerts.observability.metrics import AlertsMetrics
 from alerts.store.repository import PENDING, AlertStore
 from alerts.store.schema import alert_budget_notices, alert_outbox
 from billing_core.periods import BillingPeriod

@@ -27,7 +27,7 @@ from typing import Any, cast
 
 from aiosmtpd.controller import Controller
 
-log = logging.getLogger("alerts.delivery.mailsink")
+log = logging.getLogger("alerts.mailsink")
 
 
 class _SaveToFolder:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from alerts.delivery.message import Channel, DeliveryResult, message_from_json
-from alerts.metrics import AlertsMetrics, failure_reason
+from alerts.observability.metrics import AlertsMetrics, failure_reason
 from alerts.store.repository import AlertStore, OutboxItem
 
 log = logging.getLogger("alerts.outbox")

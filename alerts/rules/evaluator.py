@@ -18,7 +18,7 @@ from typing import Protocol
 from alerts.delivery.links import LinkSettings
 from alerts.delivery.message import message_to_json
 from alerts.delivery.routing import Receiver, RoutingTable
-from alerts.metrics import AlertsMetrics
+from alerts.observability.metrics import AlertsMetrics
 from alerts.rules.messages import rule_message
 from alerts.rules.model import Alert, AlertRule, AlertStatus, Sample
 from alerts.rules.notify import (

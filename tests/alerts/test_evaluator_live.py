@@ -11,7 +11,7 @@ import pytest
 from alerts.delivery.links import LinkSettings
 from alerts.delivery.message import message_from_json
 from alerts.delivery.routes_file import load_routes
-from alerts.metrics import AlertsMetrics
+from alerts.observability.metrics import AlertsMetrics
 from alerts.process import utc_now
 from alerts.rules.evaluator import Evaluator
 from alerts.rules.files import load_rules

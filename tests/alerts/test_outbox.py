@@ -14,7 +14,7 @@ from alerts.delivery.links import LinkSettings
 from alerts.delivery.message import delivery_test_message, message_to_json
 from alerts.delivery.outbox import OutboxWorker, RetryPolicy
 from alerts.delivery.slack import SlackChannel
-from alerts.metrics import AlertsMetrics
+from alerts.observability.metrics import AlertsMetrics
 from alerts.process import utc_now
 from alerts.store.repository import AlertStore
 from tests.alerts.core import *  # noqa: F403

@@ -24,8 +24,8 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from alerts.budget.evaluator import BudgetEvaluator
 from alerts.delivery.outbox import OutboxWorker
-from alerts.leader import LeaderElection
 from alerts.rules.evaluator import Evaluator
+from alerts.scheduling.leader import LeaderElection
 from billing_core.errors import DatabaseUnavailable
 
 log = logging.getLogger("alerts.scheduler")

@@ -19,7 +19,7 @@ import logging
 import threading
 from typing import Any
 
-from alerts.metrics import AlertsMetrics
+from alerts.observability.metrics import AlertsMetrics
 
 log = logging.getLogger("alerts.leader")
 
