@@ -24,6 +24,7 @@ from alerts import __version__
 from alerts.delivery.links import console_alert_url, rewrite_annotations
 from alerts.delivery.message import delivery_test_message
 from alerts.delivery.outbox import attempt
+from alerts.delivery.store import DeliveryRecord as Delivery
 from alerts.observability.metrics import failure_reason
 from alerts.process import AlertsProcess
 from alerts.rules.files import RuleFileError, parse_duration
@@ -38,7 +39,6 @@ from alerts.silences.rules import (
     silenced_by,
     validate_silence,
 )
-from alerts.store.repository import Delivery
 from billing_core.errors import (
     Conflict,
     DatabaseUnavailable,
@@ -309,30 +309,23 @@ def create_app(process: AlertsProcess, *, run_scheduler: bool = True) -> FastAPI
     def budget_history(org_id: str) -> dict[str, Any]:
         """An org's budget alerts: each threshold reached per period, and how each of its
         messages (customer email, support Slack line) was delivered."""
-        rows = process.store.budget_history(org_id)
-        notices: dict[tuple[str, int], dict[str, Any]] = {}
-        for row in rows:
-            key = (row["period"], int(row["threshold"]))
-            notice = notices.get(key)
-            if notice is None:
-                included = int(row["included_minutes"])
-                used = int(row["used_minutes"])
-                notice = notices[key] = {
-                    "period": row["period"], "threshold": int(row["threshold"]),
-                    "email": row["email"], "plan": row["plan"],
-                    "used_hours": round(used / 60, 2),
-                    "included_hours": round(included / 60, 2),
-                    "percent_used": round(used * 100 / included, 2) if included else 100.0,
-                    "reached_at": _iso(_aware(row["created_at"])),
-                    "deliveries": [],
-                }
-            if row["channel"] is not None:
-                notice["deliveries"].append({
-                    "channel": row["channel"], "receiver": row["receiver"],
-                    "status": row["status"], "attempts": row["attempts"],
-                    "sent_at": _iso(_aware(row["sent_at"])), "last_reason": row["last_reason"],
-                    "last_detail": row["last_detail"]})
-        return {"org_id": org_id, "budget_alerts": list(notices.values())}
+        notices = []
+        for notice in process.store.budget_history(org_id):
+            used, included = notice.used_minutes, notice.included_minutes
+            notices.append({
+                "period": notice.period, "threshold": notice.threshold,
+                "email": notice.email, "plan": notice.plan,
+                "used_hours": round(used / 60, 2),
+                "included_hours": round(included / 60, 2),
+                "percent_used": round(used * 100 / included, 2) if included else 100.0,
+                "reached_at": _iso(notice.reached_at),
+                "deliveries": [{
+                    "channel": d.channel, "receiver": d.receiver, "status": d.status,
+                    "attempts": d.attempts, "sent_at": _iso(d.sent_at),
+                    "last_reason": d.last_reason, "last_detail": d.last_detail}
+                    for d in notice.deliveries],
+            })
+        return {"org_id": org_id, "budget_alerts": notices}
 
     @debug.post("/admin/test-email")
     def test_email(body: TestEmailIn | None = None) -> JSONResponse:

@@ -58,6 +58,25 @@ class Message:
 
 
 @dataclass(frozen=True)
+class NotificationKey:
+    """What the notification log holds at most once, ever: a rule alert's notification to one
+    receiver, in one state, in one repeat bucket (`<episode>/<n>` or `<episode>/resolved`)."""
+
+    fingerprint: str
+    receiver: str
+    state: str
+    repeat_bucket: str
+
+    @property
+    def episode(self) -> int:
+        return episode_of(self.repeat_bucket)
+
+
+def episode_of(repeat_bucket: str) -> int:
+    return int(repeat_bucket.split("/", 1)[0])
+
+
+@dataclass(frozen=True)
 class DeliveryResult:
     ok: bool
     permanent: bool = False  # true: retrying cannot help (bad address, 4xx other than 429)

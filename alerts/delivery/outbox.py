@@ -21,12 +21,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from alerts.delivery.message import Channel, DeliveryResult, message_from_json
+from alerts.delivery.store import OutboxItem, OutboxStore
 from alerts.observability.metrics import AlertsMetrics, failure_reason
-from alerts.store.repository import AlertStore, OutboxItem
+from billing_core.clock import Clock
 
 log = logging.getLogger("alerts.outbox")
 
-Clock = Callable[[], datetime]
 ChannelResolver = Callable[[str], Channel | None]
 
 
@@ -69,7 +69,7 @@ def attempt(channel: Channel, item_channel: str, send: Callable[[], DeliveryResu
 
 
 class OutboxWorker:
-    def __init__(self, *, store: AlertStore, resolve: ChannelResolver, metrics: AlertsMetrics,
+    def __init__(self, *, store: OutboxStore, resolve: ChannelResolver, metrics: AlertsMetrics,
                  clock: Clock, policy: RetryPolicy | None = None,
                  worker_id: str | None = None) -> None:
         self.store = store
@@ -113,6 +113,18 @@ class OutboxWorker:
             return
         self.metrics.outbox_depth.set(depth)
         self.metrics.outbox_oldest_age.set(oldest)
+
+    def standby_gauges(self) -> None:
+        """A standby sends nothing: it reports an empty outbox, so sum() across replicas holds."""
+        self.metrics.outbox_depth.set(0)
+        self.metrics.outbox_oldest_age.set(0)
+
+    def purge(self, *, retention: timedelta) -> tuple[int, int]:
+        """Forget what was delivered (or failed) longer than `retention` ago."""
+        sent, logged = self.store.purge(before=self.clock() - retention)
+        if sent or logged:
+            log.info("old deliveries purged", extra={"outbox_rows": sent, "log_rows": logged})
+        return sent, logged
 
     def _deliver(self, item: OutboxItem, report: DrainReport) -> None:
         now = self.clock()

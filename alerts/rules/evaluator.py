@@ -10,36 +10,49 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
 from alerts.delivery.links import LinkSettings
-from alerts.delivery.message import message_to_json
+from alerts.delivery.message import NotificationKey, message_to_json
 from alerts.delivery.routing import Receiver, RoutingTable
+from alerts.delivery.store import QueuedMessage
 from alerts.observability.metrics import AlertsMetrics
 from alerts.rules.messages import rule_message
 from alerts.rules.model import Alert, AlertRule, AlertStatus, Sample
 from alerts.rules.notify import (
     RESOLVED_NOTIFY_WINDOW,
     Delivery,
-    NotificationKey,
     PlannedNotification,
     grouped,
     plan,
 )
 from alerts.rules.prometheus import PrometheusUnavailable, QueryError
 from alerts.rules.state import RuleEvaluationError, RuleOutcome, resolve_orphans, step
-from alerts.store.repository import AlertStore, QueuedMessage
+from alerts.silences.rules import Silence
+from billing_core.clock import Clock
 
 log = logging.getLogger("alerts.evaluator")
-
-Clock = Callable[[], datetime]
 
 
 class Querier(Protocol):
     def query(self, expr: str, *, at: datetime) -> list[Sample]: ...
+
+
+class RoundStore(Protocol):
+    """What a round reads and writes: alert states (rules), the notification log (delivery)
+    and the active silences (silences). `alerts.store.repository.AlertStore` is all three."""
+
+    def load_alerts(self) -> list[Alert]: ...
+
+    def notification_keys(self, fingerprints: Iterable[str]) -> list[NotificationKey]: ...
+
+    def list_silences(self, *, state: str, now: datetime) -> list[Silence]: ...
+
+    def apply_round(self, *, alerts: Sequence[Alert], dropped: Sequence[str],
+                    messages: Sequence[QueuedMessage], now: datetime) -> list[int]: ...
 
 
 @dataclass
@@ -67,7 +80,7 @@ class Evaluator:
     def __init__(
         self,
         *,
-        store: AlertStore,
+        store: RoundStore,
         prometheus: Querier,
         rules: Sequence[AlertRule],
         routing: RoutingTable,

@@ -1,9 +1,9 @@
 """Which notifications are due: repeat buckets, silences, acknowledgements and SLO grouping.
 
-Every notification has a key (fingerprint, receiver, state, repeat bucket), and the notification
-log holds each key at most once. Planning proposes the keys that are due now; the store inserts
-them with ON CONFLICT DO NOTHING, so a restart, a second replica or a retried round never
-notifies twice for one key.
+Every notification has a key (fingerprint, receiver, state, repeat bucket: delivery's
+`NotificationKey`), and the notification log holds each key at most once. Planning proposes the
+keys that are due now; the store inserts them with ON CONFLICT DO NOTHING, so a restart, a
+second replica or a retried round never notifies twice for one key.
 
 Repeat buckets are counted from when the alert fired: `<episode>/0` is the first notification,
 `<episode>/1` the repeat after one repeat interval, and so on; `<episode>/resolved` is the
@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from alerts.delivery.message import NotificationKey
 from alerts.rules.model import Alert, AlertStatus
 from alerts.silences.rules import Silence, silenced_by
 
@@ -43,26 +44,10 @@ class Delivery:
 
 
 @dataclass(frozen=True)
-class NotificationKey:
-    fingerprint: str
-    receiver: str
-    state: str
-    repeat_bucket: str
-
-    @property
-    def episode(self) -> int:
-        return episode_of(self.repeat_bucket)
-
-
-@dataclass(frozen=True)
 class PlannedNotification:
     key: NotificationKey
     group_key: str
     alert: Alert
-
-
-def episode_of(repeat_bucket: str) -> int:
-    return int(repeat_bucket.split("/", 1)[0])
 
 
 def firing_bucket(alert: Alert, repeat_interval: timedelta | None, now: datetime) -> str:

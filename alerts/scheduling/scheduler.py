@@ -117,20 +117,12 @@ class AlertsScheduler:
         if self.leader.confirm():
             self.worker.refresh_gauges()
         else:
-            self.worker.metrics.outbox_depth.set(0)
-            self.worker.metrics.outbox_oldest_age.set(0)
+            self.worker.standby_gauges()
 
     def _purge_job(self) -> None:
         if not self.leader.confirm():
             return
-
-        def purge() -> None:
-            sent, logged = self.worker.store.purge(before=self.worker.clock() - self.retention)
-            if sent or logged:
-                log.info("old deliveries purged", extra={"outbox_rows": sent,
-                                                         "log_rows": logged})
-
-        self._guard("purge", purge)
+        self._guard("purge", lambda: self.worker.purge(retention=self.retention))
 
     def _guard(self, job: str, work: Callable[[], Any]) -> None:
         try:

@@ -14,14 +14,13 @@ from fastapi.testclient import TestClient
 
 from alerts.api import create_app
 from alerts.delivery.links import LinkSettings
-from alerts.delivery.message import message_to_json
+from alerts.delivery.message import NotificationKey, message_to_json
 from alerts.delivery.outbox import OutboxWorker
+from alerts.delivery.store import QueuedMessage
 from alerts.process import AlertsProcess, build_process, utc_now
 from alerts.rules.messages import rule_message
 from alerts.rules.model import Alert, AlertStatus, fingerprint
-from alerts.rules.notify import NotificationKey
 from alerts.settings import Settings
-from alerts.store.repository import QueuedMessage
 from tests.alerts.core import *  # noqa: F403
 from tests.alerts.core import ADMIN_KEY, add_org, add_usage
 from tests.support.receivers import Reply, SlackReceiver, SmtpServer, closed_port

@@ -7,8 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from alerts.delivery.message import NotificationKey
 from alerts.rules.model import Alert, AlertStatus, fingerprint
-from alerts.rules.notify import Delivery, NotificationKey, grouped, plan
+from alerts.rules.notify import Delivery, grouped, plan
 from alerts.silences.rules import (
     Matcher,
     MatchOp,

@@ -9,11 +9,12 @@ from datetime import timedelta
 
 from sqlalchemy import create_engine, inspect
 
+from alerts.delivery.message import NotificationKey
+from alerts.delivery.store import QueuedMessage
 from alerts.rules.model import Alert, AlertStatus, fingerprint
-from alerts.rules.notify import NotificationKey
 from alerts.silences.rules import Matcher, MatchOp
 from alerts.store.migrate import downgrade, head_revision, schema_version
-from alerts.store.repository import AlertStore, QueuedMessage
+from alerts.store.repository import AlertStore
 from billing_engine.store.migrate import schema_version as engine_schema_version
 from tests.alerts.core import *  # noqa: F403
 
