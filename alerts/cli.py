@@ -115,7 +115,7 @@ def _run(settings: Settings, env: Mapping[str, str], command: str,
 def _serve(settings: Settings, env: Mapping[str, str], args: argparse.Namespace) -> int:
     import uvicorn
 
-    from alerts.api import create_app
+    from alerts.api.app import create_app
     from alerts.process import build_process
     from alerts.store.migrate import migrate
 
@@ -142,7 +142,7 @@ def _one_shot(settings: Settings, env: Mapping[str, str], command: str,
               args: argparse.Namespace) -> int:
     from fastapi.testclient import TestClient
 
-    from alerts.api import create_app
+    from alerts.api.app import create_app
     from alerts.process import build_process
 
     # The API's own handlers do the work, so CLI and HTTP validate and answer alike.

@@ -1,31 +1,37 @@
 """Wiring: build every part of the alerts process from one Settings object.
 
-The CLI and the HTTP API both start here, so `serve`, `silence add` and `test-email` use the same
-database, routes and channels.
+The CLI, the HTTP API and the tests all start here, so `serve`, `silence add` and `test-email`
+use the same database, routes and channels. Each service is handed only what it needs: its
+concept's store (one `AlertStore` holds them all over one engine), the clock, the metrics.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from sqlalchemy import Engine
 
 from alerts.budget.evaluator import BudgetEvaluator
+from alerts.budget.service import BudgetHistoryService
 from alerts.delivery.channels import ChannelSet
 from alerts.delivery.links import LinkSettings
 from alerts.delivery.outbox import OutboxWorker, RetryPolicy
 from alerts.delivery.routes_file import load_routes
 from alerts.delivery.routing import RoutingTable
+from alerts.delivery.service import DeliveryCheck
 from alerts.observability.metrics import AlertsMetrics
+from alerts.observability.service import Readiness
 from alerts.rules.evaluator import Evaluator
 from alerts.rules.files import load_rules
 from alerts.rules.prometheus import PrometheusClient
+from alerts.rules.service import AlertService
 from alerts.scheduling.leader import LeaderElection
 from alerts.scheduling.scheduler import AlertsScheduler
 from alerts.settings import Settings
+from alerts.silences.service import SilenceService
 from alerts.store.database import create_alerts_engine
 from alerts.store.repository import AlertStore
 from billing_core.catalogue import load_plans
@@ -56,11 +62,25 @@ class AlertsProcess:
     links: LinkSettings
     channels: ChannelSet
     clock: Clock
+    # what the API and the CLI work through
+    alerts: AlertService
+    silences: SilenceService
+    budget_history: BudgetHistoryService
+    delivery_checks: DeliveryCheck
+    # what the scheduler runs (left out of the CLI's one-shot commands)
     evaluator: Evaluator | None = None
     budget: BudgetEvaluator | None = None
     worker: OutboxWorker | None = None
     leader: LeaderElection | None = None
     scheduler: AlertsScheduler | None = None
+    readiness: Readiness = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.readiness = Readiness(
+            store=self.store,
+            leading=lambda: self.leader.is_leader if self.leader is not None else False,
+            prometheus_up=lambda: (self.evaluator.prometheus_reachable
+                                   if self.evaluator is not None else None))
 
     def close(self) -> None:
         if self.scheduler is not None:
@@ -80,8 +100,14 @@ def build_process(settings: Settings, *, environ: Mapping[str, str], clock: Cloc
     links = settings.links
     channels = ChannelSet(routing, smtp=settings.smtp,
                           slack_timeout_seconds=settings.slack_timeout_seconds)
-    process = AlertsProcess(settings=settings, engine=engine, store=store, metrics=metrics,
-                            routing=routing, links=links, channels=channels, clock=clock)
+    process = AlertsProcess(
+        settings=settings, engine=engine, store=store, metrics=metrics, routing=routing,
+        links=links, channels=channels, clock=clock,
+        alerts=AlertService(alerts=store, silences=store, links=links, clock=clock),
+        silences=SilenceService(store=store, clock=clock),
+        budget_history=BudgetHistoryService(store=store),
+        delivery_checks=DeliveryCheck(channels=channels, oncall_email=settings.oncall_email,
+                                      links=links, metrics=metrics, clock=clock))
     if not scheduled:
         return process
 

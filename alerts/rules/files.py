@@ -37,7 +37,10 @@ def parse_duration(text: str | int | None, *, where: str) -> timedelta:
         pos = match.end()
     if pos != len(raw) or not raw:
         raise RuleFileError(f"{where}: {raw!r} is not a duration like 30s, 5m or 1h30m")
-    return timedelta(seconds=seconds)
+    try:
+        return timedelta(seconds=seconds)
+    except OverflowError:
+        raise RuleFileError(f"{where}: {raw!r} is longer than any date can hold") from None
 
 
 def _string_map(raw: Any, where: str) -> dict[str, str]:

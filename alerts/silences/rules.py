@@ -50,6 +50,9 @@ class Matcher:
             except re.error as error:
                 raise SilenceError("value", f"is not a valid regular expression: {error}"
                                    ) from None
+            except RecursionError:  # nested deeper than the regex compiler goes
+                raise SilenceError("value", "is not a valid regular expression: nested too "
+                                   "deeply") from None
 
     def matches(self, labels: Mapping[str, str]) -> bool:
         actual = labels.get(self.name, "")

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from alerts.api import create_app
+from alerts.api.app import create_app
 from alerts.delivery.links import LinkSettings
 from alerts.delivery.message import NotificationKey, message_to_json
 from alerts.delivery.outbox import OutboxWorker
