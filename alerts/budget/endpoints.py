@@ -6,8 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter
 
+from alerts.api.contract import identifier
 from alerts.api.deps import ADMIN_ONLY, BudgetNotices
-from alerts.api.fields import identifier
 from alerts.budget.schemas import BudgetHistory
 from billing_core.http import error_responses
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from alerts.api.fields import Timestamp
+from alerts.api.contract import Timestamp
 from alerts.delivery.schemas import NoticeDeliveryOut
 
 

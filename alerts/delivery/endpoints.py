@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
+from alerts.api.contract import BODY_ERRORS
 from alerts.api.deps import ADMIN_ONLY, DeliveryChecks
 from alerts.delivery.schemas import (
     EmailTestFailure,
@@ -26,7 +27,8 @@ def _failed(model: type[EmailTestFailure] | type[SlackTestFailure], channel: str
 
 
 @router.post("/admin/test-email", response_model=EmailTestResult,
-             responses={**error_responses(401, 422), **_failed(EmailTestFailure, "SMTP")})
+             responses={**BODY_ERRORS, **error_responses(401),
+                        **_failed(EmailTestFailure, "SMTP")})
 def test_email(checks: DeliveryChecks, body: TestEmailIn | None = None
                ) -> EmailTestResult | JSONResponse:
     """Send a test email now (to ONCALL_EMAIL unless `to` is given) and say how it went."""
@@ -37,12 +39,12 @@ def test_email(checks: DeliveryChecks, body: TestEmailIn | None = None
 
 
 @router.post("/admin/test-slack", response_model=SlackTestResult,
-             responses={**error_responses(401),
+             responses={**BODY_ERRORS, **error_responses(401),
                         404: {"model": ErrorBody, "description": "No Slack receiver of the "
                                                                  "routes file has that name"},
                         409: {"model": ErrorBody, "description": "No Slack receiver is "
                                                                  "configured: Slack is off"},
-                        **error_responses(422), **_failed(SlackTestFailure, "Slack")})
+                        **_failed(SlackTestFailure, "Slack")})
 def test_slack(checks: DeliveryChecks, body: TestSlackIn | None = None
                ) -> SlackTestResult | JSONResponse:
     """Post a test message to a Slack receiver (the first configured one by default)."""

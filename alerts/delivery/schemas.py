@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from alerts.api.fields import Text, Timestamp
+from alerts.api.contract import Text, Timestamp
 from billing_core.http import ErrorBody
 
 

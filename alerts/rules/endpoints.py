@@ -6,8 +6,8 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter
 
+from alerts.api.contract import BODY_ERRORS, identifier
 from alerts.api.deps import ADMIN_ONLY, Alerts
-from alerts.api.fields import identifier
 from alerts.rules.schemas import AckIn, AlertList, AlertOut
 from billing_core.http import ErrorBody, error_responses
 
@@ -23,10 +23,10 @@ def list_alerts(alerts: Alerts, state: Literal["active", "recent"] = "active") -
 
 
 @router.post("/v1/alerts/{fingerprint}/ack", response_model=AlertOut, dependencies=ADMIN_ONLY,
-             responses={**error_responses(401, 404),
+             responses={**BODY_ERRORS, **error_responses(401, 404),
                         409: {"model": ErrorBody, "description": "The alert is resolved: there "
                                                                  "is nothing to acknowledge"},
-                        **error_responses(422, 503)})
+                        **error_responses(503)})
 def ack(fingerprint: Fingerprint, alerts: Alerts, body: AckIn | None = None) -> AlertOut:
     """Acknowledge an alert: no more repeats of this episode; it stays active until its
     condition clears, and a resolved message still goes out."""

@@ -6,8 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter
 
+from alerts.api.contract import BODY_ERRORS, identifier
 from alerts.api.deps import ADMIN_ONLY, Silences
-from alerts.api.fields import identifier
 from alerts.silences.schemas import SilenceIn, SilenceList, SilenceOut
 from alerts.silences.service import SilenceState
 from billing_core.http import error_responses
@@ -29,7 +29,8 @@ def get_silence(silence_id: SilenceId, silences: Silences) -> SilenceOut:
 
 
 @router.post("/v1/silences", status_code=201, response_model=SilenceOut,
-             dependencies=ADMIN_ONLY, responses=error_responses(401, 422, 503))
+             dependencies=ADMIN_ONLY,
+             responses={**BODY_ERRORS, **error_responses(401, 503)})
 def add_silence(body: SilenceIn, silences: Silences) -> SilenceOut:
     """Silence the alerts matching every matcher until `expires_at` (or for `duration`)."""
     return silences.add(body)

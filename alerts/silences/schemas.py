@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
-from alerts.api.fields import Text, Timestamp
+from alerts.api.contract import Text, Timestamp
 
 MatcherOp = Literal["=", "!=", "=~", "!~"]
 
