@@ -13,19 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import (
-    Column,
-    Connection,
-    DateTime,
-    Index,
-    Integer,
-    PrimaryKeyConstraint,
-    String,
-    Table,
-    exists,
-    literal,
-    select,
-)
+import sqlalchemy as sa
+from sqlalchemy import Connection, exists, literal, select
 
 from alerts.budget.rules import BudgetCrossing
 from alerts.delivery.store import NoticeDelivery, OutboxEntry, deliveries_by_notice, enqueue_many
@@ -35,21 +24,21 @@ from billing_core.plans import PlanCatalog
 from billing_core.sql import utc
 from billing_engine.usage.facts import thresholds_reached
 
-alert_budget_notices = Table(
+alert_budget_notices = sa.Table(
     "alert_budget_notices",
     metadata,
-    Column("org_id", String(64), nullable=False),
-    Column("period", String(7), nullable=False),  # 2026-11
-    Column("threshold", Integer, nullable=False),  # 50 | 90 | 100
-    Column("email", String(320), nullable=False),
-    Column("org_name", String(200), nullable=False),
-    Column("plan", String(64), nullable=False),
-    Column("used_minutes", Integer, nullable=False),
-    Column("included_minutes", Integer, nullable=False),
-    Column("round_id", String(36), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    PrimaryKeyConstraint("org_id", "period", "threshold"),
-    Index("ix_alert_budget_notices_round", "round_id"),
+    sa.Column("org_id", sa.String(64), nullable=False),
+    sa.Column("period", sa.String(7), nullable=False),  # 2026-11
+    sa.Column("threshold", sa.Integer, nullable=False),  # 50 | 90 | 100
+    sa.Column("email", sa.String(320), nullable=False),
+    sa.Column("org_name", sa.String(200), nullable=False),
+    sa.Column("plan", sa.String(64), nullable=False),
+    sa.Column("used_minutes", sa.Integer, nullable=False),
+    sa.Column("included_minutes", sa.Integer, nullable=False),
+    sa.Column("round_id", sa.String(36), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint("org_id", "period", "threshold"),
+    sa.Index("ix_alert_budget_notices_round", "round_id"),
 )
 
 

@@ -16,24 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import (
-    BigInteger,
-    Column,
-    Connection,
-    DateTime,
-    Index,
-    Integer,
-    String,
-    Table,
-    Text,
-    UniqueConstraint,
-    and_,
-    delete,
-    func,
-    or_,
-    select,
-    update,
-)
+import sqlalchemy as sa
+from sqlalchemy import Connection, and_, delete, func, or_, select, update
 
 from alerts.delivery.message import NotificationKey
 from alerts.store.database import Id, Store, metadata
@@ -43,45 +27,45 @@ PENDING = "pending"
 SENT = "sent"
 FAILED = "failed"
 
-alert_outbox = Table(
+alert_outbox = sa.Table(
     "alert_outbox",
     metadata,
-    Column("id", Id, primary_key=True, autoincrement=True),
-    Column("kind", String(10), nullable=False),  # rule | budget | test
-    Column("receiver", String(100), nullable=False),
-    Column("channel", String(20), nullable=False),  # email | slack
-    Column("payload", Text, nullable=True),  # the Message as JSON
-    Column("notice_key", String(120), nullable=True),  # budget: org_id/period/threshold
-    Column("status", String(10), nullable=False),  # pending | sent | failed
-    Column("attempts", Integer, nullable=False, server_default="0"),
-    Column("next_attempt_at", DateTime(timezone=True), nullable=False),
-    Column("claimed_by", String(100), nullable=True),
-    Column("claimed_until", DateTime(timezone=True), nullable=True),
-    Column("last_reason", String(40), nullable=True),
-    Column("last_detail", Text, nullable=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("sent_at", DateTime(timezone=True), nullable=True),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
-    Index("ix_alert_outbox_due", "status", "next_attempt_at"),
-    Index("ix_alert_outbox_notice_key", "notice_key"),
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(10), nullable=False),  # rule | budget | test
+    sa.Column("receiver", sa.String(100), nullable=False),
+    sa.Column("channel", sa.String(20), nullable=False),  # email | slack
+    sa.Column("payload", sa.Text, nullable=True),  # the Message as JSON
+    sa.Column("notice_key", sa.String(120), nullable=True),  # budget: org_id/period/threshold
+    sa.Column("status", sa.String(10), nullable=False),  # pending | sent | failed
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("claimed_by", sa.String(100), nullable=True),
+    sa.Column("claimed_until", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("last_reason", sa.String(40), nullable=True),
+    sa.Column("last_detail", sa.Text, nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_alert_outbox_due", "status", "next_attempt_at"),
+    sa.Index("ix_alert_outbox_notice_key", "notice_key"),
 )
 
-alert_notifications = Table(
+alert_notifications = sa.Table(
     "alert_notifications",
     metadata,
-    Column("id", Id, primary_key=True, autoincrement=True),
-    Column("fingerprint", String(64), nullable=False),
-    Column("alertname", String(200), nullable=False),
-    Column("receiver", String(100), nullable=False),
-    Column("channel", String(20), nullable=False),
-    Column("state", String(10), nullable=False),  # firing | resolved
-    Column("repeat_bucket", String(64), nullable=False),
-    Column("episode", BigInteger, nullable=False),
-    Column("outbox_id", BigInteger, nullable=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    UniqueConstraint("fingerprint", "receiver", "state", "repeat_bucket",
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("alertname", sa.String(200), nullable=False),
+    sa.Column("receiver", sa.String(100), nullable=False),
+    sa.Column("channel", sa.String(20), nullable=False),
+    sa.Column("state", sa.String(10), nullable=False),  # firing | resolved
+    sa.Column("repeat_bucket", sa.String(64), nullable=False),
+    sa.Column("episode", sa.BigInteger, nullable=False),
+    sa.Column("outbox_id", sa.BigInteger, nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint("fingerprint", "receiver", "state", "repeat_bucket",
                      name="uq_alert_notifications_key"),
-    Index("ix_alert_notifications_outbox", "outbox_id"),
+    sa.Index("ix_alert_notifications_outbox", "outbox_id"),
 )
 
 

@@ -3,15 +3,9 @@ registry. Labels are bounded: a channel and a failure reason, never an org or an
 
 from __future__ import annotations
 
-from prometheus_client import (
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    Info,
-    ProcessCollector,
-    disable_created_metrics,
-)
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client.metrics import disable_created_metrics
+from prometheus_client.process_collector import ProcessCollector
 
 from alerts import __version__
 

@@ -13,45 +13,32 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import (
-    Column,
-    Connection,
-    DateTime,
-    Index,
-    String,
-    Table,
-    Text,
-    case,
-    delete,
-    func,
-    or_,
-    select,
-    update,
-)
+import sqlalchemy as sa
+from sqlalchemy import Connection, case, delete, func, or_, select, update
 
 from alerts.delivery.store import DeliveryRecord, QueuedMessage, deliveries_of, queue_message
 from alerts.rules.model import Alert, AlertStatus
 from alerts.store.database import Store, metadata
 from billing_core.sql import utc, utc_or_none
 
-alert_states = Table(
+alert_states = sa.Table(
     "alert_states",
     metadata,
-    Column("fingerprint", String(64), primary_key=True),
-    Column("alertname", String(200), nullable=False),
-    Column("labels", Text, nullable=False),  # JSON object
-    Column("annotations", Text, nullable=False),  # JSON object, as rendered
-    Column("status", String(10), nullable=False),  # pending | firing | resolved
-    Column("active_at", DateTime(timezone=True), nullable=False),
-    Column("fired_at", DateTime(timezone=True), nullable=True),
-    Column("resolved_at", DateTime(timezone=True), nullable=True),
-    Column("keep_firing_since", DateTime(timezone=True), nullable=True),
-    Column("last_evaluated_at", DateTime(timezone=True), nullable=False),
-    Column("value", String(40), nullable=True),  # repr of the float: NaN and Inf survive
-    Column("acked_at", DateTime(timezone=True), nullable=True),
-    Column("acked_by", String(200), nullable=True),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
-    Index("ix_alert_states_status", "status"),
+    sa.Column("fingerprint", sa.String(64), primary_key=True),
+    sa.Column("alertname", sa.String(200), nullable=False),
+    sa.Column("labels", sa.Text, nullable=False),  # JSON object
+    sa.Column("annotations", sa.Text, nullable=False),  # JSON object, as rendered
+    sa.Column("status", sa.String(10), nullable=False),  # pending | firing | resolved
+    sa.Column("active_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("fired_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("resolved_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("keep_firing_since", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("last_evaluated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("value", sa.String(40), nullable=True),  # repr of the float: NaN and Inf survive
+    sa.Column("acked_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("acked_by", sa.String(200), nullable=True),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_alert_states_status", "status"),
 )
 
 

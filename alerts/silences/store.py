@@ -8,24 +8,25 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, Connection, DateTime, Index, String, Table, Text, select, update
+import sqlalchemy as sa
+from sqlalchemy import Connection, select, update
 
 from alerts.silences.rules import Matcher, MatchOp, Silence
 from alerts.store.database import Store, metadata
 from billing_core.sql import utc
 
-alert_silences = Table(
+alert_silences = sa.Table(
     "alert_silences",
     metadata,
-    Column("id", String(36), primary_key=True),
-    Column("matchers", Text, nullable=False),  # JSON list of {name, op, value}
-    Column("starts_at", DateTime(timezone=True), nullable=False),
-    Column("expires_at", DateTime(timezone=True), nullable=False),
-    Column("comment", Text, nullable=False),
-    Column("created_by", String(200), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
-    Index("ix_alert_silences_expires_at", "expires_at"),
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("matchers", sa.Text, nullable=False),  # JSON list of {name, op, value}
+    sa.Column("starts_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("comment", sa.Text, nullable=False),
+    sa.Column("created_by", sa.String(200), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_alert_silences_expires_at", "expires_at"),
 )
 
 
