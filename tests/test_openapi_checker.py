@@ -75,3 +75,16 @@ def test_a_422_without_the_error_body_is_named_and_hidden_routes_are_not_checked
     assert openapi_problems(app, error_model=ErrorBody) == [
         "the document has no ErrorBody schema at all",
         "GET /things/{name} 422: declares no ErrorBody body"]
+
+
+def test_a_served_route_missing_from_the_document_is_named() -> None:
+    app = FastAPI()
+
+    @app.get("/things", response_model=list[Thing])
+    def list_things() -> list[Thing]:
+        return []
+
+    app.openapi()["paths"].pop("/things")  # a document built by hand, and stale
+    assert openapi_problems(app, error_model=ErrorBody) == [
+        "the document has no ErrorBody schema at all",
+        "GET /things: served but not in the OpenAPI document"]

@@ -5,8 +5,9 @@
 
     assert openapi_problems(app, error_model=ErrorBody) == []
 
-`openapi_problems` reads `app.openapi()` and walks every `APIRoute` that is in the schema. Each
-problem is one line naming the method, the path and the status at fault. The rules:
+`openapi_problems` reads `app.openapi()`, checks that every `APIRoute` the app serves (nested
+routers included) is in it, and applies these rules to every operation of the document. Each
+problem is one line naming the method, the path and the status at fault:
 
 1. A route declares a 2xx response with a schema. A JSON body must be a named model (a `$ref`
    to a component, or an array of them): an anonymous `object` is what `dict[str, Any]` gives,
@@ -41,17 +42,33 @@ def openapi_problems(app: FastAPI, *, error_model: type[BaseModel]) -> list[str]
     problems: list[str] = []
     if error_name not in components:
         problems.append(f"the document has no {error_name} schema at all")
-    for route in app.routes:
-        if not isinstance(route, APIRoute) or not route.include_in_schema:
-            continue
-        for method in sorted(route.methods):
-            where = f"{method} {route.path_format}"
-            operation = document["paths"].get(route.path_format, {}).get(method.lower())
-            if operation is None:
-                problems.append(f"{where}: not in the OpenAPI document")
-                continue
+    paths: dict[str, Any] = document.get("paths", {})
+    for method, path in sorted(api_routes(app)):
+        if method.lower() not in paths.get(path, {}):
+            problems.append(f"{method} {path}: served but not in the OpenAPI document")
+    for path, operations in paths.items():
+        for method, operation in operations.items():
+            where = f"{method.upper()} {path}"
             problems += _operation_problems(where, operation, components, error_name)
     return problems
+
+
+def api_routes(app: FastAPI) -> set[tuple[str, str]]:
+    """(METHOD, path) of every APIRoute the app serves and puts in its schema, including those
+    of routers kept nested (a route object holding `routes` or an `original_router`)."""
+    found: set[tuple[str, str]] = set()
+
+    def walk(routes: list[Any]) -> None:
+        for route in routes:
+            nested = getattr(route, "original_router", None) or getattr(route, "routes", None)
+            if isinstance(route, APIRoute):
+                if route.include_in_schema:
+                    found.update((method, route.path_format) for method in route.methods)
+            elif nested is not None:
+                walk(list(getattr(nested, "routes", nested)))
+
+    walk(list(app.router.routes))
+    return found
 
 
 def _operation_problems(where: str, operation: dict[str, Any], components: dict[str, Any],
