@@ -16,7 +16,8 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from alerts.settings import Settings, SettingsError
+from alerts.settings import Settings
+from billing_core.errors import ConfigError
 
 log = logging.getLogger("alerts")
 
@@ -24,6 +25,8 @@ log = logging.getLogger("alerts")
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m alerts", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    # No sub-command means `serve` with its defaults, so those defaults live on the parser too.
+    parser.set_defaults(port=None, host=None, no_migrate=False)
     sub = parser.add_subparsers(dest="command")
     serve = sub.add_parser("serve", help="run the scheduler and the HTTP API (the default)")
     serve.add_argument("--port", type=int, default=None, help="default: $PORT, else 8007")
@@ -76,9 +79,14 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     command = args.command or "serve"
     try:
         settings = Settings.from_env(env)
-    except SettingsError as error:
+        return _run(settings, env, command, args)
+    except ConfigError as error:  # settings, routes file, rule files, plans file
         print(f"configuration error: {error}", file=sys.stderr)
         return 2
+
+
+def _run(settings: Settings, env: Mapping[str, str], command: str,
+         args: argparse.Namespace) -> int:
     from billing_core.logs import configure_logging
 
     configure_logging(settings.log_level, settings.secret_values())
@@ -86,15 +94,14 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    from alerts.store.migrate import head_revision, migrate, schema_version
+    from alerts.store.migrate import go_to, head_revision, schema_version
 
     if command == "migrate":
-        from alerts.store.migrate import downgrade
-
-        if args.to in {"head", "heads"}:
-            migrate(settings.database_url)
-        else:
-            downgrade(settings.database_url, args.to)
+        try:
+            go_to(settings.database_url, args.to)
+        except ValueError as error:  # an unknown revision
+            print(f"migrate: {error}", file=sys.stderr)
+            return 2
         _print({"alerts_schema": schema_version(settings.database_url)})
         return 0
     if command == "schema-version":
@@ -108,7 +115,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
 def _serve(settings: Settings, env: Mapping[str, str], args: argparse.Namespace) -> int:
     import uvicorn
 
-    from alerts.api import create_app
+    from alerts.api.app import create_app
     from alerts.process import build_process
     from alerts.store.migrate import migrate
 
@@ -135,7 +142,7 @@ def _one_shot(settings: Settings, env: Mapping[str, str], command: str,
               args: argparse.Namespace) -> int:
     from fastapi.testclient import TestClient
 
-    from alerts.api import create_app
+    from alerts.api.app import create_app
     from alerts.process import build_process
 
     # The API's own handlers do the work, so CLI and HTTP validate and answer alike.

@@ -1,50 +1,45 @@
 """Wiring: build every part of the alerts process from one Settings object.
 
-The CLI and the HTTP API both start here, so `serve`, `silence add` and `test-email` use the same
-database, routes and channels.
+The CLI, the HTTP API and the tests all start here, so `serve`, `silence add` and `test-email`
+use the same database, routes and channels. Each service is handed only what it needs: its
+concept's store (one `AlertStore` holds them all over one engine), the clock, the metrics.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
 
 from sqlalchemy import Engine
 
-from alerts.budget import BudgetEvaluator
-from alerts.channels.base import Channel
-from alerts.channels.email import EmailChannel, SmtpConfig
-from alerts.channels.slack import SlackChannel
-from alerts.evaluator import Evaluator
-from alerts.leader import LeaderElection
-from alerts.links import LinkSettings
-from alerts.metrics import AlertsMetrics
-from alerts.outbox import OutboxWorker, RetryPolicy
-from alerts.prometheus import PrometheusClient
-from alerts.routing import Receiver, RoutingTable, load_routes
-from alerts.rules import load_rules
-from alerts.scheduler import AlertsScheduler
+from alerts.budget.evaluator import BudgetEvaluator
+from alerts.budget.service import BudgetHistoryService
+from alerts.delivery.channels import ChannelSet
+from alerts.delivery.links import LinkSettings
+from alerts.delivery.outbox import OutboxWorker, RetryPolicy
+from alerts.delivery.routes_file import load_routes
+from alerts.delivery.routing import RoutingTable
+from alerts.delivery.service import DeliveryCheck
+from alerts.observability.metrics import AlertsMetrics
+from alerts.observability.service import Readiness
+from alerts.rules.evaluator import Evaluator
+from alerts.rules.files import load_rules
+from alerts.rules.prometheus import PrometheusClient
+from alerts.rules.service import AlertService
+from alerts.scheduling.leader import LeaderElection
+from alerts.scheduling.scheduler import AlertsScheduler
 from alerts.settings import Settings
+from alerts.silences.service import SilenceService
 from alerts.store.database import create_alerts_engine
 from alerts.store.repository import AlertStore
 from billing_core.catalogue import load_plans
+from billing_core.clock import Clock, utc_now
+
+__all__ = ["AlertsProcess", "ChannelSet", "Clock", "build_process", "utc_now"]
 
 log = logging.getLogger("alerts")
-
-Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-def smtp_config(settings: Settings) -> SmtpConfig:
-    return SmtpConfig(
-        host=settings.smtp_host, port=settings.smtp_port, sender=settings.smtp_from,
-        starttls=settings.smtp_starttls, username=settings.smtp_username or "",
-        password=settings.smtp_password or "", timeout_seconds=settings.smtp_timeout_seconds)
 
 
 def routes_environ(settings: Settings, environ: Mapping[str, str]) -> dict[str, str]:
@@ -57,40 +52,6 @@ def routes_environ(settings: Settings, environ: Mapping[str, str]) -> dict[str, 
     }
 
 
-class ChannelSet:
-    """The channel behind each receiver of the routing table: one SMTP channel for every email
-    receiver, one Slack channel per webhook."""
-
-    def __init__(self, routing: RoutingTable, *, smtp: SmtpConfig,
-                 slack_timeout_seconds: float = 10.0) -> None:
-        self.routing = routing
-        self.email = EmailChannel(smtp)
-        self._slack: dict[str, SlackChannel] = {}
-        self._slack_timeout = slack_timeout_seconds
-
-    def for_receiver(self, name: str) -> Channel | None:
-        receiver = self.routing.receivers.get(name)
-        if receiver is None or not receiver.enabled:
-            return None
-        return self.for_receiver_object(receiver)
-
-    def for_receiver_object(self, receiver: Receiver) -> Channel:
-        if receiver.channel == "email":
-            return self.email
-        channel = self._slack.get(receiver.webhook_url)
-        if channel is None:
-            channel = SlackChannel(receiver.webhook_url, timeout_seconds=self._slack_timeout)
-            self._slack[receiver.webhook_url] = channel
-        return channel
-
-    def slack_receivers(self) -> list[Receiver]:
-        return [r for r in self.routing.receivers.values() if r.channel == "slack" and r.enabled]
-
-    def close(self) -> None:
-        for channel in self._slack.values():
-            channel.close()
-
-
 @dataclass
 class AlertsProcess:
     settings: Settings
@@ -101,11 +62,25 @@ class AlertsProcess:
     links: LinkSettings
     channels: ChannelSet
     clock: Clock
+    # what the API and the CLI work through
+    alerts: AlertService
+    silences: SilenceService
+    budget_history: BudgetHistoryService
+    delivery_checks: DeliveryCheck
+    # what the scheduler runs (left out of the CLI's one-shot commands)
     evaluator: Evaluator | None = None
     budget: BudgetEvaluator | None = None
     worker: OutboxWorker | None = None
     leader: LeaderElection | None = None
     scheduler: AlertsScheduler | None = None
+    readiness: Readiness = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.readiness = Readiness(
+            store=self.store,
+            leading=lambda: self.leader.is_leader if self.leader is not None else False,
+            prometheus_up=lambda: (self.evaluator.prometheus_reachable
+                                   if self.evaluator is not None else None))
 
     def close(self) -> None:
         if self.scheduler is not None:
@@ -122,12 +97,17 @@ def build_process(settings: Settings, *, environ: Mapping[str, str], clock: Cloc
     engine = create_alerts_engine(settings.database_url, pool_size=settings.db_pool_size)
     store = AlertStore(engine)
     routing = load_routes(settings.routes_file, environ=routes_environ(settings, environ))
-    links = LinkSettings(runbook_base_url=settings.runbook_base_url,
-                         grafana_url=settings.grafana_url, console_url=settings.console_url)
-    channels = ChannelSet(routing, smtp=smtp_config(settings),
+    links = settings.links
+    channels = ChannelSet(routing, smtp=settings.smtp,
                           slack_timeout_seconds=settings.slack_timeout_seconds)
-    process = AlertsProcess(settings=settings, engine=engine, store=store, metrics=metrics,
-                            routing=routing, links=links, channels=channels, clock=clock)
+    process = AlertsProcess(
+        settings=settings, engine=engine, store=store, metrics=metrics, routing=routing,
+        links=links, channels=channels, clock=clock,
+        alerts=AlertService(alerts=store, silences=store, links=links, clock=clock),
+        silences=SilenceService(store=store, clock=clock),
+        budget_history=BudgetHistoryService(store=store),
+        delivery_checks=DeliveryCheck(channels=channels, oncall_email=settings.oncall_email,
+                                      links=links, metrics=metrics, clock=clock))
     if not scheduled:
         return process
 

@@ -11,57 +11,40 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from alerts.delivery.email import (
+    DEFAULT_SMTP_FROM,
+    DEFAULT_SMTP_HOST,
+    DEFAULT_SMTP_PORT,
+    SmtpConfig,
+)
+from alerts.delivery.links import (
+    DEFAULT_CONSOLE_URL,
+    DEFAULT_GRAFANA_URL,
+    DEFAULT_RUNBOOK_BASE_URL,
+    LinkSettings,
+)
+from alerts.delivery.routes_file import DEFAULT_ROUTES_FILE, routes_file_from_env
 from billing_core.catalogue import DEFAULT_PLANS_FILE
+from billing_core.settings import (
+    DEV_ADMIN_KEY,
+    SettingsError,
+    app_environment,
+    check_admin_key,
+    check_port,
+    default_admin_key,
+    env_float,
+    env_int,
+    env_url,
+    secrets_to_scrub,
+    url_password,
+)
+
+__all__ = ["DEFAULT_DATABASE_URL", "DEFAULT_PORT", "Settings", "SettingsError"]
 
 DEFAULT_DATABASE_URL = "sqlite:///./var/billing.db"
 DEFAULT_PORT = 8007
-DEV_ADMIN_KEY = "dev-admin-key"
-# Values that must never guard a production deployment (the engine refuses the same ones).
-PLACEHOLDER_ADMIN_KEYS = frozenset({"", "changeme", "change-me", "dev-admin-key", "admin"})
 REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_RULE_FILES = str(REPOSITORY_ROOT / "prometheus" / "rules" / "*.yml")
-DEFAULT_ROUTES_FILE = Path(__file__).resolve().parent / "routes.yml"
-
-
-class SettingsError(ValueError):
-    """The environment describes a configuration the alerts process refuses to run with."""
-
-
-def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0) -> int:
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise SettingsError(f"{name} must be an integer, got {raw!r}") from exc
-    if value < minimum:
-        raise SettingsError(f"{name} must be at least {minimum}, got {value}")
-    return value
-
-
-def _float(env: Mapping[str, str], name: str, default: float, *, minimum: float = 0.0) -> float:
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError as exc:
-        raise SettingsError(f"{name} must be a number, got {raw!r}") from exc
-    if not value >= minimum:
-        raise SettingsError(f"{name} must be at least {minimum}, got {raw}")
-    return value
-
-
-def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = (env.get(name) or "").strip().lower()
-    if raw == "":
-        return default
-    if raw in {"1", "true", "yes", "on"}:
-        return True
-    if raw in {"0", "false", "no", "off"}:
-        return False
-    raise SettingsError(f"{name} must be true or false, got {raw!r}")
 
 
 @dataclass(frozen=True)
@@ -94,11 +77,11 @@ class Settings:
     outbox_max_attempts: int = 12  # about 2 hours of retries with the defaults above
     outbox_lease_seconds: float = 120.0  # a claimed message is retried after this if unmarked
     retention_days: int = 90  # sent and failed messages, and their log keys, are kept this long
-    smtp_host: str = "127.0.0.1"
-    smtp_port: int = 1025
+    smtp_host: str = DEFAULT_SMTP_HOST
+    smtp_port: int = DEFAULT_SMTP_PORT
     smtp_username: str | None = None
     smtp_password: str | None = field(default=None, repr=False)
-    smtp_from: str = "alerts@billing.local"
+    smtp_from: str = DEFAULT_SMTP_FROM
     smtp_starttls: bool = False
     smtp_timeout_seconds: float = 10.0
     oncall_email: str = "oncall@billing.local"
@@ -106,9 +89,9 @@ class Settings:
     slack_timeout_seconds: float = 10.0
 
     # links in every message
-    runbook_base_url: str = "http://127.0.0.1:8501/runbooks"
-    console_url: str = "http://127.0.0.1:8501"
-    grafana_url: str = "http://127.0.0.1:3000"
+    runbook_base_url: str = DEFAULT_RUNBOOK_BASE_URL
+    console_url: str = DEFAULT_CONSOLE_URL
+    grafana_url: str = DEFAULT_GRAFANA_URL
 
     # leadership (PostgreSQL advisory lock); SQLite: always the leader
     leader_retry_seconds: float = 5.0
@@ -116,76 +99,75 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
-        environment = env.get("APP_ENV", "development").strip().lower()
-        if environment not in {"development", "test", "production"}:
-            raise SettingsError(
-                f"APP_ENV must be development, test or production, got {environment!r}"
-            )
-        admin_key = env.get("ADMIN_API_KEY", DEV_ADMIN_KEY if environment != "production" else "")
+        environment = app_environment(env)
+        smtp = SmtpConfig.from_env(env)
+        links = LinkSettings.from_env(env)
         settings = cls(
             database_url=env.get("DATABASE_URL") or DEFAULT_DATABASE_URL,
-            admin_api_key=admin_key,
+            admin_api_key=default_admin_key(env, environment),
             environment=environment,
-            port=_int(env, "PORT", DEFAULT_PORT, minimum=1),
+            port=env_int(env, "PORT", DEFAULT_PORT, minimum=1),
             host=env.get("HOST") or "127.0.0.1",
             log_level=(env.get("LOG_LEVEL") or "INFO").upper(),
-            db_pool_size=_int(env, "ALERTS_DB_POOL_SIZE", 5, minimum=1),
-            prometheus_url=(env.get("PROMETHEUS_URL") or "http://127.0.0.1:9090").rstrip("/"),
-            prometheus_timeout_seconds=_float(env, "PROMETHEUS_TIMEOUT_SECONDS", 10.0,
-                                              minimum=0.1),
+            db_pool_size=env_int(env, "ALERTS_DB_POOL_SIZE", 5, minimum=1),
+            prometheus_url=env_url(env, "PROMETHEUS_URL", "http://127.0.0.1:9090"),
+            prometheus_timeout_seconds=env_float(env, "PROMETHEUS_TIMEOUT_SECONDS", 10.0,
+                                                 minimum=0.1),
             rule_files=env.get("RULE_FILES") or DEFAULT_RULE_FILES,
-            evaluation_interval_seconds=_float(env, "EVALUATION_INTERVAL_SECONDS", 15.0,
-                                               minimum=0.1),
+            evaluation_interval_seconds=env_float(env, "EVALUATION_INTERVAL_SECONDS", 15.0,
+                                                  minimum=0.1),
             plans_file=Path(env.get("PLANS_FILE") or DEFAULT_PLANS_FILE),
-            budget_interval_seconds=_float(env, "BUDGET_INTERVAL_SECONDS", 60.0, minimum=0.1),
-            period_close_grace_seconds=_int(env, "PERIOD_CLOSE_GRACE_SECONDS", 3600),
-            routes_file=Path(env.get("ROUTES_FILE") or DEFAULT_ROUTES_FILE),
-            outbox_interval_seconds=_float(env, "OUTBOX_INTERVAL_SECONDS", 1.0, minimum=0.05),
-            outbox_backoff_seconds=_float(env, "OUTBOX_BACKOFF_SECONDS", 5.0, minimum=0.01),
-            outbox_backoff_max_seconds=_float(env, "OUTBOX_BACKOFF_MAX_SECONDS", 900.0,
-                                              minimum=0.01),
-            outbox_max_attempts=_int(env, "OUTBOX_MAX_ATTEMPTS", 12, minimum=1),
-            outbox_lease_seconds=_float(env, "OUTBOX_LEASE_SECONDS", 120.0, minimum=1.0),
-            retention_days=_int(env, "ALERTS_RETENTION_DAYS", 90, minimum=1),
-            smtp_host=env.get("SMTP_HOST") or "127.0.0.1",
-            smtp_port=_int(env, "SMTP_PORT", 1025, minimum=1),
-            smtp_username=env.get("SMTP_USERNAME") or None,
-            smtp_password=env.get("SMTP_PASSWORD") or None,
-            smtp_from=env.get("SMTP_FROM") or "alerts@billing.local",
-            smtp_starttls=_bool(env, "SMTP_STARTTLS", False),
-            smtp_timeout_seconds=_float(env, "SMTP_TIMEOUT_SECONDS", 10.0, minimum=0.1),
+            budget_interval_seconds=env_float(env, "BUDGET_INTERVAL_SECONDS", 60.0, minimum=0.1),
+            period_close_grace_seconds=env_int(env, "PERIOD_CLOSE_GRACE_SECONDS", 3600,
+                                               minimum=0),
+            routes_file=routes_file_from_env(env),
+            outbox_interval_seconds=env_float(env, "OUTBOX_INTERVAL_SECONDS", 1.0, minimum=0.05),
+            outbox_backoff_seconds=env_float(env, "OUTBOX_BACKOFF_SECONDS", 5.0, minimum=0.01),
+            outbox_backoff_max_seconds=env_float(env, "OUTBOX_BACKOFF_MAX_SECONDS", 900.0,
+                                                 minimum=0.01),
+            outbox_max_attempts=env_int(env, "OUTBOX_MAX_ATTEMPTS", 12, minimum=1),
+            outbox_lease_seconds=env_float(env, "OUTBOX_LEASE_SECONDS", 120.0, minimum=1.0),
+            retention_days=env_int(env, "ALERTS_RETENTION_DAYS", 90, minimum=1),
+            smtp_host=smtp.host,
+            smtp_port=smtp.port,
+            smtp_username=smtp.username or None,
+            smtp_password=smtp.password or None,
+            smtp_from=smtp.sender,
+            smtp_starttls=smtp.starttls,
+            smtp_timeout_seconds=smtp.timeout_seconds,
             oncall_email=env.get("ONCALL_EMAIL") or "oncall@billing.local",
             slack_webhook_url=env.get("SLACK_WEBHOOK_URL") or None,
-            slack_timeout_seconds=_float(env, "SLACK_TIMEOUT_SECONDS", 10.0, minimum=0.1),
-            runbook_base_url=(env.get("RUNBOOK_BASE_URL")
-                              or "http://127.0.0.1:8501/runbooks").rstrip("/"),
-            console_url=(env.get("CONSOLE_URL") or "http://127.0.0.1:8501").rstrip("/"),
-            grafana_url=(env.get("GRAFANA_URL") or "http://127.0.0.1:3000").rstrip("/"),
-            leader_retry_seconds=_float(env, "LEADER_RETRY_SECONDS", 5.0, minimum=0.1),
+            slack_timeout_seconds=env_float(env, "SLACK_TIMEOUT_SECONDS", 10.0, minimum=0.1),
+            runbook_base_url=links.runbook_base_url,
+            console_url=links.console_url,
+            grafana_url=links.grafana_url,
+            leader_retry_seconds=env_float(env, "LEADER_RETRY_SECONDS", 5.0, minimum=0.1),
         )
         settings.validate()
         return settings
 
     def validate(self) -> None:
-        if self.environment == "production" and self.admin_api_key in PLACEHOLDER_ADMIN_KEYS:
-            raise SettingsError(
-                "ADMIN_API_KEY is unset or a placeholder; set a long random value "
-                "before running with APP_ENV=production"
-            )
-        if self.environment == "production" and len(self.admin_api_key) < 16:
-            raise SettingsError("ADMIN_API_KEY must be at least 16 characters in production")
-        if not 1 <= self.port <= 65535:
-            raise SettingsError(f"PORT must be between 1 and 65535, got {self.port}")
-        if not 1 <= self.smtp_port <= 65535:
-            raise SettingsError(f"SMTP_PORT must be between 1 and 65535, got {self.smtp_port}")
+        check_admin_key(self.admin_api_key, environment=self.environment)
+        check_port("PORT", self.port)
+        check_port("SMTP_PORT", self.smtp_port)
         if self.outbox_backoff_max_seconds < self.outbox_backoff_seconds:
             raise SettingsError("OUTBOX_BACKOFF_MAX_SECONDS must not be below "
                                 "OUTBOX_BACKOFF_SECONDS")
         if self.leader_retry_seconds > 10:
             # A standby must notice a dead leader well within 30 seconds.
             raise SettingsError("LEADER_RETRY_SECONDS must be at most 10")
-        if (self.smtp_username is None) != (self.smtp_password is None):
-            raise SettingsError("SMTP_USERNAME and SMTP_PASSWORD must be set together")
+
+    @property
+    def smtp(self) -> SmtpConfig:
+        return SmtpConfig(host=self.smtp_host, port=self.smtp_port, sender=self.smtp_from,
+                          starttls=self.smtp_starttls, username=self.smtp_username or "",
+                          password=self.smtp_password or "",
+                          timeout_seconds=self.smtp_timeout_seconds)
+
+    @property
+    def links(self) -> LinkSettings:
+        return LinkSettings(runbook_base_url=self.runbook_base_url,
+                            grafana_url=self.grafana_url, console_url=self.console_url)
 
     @property
     def slack_enabled(self) -> bool:
@@ -193,15 +175,5 @@ class Settings:
 
     def secret_values(self) -> tuple[str, ...]:
         """Strings that must never appear in a log line."""
-        secrets = [self.admin_api_key, self.smtp_password, self.slack_webhook_url,
-                   _url_password(self.database_url)]
-        return tuple(s for s in secrets if s and len(s) >= 4)
-
-
-def _url_password(url: str) -> str | None:
-    from sqlalchemy.engine import make_url
-
-    try:
-        return make_url(url).password
-    except Exception:
-        return None
+        return secrets_to_scrub([self.admin_api_key, self.smtp_password, self.slack_webhook_url,
+                                 url_password(self.database_url)])

@@ -32,16 +32,15 @@ from typing import Any
 import httpx
 import psycopg
 
-from alerts.budget import BudgetEvaluator
-from alerts.links import LinkSettings
-from alerts.metrics import AlertsMetrics
-from alerts.routing import load_routes
+from alerts.budget.evaluator import BudgetEvaluator
+from alerts.delivery.links import LinkSettings
+from alerts.delivery.routes_file import load_routes
+from alerts.observability.metrics import AlertsMetrics
 from alerts.store.database import create_alerts_engine
 from alerts.store.migrate import migrate as migrate_alerts
 from alerts.store.repository import AlertStore
-from billing_core.catalogue import load_plans
+from billing_core.catalogue import DEFAULT_PLANS_FILE, load_plans
 from billing_engine.db import migrate as migrate_engine
-from billing_engine.settings import DEFAULT_PLANS_FILE
 
 ROOT = Path(__file__).resolve().parent.parent
 PLANS = ("free", "base_usage", "team")

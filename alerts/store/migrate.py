@@ -1,51 +1,36 @@
-"""Apply the alerts process' Alembic migrations (version table `alerts_alembic_version`)."""
+"""The alerts process' Alembic history (alerts/migrations, version table
+`alerts_alembic_version`), run by billing_core's migrations runner."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config
-
-from alerts.store.database import normalise_url
+from billing_core.migrations import MigrationHistory
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 VERSION_TABLE = "alerts_alembic_version"
-
-
-def alembic_config(url: str) -> Config:
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    # Alembic's config is ConfigParser-backed: escape % in passwords.
-    config.set_main_option("sqlalchemy.url", normalise_url(url).replace("%", "%%"))
-    return config
+# Replicas starting together migrate one at a time (the engine's migrations use 8006001).
+MIGRATION_LOCK_KEY = 8007002
+HISTORY = MigrationHistory(MIGRATIONS_DIR, version_table=VERSION_TABLE)
 
 
 def migrate(url: str, revision: str = "head") -> None:
-    command.upgrade(alembic_config(url), revision)
+    HISTORY.upgrade(url, revision)
 
 
 def downgrade(url: str, revision: str) -> None:
-    command.downgrade(alembic_config(url), revision)
+    HISTORY.downgrade(url, revision)
+
+
+def go_to(url: str, revision: str) -> None:
+    """Upgrade or downgrade to a revision ('head', an id, '-1', 'base')."""
+    HISTORY.go_to(url, revision)
 
 
 def schema_version(url: str) -> str | None:
     """The alerts schema revision the database is at, or None before the first migration."""
-    from alembic.runtime.migration import MigrationContext
-    from sqlalchemy import create_engine, pool
-
-    engine = create_engine(normalise_url(url), poolclass=pool.NullPool)
-    try:
-        with engine.connect() as conn:
-            context = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
-            return context.get_current_revision()
-    finally:
-        engine.dispose()
+    return HISTORY.current(url)
 
 
 def head_revision() -> str:
-    from alembic.script import ScriptDirectory
-
-    head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
-    assert head is not None
-    return head
+    return HISTORY.head()

@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from billing_core.errors import DatabaseUnavailable
 from billing_engine.api.deps import ServicesDep
-from billing_engine.operability.schemas import AliveOut, ChecksOut, ReadyOut
+from billing_engine.operability.schemas import AliveOut, ChecksOut, NotReadyOut, ReadyOut
 
 router = APIRouter(tags=["health"])
 
@@ -28,8 +28,7 @@ def live() -> AliveOut:
     "/ready",
     summary="The engine can serve: its database answers",
     response_model=ReadyOut,
-    response_model_exclude_none=True,
-    responses={503: {"model": ReadyOut, "description": "The database is unreachable"}},
+    responses={503: {"model": NotReadyOut, "description": "The database is unreachable"}},
 )
 def ready(services: ServicesDep) -> JSONResponse:
     # Which payment provider this engine talks to: "stripe", or "simulated" without a key.
@@ -37,15 +36,19 @@ def ready(services: ServicesDep) -> JSONResponse:
     try:
         services.housekeeper.check_ready()
     except DatabaseUnavailable as exc:
-        body = ReadyOut(
+        reason = f"database unreachable: {exc.reason}"
+        body = NotReadyOut(
+            error="database_unavailable",
+            message=reason,
+            errors=[],
             status="not_ready",
-            reason=f"database unreachable: {exc.reason}",
+            reason=reason,
             checks=ChecksOut(database="unreachable"),
             payment_provider=provider,
         )
-        return JSONResponse(status_code=503, content=body.model_dump(exclude_none=True))
-    body = ReadyOut(status="ready", checks=ChecksOut(database="ok"), payment_provider=provider)
-    return JSONResponse(status_code=200, content=body.model_dump(exclude_none=True))
+        return JSONResponse(status_code=503, content=body.model_dump())
+    ready = ReadyOut(status="ready", checks=ChecksOut(database="ok"), payment_provider=provider)
+    return JSONResponse(status_code=200, content=ready.model_dump())
 
 
 @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)

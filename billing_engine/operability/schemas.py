@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from billing_core.http import ResponseModel
+from billing_core.http import ErrorBody, ResponseModel
 
 
 class AliveOut(ResponseModel):
@@ -18,7 +18,15 @@ class ChecksOut(ResponseModel):
 
 
 class ReadyOut(ResponseModel):
-    status: Literal["ready", "not_ready"]
-    reason: str | None = Field(default=None, description="Why not, when not ready")
+    status: Literal["ready"]
     checks: ChecksOut
     payment_provider: str = Field(description="stripe, or simulated without STRIPE_SECRET_KEY")
+
+
+class NotReadyOut(ErrorBody):
+    """The error shape, with what was checked."""
+
+    status: Literal["not_ready"]
+    reason: str = Field(description="Why not")
+    checks: ChecksOut
+    payment_provider: str

@@ -24,7 +24,7 @@ import pytest
 import yaml
 from sqlalchemy import Engine, select
 
-from alerts.metrics import AlertsMetrics
+from alerts.observability.metrics import AlertsMetrics
 from alerts.store.database import create_alerts_engine
 from alerts.store.migrate import migrate as migrate_alerts
 from alerts.store.repository import AlertStore

@@ -9,8 +9,8 @@ from typing import Any
 
 import yaml
 
-from alerts.channels.base import Message
-from alerts.links import LinkSettings, console_alert_url, rewrite_annotations
+from alerts.delivery.links import LinkSettings, console_alert_url, rewrite_annotations
+from alerts.delivery.message import Message
 
 ROOT = Path(__file__).resolve().parents[2]
 STARTS_AT = datetime(2026, 11, 3, 14, 5, tzinfo=UTC)

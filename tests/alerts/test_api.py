@@ -12,15 +12,15 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from alerts.api import create_app
-from alerts.domain.model import Alert, AlertStatus, fingerprint
-from alerts.domain.notify import NotificationKey
-from alerts.links import LinkSettings
-from alerts.messages import message_to_json, rule_message
-from alerts.outbox import OutboxWorker
+from alerts.api.app import create_app
+from alerts.delivery.links import LinkSettings
+from alerts.delivery.message import NotificationKey, message_to_json
+from alerts.delivery.outbox import OutboxWorker
+from alerts.delivery.store import QueuedMessage
 from alerts.process import AlertsProcess, build_process, utc_now
+from alerts.rules.messages import rule_message
+from alerts.rules.model import Alert, AlertStatus, fingerprint
 from alerts.settings import Settings
-from alerts.store.repository import QueuedMessage
 from tests.alerts.core import *  # noqa: F403
 from tests.alerts.core import ADMIN_KEY, add_org, add_usage
 from tests.support.receivers import Reply, SlackReceiver, SmtpServer, closed_port
@@ -199,7 +199,7 @@ def test_changing_silences_needs_the_admin_key(api):
 
 def test_debug_alerts_shows_an_orgs_budget_history_with_delivery(api, process, smtp_server,
                                                                  alerts_metrics):
-    from alerts.budget import BudgetEvaluator
+    from alerts.budget.evaluator import BudgetEvaluator
     from billing_core.catalogue import load_plans
 
     add_org(process.engine, "org_acme", plan="free", email="billing@acme.example")

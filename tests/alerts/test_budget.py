@@ -8,15 +8,14 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from sqlalchemy import Engine, select
 
-from alerts.budget import BudgetEvaluator
-from alerts.domain.budget import open_periods, threshold_minutes
-from alerts.links import LinkSettings
-from alerts.messages import message_from_json
-from alerts.routing import load_routes
+from alerts.budget.evaluator import BudgetEvaluator
+from alerts.budget.rules import open_periods, threshold_minutes
+from alerts.delivery.links import LinkSettings
+from alerts.delivery.message import message_from_json
+from alerts.delivery.routes_file import load_routes
 from alerts.store.repository import AlertStore
 from alerts.store.schema import alert_budget_notices, alert_outbox
-from billing_core.catalogue import load_plans
-from billing_engine.settings import DEFAULT_PLANS_FILE
+from billing_core.catalogue import DEFAULT_PLANS_FILE, load_plans
 from tests.alerts.core import *  # noqa: F403
 from tests.alerts.core import NOV_18, add_org, add_usage
 from tests.support.clock import FrozenClock

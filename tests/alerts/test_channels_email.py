@@ -11,7 +11,7 @@ from pathlib import Path
 import jinja2
 import pytest
 
-from alerts.channels.email import EmailChannel, EmailRenderer, SmtpConfig
+from alerts.delivery.email import EmailChannel, EmailRenderer, SmtpConfig
 from tests.alerts.conftest import SMTP_LOGIN
 from tests.alerts.messages import budget_message, rule_message
 from tests.support.receivers import SilentTcpServer, SmtpServer, TlsFiles, closed_port

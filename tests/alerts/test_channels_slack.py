@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from alerts.channels.slack import SlackChannel, build_payload, parse_retry_after
+from alerts.delivery.slack import SlackChannel, build_payload, parse_retry_after
 from tests.alerts.messages import budget_message, rule_message
 from tests.support.receivers import Reply, SlackReceiver, closed_port
 

@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from alerts.domain.model import AlertStatus
-from alerts.evaluator import Evaluator
-from alerts.links import LinkSettings
-from alerts.messages import message_from_json
-from alerts.metrics import AlertsMetrics
+from alerts.delivery.links import LinkSettings
+from alerts.delivery.message import message_from_json
+from alerts.delivery.routes_file import load_routes
+from alerts.observability.metrics import AlertsMetrics
 from alerts.process import utc_now
-from alerts.prometheus import PrometheusClient
-from alerts.routing import load_routes
-from alerts.rules import load_rules
+from alerts.rules.evaluator import Evaluator
+from alerts.rules.files import load_rules
+from alerts.rules.model import AlertStatus
+from alerts.rules.prometheus import PrometheusClient
 from alerts.store.repository import AlertStore
 from tests.alerts.core import *  # noqa: F403
 from tests.alerts.core import SHIPPED_RULES, shipped_rule, write_rule_file

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import psycopg
 
-from alerts.leader import LEADER_LOCK_KEY, LeaderElection
-from alerts.metrics import AlertsMetrics
+from alerts.observability.metrics import AlertsMetrics
+from alerts.scheduling.leader import LEADER_LOCK_KEY, LeaderElection
 from tests.alerts.core import *  # noqa: F403
 from tests.support.services import wait_for
 

@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 
-from alerts.links import (
+from alerts.delivery.links import (
     DEFAULT_RUNBOOK_BASE_URL,
     LinkSettings,
     console_alert_url,

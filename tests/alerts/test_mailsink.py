@@ -10,8 +10,8 @@ import sys
 from email.message import EmailMessage
 from pathlib import Path
 
-from alerts.channels.email import EmailChannel, SmtpConfig
-from alerts.mailsink import MailSink, read_mailbox
+from alerts.delivery.email import EmailChannel, SmtpConfig
+from alerts.delivery.mailsink import MailSink, read_mailbox
 from tests.alerts.messages import ROOT, budget_message, rule_message
 from tests.support.services import free_port, wait_for
 

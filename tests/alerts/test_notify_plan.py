@@ -7,9 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from alerts.domain.model import Alert, AlertStatus, fingerprint
-from alerts.domain.notify import Delivery, NotificationKey, grouped, plan
-from alerts.domain.silences import (
+from alerts.delivery.message import NotificationKey
+from alerts.rules.model import Alert, AlertStatus, fingerprint
+from alerts.rules.notify import Delivery, grouped, plan
+from alerts.silences.rules import (
     Matcher,
     MatchOp,
     Silence,

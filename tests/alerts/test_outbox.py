@@ -9,12 +9,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from alerts.channels.email import EmailChannel, SmtpConfig
-from alerts.channels.slack import SlackChannel
-from alerts.links import LinkSettings
-from alerts.messages import delivery_test_message, message_to_json
-from alerts.metrics import AlertsMetrics
-from alerts.outbox import OutboxWorker, RetryPolicy
+from alerts.delivery.email import EmailChannel, SmtpConfig
+from alerts.delivery.links import LinkSettings
+from alerts.delivery.message import delivery_test_message, message_to_json
+from alerts.delivery.outbox import OutboxWorker, RetryPolicy
+from alerts.delivery.slack import SlackChannel
+from alerts.observability.metrics import AlertsMetrics
 from alerts.process import utc_now
 from alerts.store.repository import AlertStore
 from tests.alerts.core import *  # noqa: F403

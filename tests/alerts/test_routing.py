@@ -7,16 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from alerts.routing import (
+from alerts.delivery.routes_file import (
     DEFAULT_ROUTES_FILE,
     RoutesFileError,
-    RoutingTable,
     load_routes,
     parse_duration,
     parse_routes,
-    route,
     routes_file_from_env,
 )
+from alerts.delivery.routing import RoutingTable, route
 from tests.alerts.messages import shipped_rules
 
 ENV = {"ONCALL_EMAIL": "oncall@example.com", "SLACK_WEBHOOK_URL": "https://hooks.example/T/B/x"}

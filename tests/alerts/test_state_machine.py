@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from alerts.domain.model import Alert, AlertRule, AlertStatus, Sample, fingerprint
-from alerts.domain.state import RuleEvaluationError, resolve_orphans, step
+from alerts.rules.model import Alert, AlertRule, AlertStatus, Sample, fingerprint
+from alerts.rules.state import RuleEvaluationError, resolve_orphans, step
 
 T0 = datetime(2026, 11, 18, 12, 0, tzinfo=UTC)
 DOWN = Sample(labels={"__name__": "up", "job": "billing-engine", "instance": "e1:8006"},

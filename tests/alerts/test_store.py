@@ -9,11 +9,12 @@ from datetime import timedelta
 
 from sqlalchemy import create_engine, inspect
 
-from alerts.domain.model import Alert, AlertStatus, fingerprint
-from alerts.domain.notify import NotificationKey
-from alerts.domain.silences import Matcher, MatchOp
+from alerts.delivery.message import NotificationKey
+from alerts.delivery.store import QueuedMessage
+from alerts.rules.model import Alert, AlertStatus, fingerprint
+from alerts.silences.rules import Matcher, MatchOp
 from alerts.store.migrate import downgrade, head_revision, schema_version
-from alerts.store.repository import AlertStore, QueuedMessage
+from alerts.store.repository import AlertStore
 from billing_engine.db.migrate import schema_version as engine_schema_version
 from tests.alerts.core import *  # noqa: F403
 

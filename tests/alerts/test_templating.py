@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from alerts.domain.model import AlertRule, Sample
-from alerts.domain.state import alert_annotations
-from alerts.domain.templating import (
+from alerts.rules.files import load_rules
+from alerts.rules.model import AlertRule, Sample
+from alerts.rules.state import alert_annotations
+from alerts.rules.templating import (
     TemplateData,
     humanize,
     humanize1024,
@@ -17,7 +18,6 @@ from alerts.domain.templating import (
     humanize_percentage,
     render,
 )
-from alerts.rules import load_rules
 from tests.alerts.core import *  # noqa: F403
 from tests.alerts.core import SHIPPED_RULES, write_rule_file
 from tests.support.services import PrometheusServer, wait_for

@@ -226,7 +226,7 @@ def test_a_price_with_no_plan_fails_loudly_and_stripe_is_asked_to_retry(hooks, a
     for attempt in (1, 2):
         response = deliver(hooks, evt)
         assert response.status_code == 500
-        assert response.json()["error"]["field"] == "data.object.items"
+        assert response.json()["errors"][0]["field"] == "data.object.items"
         record = stored(hooks, admin, evt["id"])
         assert record["status"] == "failed" and record["attempts"] == attempt
         assert "price_not_in_plans" in record["last_error"]

@@ -1,18 +1,17 @@
 """The tables the engine's code queries are exactly the tables its migrations create.
 
 Every table is declared once, in its concept's `tables` module; the migrations are written
-separately (as Alembic wants), and alembic's own `compare_metadata` proves the two agree, on
-SQLite and on PostgreSQL, column by column, with indexes and constraints.
+separately (as Alembic wants), and alembic's own `compare_metadata` (through
+`tests/support/schema_drift.py`) proves the two agree, on SQLite and on PostgreSQL, column by
+column, with indexes and constraints.
 """
 
 from __future__ import annotations
 
 import pytest
-from alembic.autogenerate import compare_metadata
-from alembic.runtime.migration import MigrationContext
-from sqlalchemy import create_engine
 
 from billing_engine.db.metadata import engine_metadata
+from tests.support.schema_drift import schema_drift
 
 ENGINE_TABLES = {
     "orgs", "usage_slots", "daily_usage", "instances", "instance_throttle",
@@ -23,23 +22,10 @@ ENGINE_TABLES = {
 
 
 def engine_drift(url: str) -> list[object]:
-    """What alembic would change to make the database match the engine's table modules."""
-    engine = create_engine(url)
-    try:
-        with engine.connect() as conn:
-            context = MigrationContext.configure(
-                conn,
-                opts={
-                    "compare_type": True,
-                    # The alerts process' tables share the database; its own test checks them.
-                    "include_name": lambda name, kind, _parent: not (
-                        kind == "table" and name is not None and name.startswith("alert")
-                    ),
-                },
-            )
-            return list(compare_metadata(context, engine_metadata()))
-    finally:
-        engine.dispose()
+    """What alembic would change to make the database match the engine's table modules (the
+    alerts process' tables share the database; its own test checks them)."""
+    metadata = engine_metadata()
+    return schema_drift(metadata, url, include_table=lambda name: name in metadata.tables)
 
 
 def test_the_metadata_declares_every_engine_table():

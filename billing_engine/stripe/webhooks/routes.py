@@ -12,11 +12,12 @@ from billing_core.errors import NotFound
 from billing_core.http import error_body, error_responses
 from billing_engine.api.deps import ADMIN_ANSWERS, AdminDep, ServicesDep
 from billing_engine.stripe.webhooks.schemas import (
+    DeliveryFailedOut,
     DeliveryOut,
     FailingEventsOut,
-    ReplayFailedOut,
     StoredEventOut,
 )
+from billing_engine.stripe.webhooks.service import Delivery
 from billing_engine.stripe.webhooks.signature import SIGNATURE_HEADER
 
 EVENT_ID_PATTERN = r"^[A-Za-z0-9_\-]{1,255}$"
@@ -33,7 +34,10 @@ admin = APIRouter(tags=["admin"], dependencies=[AdminDep], responses=ADMIN_ANSWE
     response_model_exclude_none=True,
     responses={
         202: {"model": DeliveryOut, "description": "Stored; its org is not known yet"},
-        500: {"model": DeliveryOut, "description": "Stored; the handler failed; Stripe retries"},
+        500: {
+            "model": DeliveryFailedOut,
+            "description": "Stored; the handler failed; Stripe retries",
+        },
         **error_responses(400, 503),
     },
 )
@@ -44,7 +48,20 @@ async def stripe_webhook(request: Request, services: ServicesDep) -> JSONRespons
     body = await request.body()
     signature = request.headers.get(SIGNATURE_HEADER)
     delivery = await run_in_threadpool(services.webhooks.receive, body, signature)
+    if delivery.http_status == 500:
+        return _failed(delivery, code="handler_failed", status=500)
     return JSONResponse(status_code=delivery.http_status, content=delivery.as_json())
+
+
+def _failed(delivery: Delivery, *, code: str, status: int) -> JSONResponse:
+    """The error shape, naming the field at fault, with the delivery as it ended."""
+    field = delivery.error_field or "event_id"
+    reason = delivery.error or "failed"
+    fields = [{"field": field, "reason": reason}]
+    return JSONResponse(
+        status_code=status,
+        content={**error_body(code, f"{field}: {reason}", fields), "event": delivery.as_json()},
+    )
 
 
 @admin.get(
@@ -78,8 +95,11 @@ def get_webhook_event(event_id: EventIdPath, services: ServicesDep) -> StoredEve
     response_model=DeliveryOut,
     response_model_exclude_none=True,
     responses={
-        409: {"model": ReplayFailedOut, "description": "Already done, or still waits for its org"},
-        500: {"model": ReplayFailedOut, "description": "The handler failed again"},
+        409: {
+            "model": DeliveryFailedOut,
+            "description": "Already done, or still waits for its org",
+        },
+        500: {"model": DeliveryFailedOut, "description": "The handler failed again"},
         **error_responses(401, 404, 422, 503),
     },
 )
@@ -90,13 +110,4 @@ def replay_webhook(event_id: EventIdPath, services: ServicesDep) -> Any:
     if delivery.http_status == 200:
         return JSONResponse(status_code=200, content=delivery.as_json())
     status = 409 if delivery.http_status == 202 else delivery.http_status
-    field = delivery.error_field or "event_id"
-    reason = delivery.error or "failed"
-    return JSONResponse(
-        status_code=status,
-        content={
-            **error_body("replay_failed", f"{field}: {reason}", [{"field": field,
-                                                                  "reason": reason}]),
-            "event": delivery.as_json(),
-        },
-    )
+    return _failed(delivery, code="replay_failed", status=status)

@@ -42,7 +42,8 @@ class FailingEventsOut(ResponseModel):
     as_of: Timestamp
 
 
-class ReplayFailedOut(ErrorBody):
-    """A replay that did not take effect: the error, and the delivery as it ended."""
+class DeliveryFailedOut(ErrorBody):
+    """A delivery or a replay that did not take effect: the error, and the delivery as it
+    ended (the event is stored either way)."""
 
     event: DeliveryOut

@@ -1,0 +1,42 @@
+"""The channel behind each receiver of the routing table."""
+
+from __future__ import annotations
+
+from alerts.delivery.email import EmailChannel, SmtpConfig
+from alerts.delivery.message import Channel
+from alerts.delivery.routing import Receiver, RoutingTable
+from alerts.delivery.slack import SlackChannel
+
+
+class ChannelSet:
+    """The channel behind each receiver of the routing table: one SMTP channel for every email
+    receiver, one Slack channel per webhook."""
+
+    def __init__(self, routing: RoutingTable, *, smtp: SmtpConfig,
+                 slack_timeout_seconds: float = 10.0) -> None:
+        self.routing = routing
+        self.email = EmailChannel(smtp)
+        self._slack: dict[str, SlackChannel] = {}
+        self._slack_timeout = slack_timeout_seconds
+
+    def for_receiver(self, name: str) -> Channel | None:
+        receiver = self.routing.receivers.get(name)
+        if receiver is None or not receiver.enabled:
+            return None
+        return self.for_receiver_object(receiver)
+
+    def for_receiver_object(self, receiver: Receiver) -> Channel:
+        if receiver.channel == "email":
+            return self.email
+        channel = self._slack.get(receiver.webhook_url)
+        if channel is None:
+            channel = SlackChannel(receiver.webhook_url, timeout_seconds=self._slack_timeout)
+            self._slack[receiver.webhook_url] = channel
+        return channel
+
+    def slack_receivers(self) -> list[Receiver]:
+        return [r for r in self.routing.receivers.values() if r.channel == "slack" and r.enabled]
+
+    def close(self) -> None:
+        for channel in self._slack.values():
+            channel.close()

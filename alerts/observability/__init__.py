@@ -1,0 +1,1 @@
+"""What watches the process reads: every metric it exports, and its probes."""

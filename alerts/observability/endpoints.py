@@ -1,0 +1,35 @@
+"""The probes and the metrics: GET /healthz, /ready and /metrics (open, like the engine's)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from alerts.api.deps import Metrics, ReadinessCheck
+from alerts.observability.schemas import Health, NotReady, Ready
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", response_model=Health)
+def healthz() -> Health:
+    """The process is up."""
+    return Health(status="ok")
+
+
+@router.get("/ready", response_model=Ready, responses={
+    503: {"model": NotReady, "description": "The database does not answer"}})
+def ready(readiness: ReadinessCheck) -> Ready | JSONResponse:
+    """The process can serve: its database answers."""
+    answer = readiness.check()
+    if isinstance(answer, NotReady):
+        return JSONResponse(status_code=503, content=answer.model_dump(mode="json"))
+    return answer
+
+
+@router.get("/metrics", response_class=PlainTextResponse,
+            responses={200: {"description": "Every metric, in the Prometheus text format"}})
+def metrics(registry: Metrics) -> Response:
+    """Prometheus metrics (names in docs/metrics.md)."""
+    return Response(generate_latest(registry.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,62 @@
+"""Every metric the alerts process exports (names agreed in docs/metrics.md), on an injectable
+registry. Labels are bounded: a channel and a failure reason, never an org or an alert."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client.metrics import disable_created_metrics
+from prometheus_client.process_collector import ProcessCollector
+
+from alerts import __version__
+
+CHANNELS = ("email", "slack")
+FAILURE_REASONS = ("timeout", "rate_limited", "server_error", "rejected", "connection")
+DURATION_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+disable_created_metrics()
+
+
+def failure_reason(reason: str) -> str:
+    """A channel's reason as one of the five agreed label values (an unknown one is treated
+    like a connection failure: retried, and counted)."""
+    return reason if reason in FAILURE_REASONS else "connection"
+
+
+class AlertsMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        ProcessCollector(registry=r)
+        Info("alerts_build", "Alerts process build.", registry=r).info({"version": __version__})
+        self.evaluations = Counter(
+            "alert_evaluations_total", "Rule evaluation rounds run.", registry=r)
+        self.evaluation_duration = Histogram(
+            "alert_evaluation_duration_seconds", "Time of one rule evaluation round.",
+            buckets=DURATION_BUCKETS, registry=r)
+        self.rule_errors = Counter(
+            "alert_rule_errors_total",
+            "Rule evaluations that failed (Prometheus unreachable, bad query).", registry=r)
+        self.prometheus_up = Gauge(
+            "alert_prometheus_up", "1 when the last query to Prometheus succeeded, else 0.",
+            registry=r)
+        self.budget_duration = Histogram(
+            "alert_budget_evaluation_duration_seconds",
+            "Time of one budget evaluation round over every org.",
+            buckets=DURATION_BUCKETS, registry=r)
+        self.sent = Counter(
+            "alert_notifications_sent_total", "Notifications delivered, by channel.",
+            ["channel"], registry=r)
+        self.failed = Counter(
+            "alert_notifications_failed_total",
+            "Delivery attempts that failed, by channel and reason.",
+            ["channel", "reason"], registry=r)
+        for channel in CHANNELS:
+            self.sent.labels(channel)
+            for reason in FAILURE_REASONS:
+                self.failed.labels(channel, reason)
+        self.outbox_depth = Gauge(
+            "alert_outbox_depth", "Notifications waiting to be sent.", registry=r)
+        self.outbox_oldest_age = Gauge(
+            "alert_outbox_oldest_age_seconds", "Age of the oldest waiting notification.",
+            registry=r)
+        self.leader = Gauge(
+            "alert_leader", "1 on the replica holding the advisory lock, else 0.", registry=r)

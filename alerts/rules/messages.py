@@ -1,0 +1,45 @@
+"""The Message a group of rule alerts becomes at one receiver (pure)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from alerts.delivery.links import LinkSettings, console_alert_url, rewrite_annotations
+from alerts.delivery.message import Message
+from alerts.rules.model import Alert
+
+SEVERITY_ORDER = {"P0": 0, "P1": 1, "P2": 2, "P3": 3}
+
+
+def primary_first(alerts: Sequence[Alert]) -> list[Alert]:
+    """The most urgent alert first (severity, then name), the one a group's message leads with."""
+    return sorted(alerts, key=lambda a: (SEVERITY_ORDER.get(a.severity, 9), a.alertname,
+                                         a.fingerprint))
+
+
+def rule_message(alerts: Sequence[Alert], *, state: str, recipients: tuple[str, ...],
+                 links: LinkSettings) -> Message:
+    """One message for a group of alerts of one receiver (one alert is a group of one)."""
+    ordered = primary_first(alerts)
+    lead = ordered[0]
+    annotations = rewrite_annotations(lead.annotations, links=links)
+    return Message(
+        kind="rule",
+        fingerprint=lead.fingerprint,
+        alertname=lead.alertname,
+        state="resolved" if state == "resolved" else "firing",
+        severity=lead.severity,
+        summary=annotations.get("summary", lead.alertname),
+        description=annotations.get("description", ""),
+        starts_at=lead.fired_at or lead.active_at,
+        value=lead.value,
+        ends_at=lead.resolved_at if state == "resolved" else None,
+        labels=dict(lead.labels),
+        annotations=annotations,
+        group=tuple(dict(a.labels) for a in ordered) if len(ordered) > 1 else (),
+        values={a.fingerprint: a.value for a in ordered if a.value is not None},
+        recipients=recipients,
+        runbook_url=annotations.get("runbook_url", ""),
+        dashboard_url=annotations.get("dashboard_url", ""),
+        console_url=console_alert_url(lead.fingerprint, console_url=links.console_url),
+    )

@@ -1,0 +1,47 @@
+"""What the alerts API answers about alerts, and what an acknowledgement takes."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from alerts.api.contract import Text, Timestamp
+from alerts.delivery.schemas import DeliveryOut, LatestDelivery
+
+
+class AlertOut(BaseModel):
+    """One alert instance (one label set of one rule), with its links and deliveries."""
+
+    fingerprint: str
+    alertname: str
+    state: Literal["pending", "firing", "resolved"]
+    severity: str = Field(description="P0 to P3")
+    labels: dict[str, str]
+    annotations: dict[str, str] = Field(description="as rendered, links made real")
+    activeAt: Timestamp = Field(description="when the condition started to hold (Prometheus' "
+                                            "activeAt): the episode")
+    fired_at: Timestamp | None
+    resolved_at: Timestamp | None
+    last_evaluated_at: Timestamp
+    value: float | None = Field(description="the sample value (null when NaN or infinite)")
+    value_text: str | None = Field(description="the value as Prometheus prints it")
+    acked: bool
+    acked_at: Timestamp | None
+    acked_by: str | None
+    silenced_by: list[str] = Field(description="ids of the active silences covering it")
+    runbook_url: str
+    dashboard_url: str
+    console_url: str
+    delivery: dict[str, LatestDelivery] = Field(description="the latest notification per "
+                                                            "channel (email, slack)")
+    deliveries: list[DeliveryOut] = Field(description="every notification of this episode")
+
+
+class AlertList(BaseModel):
+    state: Literal["active", "recent"]
+    alerts: list[AlertOut]
+
+
+class AckIn(BaseModel):
+    by: Text = Field(default="api", min_length=1, max_length=200)

@@ -1,0 +1,101 @@
+"""Alerts as people see them: listed with their links, silences and deliveries, and
+acknowledged (no more repeats of this episode; the resolved message still goes out)."""
+
+from __future__ import annotations
+
+import logging
+import math
+from datetime import datetime, timedelta
+from typing import Literal
+
+from alerts.delivery.links import LinkSettings, console_alert_url, rewrite_annotations
+from alerts.delivery.schemas import DeliveryOut, LatestDelivery
+from alerts.delivery.store import DeliveryRecord
+from alerts.rules.gofmt import format_v
+from alerts.rules.model import Alert, AlertStatus
+from alerts.rules.schemas import AlertList, AlertOut
+from alerts.rules.store import AlertStateStore
+from alerts.silences.rules import Silence, silenced_by
+from alerts.silences.store import SilenceStore
+from billing_core.clock import Clock
+from billing_core.errors import Conflict, NotFound
+
+log = logging.getLogger("alerts.api")
+RECENT = timedelta(hours=24)
+
+
+def _number(value: float | None) -> float | None:
+    if value is None or math.isnan(value) or math.isinf(value):
+        return None
+    return value
+
+
+def delivery_view(d: DeliveryRecord) -> DeliveryOut:
+    return DeliveryOut(receiver=d.receiver, channel=d.channel, state=d.state,
+                       repeat_bucket=d.repeat_bucket, status=d.status, attempts=d.attempts,
+                       queued_at=d.created_at, sent_at=d.sent_at, last_reason=d.last_reason,
+                       last_detail=d.last_detail)
+
+
+def alert_view(alert: Alert, deliveries: list[DeliveryRecord], silences: list[Silence], *,
+               links: LinkSettings, now: datetime) -> AlertOut:
+    annotations = rewrite_annotations(alert.annotations, links=links)
+    latest: dict[str, LatestDelivery] = {}
+    for d in deliveries:  # oldest first: the last one per channel wins
+        latest[d.channel] = LatestDelivery(status=d.status, state=d.state, receiver=d.receiver,
+                                           sent_at=d.sent_at, last_reason=d.last_reason)
+    return AlertOut(
+        fingerprint=alert.fingerprint,
+        alertname=alert.alertname,
+        state=alert.status.value,
+        severity=alert.severity,
+        labels=dict(alert.labels),
+        annotations=annotations,
+        activeAt=alert.active_at,
+        fired_at=alert.fired_at,
+        resolved_at=alert.resolved_at,
+        last_evaluated_at=alert.last_evaluated_at,
+        value=_number(alert.value),
+        value_text=format_v(alert.value) if alert.value is not None else None,
+        acked=alert.acked_at is not None,
+        acked_at=alert.acked_at,
+        acked_by=alert.acked_by,
+        silenced_by=list(silenced_by(alert.labels, silences, now)),
+        runbook_url=annotations.get("runbook_url", ""),
+        dashboard_url=annotations.get("dashboard_url", ""),
+        console_url=console_alert_url(alert.fingerprint, console_url=links.console_url),
+        delivery=latest,
+        deliveries=[delivery_view(d) for d in deliveries],
+    )
+
+
+class AlertService:
+    def __init__(self, *, alerts: AlertStateStore, silences: SilenceStore, links: LinkSettings,
+                 clock: Clock) -> None:
+        self.alerts = alerts
+        self.silences = silences
+        self.links = links
+        self.clock = clock
+
+    def list(self, state: Literal["active", "recent"]) -> AlertList:
+        """Active alerts (pending and firing), or recent ones (also those resolved in the last
+        24 hours), each with its delivery status per channel."""
+        now = self.clock()
+        rows = self.alerts.list_alerts(state=state, now=now, recent=RECENT)
+        silences = self.silences.list_silences(state="active", now=now)
+        return AlertList(state=state, alerts=[
+            alert_view(a, d, silences, links=self.links, now=now) for a, d in rows])
+
+    def ack(self, fingerprint: str, *, by: str) -> AlertOut:
+        now = self.clock()
+        alert = self.alerts.get_alert(fingerprint)
+        if alert is None:
+            raise NotFound("fingerprint", "no such alert")
+        if alert.status == AlertStatus.RESOLVED:
+            raise Conflict("fingerprint", "the alert is resolved; there is nothing to acknowledge")
+        acked = self.alerts.ack(fingerprint, by=by, now=now)
+        if acked is None:  # a pending alert whose condition went away meanwhile
+            raise NotFound("fingerprint", "no such alert")
+        log.info("alert acknowledged", extra={"fingerprint": fingerprint, "by": by})
+        silences = self.silences.list_silences(state="active", now=now)
+        return alert_view(acked, [], silences, links=self.links, now=now)

@@ -1,0 +1,134 @@
+"""The APScheduler 3.11 BackgroundScheduler that drives the process.
+
+Jobs (each at most one instance at a time; a late run is coalesced, never stacked):
+
+- leader (every replica, LEADER_RETRY_SECONDS, 5 s): keeps the lock, or tries to take it;
+- evaluate (leader only, EVALUATION_INTERVAL_SECONDS, 15 s): one rule evaluation round;
+- budget (leader only, BUDGET_INTERVAL_SECONDS, 60 s): one budget round over every org;
+- outbox (leader only, OUTBOX_INTERVAL_SECONDS, 1 s): sends what is due;
+- gauges (every replica, 5 s): outbox depth and oldest age on the leader, 0 on standbys (so
+  `sum()` across replicas is right);
+- purge (leader only, hourly): forgets delivered messages older than ALERTS_RETENTION_DAYS.
+
+A round that queues messages wakes the outbox job at once instead of waiting for its next tick.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from alerts.budget.evaluator import BudgetEvaluator
+from alerts.delivery.outbox import OutboxWorker
+from alerts.rules.evaluator import Evaluator
+from alerts.scheduling.leader import LeaderElection
+from billing_core.errors import DatabaseUnavailable
+
+log = logging.getLogger("alerts.scheduler")
+GAUGE_INTERVAL_SECONDS = 5.0
+PURGE_INTERVAL_SECONDS = 3600.0
+
+
+class AlertsScheduler:
+    def __init__(self, *, leader: LeaderElection, evaluator: Evaluator, budget: BudgetEvaluator,
+                 worker: OutboxWorker, evaluation_interval: float, budget_interval: float,
+                 outbox_interval: float, leader_interval: float,
+                 retention: timedelta = timedelta(days=90)) -> None:
+        self.leader = leader
+        self.evaluator = evaluator
+        self.budget = budget
+        self.worker = worker
+        self.retention = retention
+        self.intervals = {
+            "leader": leader_interval,
+            "evaluate": evaluation_interval,
+            "budget": budget_interval,
+            "outbox": outbox_interval,
+            "gauges": GAUGE_INTERVAL_SECONDS,
+            "purge": PURGE_INTERVAL_SECONDS,
+        }
+        self.scheduler = BackgroundScheduler(
+            timezone=UTC,
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30},
+        )
+        self._was_leader = False
+
+    def start(self) -> None:
+        self._leader_job()  # know who leads before the first round
+        now = datetime.now(UTC)
+        jobs: dict[str, Callable[[], Any]] = {
+            "leader": self._leader_job,
+            "evaluate": self._evaluate_job,
+            "budget": self._budget_job,
+            "outbox": self._outbox_job,
+            "gauges": self._gauges_job,
+            "purge": self._purge_job,
+        }
+        for job_id, function in jobs.items():
+            self.scheduler.add_job(function, "interval", id=job_id,
+                                   seconds=self.intervals[job_id], next_run_time=now)
+        self.scheduler.start()
+        log.info("scheduler started", extra={k + "_interval_seconds": v
+                                             for k, v in self.intervals.items()})
+
+    def shutdown(self) -> None:
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=True)
+        self.leader.release()
+
+    def wake(self, job_id: str) -> None:
+        """Run a job now (e.g. the outbox after a round queued messages)."""
+        try:
+            self.scheduler.modify_job(job_id, next_run_time=datetime.now(UTC))
+        except Exception:  # not started yet, or shutting down: its next tick comes anyway
+            pass
+
+    # -- jobs ---------------------------------------------------------------------------------
+
+    def _leader_job(self) -> None:
+        leading = self.leader.try_lead()
+        if leading and not self._was_leader:
+            # A new leader evaluates and drains at once: a takeover costs one retry interval.
+            self.wake("evaluate")
+            self.wake("budget")
+            self.wake("outbox")
+        self._was_leader = leading
+
+    def _evaluate_job(self) -> None:
+        if not self.leader.confirm():
+            return
+        self._guard("evaluate", self.evaluator.run_round)
+
+    def _budget_job(self) -> None:
+        if not self.leader.confirm():
+            return
+        self._guard("budget", self.budget.run_round)
+
+    def _outbox_job(self) -> None:
+        if not self.leader.confirm():
+            return
+        self._guard("outbox", lambda: self.worker.drain(should_continue=self.leader.confirm))
+
+    def _gauges_job(self) -> None:
+        if self.leader.confirm():
+            self.worker.refresh_gauges()
+        else:
+            self.worker.standby_gauges()
+
+    def _purge_job(self) -> None:
+        if not self.leader.confirm():
+            return
+        self._guard("purge", lambda: self.worker.purge(retention=self.retention))
+
+    def _guard(self, job: str, work: Callable[[], Any]) -> None:
+        try:
+            work()
+        except DatabaseUnavailable as error:
+            log.warning("database unavailable; the job runs again at its next tick",
+                        extra={"job": job, "reason": str(error)[:200]})
+        except Exception:
+            log.exception("job failed; it runs again at its next tick", extra={"job": job})
