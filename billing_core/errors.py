@@ -8,6 +8,7 @@ conditions they expect; anything else is a bug and answers 500. `billing_core.ht
     BillingError                          base; status 500, code internal_error
     ├── ConfigError                       refuses to start (the CLIs exit 2); never an answer
     │   ├── SettingsError                 an environment variable (billing_core.settings)
+    │   │   └── SmtpSettingsError         alerts: the SMTP relay's settings
     │   ├── PlanConfigError               the plans file (billing_core.plans)
     │   ├── RoutesFileError               alerts: the routes file
     │   └── RuleFileError                 alerts: a Prometheus rule file
@@ -28,10 +29,14 @@ conditions they expect; anything else is a bug and answers 500. `billing_core.ht
     │   ├── DatabaseUnavailable           the database is away; nothing was committed
     │   ├── NotConfigured                 engine: WebhooksNotConfigured (no webhook secret)
     │   └── TransientFailure              engine: a Stripe event stored but not handled yet
-    └── UpstreamError               502   a dependency answered badly
-        ├── ProviderError                 engine: Stripe (billing_engine.stripe.client)
-        ├── CircuitOpen                   engine: the breaker refused the call unsent
-        └── PrometheusUnavailable         alerts: Prometheus did not answer a query
+    ├── UpstreamError               502   a dependency answered badly
+    │   ├── ProviderError                 engine: Stripe (billing_engine.stripe.client)
+    │   ├── CircuitOpen                   engine: the breaker refused the call unsent
+    │   └── PrometheusUnavailable         alerts: Prometheus did not answer a query
+    └── RuleEvaluationError               alerts: a rule cannot be evaluated this round; it
+        ├── QueryError                    keeps its state and the next round tries again
+        └── TemplateError                 (Prometheus refused the query; an annotation would
+                                          not render); never an HTTP answer
 
 This module imports nothing but the standard library, so pure rules may raise these too.
 """

@@ -6,18 +6,27 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    WithJsonSchema,
+)
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from billing_core.errors import BillingError, DatabaseUnavailable, UnavailableError
 
 log = logging.getLogger("billing_core.http")
 MAX_FIELD_ERRORS = 50
+UNPARSABLE_BODY = "There was an error parsing the body"
 
 
 class ResponseModel(BaseModel):
@@ -26,8 +35,13 @@ class ResponseModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-# An RFC 3339 time as the engine writes it (Python's isoformat, with its UTC offset).
-Timestamp = Annotated[str, WithJsonSchema({"type": "string", "format": "date-time"})]
+# A time as both APIs have always written it: `datetime.isoformat()`, with its UTC offset
+# (`2026-11-18T12:00:00+00:00`), documented as an RFC 3339 date-time.
+Timestamp = Annotated[
+    datetime,
+    PlainSerializer(lambda moment: moment.isoformat(), return_type=str),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]
 
 
 # NUL (PostgreSQL cannot store it in text), other control characters but tab and newlines, and
@@ -42,7 +56,9 @@ def storable(value: str) -> str:
 
 
 # Free text a person typed that will be stored or searched: refused rather than half-stored.
-StorableText = Annotated[str, AfterValidator(storable)]
+# `Storable` goes last in an Annotated that also constrains the string (strip, lengths).
+Storable = AfterValidator(storable)
+StorableText = Annotated[str, Storable]
 
 
 class FieldError(BaseModel):
@@ -60,7 +76,7 @@ class ErrorBody(BaseModel):
 
 # What each status means in the API, for the OpenAPI description of a route's answers.
 STATUS_MEANINGS = {
-    400: "The request is malformed (a Stripe delivery that is not signed or not an event)",
+    400: "The request is malformed: not signed as it must be, or not what the route reads",
     401: "The credential is missing or wrong",
     403: "The credential does not allow this",
     404: "The thing named in the path or query does not exist",
@@ -139,6 +155,13 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and str(exc.detail).startswith(UNPARSABLE_BODY):
+            # FastAPI could not read the body at all (e.g. a number too long to convert): the
+            # body is what is wrong, like any other body that is not valid JSON.
+            fields = [{"field": "body", "reason": "is not valid JSON that can be read"}]
+            return JSONResponse(
+                status_code=422, content=error_body("invalid_request", "body: unreadable", fields)
+            )
         if exc.status_code == 404:
             return JSONResponse(status_code=404, content=error_body("not_found", "no such route"))
         if exc.status_code == 405:

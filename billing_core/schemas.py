@@ -15,4 +15,4 @@ class PeriodOut(ResponseModel):
 
 
 def period_out(period: BillingPeriod) -> PeriodOut:
-    return PeriodOut(key=period.key, start=period.start.isoformat(), end=period.end.isoformat())
+    return PeriodOut(key=period.key, start=period.start, end=period.end)

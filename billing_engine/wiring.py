@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from billing_core.catalogue import load_plans
 from billing_core.clock import Clock, utc_now
 from billing_core.plans import PlanCatalog
-from billing_engine.audit.log import AuditLog
+from billing_engine.audit.service import AuditLog
 from billing_engine.audit.store import AuditStore
 from billing_engine.billing_view.service import BillingCards
 from billing_engine.billing_view.store import BillingCardStore

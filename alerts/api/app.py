@@ -14,12 +14,12 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from alerts import __version__
-from alerts.budget.endpoints import router as budget_router
-from alerts.delivery.endpoints import router as delivery_router
-from alerts.observability.endpoints import router as health_router
+from alerts.budget.routes import router as budget_router
+from alerts.delivery.routes import router as delivery_router
+from alerts.observability.routes import router as health_router
 from alerts.process import AlertsProcess
-from alerts.rules.endpoints import router as alerts_router
-from alerts.silences.endpoints import router as silences_router
+from alerts.rules.routes import router as alerts_router
+from alerts.silences.routes import router as silences_router
 from billing_core.http import install_error_handlers
 
 ROUTERS = (health_router, alerts_router, silences_router, budget_router, delivery_router)

@@ -1,47 +1,24 @@
-"""What the concepts' HTTP contracts share: field types, and answers any route with a body gives.
+"""What the alerts concepts' HTTP contracts share beyond `billing_core.http` (whose
+`Timestamp`, `StorableText` and `ErrorBody` they use):
 
-- `Timestamp`: a time as the API has always written it, `datetime.isoformat()`
-  (`2026-11-18T12:00:00+00:00`), documented as an RFC 3339 date-time.
-- `Text`: free text from a caller, refused (422) when it holds a NUL or another control
-  character but tab and line breaks, or half of a UTF-16 surrogate pair: PostgreSQL can store
-  neither, and no label, name or comment needs one.
 - `Identifier`: an id in a path (an alert's fingerprint, a silence's id, an org's id): at most
   200 characters, none of them a control character or a slash.
-- `BODY_ERRORS`: a body FastAPI cannot parse at all (a number too long to read) answers 400
-  before any field is looked at; every route that takes a body declares it.
+- `BODY_ERRORS`: what every route that takes a body may answer about it (422; a body FastAPI
+  cannot read at all is a 422 too, through billing_core's handlers).
 """
 
 from __future__ import annotations
 
-import re
-from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 
 from fastapi import Path
-from pydantic import AfterValidator, PlainSerializer, WithJsonSchema
 
-from billing_core.http import ErrorBody, error_responses
+from billing_core.http import StorableText, Timestamp, error_responses
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+__all__ = ["BODY_ERRORS", "IDENTIFIER_PATTERN", "Text", "Timestamp", "identifier"]
+
 IDENTIFIER_PATTERN = r"^[^\x00-\x1f\x7f/]+$"
-
-
-def _storable_text(value: str) -> str:
-    if _CONTROL.search(value):
-        raise ValueError("must not contain NUL or other control characters")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("must be valid Unicode text (a lone surrogate is not)") from None
-    return value
-
-
-Timestamp = Annotated[
-    datetime,
-    PlainSerializer(lambda moment: moment.isoformat(), return_type=str),
-    WithJsonSchema({"type": "string", "format": "date-time"}),
-]
-Text = Annotated[str, AfterValidator(_storable_text)]
+Text = StorableText
 
 
 def identifier(description: str) -> Any:
@@ -50,7 +27,4 @@ def identifier(description: str) -> Any:
                 pattern=IDENTIFIER_PATTERN)
 
 
-BODY_ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorBody, "description": "The body cannot be parsed at all"},
-    **error_responses(422),
-}
+BODY_ERRORS: dict[int | str, dict[str, Any]] = error_responses(422)

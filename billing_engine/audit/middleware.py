@@ -1,5 +1,5 @@
 """Plain ASGI middleware that records every admin mutation through the AuditLog (the rule is in
-`billing_engine.audit.log`)."""
+`billing_engine.audit.service`)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import anyio.to_thread
 from billing_core.logs import request_id_var
 from billing_engine.api.middleware import header
 from billing_engine.audit.keys import STATE_ACTOR, STATE_REFUSAL
-from billing_engine.audit.log import (
+from billing_engine.audit.service import (
     AUDITED_METHODS,
     AUDITED_PREFIXES,
     MAX_BODY_CAPTURE,

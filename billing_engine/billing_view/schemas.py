@@ -69,7 +69,7 @@ def billing_card_out(card: BillingCard) -> BillingCardOut:
             estimated_total_cents=quota.estimated_total_cents,
         ),
         thresholds_crossed=list(quota.thresholds_crossed),
-        as_of=card.as_of.isoformat(),
+        as_of=card.as_of,
         subscription=None if card.subscription is None else subscription_out(card.subscription),
         invoice_preview=invoice_out(
             card.invoice_preview, org_id=card.org.id, period=card.period, status=PREVIEW

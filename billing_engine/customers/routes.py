@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from billing_core.errors import InvalidRequest
-from billing_core.http import StorableText, error_responses
+from billing_core.http import Storable, error_responses
 from billing_engine.api.deps import ADMIN_ANSWERS, AdminDep, OrgIdPath, ServicesDep
 from billing_engine.customers.schemas import (
     CustomerSearchOut,
@@ -29,7 +29,7 @@ admin = APIRouter(tags=["admin"], dependencies=[AdminDep], responses=ADMIN_ANSWE
 )
 def get_customers(
     services: ServicesDep,
-    q: Annotated[StorableText, Query(max_length=200)] = "",
+    q: Annotated[str, Query(max_length=200), Storable] = "",
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> CustomerSearchOut:

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from billing_core.http import ResponseModel, StorableText, Timestamp
+from billing_core.http import ResponseModel, Storable, Timestamp
 from billing_engine.api.deps import ORG_ID_PATTERN
 from billing_engine.customers.service import SearchPage
 from billing_engine.customers.store import OrgRecord
@@ -19,13 +19,14 @@ class OrgUpsert(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Annotated[
-        StorableText, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), Storable
     ]
     email: Annotated[
-        StorableText,
+        str,
         StringConstraints(strip_whitespace=True, max_length=320, pattern=EMAIL_PATTERN),
+        Storable,
     ]
-    plan: Annotated[StorableText, StringConstraints(min_length=1, max_length=64)]
+    plan: Annotated[str, StringConstraints(min_length=1, max_length=64), Storable]
 
 
 class OrgOut(ResponseModel):
@@ -52,7 +53,7 @@ def org_out(org: OrgRecord) -> OrgOut:
         billing_email=org.billing_email,
         plan=org.plan,
         stripe_customer_id=org.stripe_customer_id,
-        created_at=org.created_at.isoformat(),
+        created_at=org.created_at,
     )
 
 

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from billing_core.http import ResponseModel, StorableText, Timestamp
+from billing_core.http import ResponseModel, Storable, Timestamp
 from billing_core.periods import BillingPeriod
 from billing_core.quota import hours
 from billing_core.schemas import PeriodOut, period_out
@@ -23,7 +23,7 @@ PREVIEW = "preview"
 
 Amount = Annotated[int, Field(strict=True, gt=0, le=MAX_CREDIT_CENTS, description="Cents, > 0")]
 Reason = Annotated[
-    StorableText, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500), Storable
 ]
 
 
@@ -157,7 +157,7 @@ def invoice_out(
         credits_applied_cents=draft.credits_cents,
         total_cents=draft.total_cents,
         stripe_invoice_id=stripe_invoice_id,
-        closed_at=None if closed_at is None else closed_at.isoformat(),
+        closed_at=closed_at,
     )
 
 
@@ -182,7 +182,7 @@ def credit_out(credit: CreditRecord) -> CreditOut:
         applied_cents=credit.amount_cents - credit.remaining_cents,
         reason=credit.reason,
         granted_by=credit.granted_by,
-        granted_at=credit.granted_at.isoformat(),
+        granted_at=credit.granted_at,
         applications=[
             CreditApplicationOut(invoice_id=a.invoice_id, period=a.period,
                                  amount_cents=a.amount_cents)

@@ -20,10 +20,10 @@ class SubscriptionOut(ResponseModel):
     stripe_customer_id: str | None
 
 
-def _iso(value: datetime | None) -> str | None:
+def _aware(value: datetime | None) -> datetime | None:
     if value is None:
         return None
-    return (value.replace(tzinfo=UTC) if value.tzinfo is None else value).isoformat()
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
 def subscription_out(current: SubscriptionState) -> SubscriptionOut:
@@ -31,8 +31,8 @@ def subscription_out(current: SubscriptionState) -> SubscriptionOut:
         id=current.subscription_id,
         status=current.status,
         entitlement_status=entitlement_status(current.status).value,
-        current_period_start=_iso(current.current_period_start),
-        current_period_end=_iso(current.current_period_end),
+        current_period_start=_aware(current.current_period_start),
+        current_period_end=_aware(current.current_period_end),
         cancel_at_period_end=current.cancel_at_period_end,
         stripe_customer_id=current.customer_id,
     )

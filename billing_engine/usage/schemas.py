@@ -148,8 +148,8 @@ def instance_out(found: InstanceUsage) -> InstanceOut:
         instance_id=record.instance_id,
         org_id=record.org_id,
         state=record.last_state,
-        first_seen=record.first_seen.isoformat(),
-        last_seen=record.last_seen.isoformat(),
+        first_seen=record.first_seen,
+        last_seen=record.last_seen,
         seconds_since_seen=max(0, int((found.now - record.last_seen).total_seconds())),
         period=period_out(found.period),
         minutes_this_period=found.minutes,
@@ -187,25 +187,21 @@ class OrgInstancesOut(ResponseModel):
     as_of: Timestamp
 
 
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
-
-
 def _org_instance(item: OrgInstance, now: datetime) -> OrgInstanceOut:
     return OrgInstanceOut(
         instance_id=item.instance_id,
         state=item.last_state,
-        first_seen=item.first_seen.isoformat(),
-        last_seen=item.last_seen.isoformat(),
+        first_seen=item.first_seen,
+        last_seen=item.last_seen,
         seconds_since_seen=max(0, int((now - item.last_seen).total_seconds())),
         minutes_this_period=item.minutes_this_period,
         hours_this_period=hours(item.minutes_this_period),
         throttle=InstanceThrottleOut(
             decision="pause" if item.paused_reason else "run",
             reason=item.paused_reason,
-            paused_since=_iso(item.paused_since),
-            run_started_at=_iso(item.run_started_at),
-            checked_at=_iso(item.checked_at),
+            paused_since=item.paused_since,
+            run_started_at=item.run_started_at,
+            checked_at=item.checked_at,
         ),
     )
 
@@ -217,7 +213,7 @@ def org_instances_out(found: OrgInstances) -> OrgInstancesOut:
         total=found.total,
         paused=sum(1 for i in found.instances if i.paused_reason),
         instances=[_org_instance(i, found.now) for i in found.instances],
-        as_of=found.now.isoformat(),
+        as_of=found.now,
     )
 
 
@@ -254,7 +250,7 @@ def top_orgs_out(period: BillingPeriod, rows: list[TopOrg], now: datetime) -> To
             )
             for r in rows
         ],
-        as_of=now.isoformat(),
+        as_of=now,
     )
 
 

@@ -37,7 +37,7 @@ def test_the_top_level_holds_only_entry_points_settings_and_the_wiring():
 def test_each_concept_has_its_store_service_routes_and_schemas():
     for concept in CONCEPTS:
         files = {p.stem for p in (ALERTS / concept).glob("*.py")}
-        assert {"store", "service", "endpoints", "schemas"} <= files, concept
+        assert {"store", "service", "routes", "schemas"} <= files, concept
     api = {p.stem for p in (ALERTS / "api").glob("*.py")}
     assert api == {"__init__", "app", "deps", "contract"}
 
