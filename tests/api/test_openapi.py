@@ -56,7 +56,8 @@ def test_routes_declare_the_answers_they_can_give(document):
     assert missing == []
 
 
-ODD_VALUES = ("\x00", "a\x00b", "x" * 300, "9" * 40, "-1", "9999-99", "org_nobody",
+ODD_VALUES = ("\x00", "a\x00b", "x" * 300, "9" * 40, "4611686018427387904", "-1", "9999-99",
+              "9999-12", "0000-01", "org_nobody",
               "%s' OR 1=1 --")
 ODD_BODIES: tuple[Any, ...] = (
     {"heartbeats": [{"instance_id": "i\x00", "org_id": "o", "ts": "9999-12-31T23:59:59Z",
