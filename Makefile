@@ -2,13 +2,17 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
+# Test workers: most tests wait on a server or a subprocess, so three keep two cores busy.
+# loadgroup keeps each module that shares one started stack on one worker (docs/development.md).
+PYTEST_PARALLEL ?= -n 3 --dist loadgroup
 
-.PHONY: run test lint bench venv test-deps run-deps clean help
+.PHONY: run test test-fast lint bench venv test-deps run-deps clean help
 .DEFAULT_GOAL := help
 
 help:
 	@echo "make run    - the local stack: engine with demo traffic, Prometheus, alerts, mail sink, console"
-	@echo "make test   - install what the tests need, then run the whole suite"
+	@echo "make test   - install what the tests need, then run the whole suite, in parallel"
+	@echo "make test-fast - the fast lane: pure and in-process tests, no subprocesses (< 90 s)"
 	@echo "make lint   - ruff and mypy"
 	@echo "make bench  - ingest, lookup, console and alerts benchmarks against PostgreSQL"
 
@@ -36,7 +40,10 @@ lint: venv
 
 test: venv test-deps
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest
+	$(PY) -m pytest $(PYTEST_PARALLEL)
+
+test-fast: venv test-deps
+	$(PY) -m pytest $(PYTEST_PARALLEL) -m "not processes"
 
 bench: venv test-deps
 	$(PY) -m bench

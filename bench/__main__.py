@@ -26,8 +26,8 @@ from bench.alerts_bench import bench_alerts_budget, bench_alerts_page, print_ale
 from bench.console import bench_console, print_console
 from bench.load import open_loop
 from billing_engine.db import migrate
-from tests.support.services import (
-    EngineProcess,
+from devstack.processes import EngineProcess
+from devstack.servers import (
     create_scratch_database,
     drop_database,
     reachable_postgres,

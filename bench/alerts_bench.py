@@ -125,9 +125,9 @@ def _first_failed_scrape(prometheus_url: str, after: float) -> float | None:
 
 def bench_alerts_page(url: str, *, scrape_interval: str = "5s",
                       evaluation_interval: str | None = None) -> dict[str, float | str]:
-    from tests.alerts.core import SHIPPED_RULES, AlertsProcessRunner
-    from tests.support.receivers import SlackReceiver, SmtpServer
-    from tests.support.services import EngineProcess, PrometheusServer, wait_for
+    from devstack.processes import SHIPPED_RULES, AlertsProcess, EngineProcess, PrometheusServer
+    from devstack.receivers import SlackReceiver, SmtpServer
+    from devstack.servers import wait_for
 
     engine = EngineProcess(database_url=url).start()
     prometheus = PrometheusServer(targets={"billing-engine": f"127.0.0.1:{engine.port}"},
@@ -139,7 +139,7 @@ def bench_alerts_page(url: str, *, scrape_interval: str = "5s",
            "ONCALL_EMAIL": "oncall@bench.example", "SLACK_WEBHOOK_URL": slack.url}
     if evaluation_interval is not None:
         env["EVALUATION_INTERVAL_SECONDS"] = evaluation_interval
-    alerts = AlertsProcessRunner(env=env)
+    alerts = AlertsProcess(env=env)
     monotonic_to_wall = time.time() - time.monotonic()
     try:
         wait_for(lambda: prometheus.get("/api/v1/query", query="up == 1")["result"],
@@ -197,7 +197,7 @@ def print_alerts(results: dict[str, Any]) -> None:
 
 
 def main() -> int:
-    from tests.support.services import (
+    from devstack.servers import (
         create_scratch_database,
         drop_database,
         reachable_postgres,

@@ -35,7 +35,8 @@ import streamlit as st
 import yaml
 from streamlit.testing.v1 import AppTest
 
-from tests.support.services import EngineProcess, free_port, wait_for
+from devstack.processes import EngineProcess
+from devstack.servers import free_port, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "dashboard" / "app.py")
@@ -363,7 +364,7 @@ def print_console(result: dict[str, Any]) -> None:
 def main() -> int:
     from bench.__main__ import machine  # not at import time: bench.__main__ imports this module
     from billing_engine.db import migrate
-    from tests.support.services import (
+    from devstack.servers import (
         create_scratch_database,
         drop_database,
         reachable_postgres,

@@ -13,34 +13,17 @@ import os
 import shutil
 import signal
 import socket
-import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from urllib.request import urlopen
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # devstack lives beside the packages, not inside them
+
+from devstack.stack import PARTS, Stack  # noqa: E402
+
 VAR = ROOT / "var"
-
-
-@dataclass
-class Service:
-    name: str
-    port: int
-    argv: list[str]
-    url: str
-    ready_path: str  # an HTTP path answering 200 when ready; "" = the TCP port accepts
-    env: dict[str, str]
-    process: subprocess.Popen[bytes] | None = None
-
-
-def _die_with_parent() -> None:
-    """Runs in each child before exec: if the launcher dies, however it dies, so does the child."""
-    import ctypes
-
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+PORTS = {"engine": 8006, "mailsink": 1025, "prometheus": 9090, "alerts": 8007, "console": 8501}
 
 
 class Stop(Exception):
@@ -57,173 +40,78 @@ def port_busy(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-def wait_ready(service: Service, timeout: float = 90) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if service.process is not None and service.process.poll() is not None:
-            return False
-        if not service.ready_path:
-            if port_busy(service.port):
-                return True
-            time.sleep(0.5)
-            continue
-        try:
-            with urlopen(service.url + service.ready_path, timeout=2) as response:  # noqa: S310
-                if response.status == 200:
-                    return True
-        except OSError:
-            pass
-        time.sleep(0.5)
-    return False
-
-
-def services() -> list[Service]:
-    env = {
-        **os.environ,
-        "DATABASE_URL": os.environ.get("DATABASE_URL", f"sqlite:///{VAR / 'billing.db'}"),
-        "ADMIN_API_KEY": os.environ.get("ADMIN_API_KEY", "dev-admin-key"),
-        "APP_ENV": os.environ.get("APP_ENV", "development"),
-        "LOG_LEVEL": os.environ.get("LOG_LEVEL", "WARNING"),
-    }
-    stack = [
-        Service(
-            name="billing engine (demo)",
-            port=8006,
-            argv=[sys.executable, "-m", "billing_engine", "demo", "--port", "8006"],
-            url="http://127.0.0.1:8006",
-            ready_path="/ready",
-            env=env,
-        ),
-        Service(
-            name="mailsink",
-            port=1025,
-            argv=[sys.executable, "-m", "alerts.mailsink", "--dir", str(VAR / "mail"),
-                  "--port", "1025"],
-            url="smtp://127.0.0.1:1025",
-            ready_path="",
-            env=dict(os.environ),
-        ),
-    ]
-    prometheus = shutil.which("prometheus")
-    if prometheus:
-        stack.append(
-            Service(
-                name="prometheus",
-                port=9090,
-                argv=[
-                    prometheus,
-                    f"--config.file={ROOT / 'prometheus' / 'prometheus.yml'}",
-                    f"--storage.tsdb.path={VAR / 'prometheus'}",
-                    "--storage.tsdb.retention.time=35d",  # the SLO window is 30 days
-                    "--web.listen-address=127.0.0.1:9090",
-                    "--log.level=warn",
-                ],
-                url="http://127.0.0.1:9090",
-                ready_path="/-/ready",
-                env=dict(os.environ),
-            )
-        )
-    else:
+def build_stack() -> Stack:
+    parts = PARTS
+    if shutil.which("prometheus") is None:
         print("prometheus is not installed (apt-get install prometheus); starting without it")
-    stack.append(
-        Service(
-            name="alerts process",
-            port=8007,
-            argv=[sys.executable, "-m", "alerts", "serve", "--port", "8007"],
-            url="http://127.0.0.1:8007",
-            ready_path="/healthz",
-            env={
-                **env,
-                "PROMETHEUS_URL": os.environ.get("PROMETHEUS_URL", "http://127.0.0.1:9090"),
-                "SMTP_HOST": os.environ.get("SMTP_HOST", "127.0.0.1"),
-                "SMTP_PORT": os.environ.get("SMTP_PORT", "1025"),
-                "CONSOLE_URL": os.environ.get("CONSOLE_URL", "http://127.0.0.1:8501"),
-                "RUNBOOK_BASE_URL": os.environ.get(
-                    "RUNBOOK_BASE_URL", "http://127.0.0.1:8501/runbooks"),
-            },
-        )
-    )
-    stack.append(
-        Service(
-            name="console",
-            port=8501,
-            argv=[sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard" / "app.py"),
-                  "--server.port", "8501", "--server.address", "127.0.0.1",
-                  "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-            url="http://127.0.0.1:8501",
-            ready_path="/_stcore/health",
-            env={
-                **os.environ,
-                "ENGINE_URL": os.environ.get("ENGINE_URL", "http://127.0.0.1:8006"),
-                "PROMETHEUS_URL": os.environ.get("PROMETHEUS_URL", "http://127.0.0.1:9090"),
-                "ALERTS_URL": os.environ.get("ALERTS_URL", "http://127.0.0.1:8007"),
-            },
-        )
-    )
-    return stack
+        parts = tuple(p for p in PARTS if p != "prometheus")
+    common = {"APP_ENV": os.environ.get("APP_ENV", "development"),
+              "LOG_LEVEL": os.environ.get("LOG_LEVEL", "WARNING")}
+    return Stack(
+        database_url=os.environ.get("DATABASE_URL", f"sqlite:///{VAR / 'billing.db'}"),
+        admin_key=os.environ.get("ADMIN_API_KEY", "dev-admin-key"),
+        parts=parts, demo=True, ports=dict(PORTS),
+        engine_env=common, alerts_env={**common, **{
+            name: os.environ[name] for name in ("PROMETHEUS_URL", "SMTP_HOST", "SMTP_PORT",
+                                                "CONSOLE_URL", "RUNBOOK_BASE_URL")
+            if name in os.environ}},
+        console_env={name: os.environ[name] for name in ("ENGINE_URL", "PROMETHEUS_URL",
+                                                         "ALERTS_URL") if name in os.environ},
+        prometheus_config=ROOT / "prometheus" / "prometheus.yml",  # scrapes 8006 and 8007
+        prometheus_storage=VAR / "prometheus",
+        prometheus_retention="35d",  # the SLO window is 30 days
+        mail_dir=VAR / "mail", log_dir=VAR / "logs", die_with_parent=True)
 
 
-def stop_all(stack: list[Service]) -> None:
-    for service in reversed(stack):
-        if service.process and service.process.poll() is None:
-            os.killpg(service.process.pid, signal.SIGTERM)
-    for service in stack:
-        if service.process:
-            try:
-                service.process.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(service.process.pid, signal.SIGKILL)
+def banner(stack: Stack) -> str:
+    lines = [
+        "",
+        "The local stack is up (logs in var/logs/, Ctrl-C stops everything):",
+        f"  Ops console           {stack.url('console')}/",
+        f"  Customer lookup       {stack.url('console')}/customers",
+        f"  Runbooks              {stack.url('console')}/runbooks",
+        f"  Billing engine API    {stack.url('engine')}/docs",
+        f"  Engine metrics        {stack.url('engine')}/metrics",
+        f"  Alerts API            {stack.url('alerts')}/v1/alerts",
+        f"  Mail sent (.eml)      {VAR / 'mail'}/",
+        f"  Example billing view  {stack.url('engine')}/v1/billing?org_id=org_acme-analytics",
+    ]
+    if "prometheus" in stack.parts:
+        lines.append(f"  Prometheus            {stack.url('prometheus')}/alerts")
+    lines.append(f"  Admin key (dev only)  {stack.admin_key}")
+    return "\n".join(lines) + "\n"
 
 
 def main() -> int:
     VAR.mkdir(exist_ok=True)
-    (VAR / "logs").mkdir(exist_ok=True)
-    stack = services()
-    busy = [f"{s.name} needs port {s.port}" for s in stack if port_busy(s.port)]
+    stack = build_stack()
+    busy = [f"{part} needs port {stack.ports[part]}" for part in stack.parts
+            if port_busy(stack.ports[part])]
     if busy:
         print("cannot start, ports in use: " + "; ".join(busy), file=sys.stderr)
         return 1
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _raise_stop)
     try:
-        for service in stack:
-            log = open(VAR / "logs" / f"{service.name.split()[0]}.log", "ab")  # noqa: SIM115
-            service.process = subprocess.Popen(
-                service.argv, cwd=ROOT, env=service.env, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True, preexec_fn=_die_with_parent,
-            )
-        for service in stack:
-            if not wait_ready(service):
-                print(f"{service.name} did not become ready; see var/logs/", file=sys.stderr)
-                stop_all(stack)
-                return 1
-        print(
-            "\nThe local stack is up (logs in var/logs/, Ctrl-C stops everything):\n"
-            "  Ops console           http://127.0.0.1:8501/\n"
-            "  Customer lookup       http://127.0.0.1:8501/customers\n"
-            "  Runbooks              http://127.0.0.1:8501/runbooks\n"
-            "  Billing engine API    http://127.0.0.1:8006/docs\n"
-            "  Engine metrics        http://127.0.0.1:8006/metrics\n"
-            "  Alerts API            http://127.0.0.1:8007/v1/alerts\n"
-            f"  Mail sent (.eml)      {VAR / 'mail'}/\n"
-            "  Example billing view  http://127.0.0.1:8006/v1/billing?org_id=org_acme-analytics\n"
-            + ("  Prometheus            http://127.0.0.1:9090/alerts\n"
-               if any(s.name == "prometheus" for s in stack) else "")
-            + "  Admin key (dev only)  dev-admin-key\n",
-            flush=True,
-        )
+        try:
+            stack.start()
+        except (RuntimeError, TimeoutError) as exc:
+            print(f"the stack did not start: {exc}\nsee var/logs/", file=sys.stderr)
+            return 1
+        print(banner(stack), flush=True)
         while True:
-            for service in stack:
-                if service.process and service.process.poll() is not None:
-                    print(f"{service.name} exited; stopping the stack", file=sys.stderr)
-                    stop_all(stack)
-                    return 1
+            gone = stack.exited()
+            if gone is not None:
+                print(f"the {gone.name} exited; stopping the stack (see var/logs/)",
+                      file=sys.stderr)
+                stack.stop()
+                return 1
             time.sleep(1)
     except (KeyboardInterrupt, Stop):
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, signal.SIG_IGN)  # a second Ctrl-C must not cut the cleanup short
         print("\nstopping...", flush=True)
-        stop_all(stack)
+        stack.stop()
         return 0
 
 

@@ -1,6 +1,9 @@
-"""Shared fixtures: a real PostgreSQL (configured or throwaway), stores on both backends, the app.
+"""Shared fixtures: a real PostgreSQL (configured or throwaway), stores on both backends, the app;
+and the marks that split the suite into its two lanes (docs/development.md).
 
 A test that needs PostgreSQL and cannot get one fails with what to install; it never skips.
+Marks `postgres` and `redis` are set here from the fixtures a test uses; `processes` is written
+on the tests that start subprocesses, and devstack refuses to start one in a test without it.
 """
 
 from __future__ import annotations
@@ -18,8 +21,8 @@ from billing_engine.db import Database, create_database, migrate
 from billing_engine.db.metadata import engine_metadata
 from billing_engine.operability.metrics import EngineMetrics
 from billing_engine.settings import Settings
-from tests.support.clock import FrozenClock
-from tests.support.services import (
+from devstack.processes import GUARD_VARIABLE
+from devstack.servers import (
     INSTALL_HINT,
     PostgresServer,
     RedisServer,
@@ -28,8 +31,32 @@ from tests.support.services import (
     reachable_postgres,
     start_throwaway_postgres,
 )
+from tests.support.clock import FrozenClock
 
 ADMIN_KEY = "test-admin-key-0123456789"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if "pg_server_url" in fixtures:
+            item.add_marker(pytest.mark.postgres)
+        if "redis_url" in fixtures:
+            item.add_marker(pytest.mark.redis)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
+    allowed = item.get_closest_marker("processes") is not None
+    os.environ[GUARD_VARIABLE] = "allowed" if allowed else "forbidden"
+    return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item) -> Iterator[None]:
+    # Module and session fixtures that started processes stop them here: always allowed.
+    os.environ[GUARD_VARIABLE] = "allowed"
+    return (yield)
 
 
 @pytest.fixture(scope="session")

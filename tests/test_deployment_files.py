@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import runpy
 from pathlib import Path
 
 import yaml
@@ -87,7 +88,9 @@ def test_prometheus_in_compose_scrapes_the_compose_hostnames():
 def test_prometheus_keeps_more_than_the_30_day_slo_window():
     command = compose()["services"]["prometheus"]["command"]
     assert "--storage.tsdb.retention.time=35d" in command
-    assert "--storage.tsdb.retention.time=35d" in (ROOT / "scripts" / "run_local.py").read_text()
+    make_run = runpy.run_path(str(ROOT / "scripts" / "run_local.py"))["build_stack"]()
+    make_run.build()
+    assert "--storage.tsdb.retention.time=35d" in make_run.prometheus.argv()
 
 
 def test_console_runs_the_streamlit_app_shipped_in_the_image():

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.receivers import SlackReceiver, SmtpServer, TlsFiles, make_tls_files
+from devstack.receivers import SlackReceiver, SmtpServer, TlsFiles, make_tls_files
 
 SMTP_LOGIN = ("alerts", "smtp-test-password-7d1f")
 

@@ -6,20 +6,13 @@ receivers (real SMTP, real Slack stand-in) come from tests/alerts/conftest.py.
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
-import subprocess
-import sys
-import tempfile
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import yaml
 from sqlalchemy import Engine, select
@@ -31,19 +24,14 @@ from alerts.store.repository import AlertStore
 from billing_engine.customers.tables import orgs
 from billing_engine.db import migrate as migrate_engine
 from billing_engine.usage.tables import daily_usage
+from devstack.processes import SHIPPED_RULES, AlertsProcess
+from devstack.servers import create_scratch_database, drop_database
 from tests.support.clock import FrozenClock
-from tests.support.services import (
-    ROOT,
-    create_scratch_database,
-    drop_database,
-    free_port,
-    wait_for,
-)
 
 __all__ = [
     "ADMIN_KEY",
     "NOV_18",
-    "AlertsProcessRunner",
+    "AlertsProcess",
     "add_org",
     "add_usage",
     "alerts_clock",
@@ -61,7 +49,6 @@ __all__ = [
 ]
 
 ADMIN_KEY = "test-admin-key-0123456789"
-SHIPPED_RULES = sorted((ROOT / "prometheus" / "rules").glob("*.yml"))
 
 
 # -- databases -----------------------------------------------------------------------------------
@@ -190,66 +177,6 @@ def write_rule_file(path: Path, rules: Sequence[Mapping[str, Any]], *, group: st
     path.write_text(yaml.safe_dump({"groups": [{"name": group, "rules": list(rules)}]},
                                    sort_keys=False))
     return path
-
-
-# -- a real Prometheus with the rule files and scrape interval a test chooses ---------------------
-
-
-# -- the alerts process as a real subprocess ------------------------------------------------------
-
-
-@dataclass
-class AlertsProcessRunner:
-    """`python -m alerts serve` as a subprocess, with the environment a test gives it."""
-
-    env: dict[str, str]
-    port: int = field(default_factory=free_port)
-    process: subprocess.Popen[bytes] | None = None
-    log_path: Path = field(
-        default_factory=lambda: Path(tempfile.mkstemp(prefix="alerts-", suffix=".log")[1]))
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self, *, wait_ready: bool = True) -> AlertsProcessRunner:
-        env = {**os.environ, "APP_ENV": "test", "ADMIN_API_KEY": ADMIN_KEY,
-               "PYTHONUNBUFFERED": "1", "LOG_LEVEL": "INFO", **self.env,
-               "PORT": str(self.port)}
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "alerts", "serve"], cwd=ROOT, env=env, stdout=log,
-                stderr=subprocess.STDOUT, start_new_session=True)
-        if wait_ready:
-            wait_for(self._ready, timeout=60, what=f"alerts process on {self.url}/ready")
-        return self
-
-    def _ready(self) -> bool:
-        if self.process is not None and self.process.poll() is not None:
-            raise RuntimeError(f"alerts process exited: {self.log()[-3000:]}")
-        return httpx.get(f"{self.url}/ready", timeout=2).status_code == 200
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def metric(self, name: str, labels: Mapping[str, str] | None = None) -> float | None:
-        from prometheus_client.parser import text_string_to_metric_families
-
-        text = httpx.get(f"{self.url}/metrics", timeout=5).text
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                if sample.name == name and all(sample.labels.get(k) == v
-                                               for k, v in (labels or {}).items()):
-                    return float(sample.value)
-        return None
-
-    def kill(self, sig: int = signal.SIGKILL) -> None:
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, sig)
-            self.process.wait(30)
-
-    def stop(self) -> None:
-        self.kill(signal.SIGTERM)
 
 
 def seconds(value: float) -> timedelta:

@@ -21,9 +21,9 @@ from alerts.process import AlertsProcess, build_process, utc_now
 from alerts.rules.messages import rule_message
 from alerts.rules.model import Alert, AlertStatus, fingerprint
 from alerts.settings import Settings
+from devstack.receivers import Reply, SlackReceiver, SmtpServer, closed_port
 from tests.alerts.core import *  # noqa: F403
 from tests.alerts.core import ADMIN_KEY, add_org, add_usage
-from tests.support.receivers import Reply, SlackReceiver, SmtpServer, closed_port
 
 ADMIN = {"X-Admin-Key": ADMIN_KEY}
 LABELS = {"alertname": "BillingEngineDown", "severity": "P0", "service": "billing-engine",

@@ -25,9 +25,9 @@ from alerts.delivery.store import QueuedMessage
 from alerts.process import AlertsProcess, build_process, utc_now
 from alerts.rules.model import Alert, AlertStatus, fingerprint
 from alerts.settings import Settings
+from devstack.receivers import closed_port
 from tests.alerts.core import *  # noqa: F403
 from tests.alerts.core import ADMIN_KEY
-from tests.support.receivers import closed_port
 
 ADMIN = {"X-Admin-Key": ADMIN_KEY}
 LABELS = {"alertname": "BillingEngineDown", "severity": "P0", "instance": "127.0.0.1:8006"}

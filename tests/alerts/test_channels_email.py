@@ -12,9 +12,9 @@ import jinja2
 import pytest
 
 from alerts.delivery.email import EmailChannel, EmailRenderer, SmtpConfig
+from devstack.receivers import SilentTcpServer, SmtpServer, TlsFiles, closed_port
 from tests.alerts.conftest import SMTP_LOGIN
 from tests.alerts.messages import budget_message, rule_message
-from tests.support.receivers import SilentTcpServer, SmtpServer, TlsFiles, closed_port
 
 NBSP = "\u00a0"
 RUNBOOK = "https://console.example.com/runbooks?runbook=slo&section=billingavailabilityfastburn"

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from alerts.delivery.slack import SlackChannel, build_payload, parse_retry_after
+from devstack.receivers import Reply, SlackReceiver, closed_port
 from tests.alerts.messages import budget_message, rule_message
-from tests.support.receivers import Reply, SlackReceiver, closed_port
 
 RUNBOOK = "https://console.example.com/runbooks?runbook=slo&section=billingavailabilityfastburn"
 DASHBOARD = "https://grafana.example.com/d/billing-overview"

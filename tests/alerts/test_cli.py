@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from devstack.receivers import SmtpServer
+from devstack.servers import ROOT
 from tests.alerts.core import *  # noqa: F403
 from tests.alerts.core import ADMIN_KEY
-from tests.support.receivers import SmtpServer
-from tests.support.services import ROOT
 
 
 def cli(*args: str, env: dict[str, str]) -> tuple[int, Any, str]:

@@ -21,21 +21,19 @@ import httpx
 import pytest
 
 from dashboard.runbooks import find_section, read_runbook
+from devstack.processes import EngineProcess, PrometheusServer
+from devstack.receivers import ReceivedMail, SlackPost, SlackReceiver, SmtpServer
+from devstack.servers import create_scratch_database, drop_database, wait_for
 from tests.alerts.core import *  # noqa: F403
 from tests.alerts.core import (
     SHIPPED_RULES,
-    AlertsProcessRunner,
+    AlertsProcess,
     shipped_rule,
     write_rule_file,
 )
-from tests.support.receivers import ReceivedMail, SlackPost, SlackReceiver, SmtpServer
-from tests.support.services import (
-    EngineProcess,
-    PrometheusServer,
-    create_scratch_database,
-    drop_database,
-    wait_for,
-)
+
+# One worker runs the whole module, so its module-scoped stack is started once.
+pytestmark = [pytest.mark.processes, pytest.mark.xdist_group("test_e2e")]
 
 ONCALL = "oncall@example.com"
 RUNBOOK_BASE = "http://127.0.0.1:8501/runbooks"
@@ -101,7 +99,7 @@ def slack_button(post: SlackPost, action: str) -> str:
 
 def test_engine_down_pages_both_channels_with_a_working_runbook_link_then_resolves(stack):
     smtp, slack, engine = stack["smtp"], stack["slack"], stack["engine"]
-    alerts = AlertsProcessRunner(env=stack["env"]).start()
+    alerts = AlertsProcess(env=stack["env"]).start()
     try:
         wait_for(lambda: posts_about(slack, "Watchdog"), timeout=20, what="the Watchdog")
         engine.stop()
@@ -165,7 +163,7 @@ def test_an_org_past_50_and_90_percent_gets_exactly_two_emails_even_across_a_res
                                                                     engine.admin_key},
                         json={"name": "Budget Test Co", "email": billing, "plan": "free"})
     assert created.status_code in (200, 201), created.text
-    alerts = AlertsProcessRunner(env=stack["env"]).start()
+    alerts = AlertsProcess(env=stack["env"]).start()
     try:
         def customer_mail() -> list[ReceivedMail]:
             return [m for m in smtp.messages if m.rcpt_tos == (billing,)]
@@ -178,7 +176,7 @@ def test_an_org_past_50_and_90_percent_gets_exactly_two_emails_even_across_a_res
         assert "90" in customer_mail()[1].subject
 
         alerts.stop()
-        alerts = AlertsProcessRunner(env=stack["env"]).start()
+        alerts = AlertsProcess(env=stack["env"]).start()
         rounds = alerts.metric("alert_budget_evaluation_duration_seconds_count") or 0.0
         wait_for(lambda: (alerts.metric("alert_budget_evaluation_duration_seconds_count")
                           or 0) >= rounds + 4, timeout=20, what="budget rounds after restart")
@@ -196,8 +194,8 @@ def test_two_alerts_processes_on_one_postgres_one_leads_no_doubles_and_failover(
     smtp, slack, engine = stack["smtp"], stack["slack"], stack["engine"]
     smtp.clear()
     slack.clear()
-    first = AlertsProcessRunner(env=stack["env"]).start()
-    second = AlertsProcessRunner(env=stack["env"]).start()
+    first = AlertsProcess(env=stack["env"]).start()
+    second = AlertsProcess(env=stack["env"]).start()
     try:
         def leaders() -> list[float | None]:
             return [p.metric("alert_leader") for p in (first, second)]
@@ -247,7 +245,7 @@ def test_two_alerts_processes_on_one_postgres_one_leads_no_doubles_and_failover(
 
 def test_the_process_log_never_shows_secrets(stack, tmp_path: Path):
     env = {**stack["env"], "SMTP_USERNAME": "alerts", "SMTP_PASSWORD": "smtp-secret-9f8e7d"}
-    alerts = AlertsProcessRunner(env=env).start()
+    alerts = AlertsProcess(env=env).start()
     try:
         httpx.post(f"{alerts.url}/admin/test-slack",
                    headers={"X-Admin-Key": "test-admin-key-0123456789"})
@@ -265,7 +263,7 @@ def test_embedded_mode_engine_and_alerts_share_one_sqlite_file(tmp_path: Path):
     url = f"sqlite:///{tmp_path / 'billing.db'}"
     engine = EngineProcess(database_url=url).start()
     smtp = SmtpServer().start()
-    alerts = AlertsProcessRunner(env={
+    alerts = AlertsProcess(env={
         "DATABASE_URL": url, "PROMETHEUS_URL": "http://127.0.0.1:9", "RULE_FILES":
         str(write_rule_file(tmp_path / "none.yml", [shipped_rule("Watchdog")])),
         "BUDGET_INTERVAL_SECONDS": "0.5", "OUTBOX_INTERVAL_SECONDS": "0.2",

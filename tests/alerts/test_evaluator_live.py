@@ -18,9 +18,13 @@ from alerts.rules.files import load_rules
 from alerts.rules.model import AlertStatus
 from alerts.rules.prometheus import PrometheusClient
 from alerts.store.repository import AlertStore
+from devstack.processes import EngineProcess, PrometheusServer
+from devstack.servers import wait_for
 from tests.alerts.core import *  # noqa: F403
 from tests.alerts.core import SHIPPED_RULES, shipped_rule, write_rule_file
-from tests.support.services import EngineProcess, PrometheusServer, wait_for
+
+# One worker runs the whole module, so its module-scoped stack is started once.
+pytestmark = [pytest.mark.processes, pytest.mark.xdist_group("test_evaluator_live")]
 
 ROUTES_ENV = {"ONCALL_EMAIL": "oncall@example.com",
               "SLACK_WEBHOOK_URL": "http://127.0.0.1:9/services/T/B/never-called"}

@@ -6,8 +6,8 @@ import psycopg
 
 from alerts.observability.metrics import AlertsMetrics
 from alerts.scheduling.leader import LEADER_LOCK_KEY, LeaderElection
+from devstack.servers import wait_for
 from tests.alerts.core import *  # noqa: F403
-from tests.support.services import wait_for
 
 
 def libpq(url: str) -> str:

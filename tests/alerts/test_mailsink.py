@@ -12,8 +12,8 @@ from pathlib import Path
 
 from alerts.delivery.email import EmailChannel, SmtpConfig
 from alerts.delivery.mailsink import MailSink, read_mailbox
+from devstack.servers import free_port, wait_for
 from tests.alerts.messages import ROOT, budget_message, rule_message
-from tests.support.services import free_port, wait_for
 
 
 def test_each_message_becomes_one_eml_file_with_its_envelope(tmp_path: Path) -> None:

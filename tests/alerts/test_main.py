@@ -10,8 +10,8 @@ from pathlib import Path
 
 import httpx
 
+from devstack.servers import ROOT, free_port, wait_for
 from tests.alerts.core import ADMIN_KEY
-from tests.support.services import ROOT, free_port, wait_for
 
 
 def test_python_m_alerts_alone_migrates_and_serves_like_serve(tmp_path: Path) -> None:

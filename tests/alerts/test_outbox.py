@@ -1,9 +1,11 @@
 """The outbox worker against a real SMTP server and a real Slack stand-in: sent once, retried
-with backoff, Retry-After honoured, permanent failures recorded and counted."""
+with backoff, Retry-After honoured, permanent failures recorded and counted.
+
+Time is the injected clock: a test moves it past a backoff or a Retry-After and drains again,
+so nothing here sleeps or depends on how fast the machine is."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -15,19 +17,18 @@ from alerts.delivery.message import delivery_test_message, message_to_json
 from alerts.delivery.outbox import OutboxWorker, RetryPolicy
 from alerts.delivery.slack import SlackChannel
 from alerts.observability.metrics import AlertsMetrics
-from alerts.process import utc_now
 from alerts.store.repository import AlertStore
+from devstack.receivers import Reply, SlackReceiver, SmtpServer, closed_port
 from tests.alerts.core import *  # noqa: F403
-from tests.support.receivers import Reply, SlackReceiver, SmtpServer, closed_port
-from tests.support.services import wait_for
+from tests.support.clock import FrozenClock
 
 FAST = RetryPolicy(backoff=timedelta(seconds=0.2), backoff_max=timedelta(seconds=1),
                    max_attempts=4, lease=timedelta(seconds=30))
 
 
-def queue(store: AlertStore, receiver: str, channel: str, *, recipients=("oncall@example.com",)
-          ) -> int:
-    now = utc_now()
+def queue(store: AlertStore, clock: FrozenClock, receiver: str, channel: str, *,
+          recipients=("oncall@example.com",)) -> int:
+    now = clock()
     message = delivery_test_message(
         channel=channel, recipients=recipients if channel == "email" else (),
         requested_by="test", now=now, links=LinkSettings())
@@ -35,23 +36,16 @@ def queue(store: AlertStore, receiver: str, channel: str, *, recipients=("oncall
                          payload=message_to_json(message), now=now)
 
 
-def worker_for(store: AlertStore, metrics: AlertsMetrics, *, smtp: SmtpServer | None = None,
-               slack: SlackReceiver | None = None, policy: RetryPolicy = FAST) -> OutboxWorker:
+def worker_for(store: AlertStore, metrics: AlertsMetrics, clock: FrozenClock, *,
+               smtp: SmtpServer | None = None, slack: SlackReceiver | None = None,
+               policy: RetryPolicy = FAST) -> OutboxWorker:
     channels = {}
     if smtp is not None:
         channels["oncall-email"] = EmailChannel(SmtpConfig(host=smtp.host, port=smtp.port))
     if slack is not None:
         channels["oncall-slack"] = SlackChannel(slack.url, timeout_seconds=2)
-    return OutboxWorker(store=store, resolve=channels.get, metrics=metrics, clock=utc_now,
+    return OutboxWorker(store=store, resolve=channels.get, metrics=metrics, clock=clock,
                         policy=policy)
-
-
-def drain_until(worker: OutboxWorker, predicate, *, timeout: float = 10.0) -> None:
-    def step():
-        worker.drain()
-        return predicate()
-
-    wait_for(step, timeout=timeout, interval=0.05, what="the outbox to get there")
 
 
 def sample(metrics: AlertsMetrics, name: str, **labels: str) -> float:
@@ -67,15 +61,18 @@ def postgres_store(alerts_pg_url) -> Iterator[AlertStore]:
     engine.dispose()
 
 
-def test_an_email_is_sent_once_and_marked_sent(store, alerts_metrics, smtp_server):
-    item = queue(store, "oncall-email", "email")
-    worker = worker_for(store, alerts_metrics, smtp=smtp_server)
+def test_an_email_is_sent_once_and_marked_sent(store, alerts_metrics, alerts_clock,
+                                               smtp_server):
+    item = queue(store, alerts_clock, "oncall-email", "email")
+    worker = worker_for(store, alerts_metrics, alerts_clock, smtp=smtp_server)
     report = worker.drain()
+    alerts_clock.advance(hours=1)
     worker.drain()
     assert report.sent == 1
+    # The SMTP server has recorded a mail before it answers the DATA command: a second send
+    # would be in the list by the time drain() returns.
     [mail] = smtp_server.wait_for_messages(1)
     assert mail.rcpt_tos == ("oncall@example.com",) and "[TEST]" in mail.subject
-    time.sleep(0.2)
     assert len(smtp_server.messages) == 1
     row = store.outbox_item(item)
     assert row is not None and row["status"] == "sent" and row["attempts"] == 1
@@ -83,52 +80,64 @@ def test_an_email_is_sent_once_and_marked_sent(store, alerts_metrics, smtp_serve
     assert sample(alerts_metrics, "alert_outbox_depth") == 0
 
 
-def test_a_slack_429_is_retried_only_after_retry_after(postgres_store, alerts_metrics):
+def test_a_slack_429_is_retried_only_after_retry_after(postgres_store, alerts_metrics,
+                                                       alerts_clock):
     with SlackReceiver(Reply(429, body="rate_limited", retry_after="1")) as slack:
-        item = queue(postgres_store, "oncall-slack", "slack")
-        worker = worker_for(postgres_store, alerts_metrics, slack=slack)
+        item = queue(postgres_store, alerts_clock, "oncall-slack", "slack")
+        worker = worker_for(postgres_store, alerts_metrics, alerts_clock, slack=slack)
         worker.drain()
-        drain_until(worker, lambda: len(slack.posts) == 2)
-        first, second = slack.posts
-        assert (first.answered, second.answered) == (429, 200)
-        assert second.received_at - first.received_at >= 1.0
+        alerts_clock.advance(seconds=0.9)
+        worker.drain()
+        assert [post.answered for post in slack.posts] == [429]  # not before Retry-After
+        alerts_clock.advance(seconds=0.1)
+        worker.drain()
+        assert [post.answered for post in slack.posts] == [429, 200]
         assert postgres_store.outbox_item(item)["status"] == "sent"  # type: ignore[index]
         assert sample(alerts_metrics, "alert_notifications_failed_total", channel="slack",
                       reason="rate_limited") == 1
 
 
-def test_a_429_holds_back_the_other_messages_for_that_receiver_too(store, alerts_metrics):
+def test_a_429_holds_back_the_other_messages_for_that_receiver_too(store, alerts_metrics,
+                                                                   alerts_clock):
     with SlackReceiver(Reply(429, retry_after="1")) as slack:
-        queue(store, "oncall-slack", "slack")
-        queue(store, "oncall-slack", "slack")
-        worker = worker_for(store, alerts_metrics, slack=slack)
+        queue(store, alerts_clock, "oncall-slack", "slack")
+        queue(store, alerts_clock, "oncall-slack", "slack")
+        worker = worker_for(store, alerts_metrics, alerts_clock, slack=slack)
         report = worker.drain()
         assert (report.retried, report.deferred, len(slack.posts)) == (1, 1, 1)
-        drain_until(worker, lambda: len(slack.posts) == 3)
-        assert slack.posts[1].received_at - slack.posts[0].received_at >= 1.0
-        assert store.outbox_stats(now=utc_now())[0] == 0
+        alerts_clock.advance(seconds=0.5)
+        worker.drain()
+        assert len(slack.posts) == 1  # the other message waits for the receiver's Retry-After
+        alerts_clock.advance(seconds=0.5)
+        worker.drain()
+        assert len(slack.posts) == 3
+        assert store.outbox_stats(now=alerts_clock())[0] == 0
 
 
-def test_server_errors_are_retried_with_growing_backoff(store, alerts_metrics):
+def test_server_errors_are_retried_with_growing_backoff(store, alerts_metrics, alerts_clock):
     with SlackReceiver(Reply(500), Reply(500)) as slack:
-        item = queue(store, "oncall-slack", "slack")
-        worker = worker_for(store, alerts_metrics, slack=slack)
-        drain_until(worker, lambda: len(slack.posts) == 3)
-        gaps = [b.received_at - a.received_at for a, b in zip(slack.posts, slack.posts[1:],
-                                                                strict=False)]
-        assert gaps[0] >= 0.2 and gaps[1] >= 0.4  # 0.2 s, then doubled
+        item = queue(store, alerts_clock, "oncall-slack", "slack")
+        worker = worker_for(store, alerts_metrics, alerts_clock, slack=slack)
+        posts_after = []
+        # 0.2 s after the first 500, then doubled: 0.4 s after the second.
+        for step in (0, 0.1, 0.1, 0.3, 0.1):
+            alerts_clock.advance(seconds=step)
+            worker.drain()
+            posts_after.append(len(slack.posts))
+        assert posts_after == [1, 1, 2, 2, 3]
         row = store.outbox_item(item)
         assert row is not None and row["status"] == "sent" and row["attempts"] == 3
         assert sample(alerts_metrics, "alert_notifications_failed_total", channel="slack",
                       reason="server_error") == 2
 
 
-def test_a_permanent_refusal_is_recorded_counted_and_not_retried(store, alerts_metrics):
+def test_a_permanent_refusal_is_recorded_counted_and_not_retried(store, alerts_metrics,
+                                                                 alerts_clock):
     with SlackReceiver(Reply(404, body="no_service")) as slack:
-        item = queue(store, "oncall-slack", "slack")
-        worker = worker_for(store, alerts_metrics, slack=slack)
+        item = queue(store, alerts_clock, "oncall-slack", "slack")
+        worker = worker_for(store, alerts_metrics, alerts_clock, slack=slack)
         report = worker.drain()
-        time.sleep(0.5)
+        alerts_clock.advance(hours=1)
         worker.drain()
         assert report.failed == 1 and len(slack.posts) == 1
         row = store.outbox_item(item)
@@ -139,24 +148,28 @@ def test_a_permanent_refusal_is_recorded_counted_and_not_retried(store, alerts_m
                       reason="rejected") == 1
 
 
-def test_a_message_that_keeps_failing_gives_up_after_max_attempts(store, alerts_metrics):
+def test_a_message_that_keeps_failing_gives_up_after_max_attempts(store, alerts_metrics,
+                                                                  alerts_clock):
     smtp = SmtpConfig(host="127.0.0.1", port=closed_port(), timeout_seconds=1)
     worker = OutboxWorker(store=store, resolve={"oncall-email": EmailChannel(smtp)}.get,
-                          metrics=alerts_metrics, clock=utc_now, policy=FAST)
-    item = queue(store, "oncall-email", "email")
-    drain_until(worker, lambda: store.outbox_item(item)["status"] == "failed",  # type: ignore[index]
-                timeout=15)
+                          metrics=alerts_metrics, clock=alerts_clock, policy=FAST)
+    item = queue(store, alerts_clock, "oncall-email", "email")
+    for _ in range(FAST.max_attempts + 2):  # more rounds than attempts, each past the backoff
+        worker.drain()
+        alerts_clock.advance(seconds=FAST.backoff_max.total_seconds())
     row = store.outbox_item(item)
-    assert row is not None and row["attempts"] == FAST.max_attempts
+    assert row is not None and row["status"] == "failed"
+    assert row["attempts"] == FAST.max_attempts
     assert row["last_reason"] == "connection"
     assert sample(alerts_metrics, "alert_notifications_failed_total", channel="email",
                   reason="connection") == FAST.max_attempts
 
 
 def test_a_message_for_a_receiver_that_is_no_longer_configured_fails_visibly(store,
-                                                                          alerts_metrics):
-    item = queue(store, "gone-slack", "slack")
-    report = worker_for(store, alerts_metrics).drain()
+                                                                          alerts_metrics,
+                                                                          alerts_clock):
+    item = queue(store, alerts_clock, "gone-slack", "slack")
+    report = worker_for(store, alerts_metrics, alerts_clock).drain()
     assert report.failed == 1
     row = store.outbox_item(item)
     assert row is not None and row["status"] == "failed"

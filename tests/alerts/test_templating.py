@@ -18,9 +18,10 @@ from alerts.rules.templating import (
     humanize_percentage,
     render,
 )
+from devstack.processes import PrometheusServer
+from devstack.servers import wait_for
 from tests.alerts.core import *  # noqa: F403
 from tests.alerts.core import SHIPPED_RULES, write_rule_file
-from tests.support.services import PrometheusServer, wait_for
 
 # Every function and form the shipped rules use, and the others we implement.
 TEMPLATES = {
@@ -69,6 +70,8 @@ def prometheus_rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[float,
     return {v: by_name[f"Render{i}"] for i, v in enumerate(VALUES)}
 
 
+@pytest.mark.processes
+@pytest.mark.xdist_group("prometheus_rendered")  # one Prometheus renders them all
 @pytest.mark.parametrize("index", range(len(VALUES)))
 def test_every_template_renders_exactly_as_prometheus_renders_it(index, prometheus_rendered):
     value = VALUES[index]

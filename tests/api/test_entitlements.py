@@ -10,8 +10,8 @@ from fastapi.testclient import TestClient
 
 from billing_engine.api import create_app
 from billing_engine.operability.metrics import EngineMetrics
+from devstack.servers import RedisServer
 from tests.support.builders import new_org
-from tests.support.services import RedisServer
 
 
 def test_entitlements_follow_the_plan_and_come_from_the_database_without_redis(

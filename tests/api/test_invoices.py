@@ -21,8 +21,8 @@ from billing_engine.db import Database, create_database, migrate
 from billing_engine.invoicing.service import Invoicing, PeriodClose
 from billing_engine.invoicing.store import InvoiceStore
 from billing_engine.settings import Settings
+from devstack.servers import ROOT, wait_for
 from tests.support.builders import hb, new_org
-from tests.support.services import ROOT, wait_for
 
 NOV_CLOSES = datetime(2026, 12, 1, 1, 0, tzinfo=UTC)  # month end + the default 1 h grace
 

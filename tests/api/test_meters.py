@@ -304,7 +304,7 @@ def test_the_background_flusher_works_off_a_backlog_without_waiting_between_full
     pg_database, settings, admin, clock, fake
 ):
     from billing_engine.stripe.meters.service import MeterFlusher
-    from tests.support.services import wait_for
+    from devstack.servers import wait_for
 
     with engine(pg_database, replace(settings, meter_flush_batch_size=2), clock, fake) as app:
         org = linked_org(app, admin, "cus_A")

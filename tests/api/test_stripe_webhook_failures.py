@@ -17,13 +17,13 @@ from sqlalchemy import text
 from billing_engine.api import create_app
 from billing_engine.db import create_database, migrate
 from billing_engine.operability.metrics import EngineMetrics
-from tests.support.builders import new_org
-from tests.support.services import (
+from devstack.servers import (
     RedisServer,
     create_scratch_database,
     drop_database,
     start_throwaway_postgres,
 )
+from tests.support.builders import new_org
 from tests.support.stripe_events import (
     WEBHOOK_SECRET,
     checkout_completed,

@@ -12,8 +12,8 @@ from fastapi.testclient import TestClient
 
 from billing_engine.api import create_app
 from billing_engine.operability.metrics import EngineMetrics
+from devstack.servers import wait_for
 from tests.support.builders import new_org
-from tests.support.services import wait_for
 from tests.support.stripe_events import (
     T0,
     WEBHOOK_SECRET,

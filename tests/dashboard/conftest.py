@@ -1,9 +1,10 @@
-"""The real stack the console tests run against: an engine and a Prometheus scraping it.
+"""The real stack the console tests run against: an engine and a Prometheus scraping it, built
+with devstack's Stack like `make run`.
 
 Module-scoped, so each test module gets its own (test_pages_live stops its engine at the end).
-This stack has no alerts process on purpose: ALERTS_URL points at a free port, and the pages
-must say so and fall back to Prometheus' own alerts. Modules that need the real alerts process
-start it themselves (test_alerts_page_live.py, test_pages_billing_live.py).
+This stack has no alerts process on purpose: ALERTS_URL points at a port nothing answers on, and
+the pages must say so and fall back to Prometheus' own alerts. Modules that need the real alerts
+process build a stack with it (test_alerts_page_live.py, test_pages_billing_live.py).
 """
 
 from __future__ import annotations
@@ -11,19 +12,16 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.support.services import (
-    EngineProcess,
-    PrometheusServer,
-    create_scratch_database,
-    free_port,
-    wait_for,
-)
+from devstack.processes import EngineProcess, PrometheusServer
+from devstack.servers import create_scratch_database, wait_for
+from devstack.stack import Stack
 
 ADMIN = "test-admin-key-0123456789"
 INSTANCES, MINUTES = 3, 40  # 120 billable minutes = 2.00 h
@@ -32,11 +30,27 @@ SCREENSHOT_DIR = Path(__file__).resolve().parents[2] / "test-output" / "screensh
 SCREENSHOTS = pytest.StashKey[list[Path]]()  # what the browser check saved in this session
 
 
-class Stack:
-    def __init__(self, engine: EngineProcess, prometheus: PrometheusServer, alerts_url: str,
-                 org_id: str) -> None:
-        self.engine, self.prometheus, self.alerts_url, self.org_id = (
-            engine, prometheus, alerts_url, org_id)
+@dataclass
+class KnownOrgStack:
+    """The stack's engine and Prometheus, the org seeded in it, and an alerts URL nothing
+    answers on."""
+
+    stack: Stack
+    org_id: str
+
+    @property
+    def engine(self) -> EngineProcess:
+        assert self.stack.engine is not None
+        return self.stack.engine
+
+    @property
+    def prometheus(self) -> PrometheusServer:
+        assert self.stack.prometheus is not None
+        return self.stack.prometheus
+
+    @property
+    def alerts_url(self) -> str:
+        return self.stack.url("alerts")
 
 
 def seed_known_org(engine_url: str) -> str:
@@ -56,11 +70,12 @@ def seed_known_org(engine_url: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def stack(pg_server_url: str) -> Iterator[Stack]:
-    engine = EngineProcess(create_scratch_database(pg_server_url), admin_key=ADMIN).start()
-    prometheus = PrometheusServer({"billing-engine": f"127.0.0.1:{engine.port}"}).start()
-    try:
-        org = seed_known_org(engine.url)
+def stack(pg_server_url: str) -> Iterator[KnownOrgStack]:
+    with Stack(create_scratch_database(pg_server_url), admin_key=ADMIN,
+               parts=("engine", "prometheus")) as started:
+        live = KnownOrgStack(started, "")
+        engine, prometheus = live.engine, live.prometheus
+        live.org_id = org = seed_known_org(engine.url)
 
         def traffic_until_rules_have_values() -> bool:
             # Requests between scrapes, so rates are above zero and the SLO rules have values.
@@ -71,10 +86,7 @@ def stack(pg_server_url: str) -> Iterator[Stack]:
 
         wait_for(traffic_until_rules_have_values, timeout=30,
                  what="the SLO recording rules to produce a value")
-        yield Stack(engine, prometheus, f"http://127.0.0.1:{free_port()}", org)
-    finally:
-        prometheus.stop()
-        engine.stop()
+        yield live
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

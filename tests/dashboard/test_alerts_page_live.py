@@ -20,16 +20,14 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from tests.alerts.core import AlertsProcessRunner
+from devstack.processes import AlertsProcess, EngineProcess, PrometheusServer
+from devstack.receivers import SlackReceiver, SmtpServer
+from devstack.servers import create_scratch_database, drop_database, wait_for
+from devstack.stack import Stack
 from tests.dashboard.conftest import ADMIN
-from tests.support.receivers import SlackReceiver, SmtpServer
-from tests.support.services import (
-    EngineProcess,
-    PrometheusServer,
-    create_scratch_database,
-    drop_database,
-    wait_for,
-)
+
+# One worker runs the whole module, so its module-scoped stack is started once.
+pytestmark = [pytest.mark.processes, pytest.mark.xdist_group("test_alerts_page_live")]
 
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
 ONCALL = "oncall@example.com"
@@ -58,7 +56,7 @@ routes:
 class AlertsStack:
     engine: EngineProcess
     prometheus: PrometheusServer
-    alerts: AlertsProcessRunner
+    alerts: AlertsProcess
     watchdog: str  # its fingerprint
 
 
@@ -73,36 +71,32 @@ def alerts_stack(pg_server_url: str, tmp_path_factory: pytest.TempPathFactory
     database_url = create_scratch_database(pg_server_url)
     routes = tmp_path_factory.mktemp("alerts-page") / "routes.yml"
     routes.write_text(ROUTES)
-    started: list[Any] = []
     with SmtpServer() as smtp, SlackReceiver() as slack:
         smtp.reject_recipient(ONCALL)
+        stack = Stack(database_url, admin_key=ADMIN, parts=("engine", "prometheus", "alerts"),
+                      engine_env={"REDIS_URL": ""},
+                      alerts_env={"EVALUATION_INTERVAL_SECONDS": "1", "ROUTES_FILE": str(routes),
+                                  "ONCALL_EMAIL": ONCALL, "SLACK_WEBHOOK_URL": slack.url,
+                                  **smtp.environ()})
         try:
-            engine = EngineProcess(database_url, admin_key=ADMIN,
-                                   extra_env={"REDIS_URL": ""}).start()
-            started.append(engine)
-            prometheus = PrometheusServer({"billing-engine": f"127.0.0.1:{engine.port}"}).start()
-            started.append(prometheus)
-            alerts = AlertsProcessRunner(env={
-                "DATABASE_URL": database_url, "ADMIN_API_KEY": ADMIN,
-                "PROMETHEUS_URL": prometheus.url, "EVALUATION_INTERVAL_SECONDS": "1",
-                "ROUTES_FILE": str(routes), "ONCALL_EMAIL": ONCALL,
-                "SLACK_WEBHOOK_URL": slack.url, **smtp.environ()}).start()
-            started.append(alerts)
+            with stack:
+                assert stack.engine and stack.prometheus and stack.alerts
+                alerts = stack.alerts
 
-            def watchdog_delivered() -> bool:
-                alert = _watchdog(alerts.url)
-                statuses = {c: d["status"] for c, d in (alert or {}).get("delivery", {}).items()}
-                return statuses == {"email": "failed", "slack": "sent"}
+                def watchdog_delivered() -> bool:
+                    alert = _watchdog(alerts.url)
+                    statuses = {c: d["status"]
+                                for c, d in (alert or {}).get("delivery", {}).items()}
+                    return statuses == {"email": "failed", "slack": "sent"}
 
-            # The Watchdog has no `for`: it fires on the first evaluation, then is delivered.
-            wait_for(watchdog_delivered, timeout=30,
-                     what="the Watchdog to fire and reach Slack (email refused)")
-            watchdog = _watchdog(alerts.url)
-            assert watchdog is not None
-            yield AlertsStack(engine, prometheus, alerts, watchdog["fingerprint"])
+                # The Watchdog has no `for`: it fires on the first evaluation, then is delivered.
+                wait_for(watchdog_delivered, timeout=30,
+                         what="the Watchdog to fire and reach Slack (email refused)")
+                watchdog = _watchdog(alerts.url)
+                assert watchdog is not None
+                yield AlertsStack(stack.engine, stack.prometheus, alerts,
+                                  watchdog["fingerprint"])
         finally:
-            for process in reversed(started):
-                process.stop()
             drop_database(database_url)
 
 

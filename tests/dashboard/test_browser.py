@@ -12,11 +12,6 @@ summary prints where.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,15 +19,19 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from devstack.processes import Console
+from devstack.servers import wait_for
 from tests.dashboard.conftest import (
     INSTANCES,
     KNOWN_ORG_NAME,
     MINUTES,
     SCREENSHOT_DIR,
     SCREENSHOTS,
-    Stack,
+    KnownOrgStack,
 )
-from tests.support.services import ROOT, free_port, wait_for
+
+# One worker runs the whole module, so its module-scoped stack is started once.
+pytestmark = [pytest.mark.processes, pytest.mark.xdist_group("test_browser")]
 
 CHROMIUM = "/usr/bin/chromium"
 TIMEOUT_MS = 20_000
@@ -49,41 +48,23 @@ PAGES = [
 ]
 
 
-class Console:
-    def __init__(self, url: str, stack: Stack, config: pytest.Config) -> None:
+class LiveConsole:
+    def __init__(self, url: str, stack: KnownOrgStack, config: pytest.Config) -> None:
         self.url, self.stack, self.config = url, stack, config
 
 
 @pytest.fixture(scope="module")
-def console(stack: Stack, request: pytest.FixtureRequest) -> Iterator[Console]:
+def console(stack: KnownOrgStack, request: pytest.FixtureRequest) -> Iterator[LiveConsole]:
     """`streamlit run dashboard/app.py` on a free port, pointed at the stack's backends."""
-    port = free_port()
-    env = {**os.environ, "ENGINE_URL": stack.engine.url,
-           "PROMETHEUS_URL": stack.prometheus.url, "ALERTS_URL": stack.alerts_url,
-           "PYTHONUNBUFFERED": "1"}
-    log_path = Path(tempfile.mkstemp(prefix="console-", suffix=".log")[1])
-    with open(log_path, "ab") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "dashboard/app.py",
-             "--server.address", "127.0.0.1", "--server.port", str(port),
-             "--server.headless", "true", "--browser.gatherUsageStats", "false",
-             "--server.fileWatcherType", "none"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-
-    def healthy() -> bool:
-        if process.poll() is not None:
-            raise RuntimeError(f"streamlit exited: {log_path.read_text()[-2000:]}")
-        return httpx.get(f"{url}/_stcore/health", timeout=2).text == "ok"
-
+    process = Console(engine_url=stack.engine.url, prometheus_url=stack.prometheus.url,
+                      alerts_url=stack.alerts_url)
     try:
-        wait_for(healthy, timeout=60, what=f"streamlit on {url}")
-        yield Console(url, stack, request.config)
+        process.start()
+        yield LiveConsole(process.url, stack, request.config)
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(20)
-        log_path.unlink(missing_ok=True)
+        process.stop()
+        if process.log_path is not None:
+            process.log_path.unlink(missing_ok=True)
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +95,7 @@ def wait_until_run_finished(page: Page) -> None:
     expect(page.locator('[data-testid="stMainBlockContainer"]')).not_to_be_empty()
 
 
-def assert_no_errors(page: Page, console: Console) -> list[str]:
+def assert_no_errors(page: Page, console: LiveConsole) -> list[str]:
     """No exception box, and no error banner but the alerts API's; returns the banners."""
     exceptions = page.locator('[data-testid="stException"]')
     assert exceptions.count() == 0, exceptions.all_inner_texts()
@@ -126,7 +107,7 @@ def assert_no_errors(page: Page, console: Console) -> list[str]:
     return banners
 
 
-def alerts_api_down(console: Console) -> bool:
+def alerts_api_down(console: LiveConsole) -> bool:
     try:
         httpx.get(f"{console.stack.alerts_url}/healthz", timeout=2)
     except httpx.ConnectError:
@@ -146,7 +127,7 @@ def assert_charts_drawn(page: Page, *, at_least: int) -> None:
         assert traces > 0, "a chart with no trace"
 
 
-def screenshot(page: Page, console: Console, name: str) -> Path:
+def screenshot(page: Page, console: LiveConsole, name: str) -> Path:
     """The whole page: the viewport grows to the content, which scrolls inside Streamlit's main."""
     height = page.evaluate(
         "() => Math.max(document.body.scrollHeight, "
@@ -161,7 +142,7 @@ def screenshot(page: Page, console: Console, name: str) -> Path:
     return path
 
 
-def open_page(page: Page, console: Console, path: str) -> None:
+def open_page(page: Page, console: LiveConsole, path: str) -> None:
     page.goto(f"{console.url}/{path}")
     wait_until_run_finished(page)
 

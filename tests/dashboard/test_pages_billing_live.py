@@ -29,16 +29,11 @@ import streamlit as st
 from sqlalchemy import create_engine, text
 from streamlit.testing.v1 import AppTest
 
-from tests.alerts.core import AlertsProcessRunner
+from devstack.processes import AlertsProcess, EngineProcess, PrometheusServer
+from devstack.receivers import SmtpServer
+from devstack.servers import create_scratch_database, drop_database, wait_for
+from devstack.stack import Stack
 from tests.dashboard.conftest import ADMIN
-from tests.support.receivers import SmtpServer
-from tests.support.services import (
-    EngineProcess,
-    PrometheusServer,
-    create_scratch_database,
-    drop_database,
-    wait_for,
-)
 from tests.support.stripe_events import (
     WEBHOOK_SECRET,
     checkout_completed,
@@ -50,6 +45,9 @@ from tests.support.stripe_events import (
     signature_header,
     subscription,
 )
+
+# One worker runs the whole module, so its module-scoped stack is started once.
+pytestmark = [pytest.mark.processes, pytest.mark.xdist_group("test_pages_billing_live")]
 
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
 PAYING_ORG_NAME, ADMIN_ORG_NAME = "Payments Test Co", "Admin Test Co"
@@ -63,7 +61,7 @@ SUCCESS_RATE = ('(sum(rate(payments_total{outcome="succeeded"}[15m])) or vector(
 class BillingStack:
     engine: EngineProcess
     prometheus: PrometheusServer
-    alerts: AlertsProcessRunner
+    alerts: AlertsProcess
     paying_org: str
     admin_org: str
     last_period: str
@@ -143,21 +141,18 @@ def _samples(prometheus: PrometheusServer, metric: str) -> int:
 @pytest.fixture(scope="module")
 def billing_stack(pg_server_url: str) -> Iterator[BillingStack]:
     database_url = create_scratch_database(pg_server_url)
-    started: list[Any] = []
     with SmtpServer() as smtp:
+        stack = Stack(database_url, admin_key=ADMIN, parts=("engine", "prometheus", "alerts"),
+                      # no Redis: the machine's shared one stays untouched
+                      engine_env={"STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+                                  "PERIOD_CLOSE_GRACE_SECONDS": "0", "REDIS_URL": ""},
+                      alerts_env={"BUDGET_INTERVAL_SECONDS": "0.5",
+                                  "PERIOD_CLOSE_GRACE_SECONDS": "0", "SMTP_HOST": smtp.host,
+                                  "SMTP_PORT": str(smtp.port), "SLACK_WEBHOOK_URL": ""})
         try:
-            engine = EngineProcess(database_url, admin_key=ADMIN, extra_env={
-                "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET, "PERIOD_CLOSE_GRACE_SECONDS": "0",
-                "REDIS_URL": ""}).start()  # no Redis: the machine's shared one stays untouched
-            started.append(engine)
-            prometheus = PrometheusServer({"billing-engine": f"127.0.0.1:{engine.port}"}).start()
-            started.append(prometheus)
-            alerts = AlertsProcessRunner(env={
-                "DATABASE_URL": database_url, "ADMIN_API_KEY": ADMIN,
-                "PROMETHEUS_URL": prometheus.url, "BUDGET_INTERVAL_SECONDS": "0.5",
-                "PERIOD_CLOSE_GRACE_SECONDS": "0", "SMTP_HOST": smtp.host,
-                "SMTP_PORT": str(smtp.port), "SLACK_WEBHOOK_URL": ""}).start()
-            started.append(alerts)
+            stack.start()
+            assert stack.engine and stack.prometheus and stack.alerts
+            engine, prometheus, alerts = stack.engine, stack.prometheus, stack.alerts
             # increase() sees a counter's first move only if it was scraped before it moved.
             wait_for(lambda: _samples(prometheus, "heartbeats_ingested_total") >= 1, timeout=30,
                      what="a first scrape of the engine")
@@ -185,8 +180,7 @@ def billing_stack(pg_server_url: str) -> Iterator[BillingStack]:
             wait_for(payments_scraped, timeout=30, what="Prometheus to see the payments")
             yield BillingStack(engine, prometheus, alerts, org, admin_org, last_period)
         finally:
-            for process in reversed(started):
-                process.stop()
+            stack.stop()
             drop_database(database_url)
 
 

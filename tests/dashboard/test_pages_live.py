@@ -17,8 +17,11 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from devstack.servers import wait_for
 from tests.dashboard.conftest import ADMIN, Stack
-from tests.support.services import wait_for
+
+# One worker runs the whole module, so its module-scoped stack is started once.
+pytestmark = [pytest.mark.processes, pytest.mark.xdist_group("test_pages_live")]
 
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.support.services import free_port, wait_for
+from devstack.servers import free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 

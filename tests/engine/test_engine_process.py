@@ -10,13 +10,15 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from tests.support.services import (
-    EngineProcess,
+from devstack.processes import EngineProcess
+from devstack.servers import (
     PostgresServer,
     create_scratch_database,
     start_throwaway_postgres,
     wait_for,
 )
+
+pytestmark = pytest.mark.processes
 
 ADMIN = "test-admin-key-0123456789"
 

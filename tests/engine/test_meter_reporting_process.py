@@ -7,14 +7,13 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import psycopg
+import pytest
 
+from devstack.processes import EngineProcess
+from devstack.servers import create_scratch_database, drop_database, wait_for
 from tests.support.fake_stripe import FakeStripe
-from tests.support.services import (
-    EngineProcess,
-    create_scratch_database,
-    drop_database,
-    wait_for,
-)
+
+pytestmark = pytest.mark.processes
 
 ADMIN = "test-admin-key-0123456789"
 

@@ -96,15 +96,13 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
-from tests.alerts.core import AlertsProcessRunner  # noqa: E402
-from tests.support.services import (  # noqa: E402
-    EngineProcess,
-    PrometheusServer,
-    create_scratch_database,
-    wait_for,
-)
+from devstack.processes import AlertsProcess, EngineProcess, PrometheusServer  # noqa: E402
+from devstack.servers import create_scratch_database, wait_for  # noqa: E402
 
 from .dashboards_lib import metric_names  # noqa: E402
+
+# One worker runs the whole module, so its module-scoped stack is started once.
+pytestmark = [pytest.mark.processes, pytest.mark.xdist_group("test_dashboard_queries_live")]
 
 METRICS_DOC = Path(__file__).resolve().parents[2] / "docs" / "metrics.md"
 ADMIN = "test-admin-key-0123456789"
@@ -125,7 +123,7 @@ def metrics_not_exported_yet() -> set[str]:
 def live_stack(pg_server_url):
     url = create_scratch_database(pg_server_url)
     engine = EngineProcess(url, admin_key=ADMIN).start()
-    alerts = AlertsProcessRunner(env={"DATABASE_URL": url})
+    alerts = AlertsProcess(env={"DATABASE_URL": url})
     prometheus = PrometheusServer(
         {"billing-engine": f"127.0.0.1:{engine.port}", "alerts": f"127.0.0.1:{alerts.port}"}
     ).start()

@@ -1,5 +1,5 @@
-"""Real servers for tests: PostgreSQL and Redis started from installed binaries in a temporary
-folder on free ports, and the engine as a real subprocess. Nothing here touches the machine's
+"""The data servers: PostgreSQL and Redis started from installed binaries in a temporary folder
+on free ports, and scratch databases on a server we are given. Nothing here touches the machine's
 shared servers except to create and drop a database of our own on one named by the environment.
 """
 
@@ -8,21 +8,15 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import httpx
-
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 INSTALL_HINT = (
     "PostgreSQL is needed for these tests: set TEST_DATABASE_URL to a reachable server, or "
     "install the server binaries (Debian/Ubuntu: apt-get install postgresql) so the tests can "
@@ -187,7 +181,7 @@ class RedisServer:
              "--appendonly", "no"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
-        wait_for(lambda: _tcp_open(self.port), timeout=10, what="redis to listen")
+        wait_for(lambda: tcp_open(self.port), timeout=10, what="redis to listen")
         return self
 
     def stop(self) -> None:
@@ -196,122 +190,7 @@ class RedisServer:
             self.process.wait(10)
 
 
-def _tcp_open(port: int) -> bool:
+def tcp_open(port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(0.5)
         return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-@dataclass
-class EngineProcess:
-    """`python -m billing_engine serve` as a real subprocess."""
-
-    database_url: str
-    admin_key: str = "test-admin-key-0123456789"
-    port: int = field(default_factory=free_port)
-    workers: int = 1
-    extra_env: dict[str, str] = field(default_factory=dict)
-    process: subprocess.Popen[bytes] | None = None
-    log_path: Path = field(
-        default_factory=lambda: Path(tempfile.mkstemp(prefix="engine-", suffix=".log")[1])
-    )
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self, *, wait_ready: bool = True) -> EngineProcess:
-        env = {
-            **os.environ,
-            "DATABASE_URL": self.database_url,
-            "ADMIN_API_KEY": self.admin_key,
-            "APP_ENV": "test",
-            "PYTHONUNBUFFERED": "1",
-            **self.extra_env,
-        }
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "billing_engine", "serve", "--port", str(self.port),
-                 "--workers", str(self.workers)],
-                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        if wait_ready:
-            wait_for(self._ready, timeout=60, what=f"engine on {self.url}/ready")
-        return self
-
-    def _ready(self) -> bool:
-        if self.process is not None and self.process.poll() is not None:
-            raise RuntimeError(f"engine exited: {self.log_path.read_text()[-2000:]}")
-        return httpx.get(f"{self.url}/ready", timeout=2).status_code == 200
-
-    def kill(self, sig: int = signal.SIGKILL) -> None:
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, sig)
-            self.process.wait(20)
-
-    def stop(self) -> None:
-        self.kill(signal.SIGTERM)
-
-
-@dataclass
-class PrometheusServer:
-    """A real Prometheus scraping the given targets, by default every second with the shipped
-    rules; tests of the alerts process give their own rule files and scrape interval."""
-
-    targets: dict[str, str]  # job name -> host:port
-    rule_files: Sequence[Path] | None = None  # None: the shipped prometheus/rules/*.yml
-    scrape_interval: str = "1s"
-    port: int = field(default_factory=free_port)
-    base: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="promtest-")))
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> PrometheusServer:
-        import yaml
-
-        binary = shutil.which("prometheus")
-        if binary is None:
-            raise RuntimeError("prometheus is needed: apt-get install prometheus")
-        rule_files = (sorted((ROOT / "prometheus" / "rules").glob("*.yml"))
-                      if self.rule_files is None else self.rule_files)
-        config = {
-            "global": {"scrape_interval": self.scrape_interval,
-                       "evaluation_interval": self.scrape_interval, "scrape_timeout": "1s"},
-            "rule_files": [str(p) for p in rule_files],
-            "scrape_configs": [
-                {"job_name": job, "static_configs": [{"targets": [target]}]}
-                for job, target in self.targets.items()
-            ],
-        }
-        config_path = self.base / "prometheus.yml"
-        config_path.write_text(yaml.safe_dump(config))
-        with open(self.base / "prometheus.log", "ab") as log:
-            self.process = subprocess.Popen(
-                [binary, f"--config.file={config_path}",
-                 f"--storage.tsdb.path={self.base / 'data'}",
-                 f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn"],
-                stdout=log, stderr=subprocess.STDOUT,
-            )
-        wait_for(lambda: httpx.get(f"{self.url}/-/ready", timeout=2).status_code == 200,
-                 timeout=60, what="prometheus to be ready")
-        return self
-
-    def get(self, path: str, **params: str) -> Any:
-        body = httpx.get(f"{self.url}{path}", params=params, timeout=10).json()
-        assert body["status"] == "success", body
-        return body["data"]
-
-    def query(self, expr: str) -> list[dict[str, object]]:
-        return self.get("/api/v1/query", query=expr)["result"]  # type: ignore[no-any-return]
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(20)
-        shutil.rmtree(self.base, ignore_errors=True)
-
-    destroy = stop

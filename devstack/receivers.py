@@ -42,7 +42,7 @@ from typing import Any, cast
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from tests.support.services import free_port, wait_for
+from devstack.servers import free_port, wait_for
 
 HOST = "127.0.0.1"
 
