@@ -27,12 +27,7 @@ from bench.console import bench_console, print_console
 from bench.load import open_loop
 from billing_engine.db import migrate
 from devstack.processes import EngineProcess
-from devstack.servers import (
-    create_scratch_database,
-    drop_database,
-    reachable_postgres,
-    start_throwaway_postgres,
-)
+from devstack.servers import postgres_server, scratch_database
 
 ADMIN = "bench-admin-key-0123456789"
 ROOT = Path(__file__).resolve().parent.parent
@@ -222,15 +217,8 @@ def main() -> int:
     parser.add_argument("--json", type=Path, default=ROOT / "var" / "bench" / "results.json")
     args = parser.parse_args()
 
-    configured = os.environ.get("BENCH_DATABASE_URL") or os.environ.get("TEST_DATABASE_URL")
-    server = None
-    if configured and reachable_postgres(configured):
-        server_url = configured
-    else:
-        server = start_throwaway_postgres()
-        server_url = server.url
     results: dict[str, object] = {"machine": machine(), "date": date.today().isoformat()}
-    try:
+    with postgres_server("BENCH_DATABASE_URL", "TEST_DATABASE_URL") as server_url:
         for name, run in (
             (
                 "ingest",
@@ -249,15 +237,8 @@ def main() -> int:
             ("alerts_budget", lambda u: bench_alerts_budget(u, orgs=args.alert_orgs)),
             ("alerts_page", bench_alerts_page),
         ):
-            url = create_scratch_database(server_url, prefix="billing_bench")
-            try:
-                migrate(url)
+            with scratch_database(server_url, prefix="billing_bench", setup=migrate) as url:
                 results[name] = run(url)
-            finally:
-                drop_database(url)
-    finally:
-        if server is not None:
-            server.destroy()
 
     ingest, lookup = results["ingest"], results["lookup"]
     print(f"\nmachine: {results['machine']}")

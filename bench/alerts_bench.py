@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import time
 from collections.abc import Callable
@@ -197,12 +196,7 @@ def print_alerts(results: dict[str, Any]) -> None:
 
 
 def main() -> int:
-    from devstack.servers import (
-        create_scratch_database,
-        drop_database,
-        reachable_postgres,
-        start_throwaway_postgres,
-    )
+    from devstack.servers import postgres_server, scratch_database
 
     parser = argparse.ArgumentParser(prog="python -m bench.alerts_bench")
     parser.add_argument("--orgs", type=int, default=100_000)
@@ -211,30 +205,16 @@ def main() -> int:
     parser.add_argument("--json", type=Path,
                         default=ROOT / "var" / "bench" / "alerts-results.json")
     args = parser.parse_args()
-    configured = os.environ.get("BENCH_DATABASE_URL") or os.environ.get("TEST_DATABASE_URL")
-    server = None
-    if configured and reachable_postgres(configured):
-        server_url = configured
-    else:
-        server = start_throwaway_postgres()
-        server_url = server.url
     results: dict[str, Any] = {}
-    try:
+    with postgres_server("BENCH_DATABASE_URL", "TEST_DATABASE_URL") as server_url:
         runs: list[tuple[str, Callable[[str], dict[str, Any]]]] = []
         if not args.skip_budget:
             runs.append(("alerts_budget", lambda u: bench_alerts_budget(u, orgs=args.orgs)))
         if not args.skip_page:
             runs.append(("alerts_page", bench_alerts_page))
         for name, run in runs:
-            url = create_scratch_database(server_url, prefix="alerts_bench")
-            try:
-                migrate_engine(url)
+            with scratch_database(server_url, prefix="alerts_bench", setup=migrate_engine) as url:
                 results[name] = run(url)
-            finally:
-                drop_database(url)
-    finally:
-        if server is not None:
-            server.destroy()
     print_alerts(results)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=2))

@@ -364,34 +364,15 @@ def print_console(result: dict[str, Any]) -> None:
 def main() -> int:
     from bench.__main__ import machine  # not at import time: bench.__main__ imports this module
     from billing_engine.db import migrate
-    from devstack.servers import (
-        create_scratch_database,
-        drop_database,
-        reachable_postgres,
-        start_throwaway_postgres,
-    )
+    from devstack.servers import postgres_server, scratch_database
 
     parser = argparse.ArgumentParser(prog="python -m bench.console")
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--orgs", type=int, default=10_000)
     args = parser.parse_args()
-    configured = os.environ.get("BENCH_DATABASE_URL") or os.environ.get("TEST_DATABASE_URL")
-    server = None
-    if configured and reachable_postgres(configured):
-        server_url = configured
-    else:
-        server = start_throwaway_postgres()
-        server_url = server.url
-    try:
-        url = create_scratch_database(server_url, prefix="billing_bench")
-        try:
-            migrate(url)
-            result = bench_console(url, runs=args.runs, orgs=args.orgs)
-        finally:
-            drop_database(url)
-    finally:
-        if server is not None:
-            server.destroy()
+    with (postgres_server("BENCH_DATABASE_URL", "TEST_DATABASE_URL") as server_url,
+          scratch_database(server_url, prefix="billing_bench", setup=migrate) as url):
+        result = bench_console(url, runs=args.runs, orgs=args.orgs)
     print(f"\nmachine: {machine()}")
     print_console(result)
     return 0

@@ -187,11 +187,15 @@ class MailSink(ServiceProcess):
     name: ClassVar[str] = "mail sink"
     ready_path: ClassVar[str] = ""
 
-    directory: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="mail-")))
+    directory: Path | None = None  # None: a temporary folder
 
     @property
     def url(self) -> str:
         return f"smtp://127.0.0.1:{self.port}"
+
+    def prepare(self) -> None:
+        if self.directory is None:
+            self.directory = Path(tempfile.mkdtemp(prefix="mail-"))
 
     def argv(self) -> list[str]:
         return [sys.executable, "-m", "alerts.mailsink", "--dir", str(self.directory),

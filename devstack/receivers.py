@@ -37,11 +37,12 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Self, cast
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
+from alerts.delivery.mailsink import ControlledSmtpServer
 from devstack.servers import free_port, wait_for
 
 HOST = "127.0.0.1"
@@ -148,7 +149,7 @@ class _SmtpHandler:
         return self.server._received(session, envelope)
 
 
-class SmtpServer:
+class SmtpServer(ControlledSmtpServer):
     """A real aiosmtpd server collecting the messages it accepts.
 
     credentials: user name -> password; when given, MAIL is refused (530) until the client has
@@ -174,7 +175,7 @@ class SmtpServer:
         self._data_replies: deque[str] = deque()
         self._messages: list[ReceivedMail] = []
         self._lock = threading.Lock()
-        self._controller: Controller | None = None
+        self._controller = None
 
     # -- scripting
     def reject_recipient(self, address: str, reply: str = "550 5.1.1 No such user") -> None:
@@ -205,7 +206,7 @@ class SmtpServer:
         return {"SMTP_HOST": self.host, "SMTP_PORT": str(self.port)}
 
     # -- lifecycle
-    def start(self) -> SmtpServer:
+    def start(self) -> Self:
         tls_context = self.tls.server_context() if self.tls else None
         self._controller = Controller(
             _SmtpHandler(self),
@@ -219,17 +220,6 @@ class SmtpServer:
         )
         self._controller.start()
         return self
-
-    def stop(self) -> None:
-        if self._controller is not None:
-            self._controller.stop()
-            self._controller = None
-
-    def __enter__(self) -> SmtpServer:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
     # -- internals
     def _authenticate(

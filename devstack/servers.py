@@ -13,6 +13,8 @@ import subprocess
 import tempfile
 import time
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -194,3 +196,33 @@ def tcp_open(port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(0.5)
         return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+@contextmanager
+def postgres_server(*variables: str) -> Iterator[str]:
+    """The URL of a PostgreSQL server to make scratch databases on: the first of the named
+    environment variables that points at a reachable server, else a throwaway one of our own,
+    destroyed on exit."""
+    for name in variables:
+        configured = os.environ.get(name)
+        if configured and reachable_postgres(configured):
+            yield configured
+            return
+    server = start_throwaway_postgres()
+    try:
+        yield server.url
+    finally:
+        server.destroy()
+
+
+@contextmanager
+def scratch_database(server_url: str, *, prefix: str = "billing_test",
+                     setup: Callable[[str], object] | None = None) -> Iterator[str]:
+    """A database of our own on a server (set up by `setup`, e.g. migrated), dropped on exit."""
+    url = create_scratch_database(server_url, prefix=prefix)
+    try:
+        if setup is not None:
+            setup(url)
+        yield url
+    finally:
+        drop_database(url)

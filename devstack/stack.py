@@ -74,8 +74,7 @@ class Stack:
                                         demo=self.demo, extra_env=dict(self.engine_env),
                                         **self._common("engine"))
         if "mailsink" in self.parts:
-            kwargs = {"directory": self.mail_dir} if self.mail_dir is not None else {}
-            self.mailsink = MailSink(**kwargs, **self._common("mailsink"))
+            self.mailsink = MailSink(directory=self.mail_dir, **self._common("mailsink"))
         if "prometheus" in self.parts:
             targets = {"billing-engine": f"127.0.0.1:{self.ports['engine']}"}
             if "alerts" in self.parts:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Self, cast
 
 from aiosmtpd.controller import Controller
 
@@ -62,16 +62,38 @@ def _check_port_free(host: str, port: int) -> None:
         probe.bind((host, port))
 
 
-class MailSink:
+class ControlledSmtpServer:
+    """An aiosmtpd server on a thread of its own: a subclass's start() builds and starts the
+    controller; stop() and the context manager are shared (the tests' recording SMTP server in
+    devstack is the other subclass)."""
+
+    _controller: Controller | None = None
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+class MailSink(ControlledSmtpServer):
     """The sink as an object: start(), stop(), or use it as a context manager."""
 
     def __init__(self, directory: Path | str, *, host: str = "127.0.0.1", port: int = 1025) -> None:
         self.directory = Path(directory)
         self.host = host
         self.port = port
-        self._controller: Controller | None = None
+        self._controller = None
 
-    def start(self) -> MailSink:
+    def start(self) -> Self:
         self.directory.mkdir(parents=True, exist_ok=True)
         _check_port_free(self.host, self.port)
         self._controller = Controller(
@@ -79,17 +101,6 @@ class MailSink:
         )
         self._controller.start()
         return self
-
-    def stop(self) -> None:
-        if self._controller is not None:
-            self._controller.stop()
-            self._controller = None
-
-    def __enter__(self) -> MailSink:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
 
 @dataclass(frozen=True)
