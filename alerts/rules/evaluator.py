@@ -107,9 +107,10 @@ class Evaluator:
         """Whether the last round reached Prometheus (None before the first round)."""
         return self._prometheus_was_up
 
-    def run_round(self) -> RoundReport:
+    def run_round(self, at: datetime | None = None) -> RoundReport:
+        """One round at `at` (the scheduler's slot; the clock's time when None)."""
         started = time.perf_counter()
-        now = self.clock()
+        now = at or self.clock()
         report = RoundReport(at=now)
         try:
             self._round(now, report)

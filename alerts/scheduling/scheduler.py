@@ -33,6 +33,28 @@ GAUGE_INTERVAL_SECONDS = 5.0
 PURGE_INTERVAL_SECONDS = 3600.0
 
 
+# A round that starts later than this after its slot (a takeover, a busy machine) is off the
+# grid and evaluates at the clock's time instead.
+SLOT_SLACK_SECONDS = 1.0
+
+
+def evaluation_slot(now: datetime, *, anchor: datetime, interval: float,
+                    slack: float = SLOT_SLACK_SECONDS) -> datetime:
+    """The time a round is evaluated at: its slot on the grid anchor + k * interval when it
+    started within `slack` of it, else `now`.
+
+    Rounds start a few milliseconds after their slot, and not always the same few: measured
+    from each round's own start, an alert pending for exactly four 15 s intervals can look held
+    for 59.99 s and fire one round (15 s) late. Prometheus evaluates at its grid's timestamps,
+    and so do we: `for` then holds for exactly what it says.
+    """
+    if now < anchor:
+        return now
+    slots = (now - anchor).total_seconds() // interval
+    slot = anchor + timedelta(seconds=slots * interval)
+    return slot if (now - slot).total_seconds() <= slack else now
+
+
 class AlertsScheduler:
     def __init__(self, *, leader: LeaderElection, evaluator: Evaluator, budget: BudgetEvaluator,
                  worker: OutboxWorker, evaluation_interval: float, budget_interval: float,
@@ -56,10 +78,11 @@ class AlertsScheduler:
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30},
         )
         self._was_leader = False
+        self._anchor = datetime.now(UTC)
 
     def start(self) -> None:
         self._leader_job()  # know who leads before the first round
-        now = datetime.now(UTC)
+        now = self._anchor = datetime.now(UTC)
         jobs: dict[str, Callable[[], Any]] = {
             "leader": self._leader_job,
             "evaluate": self._evaluate_job,
@@ -99,9 +122,11 @@ class AlertsScheduler:
         self._was_leader = leading
 
     def _evaluate_job(self) -> None:
+        at = evaluation_slot(datetime.now(UTC), anchor=self._anchor,
+                             interval=self.intervals["evaluate"])
         if not self.leader.confirm():
             return
-        self._guard("evaluate", self.evaluator.run_round)
+        self._guard("evaluate", lambda: self.evaluator.run_round(at))
 
     def _budget_job(self) -> None:
         if not self.leader.confirm():
