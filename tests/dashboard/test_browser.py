@@ -34,7 +34,11 @@ from tests.dashboard.conftest import (
 pytestmark = [pytest.mark.processes, pytest.mark.xdist_group("test_browser")]
 
 CHROMIUM = "/usr/bin/chromium"
-TIMEOUT_MS = 20_000
+# How long a page may take to show what a test waits for: generous, since a loaded machine
+# renders slowly and these guard against a page that never shows it, not a slow one. It applies
+# to actions (the context's default) and to expect() assertions, whose own default is 5 s.
+TIMEOUT_MS = 60_000
+expect.set_options(timeout=TIMEOUT_MS)
 
 # url path (from the st.Page definitions in dashboard/app.py), title, text shown once data is
 # in, and the charts the page always draws with this stack's data.
