@@ -244,6 +244,7 @@ def base_env(url: str) -> dict[str, str]:
     return {**env, "DATABASE_URL": url, "APP_ENV": "test"}
 
 
+@pytest.mark.processes
 def test_cli_prints_the_report_and_exits_1_on_mismatches_0_when_clean(sqlite_url, fake):
     database = create_database(sqlite_url)
     try:
@@ -265,6 +266,7 @@ def test_cli_prints_the_report_and_exits_1_on_mismatches_0_when_clean(sqlite_url
     assert "mismatches: 0" in clean.stdout
 
 
+@pytest.mark.processes
 def test_cli_in_simulated_mode_says_so(sqlite_url):
     database = create_database(sqlite_url)
     try:
@@ -281,6 +283,7 @@ def test_cli_in_simulated_mode_says_so(sqlite_url):
     assert [m["kind"] for m in report["mismatches"]] == ["usage_not_reported"]
 
 
+@pytest.mark.processes
 def test_cli_refuses_a_malformed_period(sqlite_url):
     result = cli("reconcile", "--period", "November", env=base_env(sqlite_url))
     assert result.returncode == 2

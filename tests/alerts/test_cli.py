@@ -8,10 +8,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from devstack.receivers import SmtpServer
 from devstack.servers import ROOT
 from tests.alerts.core import *  # noqa: F403
 from tests.alerts.core import ADMIN_KEY
+
+pytestmark = pytest.mark.processes  # runs the command line as a subprocess
 
 
 def cli(*args: str, env: dict[str, str]) -> tuple[int, Any, str]:

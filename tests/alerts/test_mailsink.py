@@ -10,6 +10,8 @@ import sys
 from email.message import EmailMessage
 from pathlib import Path
 
+import pytest
+
 from alerts.delivery.email import EmailChannel, SmtpConfig
 from alerts.delivery.mailsink import MailSink, read_mailbox
 from devstack.servers import free_port, wait_for
@@ -48,6 +50,7 @@ def test_blind_copies_are_visible_in_the_envelope(tmp_path: Path) -> None:
     assert stored.body() == "body\n"
 
 
+@pytest.mark.processes
 def test_python_m_alerts_mailsink_runs_until_terminated(tmp_path: Path) -> None:
     port = free_port()
     folder = tmp_path / "var" / "mail"
@@ -73,6 +76,7 @@ def test_python_m_alerts_mailsink_runs_until_terminated(tmp_path: Path) -> None:
     assert stored.subject.startswith("[P1] FIRING ")
 
 
+@pytest.mark.processes
 def test_a_taken_port_is_a_clear_error(tmp_path: Path) -> None:
     port = free_port()
     with MailSink(tmp_path, port=port):

@@ -9,9 +9,12 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 from devstack.servers import ROOT, free_port, wait_for
 from tests.alerts.core import ADMIN_KEY
+
+pytestmark = pytest.mark.processes  # runs the command line as a subprocess
 
 
 def test_python_m_alerts_alone_migrates_and_serves_like_serve(tmp_path: Path) -> None:

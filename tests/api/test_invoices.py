@@ -266,6 +266,7 @@ def test_two_replicas_closing_at_once_write_each_invoice_once(client, admin, clo
         assert client.get("/v1/credits", params={"org_id": org}).json()["balance_cents"] == 0
 
 
+@pytest.mark.processes
 def test_the_close_period_command_closes_a_period_and_refuses_an_open_one(tmp_path):
     url = f"sqlite:///{tmp_path / 'cli.db'}"
     migrate(url)

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 from devstack.servers import free_port, wait_for
 
@@ -19,6 +20,7 @@ def sample(metrics_text: str, name: str) -> float:
                if line.startswith(name + "{") or line.startswith(name + " "))
 
 
+@pytest.mark.processes
 def test_demo_subscribes_paid_orgs_and_records_payments_through_signed_webhooks(tmp_path):
     port = free_port()
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'demo.db'}", "APP_ENV": "test",
