@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
 
+from billing_core.access import Role
 from billing_core.http import error_responses
 from billing_engine.access.schemas import (
     KEY_ID_PATTERN,
@@ -77,7 +78,7 @@ def revoke_org_key(org_id: OrgIdPath, key_id: KeyIdPath, services: ServicesDep) 
 )
 def create_staff_key(request: Request, body: StaffKeyCreate, services: ServicesDep) -> NewKeyOut:
     created = services.access.create_staff_key(
-        name=body.name, role=body.role, expires_at=body.expires_at, created_by=_actor(request)
+        name=body.name, role=Role[body.role], expires_at=body.expires_at, created_by=_actor(request)
     )
     return new_key_out(created)
 

@@ -3,11 +3,11 @@ the secret only in the answer to its creation)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
-from billing_core.access import Role, Scope
+from billing_core.access import Scope
 from billing_core.http import ResponseModel, Storable, Timestamp
 from billing_engine.access.service import NewKey
 from billing_engine.access.store import StoredKey
@@ -38,7 +38,9 @@ class StaffKeyCreate(BaseModel):
     name: Annotated[str, StringConstraints(pattern=STAFF_NAME_PATTERN)] = Field(
         description="Who or what holds it (a-z, 0-9, _ and -); the audit log records it"
     )
-    role: Role = Field(description="viewer, support, operator or admin")
+    role: Literal["viewer", "support", "operator", "admin"] = Field(
+        description="viewer < support < operator < admin: each may do what the lower ones may"
+    )
     expires_at: AwareDatetime | None = None
 
 
