@@ -5,6 +5,7 @@ import weakref
 from datetime import datetime
 from typing import Any
 
+import httpx
 from fastapi.testclient import TestClient
 
 ADMIN_KEY = "test-admin-key-0123456789"
@@ -66,3 +67,13 @@ def post_heartbeats(client: TestClient, admin: dict[str, str], items: list[dict[
     org_id = kwargs.pop("org_id", None) or items[0]["org_id"]
     headers = {**org_headers(client, admin, org_id), **kwargs.pop("headers", {})}
     return client.post("/v1/heartbeats", json={"heartbeats": items}, headers=headers, **kwargs)
+
+
+def engine_org_key(engine_url: str, admin_key: str, org_id: str,
+                   scopes: tuple[str, ...] = ALL_SCOPES) -> dict[str, str]:
+    """For tests against an engine process: Authorization headers of a new key of `org_id`."""
+    response = httpx.post(f"{engine_url}/admin/orgs/{org_id}/keys",
+                          headers={"X-Admin-Key": admin_key}, timeout=30,
+                          json={"name": "test fleet", "scopes": list(scopes)})
+    assert response.status_code == 201, response.text
+    return bearer(response.json()["key"])
