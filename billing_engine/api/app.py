@@ -147,7 +147,7 @@ def _declare_access_answers(app: FastAPI) -> None:
     """Each route's OpenAPI answers say what the access check may answer for it: 401 and 403
     unless the route is public, and 415 where it reads a body."""
     for route in api_routes(app.router.routes):
-        for method in route.methods:
+        for method in route.methods or ():
             requirement = ENGINE_POLICY.get((method, route.path_format))
             statuses = [] if isinstance(requirement, Public) else [401, 403]
             if method in BODY_METHODS:
