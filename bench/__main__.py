@@ -25,6 +25,7 @@ import psycopg
 from bench.alerts_bench import bench_alerts_budget, bench_alerts_page, print_alerts
 from bench.console import bench_console, print_console
 from bench.load import open_loop
+from billing_core.access.tokens import display_prefix, new_token, token_hash
 from billing_engine.db import migrate
 from devstack.processes import EngineProcess
 from devstack.servers import postgres_server, scratch_database
@@ -66,6 +67,33 @@ def ingest_rows(orgs: int, instances_per_org: int, minutes: int, start: datetime
                 yield (f"bench{o}-i{i}", start + timedelta(minutes=m), f"org_bench{o}")
 
 
+def create_org_key(engine_url: str, org: str, scopes: tuple[str, ...] = ("usage:write",)) -> str:
+    answer = httpx.post(
+        f"{engine_url}/admin/orgs/{org}/keys",
+        headers={"X-Admin-Key": ADMIN},
+        json={"name": "bench", "scopes": list(scopes)},
+        timeout=30,
+    )
+    answer.raise_for_status()
+    return str(answer.json()["key"])
+
+
+def seed_read_keys(url: str, orgs: list[str]) -> dict[str, str]:
+    """A billing:read key per org, written straight into api_keys as the engine stores them
+    (thousands of orgs: through the API this would be most of the run)."""
+    keys = {org: new_token("org") for org in orgs}
+    now = datetime.now(UTC)
+    with psycopg.connect(libpq(url), autocommit=True) as conn, conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO api_keys (id, prefix, sha256, kind, org_id, name, scopes, created_by,"
+            " created_at) VALUES (%s, %s, %s, 'org', %s, 'bench', 'billing:read', 'bench', %s)"
+            " ON CONFLICT DO NOTHING",
+            [(f"key_{n:016x}", display_prefix(token), token_hash(token), org, now)
+             for n, (org, token) in enumerate(keys.items())],
+        )
+    return keys
+
+
 def bench_ingest(url: str, *, total: int, workers: int, clients: int) -> dict[str, float]:
     with psycopg.connect(libpq(url), autocommit=True) as conn:
         for o in range(100):
@@ -80,50 +108,50 @@ def bench_ingest(url: str, *, total: int, workers: int, clients: int) -> dict[st
     )
     minutes = max(1, total // (100 * 10))
     rows = list(ingest_rows(100, 10, minutes, start))[:total]
-    bodies = []
-    for i in range(0, len(rows), 1000):
-        chunk = rows[i : i + 1000]
-        bodies.append(
-            json.dumps(
-                {
-                    "heartbeats": [
-                        {
-                            "instance_id": iid,
-                            "org_id": org,
-                            "ts": ts.isoformat(),
-                            "state": "running",
-                        }
-                        for iid, ts, org in chunk
-                    ]
-                }
-            ).encode()
-        )
+    # A fleet sends for its own org only: each body holds one org's heartbeats.
+    by_org: dict[str, list[tuple[str, datetime, str]]] = {}
+    for row in rows:
+        by_org.setdefault(row[2], []).append(row)
+    bodies: list[tuple[str, bytes]] = []
+    for org, org_rows in by_org.items():
+        for i in range(0, len(org_rows), 1000):
+            chunk = org_rows[i : i + 1000]
+            beats = [
+                {"instance_id": iid, "org_id": org, "ts": ts.isoformat(), "state": "running"}
+                for iid, ts, _org in chunk
+            ]
+            bodies.append((org, json.dumps({"heartbeats": beats}).encode()))
 
     engine = EngineProcess(
         url, admin_key=ADMIN, workers=workers, extra_env={"LOG_LEVEL": "WARNING"}
     ).start()
     try:
+        # One org key per org, made through the admin API as an operator would.
+        keys = {org: create_org_key(engine.url, org) for org in by_org}
 
-        def send(body: bytes, client: httpx.Client) -> int:
+        def send(org: str, body: bytes, client: httpx.Client) -> int:
             r = client.post(
-                "/v1/heartbeats", content=body, headers={"content-type": "application/json"}
+                "/v1/heartbeats",
+                content=body,
+                headers={"content-type": "application/json",
+                         "authorization": f"Bearer {keys[org]}"},
             )
             r.raise_for_status()
             return int(r.json()["accepted"])
 
         local = threading.local()
 
-        def task(body: bytes) -> int:
+        def task(item: tuple[str, bytes]) -> int:
             if not hasattr(local, "client"):
                 local.client = httpx.Client(base_url=engine.url, timeout=60)
-            return send(body, local.client)
+            return send(*item, local.client)
 
         with ThreadPoolExecutor(clients) as pool:
             list(pool.map(task, bodies[:5]))  # warm-up: connections, caches, JIT-free paths
             started = time.perf_counter()
             accepted = sum(pool.map(task, bodies[5:]))
             api_seconds = time.perf_counter() - started
-        api_rows = len(rows) - 5 * 1000  # every body but the last holds 1,000
+        api_rows = len(rows) - sum(body.count(b'"instance_id"') for _org, body in bodies[:5])
         assert accepted == api_rows, f"accepted {accepted} of {api_rows}"
     finally:
         engine.stop()
@@ -184,9 +212,13 @@ def bench_lookup(url: str, *, orgs: int, rate: float, seconds: float) -> dict[st
         url, admin_key=ADMIN, workers=2, extra_env={"LOG_LEVEL": "WARNING"}
     ).start()
     try:
-        billing = [f"/v1/billing?org_id=org_l{(o * 7919) % orgs}" for o in range(2000)]
-        open_loop(engine.url, billing[:50], rate=rate, seconds=1)  # warm-up
-        api = open_loop(engine.url, billing, rate=rate, seconds=seconds)
+        readers = [f"org_l{(o * 7919) % orgs}" for o in range(2000)]
+        keys = seed_read_keys(url, sorted(set(readers)))
+        billing = [f"/v1/billing?org_id={org}" for org in readers]
+        # Each customer's CLI reads its own billing with its own billing:read key.
+        auth = [{"Authorization": f"Bearer {keys[org]}"} for org in readers]
+        open_loop(engine.url, billing[:50], rate=rate, seconds=1, headers=auth[:50])  # warm-up
+        api = open_loop(engine.url, billing, rate=rate, seconds=seconds, headers=auth)
         bare = open_loop(engine.url, ["/healthz"], rate=rate, seconds=seconds)
     finally:
         engine.stop()

@@ -41,6 +41,7 @@ from devstack.servers import free_port, wait_for
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "dashboard" / "app.py")
 ADMIN = "bench-admin-key-0123456789"
+STAFF = {"X-Admin-Key": ADMIN}  # the engine's reads need a staff credential
 CUSTOMER_NAME = "Render Bench Co"
 AVAILABILITY = "Availability, 30 d (objective 99.9 %)"
 TRIVIAL_PAGE = "import streamlit as st\nst.write('ok')\n"
@@ -92,7 +93,11 @@ def seed_customer(engine_url: str, url: str, *, days: int, instances: int) -> st
     beats = [{"instance_id": f"{org}-vm{i}", "org_id": org,
               "ts": (now - timedelta(minutes=m + 1)).isoformat(), "state": "running"}
              for i in range(instances) for m in range(60)]
-    answer = httpx.post(f"{engine_url}/v1/heartbeats", json={"heartbeats": beats}, timeout=30)
+    key = httpx.post(f"{engine_url}/admin/orgs/{org}/keys", headers={"X-Admin-Key": ADMIN},
+                     json={"name": "bench fleet", "scopes": ["usage:write"]}, timeout=10)
+    key.raise_for_status()
+    answer = httpx.post(f"{engine_url}/v1/heartbeats", json={"heartbeats": beats}, timeout=30,
+                        headers={"Authorization": f"Bearer {key.json()['key']}"})
     answer.raise_for_status()
     today = now.date()
     with psycopg.connect(_libpq(url), autocommit=True) as conn:
@@ -204,8 +209,10 @@ def settle(prometheus_url: str, engine_url: str, org_id: str) -> None:
 
     def ready() -> bool:
         for _ in range(20):
-            httpx.get(f"{engine_url}/v1/billing", params={"org_id": org_id}, timeout=5)
-        httpx.get(f"{engine_url}/v1/billing", params={"org_id": "org_missing"}, timeout=5)
+            httpx.get(f"{engine_url}/v1/billing", params={"org_id": org_id}, timeout=5,
+                      headers=STAFF)
+        httpx.get(f"{engine_url}/v1/billing", params={"org_id": "org_missing"}, timeout=5,
+                  headers=STAFF)
         time.sleep(1)
         compactions, previous = _compactions(prometheus_url), last[0]
         last[0] = compactions
@@ -318,7 +325,8 @@ def bench_console(url: str, *, runs: int = 20, orgs: int = 10_000, days: int = 3
                            extra_env={"LOG_LEVEL": "WARNING"}).start()
     try:
         org_id = seed_customer(engine.url, url, days=days, instances=instances)
-        billing = httpx.get(f"{engine.url}/v1/billing", params={"org_id": org_id}).json()
+        billing = httpx.get(f"{engine.url}/v1/billing", params={"org_id": org_id},
+                            headers=STAFF).json()
         used = f"{billing['usage']['used_hours']:.2f} h"
         with prometheus_with_history(engine.port, days=days, step=60) as prometheus_url:
             settle(prometheus_url, engine.url, org_id)
@@ -327,7 +335,8 @@ def bench_console(url: str, *, runs: int = 20, orgs: int = 10_000, days: int = 3
             # Outside `streamlit run`, every st.cache_data.clear() warns "no runtime": quiet.
             logging.disable(logging.WARNING)
             try:
-                with _console_env(ENGINE_URL=engine.url, PROMETHEUS_URL=prometheus_url,
+                with _console_env(ENGINE_URL=engine.url, ENGINE_API_KEY=ADMIN,
+                                  PROMETHEUS_URL=prometheus_url,
                                   ALERTS_URL=alerts_url):
                     result = measure(runs=runs, org_id=org_id, used=used, alerts_url=alerts_url)
             finally:

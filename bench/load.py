@@ -35,12 +35,18 @@ class _Connection:
 
 
 async def _run(
-    host: str, port: int, paths: list[str], rate: float, seconds: float, connections: int
+    host: str, port: int, paths: list[str], rate: float, seconds: float, connections: int,
+    headers: list[dict[str, str]] | None = None,
 ) -> list[float]:
     pool: asyncio.Queue[_Connection] = asyncio.Queue()
     for _ in range(connections):
         pool.put_nowait(_Connection(*await asyncio.open_connection(host, port)))
-    requests = [f"GET {p} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode() for p in paths]
+    extra = headers or [{} for _ in paths]
+    requests = [
+        (f"GET {p} HTTP/1.1\r\nHost: {host}\r\n"
+         + "".join(f"{name}: {value}\r\n" for name, value in h.items()) + "\r\n").encode()
+        for p, h in zip(paths, extra, strict=True)
+    ]
     latencies: list[float] = []
     errors: list[str] = []
     loop = asyncio.get_running_loop()
@@ -73,11 +79,13 @@ async def _run(
 
 
 def open_loop(
-    base_url: str, paths: list[str], *, rate: float, seconds: float, connections: int = 16
+    base_url: str, paths: list[str], *, rate: float, seconds: float, connections: int = 16,
+    headers: list[dict[str, str]] | None = None,
 ) -> list[float]:
-    """Latencies in seconds of `rate * seconds` GETs spread evenly over `seconds`."""
+    """Latencies in seconds of `rate * seconds` GETs spread evenly over `seconds`; `headers`,
+    if given, holds each path's own headers (its credential)."""
     host, port = base_url.removeprefix("http://").split(":")
     started = time.perf_counter()
-    result = asyncio.run(_run(host, int(port), paths, rate, seconds, connections))
+    result = asyncio.run(_run(host, int(port), paths, rate, seconds, connections, headers))
     assert time.perf_counter() - started >= seconds * 0.9
     return result

@@ -16,11 +16,14 @@ conditions they expect; anything else is a bug and answers 500. `billing_core.ht
     │   ├── BadRequest              400   engine: SignatureRejected (invalid_signature) and
     │   │                                 PayloadError (invalid_event), Stripe deliveries
     │   ├── Unauthorized            401   a missing or wrong credential
+    │   │   └── CredentialRequired        a missing, unknown, revoked or expired Bearer
+    │   │                                 credential (answers WWW-Authenticate: Bearer)
     │   ├── Forbidden               403   a credential without the right
     │   ├── NotFound                404   an org, instance, event, alert or silence
     │   ├── Conflict                409   engine: AlreadyDone (a replay of a handled event),
     │   │                                 an Idempotency-Key reused for another credit;
     │   │                                 alerts: acknowledging a resolved alert
+    │   ├── UnsupportedMediaType    415   a body that is not application/json
     │   └── InvalidRequest          422   a value out of range or of the wrong shape; engine:
     │       │                             HandlingError and WaitingForOrg (a Stripe event that
     │       │                             cannot take effect, kept in the inbox as failed)
@@ -51,6 +54,7 @@ __all__ = [
     "BillingError",
     "ConfigError",
     "Conflict",
+    "CredentialRequired",
     "DatabaseUnavailable",
     "Forbidden",
     "InvalidRequest",
@@ -59,6 +63,7 @@ __all__ = [
     "RequestError",
     "Unauthorized",
     "UnavailableError",
+    "UnsupportedMediaType",
     "UpstreamError",
 ]
 
@@ -120,6 +125,14 @@ class Unauthorized(RequestError):
         return {"WWW-Authenticate": "X-Admin-Key"}
 
 
+class CredentialRequired(Unauthorized):
+    """No valid credential: the answer names the Bearer scheme every credential travels in."""
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        return {"WWW-Authenticate": 'Bearer realm="billing"'}
+
+
 class Forbidden(RequestError):
     status = 403
     code = "forbidden"
@@ -133,6 +146,11 @@ class NotFound(RequestError):
 class Conflict(RequestError):
     status = 409
     code = "conflict"
+
+
+class UnsupportedMediaType(RequestError):
+    status = 415
+    code = "unsupported_media_type"
 
 
 class InvalidRequest(RequestError):

@@ -82,6 +82,7 @@ STATUS_MEANINGS = {
     404: "The thing named in the path or query does not exist",
     409: "The request conflicts with what is stored",
     413: "The body is too large",
+    415: "The body is not `application/json`",
     422: "A field is missing, of the wrong type or out of range; `errors` names each",
     500: "The request was stored but could not be handled; it is safe to retry",
     502: "A service we call (Stripe, an SMTP relay, Slack) failed",

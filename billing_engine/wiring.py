@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from billing_core.catalogue import load_plans
 from billing_core.clock import Clock, utc_now
 from billing_core.plans import PlanCatalog
+from billing_engine.access.service import AccessKeys
+from billing_engine.access.store import KeyStore
 from billing_engine.audit.service import AuditLog
 from billing_engine.audit.store import AuditStore
 from billing_engine.billing_view.service import BillingCards
@@ -66,6 +68,7 @@ class Services:
     reconciler: Reconciler
     retention: PaymentRetention
     audit: AuditLog
+    access: AccessKeys
     cache: EntitlementsCache
     dedup: WebhookDedup
     housekeeper: Housekeeper
@@ -216,6 +219,12 @@ def build_services(
         retention=retention,
         audit=AuditLog(
             AuditStore(database), metrics=metrics, clock=clock, secrets=settings.secret_values()
+        ),
+        access=AccessKeys(
+            KeyStore(database),
+            customers=customers,
+            configured_keys=settings.admin_keys(),
+            clock=clock,
         ),
         cache=cache,
         dedup=dedup,

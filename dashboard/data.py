@@ -49,9 +49,18 @@ def show_down(down: BackendDown) -> None:
 
 # -- HTTP APIs (engine, alerts) -----------------------------------------------------------------
 
+def _credential(base_url: str) -> dict[str, str]:
+    """The console's staff key for the engine's reads; read here, so it is never a cache key."""
+    settings = current_settings()
+    if base_url == settings.engine_url and settings.engine_api_key:
+        return {"Authorization": f"Bearer {settings.engine_api_key}"}
+    return {}
+
+
 @st.cache_data(ttl=5, show_spinner=False)
 def _get_json(base_url: str, path: str, params: tuple[tuple[str, Any], ...]) -> Any:
-    response = httpx.get(f"{base_url}{path}", params=dict(params), timeout=TIMEOUT_SECONDS)
+    response = httpx.get(f"{base_url}{path}", params=dict(params), timeout=TIMEOUT_SECONDS,
+                         headers=_credential(base_url))
     if response.status_code == 404:
         return None
     response.raise_for_status()

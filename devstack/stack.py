@@ -91,10 +91,12 @@ class Stack:
                 env |= {"SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(self.ports["mailsink"])}
             self.alerts = AlertsProcess(env=env | self.alerts_env, **self._common("alerts"))
         if "console" in self.parts:
+            # The console reads the engine with a staff credential: the stack's admin key.
+            console_env = {"ENGINE_API_KEY": self.admin_key, **self.console_env}
             self.console = Console(engine_url=self.url("engine"),
                                    prometheus_url=self.url("prometheus"),
                                    alerts_url=self.url("alerts"),
-                                   extra_env=dict(self.console_env), **self._common("console"))
+                                   extra_env=console_env, **self._common("console"))
         return [p for p in (self.engine, self.mailsink, self.prometheus, self.alerts,
                             self.console) if p is not None]
 

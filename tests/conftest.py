@@ -9,7 +9,8 @@ on the tests that start subprocesses, and devstack refuses to start one in a tes
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -31,9 +32,8 @@ from devstack.servers import (
     reachable_postgres,
     start_throwaway_postgres,
 )
+from tests.support.builders import ADMIN_KEY, ALL_SCOPES, bearer, create_key
 from tests.support.clock import FrozenClock
-
-ADMIN_KEY = "test-admin-key-0123456789"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -155,3 +155,26 @@ def client(
 @pytest.fixture
 def admin() -> dict[str, str]:
     return {"X-Admin-Key": ADMIN_KEY}
+
+
+@pytest.fixture
+def org_key(client: TestClient, admin: dict[str, str]) -> Callable[..., dict[str, str]]:
+    """`org_key(org_id, "billing:read")`: Authorization headers of a new key of that org."""
+
+    def make(org_id: str, *scopes: str) -> dict[str, str]:
+        return bearer(create_key(client, admin, org_id, scopes or ALL_SCOPES)["key"])
+
+    return make
+
+
+@pytest.fixture
+def staff_key(client: TestClient, admin: dict[str, str]) -> Callable[[str], dict[str, str]]:
+    """`staff_key("support")`: Authorization headers of a new staff key with that role."""
+
+    def make(role: str) -> dict[str, str]:
+        response = client.post("/admin/staff-keys", headers=admin,
+                               json={"name": f"{role}-{uuid.uuid4().hex[:8]}", "role": role})
+        assert response.status_code == 201, response.text
+        return bearer(response.json()["key"])
+
+    return make

@@ -9,10 +9,15 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 
+from billing_core.access import OrgScope, Public, Requirement
 from billing_core.clock import Clock, utc_now
-from billing_core.http import install_error_handlers
+from billing_core.http import error_responses, install_error_handlers
 from billing_engine import __version__
+from billing_engine.access import routes as access_routes
+from billing_engine.access.policy import ENGINE_POLICY
+from billing_engine.api.deps import BODY_METHODS, AuthorizeDep
 from billing_engine.api.middleware import ObservabilityMiddleware
 from billing_engine.audit import routes as audit_routes
 from billing_engine.audit.middleware import AuditMiddleware
@@ -52,6 +57,7 @@ ROUTERS = (
     throttling_routes.router,
     invoicing_routes.admin,
     audit_routes.router,
+    access_routes.router,
     webhook_routes.admin,
     meter_routes.router,
     reconcile_routes.router,
@@ -80,6 +86,10 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         services.cache.ping()  # so entitlements_cache_up is right from the first scrape
+        log.warning(
+            "ADMIN_API_KEY and ADMIN_API_KEYS are deprecated: they act as admin staff keys; "
+            "create named staff keys with a role (POST /admin/staff-keys) instead"
+        )
         if not services.webhooks.configured:
             log.warning("STRIPE_WEBHOOK_SECRET is not set: POST /webhooks/stripe answers 503")
         if housekeeping:
@@ -95,15 +105,59 @@ def create_app(
         description="Meters instance heartbeats into billable instance-minutes, applies plans "
         "and quota, and serves the billing views support and on-call need.",
         lifespan=lifespan,
+        # The one access check: every route, by the policy table (billing_engine.access.policy).
+        dependencies=[AuthorizeDep],
     )
     app.state.services = services
+    app.state.access_policy = ENGINE_POLICY  # routes added to the app later need an entry
     install_error_handlers(app)
     _publish_heartbeat_schema(app)
     for router in ROUTERS:
         app.include_router(router)
+    _declare_access_answers(app)
     app.add_middleware(AuditMiddleware, audit=services.audit)  # inside: sees the request id
     app.add_middleware(ObservabilityMiddleware, metrics=services.metrics)
     return app
+
+
+def api_routes(routes: list[Any]) -> list[APIRoute]:
+    """Every APIRoute, including those of included routers (kept nested by FastAPI)."""
+    found: list[APIRoute] = []
+    for route in routes:
+        nested = getattr(route, "original_router", None)
+        if isinstance(route, APIRoute):
+            found.append(route)
+        elif nested is not None:
+            found += api_routes(list(nested.routes))
+    return found
+
+
+def access_text(requirement: Requirement) -> str:
+    if isinstance(requirement, Public):
+        return "**Access**: public."
+    if isinstance(requirement, OrgScope):
+        staff = (f", or a staff credential with the role {requirement.staff.name} or higher"
+                 if requirement.staff is not None else "")
+        return (f"**Access**: an org key with the scope `{requirement.scope.value}`, for its own "
+                f"org only{staff}.")
+    return f"**Access**: a staff credential with the role {requirement.role.name} or higher."
+
+
+def _declare_access_answers(app: FastAPI) -> None:
+    """Each route's OpenAPI answers say what the access check may answer for it: 401 and 403
+    unless the route is public, and 415 where it reads a body."""
+    for route in api_routes(app.router.routes):
+        for method in route.methods or ():
+            requirement = ENGINE_POLICY.get((method, route.path_format))
+            statuses = [] if isinstance(requirement, Public) else [401, 403]
+            if method in BODY_METHODS:
+                statuses.append(415)
+            for status, answer in error_responses(*statuses).items():
+                route.responses.setdefault(status, answer)
+            # Routers are module-level and shared by every app built: describe a route once.
+            if requirement is not None and "**Access**" not in (route.description or ""):
+                text = route.description or ""
+                route.description = (text + "\n\n" if text else "") + access_text(requirement)
 
 
 def _publish_heartbeat_schema(app: FastAPI) -> None:

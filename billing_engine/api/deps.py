@@ -1,21 +1,34 @@
-"""Every dependency a route takes, as an `Annotated` alias: the services, the admin key check,
-and the identifiers routes accept in paths and queries."""
+"""Every dependency a route takes, as an `Annotated` alias: the services, the access check every
+route passes through, and the identifiers routes accept in paths and queries."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Header, Path, Query, Request
+from fastapi import Depends, Path, Query, Request
 
-from billing_core.errors import Unauthorized
+from billing_core.access import (
+    ADMIN_KEY_HEADER,
+    AUTHORIZATION,
+    Policy,
+    Principal,
+    Public,
+    credential_from,
+    decide,
+)
+from billing_core.errors import CredentialRequired, Forbidden, UnsupportedMediaType
 from billing_core.http import error_responses
-from billing_engine.audit.keys import STATE_ACTOR, STATE_REFUSAL, identify_admin
+from billing_engine.access.policy import ENGINE_POLICY
+from billing_engine.access.service import MALFORMED, MISSING, REASON_TEXT
+from billing_engine.audit.keys import STATE_ACTOR, STATE_REFUSAL
 from billing_engine.wiring import Services
 
 ORG_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
 INSTANCE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}$"
 PERIOD_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
 ACTOR_PATTERN = r"^[a-z0-9_-]{1,64}$"
+STATE_PRINCIPAL = "principal"
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
 def get_services(request: Request) -> Services:
@@ -31,25 +44,93 @@ InstanceIdPath = Annotated[str, Path(pattern=INSTANCE_ID_PATTERN, description="I
 PeriodQuery = Annotated[str, Query(pattern=PERIOD_PATTERN, description="The UTC month, YYYY-MM")]
 
 
-def require_admin(
-    request: Request,
-    x_admin_key: Annotated[str | None, Header(description="An admin key")] = None,
-) -> None:
-    """Let the request through with a valid admin key; the audit log records the key's name."""
+def route_key(request: Request) -> tuple[str, str]:
+    route = request.scope.get("route")
+    method = "GET" if request.method == "HEAD" else request.method
+    return method, str(getattr(route, "path_format", request.url.path))
+
+
+def authorize(request: Request) -> None:
+    """The one access check, applied to every route of the app: the policy table's requirement
+    for the matched route against the credential presented. Leaves the principal (and, for the
+    audit log, its name) in the request state. Also refuses bodies that are not JSON."""
     services = get_services(request)
-    if not x_admin_key:
-        services.metrics.admin_auth_failures.labels("missing").inc()
-        request.state.__setattr__(STATE_REFUSAL, "missing")
-        raise Unauthorized("X-Admin-Key", "header is required")
-    # Constant time over every configured key.
-    name = identify_admin(services.settings.admin_keys(), x_admin_key)
-    if name is None:
-        services.metrics.admin_auth_failures.labels("invalid").inc()
-        request.state.__setattr__(STATE_REFUSAL, "invalid")
-        raise Unauthorized("X-Admin-Key", "is not the admin key")
-    request.state.__setattr__(STATE_ACTOR, name)
+    key = route_key(request)
+    policy: Policy = getattr(request.app.state, "access_policy", ENGINE_POLICY)
+    requirement = policy.get(key)
+    principal: Principal | None = None
+    staff_route = key[1].startswith(("/admin/", "/debug/"))
+    if requirement is not None and not isinstance(requirement, Public):
+        principal = _authenticate(request, services, staff_route=staff_route)
+    verdict = decide(requirement, principal, org_ids=_named_orgs(request))
+    if not verdict.allowed:
+        if verdict.status == 401:  # the route needs a credential and none was presented
+            _refuse(request, services, MISSING, verdict.field or AUTHORIZATION,
+                    staff_route=staff_route)
+        services.metrics.access_denied.labels(verdict.code or "other").inc()
+        request.state.__setattr__(STATE_REFUSAL, verdict.code)
+        raise Forbidden(verdict.field, verdict.reason or "refused")
+    if request.method in BODY_METHODS and _has_body(request):
+        # A body without a Content-Type is read as JSON; one that names another type is refused,
+        # so a web page cannot post to us cross-site with a form or a text/plain fetch.
+        media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if media_type and media_type != "application/json" and not media_type.endswith("+json"):
+            raise UnsupportedMediaType("Content-Type", "must be application/json")
 
 
-AdminDep = Depends(require_admin)
+def _authenticate(request: Request, services: Services, *, staff_route: bool) -> Principal | None:
+    headers = request.headers
+    authorization, admin_key = headers.get(AUTHORIZATION), headers.get(ADMIN_KEY_HEADER)
+    credential = credential_from(authorization, admin_key)
+    if credential is None:
+        if authorization is None and admin_key is None:
+            return None  # decide answers 401 naming the missing credential
+        _refuse(request, services, MALFORMED, AUTHORIZATION, staff_route=staff_route)
+    assert credential is not None
+    found = services.access.authenticate(
+        credential.token, staff_only=credential.source == ADMIN_KEY_HEADER
+    )
+    if found.principal is None:
+        _refuse(request, services, found.refusal or "unknown", credential.source,
+                staff_route=staff_route)
+    assert found.principal is not None
+    request.state.__setattr__(STATE_PRINCIPAL, found.principal)
+    request.state.__setattr__(STATE_ACTOR, found.principal.actor)
+    return found.principal
+
+
+def _refuse(request: Request, services: Services, reason: str, field: str, *,
+            staff_route: bool) -> None:
+    services.metrics.auth_failures.labels(reason).inc()
+    if staff_route:  # the admin-key alert keeps its meaning: refusals on staff routes
+        services.metrics.admin_auth_failures.labels("missing" if reason == MISSING
+                                                    else "invalid").inc()
+    request.state.__setattr__(STATE_REFUSAL, reason)
+    raise CredentialRequired(field, REASON_TEXT[reason])
+
+
+def _named_orgs(request: Request) -> list[tuple[str, str]]:
+    """Every org the path or the query names (all values of a repeated `org_id`)."""
+    named = []
+    path_org = request.path_params.get("org_id")
+    if path_org is not None:
+        named.append(("org_id", str(path_org)))
+    named += [("org_id", value) for value in request.query_params.getlist("org_id")]
+    return named
+
+
+def _has_body(request: Request) -> bool:
+    length = request.headers.get("content-length")
+    if length is not None:
+        return length.strip() not in ("", "0")
+    return "transfer-encoding" in request.headers
+
+
+def request_principal(request: Request) -> Principal | None:
+    principal: Principal | None = getattr(request.state, STATE_PRINCIPAL, None)
+    return principal
+
+
+AuthorizeDep = Depends(authorize)
 # Every admin route may answer these, whatever else it declares.
-ADMIN_ANSWERS = error_responses(401, 422)
+ADMIN_ANSWERS = error_responses(401, 403, 422)

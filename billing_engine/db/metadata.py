@@ -16,6 +16,7 @@ BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 def engine_metadata() -> MetaData:
     """The metadata with every table of the engine registered on it."""
+    from billing_engine.access import tables as _access  # noqa: F401
     from billing_engine.audit import tables as _audit  # noqa: F401
     from billing_engine.customers import tables as _customers  # noqa: F401
     from billing_engine.invoicing import tables as _invoicing  # noqa: F401

@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import uvicorn
 
+from billing_core.access import Role, Scope
 from billing_core.periods import period_containing
 from billing_core.plans import PlanCatalog
 from billing_engine.api import create_app
@@ -36,6 +37,7 @@ from billing_engine.usage.store import UsageStore
 from billing_engine.wiring import Services, build_services
 
 log = logging.getLogger("billing_engine.demo")
+DEMO_ACTOR = "demo"  # created_by of the keys the demo makes
 
 _NAMES = (
     "Acme Analytics",
@@ -189,6 +191,34 @@ def seed(services: Services, org_count: int) -> list[DemoOrg]:
     return orgs
 
 
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def demo_keys(services: Services, orgs: list[DemoOrg]) -> tuple[dict[str, str], str]:
+    """A fresh org key per demo org (heartbeats and its own billing) and a support staff key,
+    made at every start; the keys of an earlier run are revoked first, so none piles up."""
+    access = services.access
+    for org in orgs:
+        for key in access.org_keys(org.org_id):
+            if key.created_by == DEMO_ACTOR and key.revoked_at is None:
+                access.revoke(key.id, kind="org", org_id=org.org_id)
+    for key in access.staff_keys():
+        if key.created_by == DEMO_ACTOR and key.revoked_at is None:
+            access.revoke(key.id, kind="staff")
+    org_keys = {
+        org.org_id: access.create_org_key(
+            org_id=org.org_id, name="demo fleet", scopes=[Scope.usage_write, Scope.billing_read],
+            expires_at=None, created_by=DEMO_ACTOR,
+        ).token
+        for org in orgs
+    }
+    support = access.create_staff_key(name="demo-support", role=Role.support, expires_at=None,
+                                      created_by=DEMO_ACTOR)
+    log.info("demo keys created", extra={"org_keys": len(org_keys)})
+    return org_keys, support.token
+
+
 class Simulator:
     """Live instances (a heartbeat every 15 s each) and API clients, against the running server."""
 
@@ -198,12 +228,16 @@ class Simulator:
         orgs: list[DemoOrg],
         admin_key: str,
         *,
+        org_keys: dict[str, str],
+        support_key: str,
         catalog: PlanCatalog | None = None,
         webhook_secret: str | None = None,
     ) -> None:
         self.base_url = base_url
         self.orgs = orgs
         self.admin_key = admin_key
+        self.org_keys = org_keys
+        self.support_key = support_key
         self.catalog = catalog
         self.webhook_secret = webhook_secret
         self.stop = threading.Event()
@@ -226,33 +260,34 @@ class Simulator:
             time.sleep(0.2)
 
     def _instances(self) -> None:
-        fleet = [(f"{o.org_id}-i{n}", o.org_id) for o in self.orgs for n in range(o.live_instances)]
+        """Each org's fleet sends one batch every 15 s with that org's own key."""
+        fleets = {o.org_id: [f"{o.org_id}-i{n}" for n in range(o.live_instances)]
+                  for o in self.orgs if o.live_instances}
         with httpx.Client(base_url=self.base_url, timeout=10) as client:
             self._wait_up(client)
             while not self.stop.wait(15):
                 now = datetime.now(UTC)
-                batch = [
-                    {
-                        "instance_id": iid,
-                        "org_id": oid,
-                        "ts": now.isoformat(),
-                        "state": "idle" if self.rng.random() < 0.1 else "running",
-                    }
-                    for iid, oid in fleet
-                ]
-                if self.rng.random() < 0.3:  # a misconfigured agent, to keep rejections visible
-                    batch.append(
+                skewed = self.rng.choice(list(fleets)) if fleets else None
+                for org_id, instances in fleets.items():
+                    batch = [
                         {
-                            "instance_id": "stray-1",
-                            "org_id": "org_unknown",
+                            "instance_id": iid,
+                            "org_id": org_id,
                             "ts": now.isoformat(),
-                            "state": "running",
+                            "state": "idle" if self.rng.random() < 0.1 else "running",
                         }
-                    )
-                try:
-                    client.post("/v1/heartbeats", json={"heartbeats": batch})
-                except httpx.HTTPError as exc:
-                    log.warning("demo heartbeat post failed", extra={"reason": str(exc)})
+                        for iid in instances
+                    ]
+                    if org_id == skewed and self.rng.random() < 0.3:
+                        # An agent whose clock runs ahead, to keep rejections visible.
+                        batch.append({"instance_id": f"{org_id}-skewed", "org_id": org_id,
+                                      "ts": (now + timedelta(minutes=10)).isoformat(),
+                                      "state": "running"})
+                    try:
+                        client.post("/v1/heartbeats", json={"heartbeats": batch},
+                                    headers=bearer(self.org_keys[org_id]))
+                    except httpx.HTTPError as exc:
+                        log.warning("demo heartbeat post failed", extra={"reason": str(exc)})
 
     def _payments(self) -> None:
         """Paid orgs subscribe through Stripe webhooks, then invoices are paid, fail, refund."""
@@ -284,19 +319,26 @@ class Simulator:
             while not self.stop.wait(self.rng.uniform(0.2, 0.6)):
                 org = self.rng.choice(self.orgs)
                 roll = self.rng.random()
+                # A customer's own CLI reads with its org key; support reads with a staff key.
+                own, support = bearer(self.org_keys[org.org_id]), bearer(self.support_key)
                 try:
-                    if roll < 0.45:
-                        client.get("/v1/billing", params={"org_id": org.org_id})
+                    if roll < 0.25:
+                        client.get("/v1/billing", params={"org_id": org.org_id}, headers=own)
+                    elif roll < 0.45:
+                        client.get("/v1/billing", params={"org_id": org.org_id}, headers=support)
                     elif roll < 0.65:
-                        client.get(f"/v1/usage/{org.org_id}/daily", params={"days": 30})
+                        client.get(f"/v1/usage/{org.org_id}/daily", params={"days": 30},
+                                   headers=own)
                     elif roll < 0.8:
-                        client.get("/v1/customers", params={"q": org.name[:3]})
+                        client.get("/v1/customers", params={"q": org.name[:3]}, headers=support)
                     elif roll < 0.9:
-                        client.get(f"/v1/instances/{org.org_id}-i0")
+                        client.get(f"/v1/instances/{org.org_id}-i0", headers=support)
                     elif roll < 0.95:
-                        client.get("/v1/billing", params={"org_id": "org_nobody"})
+                        client.get("/v1/billing", params={"org_id": "org_nobody"},
+                                   headers=support)
                     elif roll < 0.98:
-                        client.get(f"/v1/usage/{org.org_id}/daily", params={"days": 0})
+                        client.get(f"/v1/usage/{org.org_id}/daily", params={"days": 0},
+                                   headers=own)
                     else:
                         client.get(
                             "/debug/usage/" + org.org_id + "/daily",
@@ -312,12 +354,15 @@ def run_demo(settings: Settings, *, host: str, port: int, org_count: int) -> Non
         settings = replace(settings, stripe_webhook_secret="whsec_demo_" + secrets.token_hex(16))
     services = build_services(settings)
     orgs = seed(services, org_count)
+    org_keys, support_key = demo_keys(services, orgs)
     app = create_app(settings, services=services)
     url_host = "127.0.0.1" if host in {"0.0.0.0", "::"} else host
     simulator = Simulator(
         f"http://{url_host}:{port}",
         orgs,
         settings.admin_api_key,
+        org_keys=org_keys,
+        support_key=support_key,
         catalog=services.catalog,
         webhook_secret=settings.stripe_webhook_secret,
     )

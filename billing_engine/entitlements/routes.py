@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from billing_core.http import error_responses
-from billing_engine.api.deps import ADMIN_ANSWERS, AdminDep, OrgIdPath, ServicesDep
+from billing_engine.api.deps import ADMIN_ANSWERS, OrgIdPath, ServicesDep
 from billing_engine.entitlements.schemas import (
     EntitlementsOut,
     RecomputedOut,
@@ -14,7 +14,7 @@ from billing_engine.entitlements.schemas import (
 )
 
 public = APIRouter(tags=["billing"])
-admin = APIRouter(tags=["admin"], dependencies=[AdminDep], responses=ADMIN_ANSWERS)
+admin = APIRouter(tags=["admin"], responses=ADMIN_ANSWERS)
 
 
 @public.get(

@@ -77,6 +77,23 @@ class EngineMetrics:
         )
         for reason in ("missing", "invalid"):
             self.admin_auth_failures.labels(reason)
+        self.auth_failures = Counter(
+            "auth_failures_total",
+            "Requests refused with 401: no credential, or one unknown, revoked or expired.",
+            ["reason"],
+            registry=r,
+        )
+        for reason in ("missing", "malformed", "unknown", "revoked", "expired"):
+            self.auth_failures.labels(reason)
+        self.access_denied = Counter(
+            "access_denied_total",
+            "Requests refused with 403: a valid credential without the scope, role or org.",
+            ["reason"],
+            registry=r,
+        )
+        for reason in ("scope", "role", "other_org", "staff_not_allowed", "org_key_not_allowed",
+                       "no_policy"):
+            self.access_denied.labels(reason)
 
         self.heartbeats_ingested = Counter(
             "heartbeats_ingested_total",

@@ -5,10 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from billing_core.http import error_responses
-from billing_engine.api.deps import ADMIN_ANSWERS, AdminDep, InstanceIdPath, OrgIdPath, ServicesDep
+from billing_engine.api.deps import ADMIN_ANSWERS, InstanceIdPath, OrgIdPath, ServicesDep
 from billing_engine.throttling.schemas import DailyResetOut, ThrottleViewOut
 
-router = APIRouter(tags=["admin"], dependencies=[AdminDep], responses=ADMIN_ANSWERS)
+router = APIRouter(tags=["admin"], responses=ADMIN_ANSWERS)
 ERRORS = error_responses(401, 404, 422, 503)
 
 

@@ -11,8 +11,16 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
+from billing_core.access import first_other_org
+from billing_core.errors import Forbidden
 from billing_core.http import error_responses
-from billing_engine.api.deps import ADMIN_ANSWERS, AdminDep, InstanceIdPath, OrgIdPath, ServicesDep
+from billing_engine.api.deps import (
+    ADMIN_ANSWERS,
+    InstanceIdPath,
+    OrgIdPath,
+    ServicesDep,
+    request_principal,
+)
 from billing_engine.billing_view.schemas import billing_card_out
 from billing_engine.usage.schemas import (
     DailyUsageOut,
@@ -35,7 +43,7 @@ from billing_engine.usage.schemas import (
 log = logging.getLogger("billing_engine.api")
 
 public = APIRouter(tags=["billing"])
-admin = APIRouter(tags=["admin"], dependencies=[AdminDep], responses=ADMIN_ANSWERS)
+admin = APIRouter(tags=["admin"], responses=ADMIN_ANSWERS)
 
 
 @public.post(
@@ -53,7 +61,8 @@ admin = APIRouter(tags=["admin"], dependencies=[AdminDep], responses=ADMIN_ANSWE
     },
 )
 async def post_heartbeats(request: Request, services: ServicesDep) -> JSONResponse:
-    """Each (instance, UTC minute) with a heartbeat is billed once. Items for an unknown org, from
+    """Each (instance, UTC minute) with a heartbeat is billed once. Every item must name the
+    key's own org, or the batch is refused whole (403 naming the first such item). Items from
     the future or for a closed period are rejected one by one; a 200 means the rest is stored.
     `decisions` tells each instance with an accepted heartbeat to run or pause, and why."""
     # The hot path: one pydantic-core pass from bytes to validated items (FastAPI's own body
@@ -63,6 +72,14 @@ async def post_heartbeats(request: Request, services: ServicesDep) -> JSONRespon
         batch = HeartbeatBatch.model_validate_json(await request.body())
     except ValidationError as exc:
         raise RequestValidationError(exc.errors(include_url=False)) from None
+    principal = request_principal(request)
+    own = principal.org_id if principal is not None else None
+    offending = first_other_org((h.org_id for h in batch.heartbeats), own or "")
+    if offending is not None:
+        # Refused whole: an instance's ownership is claimed only by its own org's key.
+        services.metrics.access_denied.labels("other_org").inc()
+        raise Forbidden(f"heartbeats[{offending}].org_id",
+                        "is not the key's org: the whole batch is refused")
 
     def ingest_and_decide() -> dict[str, Any]:
         result = services.usage.ingest(batch.heartbeats)

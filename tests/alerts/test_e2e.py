@@ -31,6 +31,7 @@ from tests.alerts.core import (
     shipped_rule,
     write_rule_file,
 )
+from tests.support.builders import engine_org_key
 
 # One worker runs the whole module, so its module-scoped stack is started once.
 pytestmark = [pytest.mark.processes, pytest.mark.xdist_group("test_e2e")]
@@ -151,7 +152,8 @@ def _heartbeats(engine: EngineProcess, org: str, instances: int, minutes: int, *
     stamps = _month_minutes(minutes)
     batch = [{"instance_id": f"{org}-{prefix}{i}", "org_id": org, "ts": ts.isoformat(),
               "state": "running"} for i in range(instances) for ts in stamps]
-    response = httpx.post(f"{engine.url}/v1/heartbeats", json={"heartbeats": batch}, timeout=30)
+    response = httpx.post(f"{engine.url}/v1/heartbeats", json={"heartbeats": batch}, timeout=30,
+                          headers=engine_org_key(engine.url, engine.admin_key, org))
     assert response.status_code == 200, response.text
 
 

@@ -5,22 +5,25 @@ from __future__ import annotations
 from datetime import timedelta
 
 from billing_engine.usage.tables import daily_usage
-from tests.support.builders import hb, new_org
+from tests.support.builders import hb, new_org, post_heartbeats
 
 
-def test_admin_routes_refuse_a_missing_or_wrong_key_and_count_it(client, metrics):
+def test_admin_routes_refuse_a_missing_or_wrong_key_and_count_it(admin, client, metrics):
     body = {"name": "X", "email": "x@x.io", "plan": "free"}
     missing = client.put("/admin/orgs/org_x", json=body)
     wrong = client.put("/admin/orgs/org_x", json=body, headers={"X-Admin-Key": "guess"})
     debug = client.get("/debug/meters/pending")
     assert (missing.status_code, wrong.status_code, debug.status_code) == (401, 401, 401)
-    assert missing.json()["errors"] == [{"field": "X-Admin-Key", "reason": "header is required"}]
-    assert wrong.json()["errors"][0]["field"] == "X-Admin-Key"
+    assert missing.json()["errors"] == [
+        {"field": "Authorization", "reason": "a Bearer credential is required"}
+    ]
+    assert missing.headers["WWW-Authenticate"].startswith("Bearer")
+    assert wrong.json()["errors"] == [{"field": "X-Admin-Key", "reason": "is not a valid key"}]
     assert metrics.registry.get_sample_value("admin_auth_failures_total",
                                              {"reason": "invalid"}) == 1
     assert metrics.registry.get_sample_value("admin_auth_failures_total",
                                              {"reason": "missing"}) == 2
-    assert client.get("/v1/billing", params={"org_id": "org_x"}).status_code == 404
+    assert client.get("/v1/billing", params={"org_id": "org_x"}, headers=admin).status_code == 404
 
 
 def test_creating_then_updating_an_org(client, admin):
@@ -29,7 +32,8 @@ def test_creating_then_updating_an_org(client, admin):
     updated = client.put("/admin/orgs/org_new", headers=admin,
                          json={"name": "New Co", "email": "ap@new.co", "plan": "team"})
     assert (created.status_code, updated.status_code) == (201, 200)
-    assert client.get("/v1/billing", params={"org_id": "org_new"}).json()["plan"]["code"] == "team"
+    assert client.get("/v1/billing", params={"org_id": "org_new"},
+                      headers=admin).json()["plan"]["code"] == "team"
 
 
 def test_org_validation_names_each_bad_field(client, admin):
@@ -47,8 +51,8 @@ def test_org_validation_names_each_bad_field(client, admin):
 
 def test_quota_refresh_rebuilds_drifted_rollups_from_raw_slots(client, admin, clock, pg_database):
     org = new_org(client, admin)
-    client.post("/v1/heartbeats", json={
-        "heartbeats": [hb("i1", org, clock() - timedelta(minutes=m)) for m in range(45)]})
+    post_heartbeats(client, admin, [hb("i1", org, clock() - timedelta(minutes=m))
+                                    for m in range(45)])
     with pg_database.engine.begin() as conn:
         conn.execute(daily_usage.update().where(daily_usage.c.org_id == org).values(minutes=5))
     drift = client.get(f"/debug/usage/{org}/daily", headers=admin).json()

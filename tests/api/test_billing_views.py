@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from tests.support.builders import hb, new_org
+from tests.support.builders import ADMIN_HEADERS, hb, new_org, post_heartbeats
 
 
 def send_minutes(client, org, clock, minutes, instance="i1"):
     batch = [hb(instance, org, clock() - timedelta(minutes=m)) for m in range(minutes)]
     for start in range(0, len(batch), 5000):
-        client.post("/v1/heartbeats", json={"heartbeats": batch[start:start + 5000]})
+        post_heartbeats(client, ADMIN_HEADERS, batch[start:start + 5000])
 
 
 def test_billing_shows_usage_against_the_plan_with_charges_in_cents(client, admin, clock):
@@ -18,7 +18,7 @@ def test_billing_shows_usage_against_the_plan_with_charges_in_cents(client, admi
     # 100 h included: use 101 h 30 min across two instances.
     send_minutes(client, org, clock, 3000, "i1")
     send_minutes(client, org, clock, 3090, "i2")
-    body = client.get("/v1/billing", params={"org_id": org}).json()
+    body = client.get("/v1/billing", params={"org_id": org}, headers=admin).json()
     assert body["org"]["id"] == org and body["plan"]["code"] == "base_usage"
     assert body["period"]["key"] == "2026-11"
     usage = body["usage"]
@@ -31,8 +31,8 @@ def test_billing_shows_usage_against_the_plan_with_charges_in_cents(client, admi
     assert body["thresholds_crossed"] == [50, 90, 100]
 
 
-def test_unknown_org_is_a_404_naming_the_org(client):
-    response = client.get("/v1/billing", params={"org_id": "org_missing"})
+def test_unknown_org_is_a_404_naming_the_org(admin, client):
+    response = client.get("/v1/billing", params={"org_id": "org_missing"}, headers=admin)
     assert response.status_code == 404
     assert response.json()["errors"] == [
         {"field": "org_id", "reason": "no org with id 'org_missing'"}]
@@ -41,7 +41,7 @@ def test_unknown_org_is_a_404_naming_the_org(client):
 def test_daily_usage_has_a_row_for_every_day_including_empty_ones(client, admin, clock):
     org = new_org(client, admin)
     send_minutes(client, org, clock, 90)
-    days = client.get(f"/v1/usage/{org}/daily", params={"days": 7}).json()["days"]
+    days = client.get(f"/v1/usage/{org}/daily", params={"days": 7}, headers=admin).json()["days"]
     assert len(days) == 7
     assert days[-1] == {"day": "2026-11-18", "minutes": 90, "hours": 1.5}
     assert all(d["minutes"] == 0 for d in days[:-1])
@@ -49,7 +49,7 @@ def test_daily_usage_has_a_row_for_every_day_including_empty_ones(client, admin,
 
 def test_days_out_of_range_names_the_parameter(client, admin):
     org = new_org(client, admin)
-    response = client.get(f"/v1/usage/{org}/daily", params={"days": 0})
+    response = client.get(f"/v1/usage/{org}/daily", params={"days": 0}, headers=admin)
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == "days"
 
@@ -58,28 +58,31 @@ def test_customer_search_finds_by_email_prefix_and_paginates(client, admin):
     marker = "zq" + new_org(client, admin)[-6:]
     for n in range(3):
         new_org(client, admin, name=f"{marker} Shop {n}")
-    first = client.get("/v1/customers", params={"q": marker.upper(), "page_size": 2}).json()
-    second = client.get("/v1/customers", params={"q": marker, "page_size": 2, "page": 2}).json()
+    first = client.get("/v1/customers", params={"q": marker.upper(), "page_size": 2},
+                       headers=admin).json()
+    second = client.get("/v1/customers", params={"q": marker, "page_size": 2, "page": 2},
+                        headers=admin).json()
     assert first["total"] == 3 and len(first["results"]) == 2 and len(second["results"]) == 1
     org = first["results"][0]
-    by_email = client.get("/v1/customers", params={"q": org["billing_email"][:12]}).json()
+    by_email = client.get("/v1/customers", params={"q": org["billing_email"][:12]},
+                          headers=admin).json()
     assert org["id"] in [o["id"] for o in by_email["results"]]
 
 
 def test_instance_view_shows_state_last_seen_and_minutes(client, admin, clock):
     org = new_org(client, admin)
     send_minutes(client, org, clock, 30, "vm-7")
-    client.post("/v1/heartbeats", json={"heartbeats": [hb("vm-7", org, clock(), "idle")]})
+    post_heartbeats(client, admin, [hb("vm-7", org, clock(), "idle")])
     clock.advance(seconds=45)
-    body = client.get("/v1/instances/vm-7").json()
+    body = client.get("/v1/instances/vm-7", headers=admin).json()
     assert body["org_id"] == org and body["state"] == "idle"
     assert body["minutes_this_period"] == 30
     assert body["seconds_since_seen"] == 45
-    assert client.get("/v1/instances/vm-unknown").status_code == 404
+    assert client.get("/v1/instances/vm-unknown", headers=admin).status_code == 404
 
 
-def test_plans_are_listed_with_their_version(client):
-    body = client.get("/v1/plans").json()
+def test_plans_are_listed_with_their_version(admin, client):
+    body = client.get("/v1/plans", headers=admin).json()
     assert body["version"] >= 1
     assert {"free", "base_usage"} <= {p["code"] for p in body["plans"]}
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.support.builders import new_org
+from tests.support.builders import ADMIN_HEADERS, new_org
 
 NOV_CLOSES = datetime(2026, 12, 1, 1, 0, tzinfo=UTC)
 DEC_CLOSES = datetime(2027, 1, 1, 1, 0, tzinfo=UTC)
@@ -24,7 +24,7 @@ def close(client, admin, period):
 
 
 def credits_of(client, org):
-    response = client.get("/v1/credits", params={"org_id": org})
+    response = client.get("/v1/credits", params={"org_id": org}, headers=ADMIN_HEADERS)
     assert response.status_code == 200, response.text
     return response.json()
 
@@ -70,7 +70,8 @@ def test_a_credit_for_an_unknown_org_is_a_404_naming_it(client, admin):
     response = grant(client, admin, "org_nobody", 100)
     assert response.status_code == 404
     assert response.json()["errors"][0]["field"] == "org_id"
-    assert client.get("/v1/credits", params={"org_id": "org_nobody"}).status_code == 404
+    assert client.get("/v1/credits", params={"org_id": "org_nobody"},
+                      headers=admin).status_code == 404
 
 
 def test_granting_needs_the_admin_key(client, admin):
@@ -101,14 +102,15 @@ def test_unused_credit_carries_to_the_next_invoice(client, admin, clock):
     assert credits_of(client, org)["balance_cents"] == 3000
     clock.now = DEC_CLOSES
     close(client, admin, "2026-12")
-    invoices = client.get("/v1/invoices", params={"org_id": org}).json()["invoices"]
+    invoices = client.get("/v1/invoices", params={"org_id": org}, headers=admin).json()["invoices"]
     assert [(i["period"]["key"], i["credits_applied_cents"], i["total_cents"])
             for i in invoices] == [("2026-12", 2000, 0), ("2026-11", 2000, 0)]
     [credit] = credits_of(client, org)["credits"]
     assert (credit["remaining_cents"], credit["applied_cents"]) == (1000, 4000)
     assert [(a["period"], a["amount_cents"]) for a in credit["applications"]] == [
         ("2026-11", 2000), ("2026-12", 2000)]
-    preview = client.get("/v1/billing", params={"org_id": org}).json()["invoice_preview"]
+    preview = client.get("/v1/billing", params={"org_id": org},
+                         headers=admin).json()["invoice_preview"]
     assert preview["period"]["key"] == "2027-01" and preview["credits_applied_cents"] == 1000
 
 
@@ -117,7 +119,8 @@ def test_a_credit_granted_after_the_period_closed_waits_for_the_next_invoice(cli
     clock.now = NOV_CLOSES + timedelta(hours=2)  # the close job has not run yet
     grant(client, admin, org, 400)
     close(client, admin, "2026-11")
-    [november] = client.get("/v1/invoices", params={"org_id": org}).json()["invoices"]
+    [november] = client.get("/v1/invoices", params={"org_id": org},
+                            headers=admin).json()["invoices"]
     assert november["total_cents"] == 2000 and november["credits_applied_cents"] == 0
     assert credits_of(client, org)["balance_cents"] == 400
 
@@ -127,6 +130,6 @@ def test_a_free_org_keeps_its_credit_because_it_owes_nothing(client, admin, cloc
     grant(client, admin, org, 300)
     clock.now = NOV_CLOSES
     close(client, admin, "2026-11")
-    [invoice] = client.get("/v1/invoices", params={"org_id": org}).json()["invoices"]
+    [invoice] = client.get("/v1/invoices", params={"org_id": org}, headers=admin).json()["invoices"]
     assert invoice["lines"] == [invoice["lines"][0]] and invoice["total_cents"] == 0
     assert credits_of(client, org)["balance_cents"] == 300

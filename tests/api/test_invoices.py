@@ -22,7 +22,7 @@ from billing_engine.invoicing.service import Invoicing, PeriodClose
 from billing_engine.invoicing.store import InvoiceStore
 from billing_engine.settings import Settings
 from devstack.servers import ROOT, wait_for
-from tests.support.builders import hb, new_org
+from tests.support.builders import ADMIN_HEADERS, hb, new_org, post_heartbeats
 
 NOV_CLOSES = datetime(2026, 12, 1, 1, 0, tzinfo=UTC)  # month end + the default 1 h grace
 
@@ -44,7 +44,7 @@ def use(client, org, clock, minutes, *, instances=2):
         count = min(per, minutes - n * per)
         items += [hb(f"{org}-vm{n}", org, clock() - timedelta(minutes=m)) for m in range(count)]
     for start in range(0, len(items), 5000):
-        body = client.post("/v1/heartbeats", json={"heartbeats": items[start:start + 5000]})
+        body = post_heartbeats(client, ADMIN_HEADERS, items[start:start + 5000])
         assert body.status_code == 200 and body.json()["rejected"] == 0, body.text
 
 
@@ -53,7 +53,7 @@ def close(client, admin, period="2026-11"):
 
 
 def invoices_of(client, org):
-    response = client.get("/v1/invoices", params={"org_id": org})
+    response = client.get("/v1/invoices", params={"org_id": org}, headers=ADMIN_HEADERS)
     assert response.status_code == 200, response.text
     return response.json()["invoices"]
 
@@ -110,7 +110,7 @@ def test_closing_twice_writes_no_second_invoice_and_spends_no_credit_twice(
     for org in orgs:
         assert len(invoices_of(client, org)) == 1
     assert invoices_of(client, orgs[0])[0]["total_cents"] == 1500
-    credits = client.get("/v1/credits", params={"org_id": orgs[0]}).json()
+    credits = client.get("/v1/credits", params={"org_id": orgs[0]}, headers=admin).json()
     assert credits["balance_cents"] == 0
     assert credits["credits"][0]["applications"][0]["amount_cents"] == 500
     assert metrics.registry.get_sample_value("invoices_created_total") == 5
@@ -123,7 +123,7 @@ def test_the_preview_in_billing_equals_the_invoice_after_closing(any_client, adm
     use(client, org, clock, 101 * 60 + 30)
     client.post(f"/admin/credits/{org}", headers=admin,
                 json={"amount_cents": 300, "reason": "ticket 88: outage credit"})
-    billing = client.get("/v1/billing", params={"org_id": org}).json()
+    billing = client.get("/v1/billing", params={"org_id": org}, headers=admin).json()
     preview = billing["invoice_preview"]
     assert preview["status"] == "preview" and preview["id"] is None
     assert amounts(preview) == [("base_fee", 2000), ("overage", 38), ("credit", -300)]
@@ -167,7 +167,8 @@ def test_invoice_list_is_newest_first_and_filters_by_period(client, admin, clock
     listed = invoices_of(client, org)
     assert [i["period"]["key"] for i in listed] == ["2026-11", "2026-10"]
     assert [i["usage"]["used_minutes"] for i in listed] == [120, 60]
-    october = client.get("/v1/invoices", params={"org_id": org, "period": "2026-10"}).json()
+    october = client.get("/v1/invoices", params={"org_id": org, "period": "2026-10"},
+                         headers=admin).json()
     assert [i["period"]["key"] for i in october["invoices"]] == ["2026-10"]
 
 
@@ -179,14 +180,14 @@ def test_an_org_created_after_the_period_gets_no_invoice_for_it(client, admin, c
     assert invoices_of(client, org) == []
 
 
-def test_invoice_list_names_the_unknown_org_and_bad_values(client):
-    missing = client.get("/v1/invoices", params={"org_id": "org_nobody"})
+def test_invoice_list_names_the_unknown_org_and_bad_values(admin, client):
+    missing = client.get("/v1/invoices", params={"org_id": "org_nobody"}, headers=admin)
     assert missing.status_code == 404
     assert missing.json()["errors"] == [{"field": "org_id",
                                          "reason": "no org with id 'org_nobody'"}]
-    bad_id = client.get("/v1/invoices", params={"org_id": "bad id!"})
+    bad_id = client.get("/v1/invoices", params={"org_id": "bad id!"}, headers=admin)
     assert bad_id.status_code == 422 and bad_id.json()["errors"][0]["field"] == "org_id"
-    no_id = client.get("/v1/invoices")
+    no_id = client.get("/v1/invoices", headers=admin)
     assert no_id.status_code == 422 and no_id.json()["errors"][0] == {
         "field": "org_id", "reason": "is required"}
 
@@ -194,7 +195,8 @@ def test_invoice_list_names_the_unknown_org_and_bad_values(client):
 def test_bad_period_filter_names_the_field(client, admin):
     org = new_org(client, admin)
     for period in ("2026-00", "26-11"):
-        response = client.get("/v1/invoices", params={"org_id": org, "period": period})
+        response = client.get("/v1/invoices", params={"org_id": org, "period": period},
+                              headers=admin)
         assert response.status_code == 422
         assert response.json()["errors"][0]["field"] == "period"
 
@@ -263,7 +265,8 @@ def test_two_replicas_closing_at_once_write_each_invoice_once(client, admin, clo
     for org in orgs:
         [invoice] = invoices_of(client, org)
         assert invoice["credits_applied_cents"] == 700 and invoice["total_cents"] == 1300
-        assert client.get("/v1/credits", params={"org_id": org}).json()["balance_cents"] == 0
+        assert client.get("/v1/credits", params={"org_id": org},
+                          headers=admin).json()["balance_cents"] == 0
 
 
 @pytest.mark.processes

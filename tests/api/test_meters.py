@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from billing_engine.api import create_app
 from billing_engine.customers.tables import orgs
 from billing_engine.operability.metrics import EngineMetrics
-from tests.support.builders import hb, new_org
+from tests.support.builders import ADMIN_HEADERS, hb, new_org, post_heartbeats
 from tests.support.fake_stripe import METER_EVENTS, FakeStripe
 
 # The test clock stands at 2026-11-18 12:00:30 UTC: 09:00 and 10:00 are closed hours, 11:00 is not.
@@ -63,7 +63,7 @@ def linked_org(client: TestClient, admin: dict[str, str], customer: str) -> str:
 
 def run_minutes(client: TestClient, org: str, instance: str, start, minutes: int) -> None:
     beats = [hb(instance, org, start + timedelta(minutes=m)) for m in range(minutes)]
-    response = client.post("/v1/heartbeats", json={"heartbeats": beats})
+    response = post_heartbeats(client, ADMIN_HEADERS, beats)
     assert response.status_code == 200 and response.json()["rejected"] == 0, response.text
 
 
@@ -155,7 +155,7 @@ def test_late_minutes_are_reported_as_a_correction_never_twice(app, admin, clock
         f"usage-{org}-2026111809-v1", f"usage-{org}-2026111809-v2"]
     assert [e["payload"]["value"] for e in fake.meter_events] == ["30", "15"]
     assert fake.totals_by_customer() == {"cus_A": 45}
-    usage = app.get("/v1/billing", params={"org_id": org}).json()["usage"]
+    usage = app.get("/v1/billing", params={"org_id": org}, headers=admin).json()["usage"]
     assert usage["used_minutes"] == 45
 
 
@@ -382,7 +382,9 @@ def test_meter_endpoints_need_the_admin_key(pg_app, method, path, fake):
     missing = getattr(pg_app, method)(path)
     wrong = getattr(pg_app, method)(path, headers={"X-Admin-Key": "nope"})
     assert missing.status_code == wrong.status_code == 401
-    assert missing.json()["errors"] == [{"field": "X-Admin-Key", "reason": "header is required"}]
+    assert missing.json()["errors"] == [
+        {"field": "Authorization", "reason": "a Bearer credential is required"}
+    ]
     assert fake.requests == []
 
 

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 
-from tests.support.builders import hb, new_org
+from tests.support.builders import hb, new_org, post_heartbeats
 
 
 def promtool() -> str:
@@ -20,10 +20,10 @@ def promtool() -> str:
 
 def exercise(client, admin, clock) -> str:
     org = new_org(client, admin)
-    client.post("/v1/heartbeats", json={"heartbeats": [hb("i1", org, clock())]})
-    client.get("/v1/billing", params={"org_id": org})
-    client.get("/v1/billing", params={"org_id": "org_nope"})
-    client.get("/v1/usage/" + org + "/daily")
+    post_heartbeats(client, admin, [hb("i1", org, clock())])
+    client.get("/v1/billing", params={"org_id": org}, headers=admin)
+    client.get("/v1/billing", params={"org_id": "org_nope"}, headers=admin)
+    client.get("/v1/usage/" + org + "/daily", headers=admin)
     client.get("/no/such/route")
     return org
 
@@ -45,8 +45,8 @@ def test_request_metrics_use_route_templates_never_ids(client, admin, clock):
     assert 'endpoint="/v1/billing",method="GET",status="404"' in text
 
 
-def test_latency_histogram_has_a_bucket_at_the_150ms_slo(client, metrics):
-    client.get("/v1/plans")
+def test_latency_histogram_has_a_bucket_at_the_150ms_slo(admin, client, metrics):
+    client.get("/v1/plans", headers=admin)
     value = metrics.registry.get_sample_value(
         "http_request_duration_seconds_bucket",
         {"method": "GET", "endpoint": "/v1/plans", "le": "0.15"},
@@ -65,7 +65,7 @@ def test_threshold_gauge_counts_orgs_at_or_over_each_threshold(client, admin, cl
     free = new_org(client, admin, plan="free")  # 10 h included
     start = clock().replace(hour=2, minute=0, second=0)
     batch = [hb("f1", free, start + timedelta(minutes=m)) for m in range(545)]  # 90.8 %
-    client.post("/v1/heartbeats", json={"heartbeats": batch})
+    post_heartbeats(client, admin, batch)
     client.app.state.services.usage.refresh_gauges()
     sample = metrics.registry.get_sample_value
     assert sample("billing_orgs_over_threshold", {"threshold": "50"}) == 1
@@ -75,7 +75,7 @@ def test_threshold_gauge_counts_orgs_at_or_over_each_threshold(client, admin, cl
 
 def test_rollup_lag_follows_the_newest_heartbeat(client, admin, clock, metrics):
     org = new_org(client, admin)
-    client.post("/v1/heartbeats", json={"heartbeats": [hb("i1", org, clock())]})
+    post_heartbeats(client, admin, [hb("i1", org, clock())])
     clock.advance(seconds=90)
     client.get("/metrics")
     assert metrics.registry.get_sample_value("usage_rollup_lag_seconds") == 90

@@ -68,7 +68,7 @@ def test_payment_metrics_move_once_per_attempt_never_per_delivery(hooks, admin):
     assert sample(hooks, "payment_amount_cents_total", {"outcome": "failed"}) == 4000
     assert sample(hooks, "payment_amount_cents_total", {"outcome": "succeeded"}) == 2000
 
-    body = hooks.get("/v1/payments", params={"org_id": org}).json()
+    body = hooks.get("/v1/payments", params={"org_id": org}, headers=admin).json()
     newest, middle, oldest = body["payments"]
     assert (newest["outcome"], newest["amount_cents"], newest["currency"]) == (
         "succeeded", 2000, "usd")
@@ -85,7 +85,7 @@ def test_a_zero_amount_invoice_is_not_a_payment_attempt(hooks, admin):
     org, customer = customer_of(hooks, admin)
     response = deliver(hooks, event("invoice.paid", invoice(customer, 0, paid=True)))
     assert response.status_code == 200 and "amount 0" in response.json()["effect"]
-    assert hooks.get("/v1/payments", params={"org_id": org}).json()["payments"] == []
+    assert hooks.get("/v1/payments", params={"org_id": org}, headers=admin).json()["payments"] == []
     assert sample(hooks, "payments_total", {"outcome": "succeeded", "method": "other"}) == 0
 
 
@@ -107,7 +107,7 @@ def test_refunds_are_counted_once_and_shown_against_the_payment(hooks, admin):
         assert deliver(hooks, evt).status_code == 200
     assert sample(hooks, "refunds_total") == 2
     assert sample(hooks, "refund_amount_cents_total") == 9900
-    body = hooks.get("/v1/payments", params={"org_id": org}).json()
+    body = hooks.get("/v1/payments", params={"org_id": org}, headers=admin).json()
     assert body["payments"][0]["refunded_cents"] == 9900
     assert sorted(r["amount_cents"] for r in body["refunds"]) == [1000, 8900]
     assert body["totals"]["refunded_cents"] == 9900
@@ -126,24 +126,25 @@ def test_listed_refunds_are_recorded_by_their_stripe_id(hooks, admin):
     deliver(hooks, event("charge.refunded", later, created=T0 + 60))
     assert sample(hooks, "refunds_total") == 2
     assert sample(hooks, "refund_amount_cents_total") == 800
-    refunds = hooks.get("/v1/payments", params={"org_id": org}).json()["refunds"]
+    refunds = hooks.get("/v1/payments", params={"org_id": org}, headers=admin).json()["refunds"]
     assert {(r["refund"], r["amount_cents"], r["reason"]) for r in refunds} == {
         ("re_1", 500, "requested_by_customer"), ("re_2", 300, "duplicate")}
 
 
-def test_payments_for_an_unknown_org_is_a_404_naming_the_field(hooks):
-    response = hooks.get("/v1/payments", params={"org_id": "org_nobody"})
+def test_payments_for_an_unknown_org_is_a_404_naming_the_field(admin, hooks):
+    response = hooks.get("/v1/payments", params={"org_id": "org_nobody"}, headers=admin)
     assert response.status_code == 404 and response.json()["errors"][0]["field"] == "org_id"
-    assert hooks.get("/v1/payments").status_code == 422
+    assert hooks.get("/v1/payments", headers=admin).status_code == 422
 
 
 def test_billing_view_carries_the_subscription_and_its_period(hooks, admin):
     org, customer = customer_of(hooks, admin)
-    assert hooks.get("/v1/billing", params={"org_id": org}).json()["subscription"] is None
+    assert hooks.get("/v1/billing", params={"org_id": org},
+                     headers=admin).json()["subscription"] is None
     deliver(hooks, event("customer.subscription.created", subscription(
         "sub_v", customer, "trialing", price="price_base_usage_monthly",
         cancel_at_period_end=True)))
-    view = hooks.get("/v1/billing", params={"org_id": org}).json()["subscription"]
+    view = hooks.get("/v1/billing", params={"org_id": org}, headers=admin).json()["subscription"]
     assert view["id"] == "sub_v" and view["status"] == "trialing"
     assert view["current_period_start"].startswith("2026-11-18T11:06:40")
     assert view["current_period_end"].startswith("2026-12-18")
@@ -161,7 +162,7 @@ def test_retention_deletes_payment_records_older_than_the_window(hooks, admin, c
     result = retention.run()
     assert retention.days == 90
     assert (result["payment_attempts_deleted"], result["refunds_deleted"]) == (1, 1)
-    body = hooks.get("/v1/payments", params={"org_id": org}).json()
+    body = hooks.get("/v1/payments", params={"org_id": org}, headers=admin).json()
     assert [p["attempted_at"][:10] for p in body["payments"]] == ["2026-11-18"]
     assert body["refunds"] == []
     # Hourly at most: a second housekeeping round right away does nothing.

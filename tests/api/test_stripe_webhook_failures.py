@@ -92,7 +92,8 @@ def test_redis_holds_the_dedup_key_only_after_handling_and_its_loss_changes_noth
         assert again.status_code == 200
         assert (again.json()["outcome"], again.json()["effect"]) == ("duplicate", "already handled")
     assert sample(hooks, "payments_total", {"outcome": "succeeded", "method": "card"}) == 2
-    assert len(hooks.get("/v1/payments", params={"org_id": org}).json()["payments"]) == 2
+    assert len(hooks.get("/v1/payments", params={"org_id": org},
+                         headers=admin).json()["payments"]) == 2
 
     restarted = RedisServer(port=redis_server.port).start()
     try:
@@ -106,11 +107,11 @@ def test_redis_holds_the_dedup_key_only_after_handling_and_its_loss_changes_noth
 def test_a_subscription_change_invalidates_cached_entitlements(hooks_with_redis, admin):
     hooks = hooks_with_redis
     org, customer = linked(hooks, admin)
-    hooks.get(f"/v1/entitlements/{org}")
-    assert hooks.get(f"/v1/entitlements/{org}").json()["source"] == "cache"
+    hooks.get(f"/v1/entitlements/{org}", headers=admin)
+    assert hooks.get(f"/v1/entitlements/{org}", headers=admin).json()["source"] == "cache"
     deliver(hooks, event("customer.subscription.created",
                          subscription("sub_c", customer, "active", price="price_team_monthly")))
-    changed = hooks.get(f"/v1/entitlements/{org}").json()
+    changed = hooks.get(f"/v1/entitlements/{org}", headers=admin).json()
     assert (changed["plan"], changed["source"]) == ("team", "database")
 
 
@@ -146,7 +147,8 @@ def test_a_lock_held_while_handling_answers_503_and_the_retry_applies_once(
     assert deliver(hooks, paid).json()["outcome"] == "duplicate"
     assert sample(hooks, "payments_total", {"outcome": "succeeded", "method": "card"}) == 1
     assert sample(hooks, "stripe_webhook_events_failing") == 0
-    assert len(hooks.get("/v1/payments", params={"org_id": org}).json()["payments"]) == 1
+    assert len(hooks.get("/v1/payments", params={"org_id": org},
+                         headers=admin).json()["payments"]) == 1
 
 
 def test_the_database_down_answers_503_stores_nothing_and_stripes_retry_applies_once(
@@ -174,7 +176,7 @@ def test_the_database_down_answers_503_stores_nothing_and_stripes_retry_applies_
             retry = deliver(hooks, created)
             assert retry.status_code == 200 and retry.json()["outcome"] == "handled"
             assert deliver(hooks, created).json()["outcome"] == "duplicate"
-            assert hooks.get(f"/v1/entitlements/{org}").json()["plan"] == "team"
+            assert hooks.get(f"/v1/entitlements/{org}", headers=admin).json()["plan"] == "team"
         database.dispose()
         drop_database(url)
     finally:

@@ -57,16 +57,17 @@ def linked_org(client: TestClient, admin: dict[str, str], *, plan: str = "free")
 
 def test_a_subscription_event_puts_the_org_on_its_plan_and_entitlements_follow(hooks, admin):
     org, customer = linked_org(hooks, admin)
-    assert hooks.get("/v1/billing", params={"org_id": org}).json()["org"][
+    assert hooks.get("/v1/billing", params={"org_id": org}, headers=admin).json()["org"][
         "stripe_customer_id"] == customer
     response = deliver(hooks, event("customer.subscription.created",
                                     subscription("sub_a", customer, "active")))
     assert response.status_code == 200, response.text
     assert response.json()["outcome"] == "handled"
-    entitlements = hooks.get(f"/v1/entitlements/{org}").json()
+    entitlements = hooks.get(f"/v1/entitlements/{org}", headers=admin).json()
     assert entitlements["plan"] == "team" and entitlements["subscription_status"] == "active"
     assert entitlements["limits"]["max_concurrent_instances"] == 200
-    assert hooks.get("/v1/billing", params={"org_id": org}).json()["plan"]["code"] == "team"
+    assert hooks.get("/v1/billing", params={"org_id": org},
+                     headers=admin).json()["plan"]["code"] == "team"
     assert sample(hooks, "stripe_webhook_events_total", {"outcome": "handled"}) == 2
 
 
@@ -77,7 +78,7 @@ def test_a_past_due_subscription_keeps_its_limits_but_stops_overage(hooks, admin
     deliver(hooks, event("customer.subscription.updated",
                          subscription("sub_b", customer, "past_due",
                                       price="price_base_usage_monthly"), created=T0 + 60))
-    entitlements = hooks.get(f"/v1/entitlements/{org}").json()
+    entitlements = hooks.get(f"/v1/entitlements/{org}", headers=admin).json()
     assert (entitlements["plan"], entitlements["subscription_status"]) == ("base_usage", "past_due")
     assert entitlements["features"]["overage_allowed"] is False
 
@@ -135,7 +136,8 @@ def test_a_redelivered_event_is_acknowledged_without_a_second_effect(hooks, admi
         assert again.status_code == 200 and again.json()["outcome"] == "duplicate"
     assert sample(hooks, "payments_total", {"outcome": "succeeded", "method": "card"}) == 1
     assert sample(hooks, "stripe_webhook_events_total", {"outcome": "duplicate"}) == 2
-    assert len(hooks.get("/v1/payments", params={"org_id": org}).json()["payments"]) == 1
+    assert len(hooks.get("/v1/payments", params={"org_id": org},
+                         headers=admin).json()["payments"]) == 1
 
 
 def test_an_older_subscription_state_delivered_late_never_overwrites_a_newer_one(hooks, admin):
@@ -147,7 +149,8 @@ def test_an_older_subscription_state_delivered_late_never_overwrites_a_newer_one
     assert deliver(hooks, updated).json()["outcome"] == "handled"
     late = deliver(hooks, created)
     assert late.status_code == 200 and late.json()["effect"].startswith("stale")
-    assert hooks.get(f"/v1/entitlements/{org}").json()["subscription_status"] == "past_due"
+    assert hooks.get(f"/v1/entitlements/{org}",
+                     headers=admin).json()["subscription_status"] == "past_due"
 
     deleted = event("customer.subscription.deleted",
                     subscription("sub_o", customer, "canceled"), created=T0 + 7200)
@@ -155,7 +158,7 @@ def test_an_older_subscription_state_delivered_late_never_overwrites_a_newer_one
     revived = event("customer.subscription.updated",
                     subscription("sub_o", customer, "active"), created=T0 + 7200)
     assert deliver(hooks, revived).json()["effect"].startswith("stale")
-    entitlements = hooks.get(f"/v1/entitlements/{org}").json()
+    entitlements = hooks.get(f"/v1/entitlements/{org}", headers=admin).json()
     assert entitlements["subscription_status"] == "canceled"
     # Nobody pays for the team plan any more: back on the default plan and its limits.
     assert (entitlements["plan"], entitlements["effective_plan"]) == ("free", "free")
@@ -187,7 +190,7 @@ def test_a_subscription_arriving_before_checkout_waits_then_applies_when_checkou
     assert customer in failing["events"][0]["last_error"]
 
     deliver(hooks, event("checkout.session.completed", checkout_completed(org, customer)))
-    assert hooks.get(f"/v1/entitlements/{org}").json()["plan"] == "team"
+    assert hooks.get(f"/v1/entitlements/{org}", headers=admin).json()["plan"] == "team"
     assert stored(hooks, admin, early["id"])["status"] == "handled"
     assert sample(hooks, "stripe_webhook_events_failing") == 0
     assert hooks.get("/debug/webhooks/failing", headers=admin).json()["count"] == 0
@@ -210,7 +213,7 @@ def test_replay_applies_a_waiting_event_once_its_org_exists(hooks, admin):
     record = stored(hooks, admin, evt["id"])
     assert (record["status"], record["attempts"], record["org_id"]) == ("handled", 3, "org_later")
     # Found by metadata, the org is now linked to the customer for later events.
-    assert hooks.get("/v1/billing", params={"org_id": "org_later"}).json()["org"][
+    assert hooks.get("/v1/billing", params={"org_id": "org_later"}, headers=admin).json()["org"][
         "stripe_customer_id"] == "cus_later"
     again = hooks.post(f"/admin/webhooks/{evt['id']}/replay", headers=admin)
     assert again.status_code == 409 and again.json()["errors"][0]["field"] == "event_id"
@@ -230,7 +233,7 @@ def test_a_price_with_no_plan_fails_loudly_and_stripe_is_asked_to_retry(hooks, a
         record = stored(hooks, admin, evt["id"])
         assert record["status"] == "failed" and record["attempts"] == attempt
         assert "price_not_in_plans" in record["last_error"]
-    assert hooks.get(f"/v1/entitlements/{org}").json()["plan"] == "free"
+    assert hooks.get(f"/v1/entitlements/{org}", headers=admin).json()["plan"] == "free"
     assert sample(hooks, "stripe_webhook_events_total", {"outcome": "failed"}) == 2
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from tests.support.builders import hb, new_org
+from tests.support.builders import ADMIN_HEADERS, hb, new_org, post_heartbeats
 
 
 def beats(instance_id, org, clock, minutes, state="running"):
@@ -14,7 +14,7 @@ def beats(instance_id, org, clock, minutes, state="running"):
 
 
 def send(client, items):
-    response = client.post("/v1/heartbeats", json={"heartbeats": items})
+    response = post_heartbeats(client, ADMIN_HEADERS, items)
     assert response.status_code == 200, response.text
     return response.json()
 
@@ -27,7 +27,7 @@ def test_an_orgs_instances_show_usage_and_which_one_was_paused_and_why(client, a
     send(client, beats("elsewhere", other, clock, 5))
     clock.advance(minutes=2)
 
-    body = client.get(f"/v1/orgs/{org}/instances").json()
+    body = client.get(f"/v1/orgs/{org}/instances", headers=admin).json()
 
     assert body["total"] == 2 and body["paused"] == 1
     by_id = {i["instance_id"]: i for i in body["instances"]}
@@ -45,16 +45,16 @@ def test_an_orgs_instances_show_usage_and_which_one_was_paused_and_why(client, a
 def test_instances_are_limited_most_recent_first(client, admin, clock):
     org = new_org(client, admin)
     send(client, [hb("old", org, clock() - timedelta(minutes=10)), hb("new", org, clock())])
-    body = client.get(f"/v1/orgs/{org}/instances", params={"limit": 1}).json()
+    body = client.get(f"/v1/orgs/{org}/instances", params={"limit": 1}, headers=admin).json()
     assert body["total"] == 2
     assert [i["instance_id"] for i in body["instances"]] == ["new"]
 
 
-def test_instances_of_an_unknown_org_or_with_a_bad_limit_name_the_field(client):
-    missing = client.get("/v1/orgs/org_nobody/instances")
+def test_instances_of_an_unknown_org_or_with_a_bad_limit_name_the_field(admin, client):
+    missing = client.get("/v1/orgs/org_nobody/instances", headers=admin)
     assert missing.status_code == 404
     assert missing.json()["errors"][0]["field"] == "org_id"
-    bad = client.get("/v1/orgs/org_x/instances", params={"limit": 0})
+    bad = client.get("/v1/orgs/org_x/instances", params={"limit": 0}, headers=admin)
     assert bad.status_code == 422
     assert bad.json()["errors"][0]["field"] == "limit"
 
@@ -66,11 +66,11 @@ def test_top_orgs_rank_by_hours_this_period_with_their_quota(client, admin, cloc
     send(client, beats("l1", light, clock, 60))
     send(client, beats("h1", heavy, clock, 300) + beats("h2", heavy, clock, 420))
 
-    body = client.get("/v1/usage/top", params={"limit": 5}).json()
+    body = client.get("/v1/usage/top", params={"limit": 5}, headers=admin).json()
 
     assert [o["name"] for o in body["orgs"]] == ["Heavy Co", "Light Co"]
     top = body["orgs"][0]
     assert (top["used_hours"], top["included_hours"], top["overage_hours"]) == (12.0, 10.0, 2.0)
     assert top["percent_used"] == 120.0
     assert body["orgs"][1]["estimated_total_cents"] == 2000  # base fee, inside its 100 h
-    assert client.get("/v1/usage/top", params={"limit": 101}).status_code == 422
+    assert client.get("/v1/usage/top", params={"limit": 101}, headers=admin).status_code == 422

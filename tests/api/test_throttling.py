@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from tests.support.builders import hb, new_org
+from tests.support.builders import ADMIN_HEADERS, hb, new_org, post_heartbeats
 
 
 def beats(instance_id, org, clock, minutes, state="running", end_offset=0):
@@ -14,7 +14,7 @@ def beats(instance_id, org, clock, minutes, state="running", end_offset=0):
 
 
 def send(client, items):
-    response = client.post("/v1/heartbeats", json={"heartbeats": items})
+    response = post_heartbeats(client, ADMIN_HEADERS, items)
     assert response.status_code == 200, response.text
     return response.json()
 
@@ -64,18 +64,18 @@ def test_resetting_the_daily_counter_lets_instances_run_and_leaves_billing_alone
         client, admin, clock):
     org = new_org(client, admin, plan="free")
     send(client, [b for n in range(4) for b in beats(f"i{n}", org, clock, 360)])
-    billed_before = client.get("/v1/billing", params={"org_id": org}).json()
+    billed_before = client.get("/v1/billing", params={"org_id": org}, headers=admin).json()
     reset = client.post(f"/admin/throttle/{org}/reset-daily", headers=admin)
     assert reset.status_code == 200
     assert reset.json()["billed_minutes_today"] == 1440
     assert reset.json()["throttle_minutes_today"] == 0
-    billed_after = client.get("/v1/billing", params={"org_id": org}).json()
+    billed_after = client.get("/v1/billing", params={"org_id": org}, headers=admin).json()
     assert billed_after["usage"] == billed_before["usage"]
     assert billed_after["charges"] == billed_before["charges"]
     clock.advance(minutes=1)
     body = send(client, [hb(f"i{n}", org, clock()) for n in range(4)])
     assert {d["action"] for d in body["decisions"]} == {"run"}
-    usage = client.get("/v1/billing", params={"org_id": org}).json()["usage"]
+    usage = client.get("/v1/billing", params={"org_id": org}, headers=admin).json()["usage"]
     assert usage["used_minutes"] == 1444
 
 
@@ -119,7 +119,7 @@ def test_a_forced_check_records_the_decision_and_counts_a_new_pause(client, admi
 
 def test_rejected_heartbeats_get_no_decision(client, admin, clock):
     org = new_org(client, admin, plan="free")
-    body = send(client, [hb("i1", org, clock()), hb("ghost", "org_nobody", clock())])
+    body = send(client, [hb("i1", org, clock()), hb("ghost", org, clock() + timedelta(hours=1))])
     assert [d["instance_id"] for d in body["decisions"]] == ["i1"]
 
 
@@ -145,4 +145,5 @@ def test_heartbeats_are_acknowledged_even_when_the_throttle_check_fails(client, 
     enforcement.decide_batch = broken
     body = send(client, [hb("i1", org, clock())])
     assert (body["accepted"], body["decisions"]) == (1, [])
-    assert client.get("/v1/billing", params={"org_id": org}).json()["usage"]["used_minutes"] == 1
+    assert client.get("/v1/billing", params={"org_id": org},
+                      headers=admin).json()["usage"]["used_minutes"] == 1

@@ -22,6 +22,7 @@ import pytest
 from devstack.processes import EngineProcess, PrometheusServer
 from devstack.servers import create_scratch_database, wait_for
 from devstack.stack import Stack
+from tests.support.builders import engine_org_key
 
 ADMIN = "test-admin-key-0123456789"
 INSTANCES, MINUTES = 3, 40  # 120 billable minutes = 2.00 h
@@ -64,7 +65,8 @@ def seed_known_org(engine_url: str) -> str:
     beats = [{"instance_id": f"{org}-vm{i}", "org_id": org,
               "ts": (now - timedelta(minutes=m + 1)).isoformat(), "state": "running"}
              for i in range(INSTANCES) for m in range(MINUTES)]
-    answer = httpx.post(f"{engine_url}/v1/heartbeats", json={"heartbeats": beats}).json()
+    answer = httpx.post(f"{engine_url}/v1/heartbeats", json={"heartbeats": beats},
+                        headers=engine_org_key(engine_url, ADMIN, org)).json()
     assert answer["accepted"] == INSTANCES * MINUTES, answer
     return org
 
@@ -79,8 +81,9 @@ def stack(pg_server_url: str) -> Iterator[KnownOrgStack]:
 
         def traffic_until_rules_have_values() -> bool:
             # Requests between scrapes, so rates are above zero and the SLO rules have values.
-            httpx.get(f"{engine.url}/v1/billing", params={"org_id": org})
-            httpx.get(f"{engine.url}/v1/billing", params={"org_id": "org_missing"})
+            staff = {"X-Admin-Key": ADMIN}
+            httpx.get(f"{engine.url}/v1/billing", params={"org_id": org}, headers=staff)
+            httpx.get(f"{engine.url}/v1/billing", params={"org_id": "org_missing"}, headers=staff)
             time.sleep(0.3)
             return bool(prometheus.query("slo:http_availability_burn_rate:rate5m"))
 

@@ -104,6 +104,7 @@ def alerts_stack(pg_server_url: str, tmp_path_factory: pytest.TempPathFactory
 def open_alerts(alerts_stack: AlertsStack,
                 monkeypatch: pytest.MonkeyPatch) -> Callable[..., AppTest]:
     monkeypatch.setenv("ENGINE_URL", alerts_stack.engine.url)
+    monkeypatch.setenv("ENGINE_API_KEY", ADMIN)  # the console's staff credential
     monkeypatch.setenv("PROMETHEUS_URL", alerts_stack.prometheus.url)
     monkeypatch.setenv("ALERTS_URL", alerts_stack.alerts.url)
     st.cache_data.clear()

@@ -22,6 +22,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from devstack.processes import Console
 from devstack.servers import wait_for
 from tests.dashboard.conftest import (
+    ADMIN,
     INSTANCES,
     KNOWN_ORG_NAME,
     MINUTES,
@@ -61,7 +62,7 @@ class LiveConsole:
 def console(stack: KnownOrgStack, request: pytest.FixtureRequest) -> Iterator[LiveConsole]:
     """`streamlit run dashboard/app.py` on a free port, pointed at the stack's backends."""
     process = Console(engine_url=stack.engine.url, prometheus_url=stack.prometheus.url,
-                      alerts_url=stack.alerts_url)
+                      alerts_url=stack.alerts_url, extra_env={"ENGINE_API_KEY": ADMIN})
     try:
         process.start()
         yield LiveConsole(process.url, stack, request.config)

@@ -34,6 +34,7 @@ from devstack.receivers import SmtpServer
 from devstack.servers import create_scratch_database, drop_database, wait_for
 from devstack.stack import Stack
 from tests.dashboard.conftest import ADMIN
+from tests.support.builders import engine_org_key
 from tests.support.stripe_events import (
     WEBHOOK_SECRET,
     checkout_completed,
@@ -89,7 +90,7 @@ def _seed_usage(engine: EngineProcess) -> str:
               "ts": (now - timedelta(minutes=m + 1)).isoformat(), "state": "running"}
              for i in range(INSTANCES) for m in range(MINUTES)]
     answer = httpx.post(f"{engine.url}/v1/heartbeats", json={"heartbeats": beats},
-                        timeout=30).json()
+                        headers=engine_org_key(engine.url, ADMIN, org), timeout=30).json()
     assert answer["accepted"] == INSTANCES * MINUTES, answer
     return org
 
@@ -188,6 +189,7 @@ def billing_stack(pg_server_url: str) -> Iterator[BillingStack]:
 def open_console(billing_stack: BillingStack,
                  monkeypatch: pytest.MonkeyPatch) -> Callable[..., AppTest]:
     monkeypatch.setenv("ENGINE_URL", billing_stack.engine.url)
+    monkeypatch.setenv("ENGINE_API_KEY", ADMIN)  # the console's staff credential
     monkeypatch.setenv("PROMETHEUS_URL", billing_stack.prometheus.url)
     monkeypatch.setenv("ALERTS_URL", billing_stack.alerts.url)
     st.cache_data.clear()
@@ -313,7 +315,7 @@ def test_admin_actions_are_refused_without_the_key_and_work_with_it(open_console
     assert any("Credit #" in s.value and "$2.50" in s.value for s in app.success), _errors(app)
     assert _metrics(app)["Credit balance"] == "$2.50"  # the card re-read after the grant
     assert app.text_input(key="credit_reason").value == ""  # ready for the next grant
-    credits = httpx.get(f"{billing_stack.engine.url}/v1/credits",
+    credits = httpx.get(f"{billing_stack.engine.url}/v1/credits", headers=ADMIN_HEADERS,
                         params={"org_id": billing_stack.admin_org}).json()
     assert [(c["amount_cents"], c["granted_by"]) for c in credits["credits"]] == [(250, "admin")]
 

@@ -29,6 +29,7 @@ APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
 @pytest.fixture
 def console(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Callable[[str], AppTest]:
     monkeypatch.setenv("ENGINE_URL", stack.engine.url)
+    monkeypatch.setenv("ENGINE_API_KEY", ADMIN)  # the console's staff credential
     monkeypatch.setenv("PROMETHEUS_URL", stack.prometheus.url)
     monkeypatch.setenv("ALERTS_URL", stack.alerts_url)
     st.cache_data.clear()

@@ -20,6 +20,7 @@ PURE_MODULES = sorted(
         *ROOT.glob("billing_engine/*/*/rules.py"),
         *(ROOT / "billing_core" / name for name in ("periods.py", "plans.py", "quota.py",
                                                      "errors.py")),
+        ROOT / "billing_core" / "access" / "rules.py",
         *ROOT.glob("alerts/domain/*.py"),
     ]
 )

@@ -17,6 +17,7 @@ from devstack.servers import (
     start_throwaway_postgres,
     wait_for,
 )
+from tests.support.builders import engine_org_key
 
 pytestmark = pytest.mark.processes
 
@@ -36,7 +37,12 @@ def make_org(base: str) -> str:
     r = httpx.put(f"{base}/admin/orgs/{org}", headers={"X-Admin-Key": ADMIN},
                   json={"name": org, "email": f"{org}@x.example", "plan": "team"})
     assert r.status_code == 201, r.text
+    FLEET_KEYS[org] = engine_org_key(base, ADMIN, org)
     return org
+
+
+FLEET_KEYS: dict[str, dict[str, str]] = {}  # each org's Authorization, made with the org
+STAFF = {"X-Admin-Key": ADMIN}
 
 
 def minute_heartbeats(org: str, instances: range, minutes: range, now: datetime):
@@ -58,7 +64,8 @@ def test_concurrent_overlapping_batches_give_exact_totals(engine):
     expected = len({(b["instance_id"], b["ts"][:16]) for batch in batches for b in batch})
 
     def post(batch):
-        r = httpx.post(f"{engine.url}/v1/heartbeats", json={"heartbeats": batch}, timeout=60)
+        r = httpx.post(f"{engine.url}/v1/heartbeats", json={"heartbeats": batch}, timeout=60,
+                       headers=FLEET_KEYS[org])
         assert r.status_code == 200, r.text
         return r.json()
 
@@ -66,7 +73,7 @@ def test_concurrent_overlapping_batches_give_exact_totals(engine):
         results = list(pool.map(post, batches * 2))  # every batch delivered twice
     assert sum(r["accepted"] for r in results) == expected
     assert sum(r["accepted"] + r["duplicate"] for r in results) == sum(len(b) for b in batches) * 2
-    billing = httpx.get(f"{engine.url}/v1/billing", params={"org_id": org}).json()
+    billing = httpx.get(f"{engine.url}/v1/billing", params={"org_id": org}, headers=STAFF).json()
     assert billing["usage"]["used_minutes"] == expected == 50 * 30
 
 
@@ -74,11 +81,12 @@ def test_an_acknowledged_batch_survives_the_engine_being_killed(engine):
     org = make_org(engine.url)
     now = (datetime.now(UTC) - timedelta(minutes=1)).replace(second=40)
     batch = minute_heartbeats(org, range(3), range(25), now)
-    r = httpx.post(f"{engine.url}/v1/heartbeats", json={"heartbeats": batch}, timeout=30)
+    r = httpx.post(f"{engine.url}/v1/heartbeats", json={"heartbeats": batch}, timeout=30,
+                   headers=FLEET_KEYS[org])
     assert r.status_code == 200 and r.json()["accepted"] == 75
     engine.kill(signal.SIGKILL)  # no graceful shutdown, no flush
     engine.start()
-    billing = httpx.get(f"{engine.url}/v1/billing", params={"org_id": org}).json()
+    billing = httpx.get(f"{engine.url}/v1/billing", params={"org_id": org}, headers=STAFF).json()
     assert billing["usage"]["used_minutes"] == 75
 
 
@@ -102,7 +110,8 @@ def test_database_outage_gives_503_then_recovers_by_itself(own_postgres):
             timeout=30, what="/ready to report the outage",
         )
         assert "database" in ready.json()["reason"]
-        during = httpx.post(f"{engine.url}/v1/heartbeats", timeout=30, json={
+        during = httpx.post(f"{engine.url}/v1/heartbeats", timeout=30,
+                            headers=FLEET_KEYS[org], json={
             "heartbeats": minute_heartbeats(org, range(1), range(5), now)})
         assert during.status_code == 503  # never a 2xx for data we could not store
         assert during.json()["error"] == "database_unavailable"
@@ -110,7 +119,8 @@ def test_database_outage_gives_503_then_recovers_by_itself(own_postgres):
         own_postgres.start()
         wait_for(lambda: httpx.get(f"{engine.url}/ready", timeout=10).status_code == 200,
                  timeout=60, what="/ready to recover")
-        after = httpx.post(f"{engine.url}/v1/heartbeats", timeout=30, json={
+        after = httpx.post(f"{engine.url}/v1/heartbeats", timeout=30,
+                           headers=FLEET_KEYS[org], json={
             "heartbeats": minute_heartbeats(org, range(1), range(5), now)})
         assert after.status_code == 200 and after.json()["accepted"] == 5
         metrics = httpx.get(f"{engine.url}/metrics").text

@@ -11,6 +11,7 @@ import pytest
 
 from devstack.processes import EngineProcess
 from devstack.servers import create_scratch_database, drop_database, wait_for
+from tests.support.builders import engine_org_key
 from tests.support.fake_stripe import FakeStripe
 
 pytestmark = pytest.mark.processes
@@ -49,7 +50,8 @@ def test_the_scheduled_flush_reports_a_closed_hour_and_the_log_names_the_provide
             beats = [{"instance_id": f"{org}-1", "org_id": org,
                       "ts": (last_hour + timedelta(minutes=m)).isoformat(), "state": "running"}
                      for m in range(50)]
-            posted = httpx.post(f"{base}/v1/heartbeats", json={"heartbeats": beats})
+            posted = httpx.post(f"{base}/v1/heartbeats", json={"heartbeats": beats},
+                                headers=engine_org_key(base, ADMIN, org, ("usage:write",)))
             assert posted.json()["accepted"] == 50, posted.text
 
             wait_for(lambda: fake.totals_by_customer() == {"cus_live": 50}, timeout=20,

@@ -91,13 +91,14 @@ def _problem_with(client: httpx.Client, endpoint: str, expr: str) -> str | None:
 import re  # noqa: E402
 import time  # noqa: E402
 import uuid  # noqa: E402
-from datetime import UTC, datetime  # noqa: E402
+from datetime import UTC, datetime, timedelta  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
 from devstack.processes import AlertsProcess, EngineProcess, PrometheusServer  # noqa: E402
 from devstack.servers import create_scratch_database, wait_for  # noqa: E402
+from tests.support.builders import engine_org_key  # noqa: E402
 
 from .dashboards_lib import metric_names  # noqa: E402
 
@@ -142,12 +143,15 @@ def drive_traffic(engine_url: str) -> None:
     headers = {"X-Admin-Key": ADMIN}
     httpx.put(f"{engine_url}/admin/orgs/{org}", headers=headers,
               json={"name": "Live", "email": "live@x.example", "plan": "free"})
-    now = datetime.now(UTC).isoformat()
-    httpx.post(f"{engine_url}/v1/heartbeats", json={"heartbeats": [
-        {"instance_id": f"{org}-1", "org_id": org, "ts": now, "state": "running"},
-        {"instance_id": "x", "org_id": "org_ghost", "ts": now, "state": "running"}]})
-    httpx.get(f"{engine_url}/v1/billing", params={"org_id": org})
-    httpx.get(f"{engine_url}/v1/billing", params={"org_id": "org_ghost"})
+    now = datetime.now(UTC)
+    ahead = (now + timedelta(minutes=10)).isoformat()  # a rejection: a clock running ahead
+    httpx.post(f"{engine_url}/v1/heartbeats", headers=engine_org_key(engine_url, ADMIN, org),
+               json={"heartbeats": [
+                   {"instance_id": f"{org}-1", "org_id": org, "ts": now.isoformat(),
+                    "state": "running"},
+                   {"instance_id": f"{org}-2", "org_id": org, "ts": ahead, "state": "running"}]})
+    httpx.get(f"{engine_url}/v1/billing", params={"org_id": org}, headers=headers)
+    httpx.get(f"{engine_url}/v1/billing", params={"org_id": "org_ghost"}, headers=headers)
     httpx.get(f"{engine_url}/debug/meters/pending", headers={"X-Admin-Key": "wrong"})
 
 

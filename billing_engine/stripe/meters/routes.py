@@ -7,10 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from billing_core.http import error_responses
-from billing_engine.api.deps import ADMIN_ANSWERS, ORG_ID_PATTERN, AdminDep, ServicesDep
+from billing_engine.api.deps import ADMIN_ANSWERS, ORG_ID_PATTERN, ServicesDep
 from billing_engine.stripe.meters.schemas import FlushOut, PendingOut, RequeuedOut
 
-router = APIRouter(tags=["usage reporting"], dependencies=[AdminDep], responses=ADMIN_ANSWERS)
+router = APIRouter(tags=["usage reporting"], responses=ADMIN_ANSWERS)
 
 
 @router.post(

@@ -7,10 +7,10 @@ import json
 from fastapi import APIRouter
 
 from billing_core.http import error_responses
-from billing_engine.api.deps import ADMIN_ANSWERS, AdminDep, PeriodQuery, ServicesDep
+from billing_engine.api.deps import ADMIN_ANSWERS, PeriodQuery, ServicesDep
 from billing_engine.stripe.reconcile.schemas import LastReportOut, NoReportOut, ReportOut
 
-router = APIRouter(tags=["usage reporting"], dependencies=[AdminDep], responses=ADMIN_ANSWERS)
+router = APIRouter(tags=["usage reporting"], responses=ADMIN_ANSWERS)
 
 
 @router.post(
