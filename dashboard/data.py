@@ -17,6 +17,7 @@ import streamlit as st
 from prometheus_api_client import PrometheusConnect
 from urllib3.util.retry import Retry
 
+from dashboard.formatting import plain
 from dashboard.settings import ConsoleSettings
 
 TIMEOUT_SECONDS = 3.0
@@ -43,7 +44,7 @@ def current_settings() -> ConsoleSettings:
 
 
 def show_down(down: BackendDown) -> None:
-    st.error(f"**{down.name} unreachable** at {down.url}: {down.error}. "
+    st.error(f"**{down.name} unreachable** at {down.url}: {plain(down.error)}. "
              "Other pages keep working.", icon="🚫")
 
 

@@ -11,8 +11,22 @@ from typing import Any
 import pandas as pd
 
 CURRENCY_SYMBOLS = {"usd": "$", "eur": "€", "gbp": "£"}
+_LINE_BREAKS = re.compile(r"[\r\n\t\x0b\x0c]+")
 # stripe_circuit_breaker_state: 0 closed, 1 open, 2 half-open (docs/metrics.md).
 BREAKER_STATES = {0: "closed", 1: "open", 2: "half-open"}
+
+
+def plain(value: object) -> str:
+    """Text a customer, a caller or a URL controls, for Streamlit markdown: a code span, the one
+    markdown construct whose content is never read as markup. Escaping with backslashes is not
+    enough: Streamlit still turns a bare URL or address in escaped text into a link. Line breaks
+    become spaces, so a value cannot start a block of its own."""
+    text = _LINE_BREAKS.sub(" ", str(value))
+    if not text.strip():
+        return ""
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
 
 
 def format_hours(hours: float) -> str:

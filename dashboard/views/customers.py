@@ -18,6 +18,7 @@ from dashboard.formatting import (
     invoice_lines_frame,
     invoices_frame,
     payments_frame,
+    plain,
     refunds_frame,
 )
 
@@ -158,7 +159,7 @@ def show_budget_alerts(org_id: str, admin_key: str, crossed: list[int]) -> None:
     if status == 401:
         st.error("The alerts API refused the admin key (401). " + engine_says)
     elif status != 200:
-        st.error(f"The alerts API answered HTTP {status}: {body.get('message', '')}")
+        st.error(f"The alerts API answered HTTP {status}: {plain(body.get('message', ''))}")
     elif not body.get("budget_alerts"):
         st.info("No budget alert sent to this org. " + engine_says)
     else:
@@ -272,7 +273,7 @@ if isinstance(found, data.BackendDown):
     st.stop()
 results = (found or {}).get("results", [])
 if not results:
-    st.warning(f"No customer matches “{query}”.")
+    st.warning(f"No customer matches “{plain(query)}”.")
     st.stop()
 
 labels = {f"{o['name']} · {o['id']} · {o['billing_email']}": o["id"] for o in results}
@@ -285,15 +286,15 @@ if isinstance(billing, data.BackendDown):
     data.show_down(billing)
     st.stop()
 if billing is None:
-    st.warning(f"The engine knows no org {org_id}.")
+    st.warning(f"The engine knows no org {plain(org_id)}.")
     st.stop()
 
 org, usage, charges = billing["org"], billing["usage"], billing["charges"]
 period = billing["period"]
 currency = charges.get("currency", "usd")
 admin_key = st.session_state.get("admin_key", "")
-st.subheader(f"{org['name']} ({org['id']})")
-st.caption(f"Billing email {org['billing_email']} · plan **{org['plan']}** · period "
+st.subheader(f"{plain(org['name'])} ({plain(org['id'])})")
+st.caption(f"Billing email {plain(org['billing_email'])} · plan **{plain(org['plan'])}** · period "
            f"{period['key']} ({period['start'][:10]} to {period['end'][:10]}, end exclusive) · "
            f"as of {billing.get('as_of', '?')[:19]} UTC")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from dashboard.formatting import plain
 from dashboard.runbooks import console_links, find_section, list_runbooks, read_runbook
 
 st.title("Runbooks")
@@ -18,7 +19,7 @@ if not names:
 index = names.index(wanted) if wanted in names else names.index("README") if "README" in names \
     else 0
 if wanted and wanted not in names:
-    st.warning(f"No runbook named “{wanted}”; showing the index instead.")
+    st.warning(f"No runbook named “{plain(wanted)}”; showing the index instead.")
 name = st.selectbox("Runbook", names, index=index, key=f"runbook_pick_{wanted}")
 if name != wanted:  # picked another runbook: the old section belongs to the old one
     st.query_params["runbook"] = name
@@ -29,7 +30,7 @@ markdown = console_links(read_runbook(name) or "", runbook=name)
 if section_anchor:
     section = find_section(markdown, section_anchor)
     if section is None:
-        st.warning(f"No section “{section_anchor}” in {name}; showing the whole runbook.")
+        st.warning(f"No section “{plain(section_anchor)}” in {name}; showing the whole runbook.")
         st.markdown(markdown)
     else:
         st.info(f"Section **{section.heading}** of the {name} runbook, as the alert links it.")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -217,3 +218,41 @@ def test_alert_runbook_link_lands_on_the_runbook_section(page, console):
     assert runbook.url.startswith(f"{console.url}/runbooks?runbook=alerting&section=watchdog")
     expect(runbook.get_by_role("heading", name="Watchdog", exact=True)).to_be_visible()
     assert_no_errors(runbook, console)
+
+
+# What an attacker who controls an org's name or a link's parameters would try: an image that
+# calls home, a link, a heading, HTML, Streamlit's colour directive.
+HOSTILE = "![x](http://evil.invalid/x.png) [click](http://evil.invalid/) <b>bold</b> :red[red]"
+
+
+def no_hostile_markup(page: Page) -> None:
+    main = page.locator('[data-testid="stMain"]')
+    assert main.locator('img[src*="evil"]').count() == 0
+    # Streamlit gives each heading an anchor (href="#...") made from its words: not a link out.
+    links = [a.get_attribute("href") or "" for a in main.locator("a").all()]
+    assert [href for href in links if "evil" in href and not href.startswith("#")] == [], links
+    assert main.locator("b", has_text="bold").count() == 0
+
+
+def test_text_a_customer_controls_is_shown_as_text(page, console):
+    org = "org_hostile_name"
+    answer = httpx.put(f"{console.stack.engine.url}/admin/orgs/{org}",
+                       headers={"X-Admin-Key": ADMIN},
+                       json={"name": HOSTILE, "email": "ops_*bold*_@evil.invalid",
+                             "plan": "base_usage"})
+    assert answer.status_code in (200, 201), answer.text
+    open_page(page, console, "customers")
+    search = page.get_by_label("Search by org id, name or billing email")
+    search.fill(org)
+    search.press("Enter")
+    expect(page.get_by_role("heading", name=f"{HOSTILE} ({org})")).to_be_visible()
+    wait_until_run_finished(page)
+    expect(page.get_by_text("Billing email ops_*bold*_@evil.invalid")).to_be_visible()
+    no_hostile_markup(page)
+
+
+def test_a_crafted_runbook_link_is_echoed_as_text(page, console):
+    page.goto(f"{console.url}/runbooks?runbook={quote(HOSTILE)}")
+    wait_until_run_finished(page)
+    expect(page.get_by_text(f"No runbook named “{HOSTILE}”")).to_be_visible()
+    no_hostile_markup(page)

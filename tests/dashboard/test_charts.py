@@ -271,3 +271,14 @@ def test_a_series_with_a_single_sample_is_drawn_as_a_marker():
                          "endpoint": ["/v1/billing"] * 5, "rate": [2.0] * 5})
     assert charts.rate_by_endpoint_chart(one, title="t").data[0].mode == "lines+markers"
     assert charts.rate_by_endpoint_chart(many, title="t").data[0].mode == "lines"
+
+
+def test_plain_text_is_a_code_span_holding_every_character():
+    from dashboard.formatting import plain
+
+    hostile = "![x](http://e/x.png)\n# head *b* <i>h</i> :red[r] $x$"
+    assert plain(hostile) == "`![x](http://e/x.png) # head *b* <i>h</i> :red[r] $x$`"
+    # A value holding backticks gets a longer fence, padded where it starts or ends with one.
+    assert plain("a`b") == "``a`b``"
+    assert plain("`x`") == "`` `x` ``"
+    assert plain("  \n ") == ""
