@@ -30,6 +30,7 @@ conditions they expect; anything else is a bug and answers 500. `billing_core.ht
     │       └── SilenceError              alerts: a silence that cannot be kept
     ├── UnavailableError            503   try again later; says whether anything was stored
     │   ├── DatabaseUnavailable           the database is away; nothing was committed
+    │   ├── AuditUnavailable              engine: an admin action's audit row could not be written
     │   ├── NotConfigured                 engine: WebhooksNotConfigured (no webhook secret)
     │   └── TransientFailure              engine: a Stripe event stored but not handled yet
     ├── UpstreamError               502   a dependency answered badly
@@ -55,6 +56,7 @@ __all__ = [
     "ConfigError",
     "Conflict",
     "CredentialRequired",
+    "AuditUnavailable",
     "DatabaseUnavailable",
     "Forbidden",
     "InvalidRequest",
@@ -180,6 +182,13 @@ class DatabaseUnavailable(UnavailableError):
     @property
     def public_message(self) -> str:
         return "the database is unreachable; nothing was stored"
+
+
+class AuditUnavailable(UnavailableError):
+    """An admin or operator action was refused because its audit row could not be written:
+    nothing was done, since an action nobody can later find must not happen."""
+
+    code = "audit_unavailable"
 
 
 class NotConfigured(UnavailableError):

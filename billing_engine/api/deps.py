@@ -18,9 +18,11 @@ from billing_core.access import (
 )
 from billing_core.errors import CredentialRequired, Forbidden, UnsupportedMediaType
 from billing_core.http import error_responses
+from billing_core.logs import request_id_var
 from billing_engine.access.policy import ENGINE_POLICY
 from billing_engine.access.service import MALFORMED, MISSING, REASON_TEXT
-from billing_engine.audit.keys import STATE_ACTOR, STATE_REFUSAL
+from billing_engine.audit.keys import STATE_ACTOR, STATE_AUDIT_ID, STATE_REFUSAL
+from billing_engine.audit.service import AUDITED_METHODS, AUDITED_PREFIXES
 from billing_engine.wiring import Services
 
 ORG_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
@@ -76,6 +78,14 @@ def authorize(request: Request) -> None:
         media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if media_type and media_type != "application/json" and not media_type.endswith("+json"):
             raise UnsupportedMediaType("Content-Type", "must be application/json")
+    if request.method in AUDITED_METHODS and key[1].startswith(AUDITED_PREFIXES):
+        # Written ahead: if the row cannot be written, AuditUnavailable refuses the action.
+        entry_id = services.audit.begin(
+            actor=getattr(request.state, STATE_ACTOR, None), method=request.method,
+            path=request.url.path, path_params=dict(request.path_params),
+            query=request.scope.get("query_string", b"").decode("latin-1"),
+            request_id=request_id_var.get())
+        request.state.__setattr__(STATE_AUDIT_ID, entry_id)
 
 
 def _authenticate(request: Request, services: Services, *, staff_route: bool) -> Principal | None:

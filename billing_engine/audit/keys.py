@@ -9,6 +9,7 @@ ADMIN_KEY_NAME = "admin"  # the name ADMIN_API_KEY is recorded under
 # Where require_admin leaves its verdict for the audit middleware (request.state lives in scope).
 STATE_ACTOR = "admin_key_name"
 STATE_REFUSAL = "admin_refusal"
+STATE_AUDIT_ID = "audit_entry_id"  # the row written ahead for this request
 
 
 def identify_admin(keys: Sequence[tuple[str, str]], presented: str) -> str | None:

@@ -1,4 +1,5 @@
-"""Plain ASGI middleware that records every admin mutation through the AuditLog (the rule is in
+"""Plain ASGI middleware that completes the audit row of every admin mutation with its status and
+request summary (the row itself is written ahead by the access check; the rule is in
 `billing_engine.audit.service`)."""
 
 from __future__ import annotations
@@ -7,9 +8,8 @@ from typing import Any
 
 import anyio.to_thread
 
-from billing_core.logs import request_id_var
 from billing_engine.api.middleware import header
-from billing_engine.audit.keys import STATE_ACTOR, STATE_REFUSAL
+from billing_engine.audit.keys import STATE_AUDIT_ID
 from billing_engine.audit.service import (
     AUDITED_METHODS,
     AUDITED_PREFIXES,
@@ -51,28 +51,20 @@ class AuditMiddleware:
 
         async def record(status: int) -> None:
             nonlocal recorded
-            if recorded or scope.get("route") is None:
+            entry_id = state.get(STATE_AUDIT_ID)
+            if recorded or entry_id is None:  # refused, or matched no route: no row
                 return
             recorded = True
-            content_type = header(scope, b"content-type")
             summary = summarise(
                 body=bytes(captured),
                 body_bytes=received,
-                content_type=content_type,
+                content_type=header(scope, b"content-type"),
                 query=scope.get("query_string", b"").decode("latin-1"),
-                refusal=state.get(STATE_REFUSAL),
             )
             await anyio.to_thread.run_sync(
-                lambda: self.audit.record(
-                    actor=state.get(STATE_ACTOR),
-                    method=scope["method"],
-                    path=scope["path"],
-                    path_params=dict(scope.get("path_params") or {}),
-                    summary=summary,
-                    status=status,
-                    request_id=request_id_var.get(),
-                )
-            )
+                lambda: self.audit.complete(
+                    entry_id, path_params=dict(scope.get("path_params") or {}),
+                    summary=summary, status=status))
 
         async def send_after_recording(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":

@@ -1,11 +1,19 @@
 """Who did what with the admin key: named keys, and an audit entry for every admin mutation.
 
-The rule: every POST, PUT, PATCH or DELETE to a route under /admin/ or /debug/ is recorded once
-the response status is known and before the response leaves, whatever the outcome: succeeded
-(2xx/3xx), refused (401/403: no actor) or failed (any other status, including 500). Reads (GET)
-are not recorded. Requests that match no route are not recorded either: nothing ran, and a
-scanner must not be able to fill the table. The entry names the key by its name, never its value;
-the request body is summarised with secret-looking fields and every configured secret redacted.
+The rule: every POST, PUT, PATCH or DELETE to a route under /admin/ or /debug/ that passes the
+access check is written ahead: its row (who, what, outcome `started`) is committed before the
+route runs, and if it cannot be written the action is refused with 503 `audit_unavailable` and
+nothing is done. When the status is known, before the response leaves, the row gets its status,
+outcome (succeeded: 2xx/3xx; failed: any other, including 500) and the request summarised. A
+crash in between leaves `started`: the action may or may not have happened, and the row says
+someone tried. Many actions span several transactions or call Stripe, so the row cannot share
+their transaction; written first, no action goes unrecorded.
+
+Refused requests (401, 403, 429) get no row: they are counted (`auth_failures_total`,
+`access_denied_total`), so a caller without a credential cannot write to the table at all.
+Reads (GET) and requests that match no route are not recorded. The entry names the key by its
+name, never its value; the summary has secret-looking fields and every configured secret
+redacted, and control characters (a NUL cannot be stored) written as escapes.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
+from billing_core.errors import AuditUnavailable
 from billing_engine.audit.store import AuditEntry, AuditStore
 from billing_engine.operability.metrics import EngineMetrics
 
@@ -32,6 +41,7 @@ MAX_ITEMS = 20
 MAX_DEPTH = 4
 MAX_SUMMARY = 4000
 REDACTED = "[redacted]"
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _SECRET_FIELD = re.compile(
     r"key|secret|token|passw|authori[sz]ation|signature|cookie|card|cvc|iban|account_number",
     re.IGNORECASE,
@@ -155,6 +165,60 @@ class AuditLog:
         self.metrics = metrics
         self.clock = clock
         self.secrets = tuple(s for s in secrets if s)
+
+    def begin(self, *, actor: str | None, method: str, path: str, path_params: dict[str, Any],
+              query: str, request_id: str | None) -> int:
+        """Write the row of an action about to run; raises AuditUnavailable if it cannot."""
+        summary = summarise(body=b"", body_bytes=0, content_type=None, query=query)
+        entry = self._entry(actor=actor, method=method, path=path, path_params=path_params,
+                            summary=summary, status=0, outcome="started",
+                            request_id=request_id)
+        try:
+            return self.store.append(entry)
+        except Exception as exc:
+            self.metrics.audit_write_failures.inc()
+            log.error("audit entry not written: action refused",
+                      extra={"method": method, "endpoint": entry.path,
+                             "reason": str(exc)[:200]})
+            raise AuditUnavailable("the audit log cannot be written; nothing was done, "
+                                   "try again") from exc
+
+    def complete(self, entry_id: int, *, path_params: dict[str, Any], summary: dict[str, Any],
+                 status: int) -> None:
+        """The outcome of an action begun. A failure is logged and counted, not raised: the
+        action has happened, its row exists (outcome `started`) and its answer must leave."""
+        done = self._entry(actor=None, method="", path="", path_params=path_params,
+                           summary=summary, status=status, outcome=outcome_of(status),
+                           request_id=None)
+        try:
+            self.store.complete(entry_id, target=done.target, org_id=done.org_id,
+                                summary=done.summary, status=status, outcome=done.outcome)
+        except Exception as exc:
+            self.metrics.audit_write_failures.inc()
+            log.error("audit outcome not written", extra={"status": status,
+                                                          "reason": str(exc)[:200]})
+
+    def _summary_text(self, summary: dict[str, Any]) -> str:
+        text = _scrub(json.dumps(summary, separators=(",", ":"), default=str), self.secrets)
+        if len(text) > MAX_SUMMARY:
+            text = json.dumps({"truncated": True, "text": text[: MAX_SUMMARY - 100]})
+        return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+    def _entry(self, *, actor: str | None, method: str, path: str,
+               path_params: dict[str, Any], summary: dict[str, Any], status: int,
+               outcome: str, request_id: str | None) -> AuditEntry:
+        target, org_id = _target(path_params, summary)
+
+        def clean(value: str) -> str:
+            return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}",
+                                _scrub(value, self.secrets))
+
+        return AuditEntry(
+            at=self.clock(), actor=actor, method=method, path=clean(path),
+            target=None if target is None else clean(target),
+            org_id=None if org_id is None else clean(org_id),
+            summary=self._summary_text(summary), status=status, outcome=outcome,
+            request_id=request_id)
 
     def record(
         self,

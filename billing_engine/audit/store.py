@@ -47,6 +47,13 @@ class AuditStore(Store):
         )
         return int(self._run(lambda c: c.execute(stmt).scalar_one(), write=True))
 
+    def complete(self, entry_id: int, *, target: str | None, org_id: str | None, summary: str,
+                 status: int, outcome: str) -> None:
+        stmt = (audit_log.update().where(audit_log.c.id == entry_id)
+                .values(target=None if target is None else target[:300], org_id=org_id,
+                        summary=summary, status=status, outcome=outcome))
+        self._run(lambda c: c.execute(stmt), write=True)
+
     def recent(
         self, *, limit: int, org_id: str | None = None, actor: str | None = None
     ) -> list[AuditEntry]:
