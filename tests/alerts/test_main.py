@@ -49,4 +49,4 @@ def test_python_m_alerts_alone_migrates_and_serves_like_serve(tmp_path: Path) ->
             process.wait(30)
     schema = subprocess.run([sys.executable, "-m", "alerts", "schema-version"], cwd=ROOT,
                             env=env, capture_output=True, text=True, timeout=60)
-    assert '"database": "a0001"' in schema.stdout, schema.stdout + schema.stderr
+    assert '"database": "a0002"' in schema.stdout, schema.stdout + schema.stderr
