@@ -303,3 +303,25 @@ def test_recent_alerts_include_those_resolved_in_the_last_day(api, process):
                    "resolved_at": now - timedelta(days=2)})
     process.store.apply_round(alerts=[old], dropped=[], messages=[], now=now)
     assert api.get("/v1/alerts", params={"state": "recent"}).json()["alerts"] == []
+
+
+@pytest.mark.parametrize("matchers", [
+    ['alertname=~".*"'], ['alertname=~".+"'], ['alertname!=""'], ['alertname!~"x"'],
+    ['alertname=~"(?s).*"'], ['alertname=~".{0,}"'], ['alertname=~"(x|.*)"'],
+    ['instance!="a"', 'job!~"b"'], ['alertname=~".+"', 'severity!="P9"'],
+    [{"name": "alertname", "op": "=~", "value": ".*"}],
+])
+def test_a_silence_matching_every_alert_is_refused_in_every_spelling(api, matchers):
+    response = api.post("/v1/silences", json={"matchers": matchers, "duration": "1h",
+                                              "comment": "hide everything"})
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["field"] == "matchers"
+
+
+@pytest.mark.parametrize("matchers", [
+    ['alertname=~"Billing.*"'], ["alertname=X", 'instance!=""'], ['severity=~"P2|P3"'],
+])
+def test_a_silence_that_selects_is_kept(api, matchers):
+    response = api.post("/v1/silences", json={"matchers": matchers, "duration": "1h",
+                                              "comment": "narrow"})
+    assert response.status_code == 201, response.text
