@@ -51,7 +51,8 @@ def _parser() -> argparse.ArgumentParser:
                      "2026-11-23T16:00:00Z")
     add.add_argument("--comment", required=True, help="why (required)")
     add.add_argument("--by", dest="created_by", default=os.environ.get("USER", ""),
-                     help="who (default: $USER)")
+                     help="for whom, kept in the audit log as a note (default: $USER); the "
+                          "silence is recorded as made by ADMIN_API_KEY's name, admin")
     listing = silence_sub.add_parser("list", help="list silences")
     listing.add_argument("--state", choices=("active", "expired", "all"), default="active")
     expire = silence_sub.add_parser("expire", help="end a silence now")
@@ -145,11 +146,12 @@ def _one_shot(settings: Settings, env: Mapping[str, str], command: str,
     from alerts.api.app import create_app
     from alerts.process import build_process
 
-    # The API's own handlers do the work, so CLI and HTTP validate and answer alike.
+    # The API's own handlers do the work, so CLI and HTTP validate and answer alike. The CLI
+    # acts as ADMIN_API_KEY (recorded as "admin"); --by is kept in the audit row as a note.
     process = build_process(settings, environ=env, scheduled=False)
     headers = {"X-Admin-Key": settings.admin_api_key}
     try:
-        with TestClient(create_app(process, run_scheduler=False)) as client:
+        with TestClient(create_app(process, run_scheduler=False), headers=headers) as client:
             if command == "silence" and args.silence_command == "add":
                 body: dict[str, Any] = {"matchers": args.matchers, "comment": args.comment,
                                         "created_by": args.created_by}

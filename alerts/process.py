@@ -14,6 +14,7 @@ from datetime import timedelta
 
 from sqlalchemy import Engine
 
+from alerts.access.service import AlertsAccess
 from alerts.budget.evaluator import BudgetEvaluator
 from alerts.budget.service import BudgetHistoryService
 from alerts.delivery.channels import ChannelSet
@@ -62,6 +63,7 @@ class AlertsProcess:
     links: LinkSettings
     channels: ChannelSet
     clock: Clock
+    access: AlertsAccess
     # what the API and the CLI work through
     alerts: AlertService
     silences: SilenceService
@@ -103,11 +105,13 @@ def build_process(settings: Settings, *, environ: Mapping[str, str], clock: Cloc
     process = AlertsProcess(
         settings=settings, engine=engine, store=store, metrics=metrics, routing=routing,
         links=links, channels=channels, clock=clock,
+        access=AlertsAccess(engine, configured_keys=settings.admin_keys(), clock=clock),
         alerts=AlertService(alerts=store, silences=store, links=links, clock=clock),
-        silences=SilenceService(store=store, clock=clock),
+        silences=SilenceService(store=store, clock=clock,
+                                max_length=timedelta(days=settings.silence_max_days)),
         budget_history=BudgetHistoryService(store=store),
         delivery_checks=DeliveryCheck(channels=channels, oncall_email=settings.oncall_email,
-                                      links=links, metrics=metrics, clock=clock))
+                                      links=links, metrics=metrics, clock=clock, audit=store))
     if not scheduled:
         return process
 

@@ -28,13 +28,16 @@ from billing_core.catalogue import DEFAULT_PLANS_FILE
 from billing_core.settings import (
     DEV_ADMIN_KEY,
     SettingsError,
+    admin_keys,
     app_environment,
+    check_admin_api_keys,
     check_admin_key,
     check_port,
     default_admin_key,
     env_float,
     env_int,
     env_url,
+    parse_admin_api_keys,
     secrets_to_scrub,
     url_password,
 )
@@ -51,6 +54,8 @@ DEFAULT_RULE_FILES = str(REPOSITORY_ROOT / "prometheus" / "rules" / "*.yml")
 class Settings:
     database_url: str = field(default=DEFAULT_DATABASE_URL, repr=False)
     admin_api_key: str = field(default=DEV_ADMIN_KEY, repr=False)
+    # Named admin keys, read as the engine reads them (ADMIN_API_KEYS="alice:key1,bob:key2").
+    admin_api_keys: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     environment: str = "development"
     port: int = DEFAULT_PORT
     host: str = "127.0.0.1"
@@ -93,6 +98,9 @@ class Settings:
     console_url: str = DEFAULT_CONSOLE_URL
     grafana_url: str = DEFAULT_GRAFANA_URL
 
+    # silences: the longest one may be (and the furthest ahead it may start)
+    silence_max_days: int = 30
+
     # leadership (PostgreSQL advisory lock); SQLite: always the leader
     leader_retry_seconds: float = 5.0
 
@@ -105,6 +113,7 @@ class Settings:
         settings = cls(
             database_url=env.get("DATABASE_URL") or DEFAULT_DATABASE_URL,
             admin_api_key=default_admin_key(env, environment),
+            admin_api_keys=parse_admin_api_keys(env.get("ADMIN_API_KEYS") or ""),
             environment=environment,
             port=env_int(env, "PORT", DEFAULT_PORT, minimum=1),
             host=env.get("HOST") or "127.0.0.1",
@@ -141,6 +150,7 @@ class Settings:
             runbook_base_url=links.runbook_base_url,
             console_url=links.console_url,
             grafana_url=links.grafana_url,
+            silence_max_days=env_int(env, "SILENCE_MAX_DAYS", 30, minimum=1),
             leader_retry_seconds=env_float(env, "LEADER_RETRY_SECONDS", 5.0, minimum=0.1),
         )
         settings.validate()
@@ -148,6 +158,8 @@ class Settings:
 
     def validate(self) -> None:
         check_admin_key(self.admin_api_key, environment=self.environment)
+        check_admin_api_keys(self.admin_api_keys, admin_api_key=self.admin_api_key,
+                             environment=self.environment)
         check_port("PORT", self.port)
         check_port("SMTP_PORT", self.smtp_port)
         if self.outbox_backoff_max_seconds < self.outbox_backoff_seconds:
@@ -156,6 +168,10 @@ class Settings:
         if self.leader_retry_seconds > 10:
             # A standby must notice a dead leader well within 30 seconds.
             raise SettingsError("LEADER_RETRY_SECONDS must be at most 10")
+
+    def admin_keys(self) -> tuple[tuple[str, str], ...]:
+        """(name, key) of every configured admin key; ADMIN_API_KEY is named "admin"."""
+        return admin_keys(self.admin_api_key, self.admin_api_keys)
 
     @property
     def smtp(self) -> SmtpConfig:
@@ -176,4 +192,5 @@ class Settings:
     def secret_values(self) -> tuple[str, ...]:
         """Strings that must never appear in a log line."""
         return secrets_to_scrub([self.admin_api_key, self.smtp_password, self.slack_webhook_url,
+                                 *(key for _name, key in self.admin_api_keys),
                                  url_password(self.database_url)])

@@ -7,6 +7,7 @@ naming the variable, so the process refuses to start instead of running half-con
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 
 from billing_core.errors import ConfigError
@@ -103,6 +104,55 @@ def check_admin_key(key: str, *, environment: str, what: str = "ADMIN_API_KEY") 
         raise SettingsError(
             f"{what} must be at least {MIN_PRODUCTION_KEY_LENGTH} characters in production"
         )
+
+
+ADMIN_KEY_NAME = re.compile(r"^[a-z0-9_-]{1,64}$")
+
+
+def parse_admin_api_keys(raw: str) -> tuple[tuple[str, str], ...]:
+    """ADMIN_API_KEYS, as both processes read it: 'alice:key1,bob:key2' -> (('alice', 'key1'),
+    ('bob', 'key2')); names a-z 0-9 _ -, unique and not "admin" (the name of ADMIN_API_KEY);
+    keys non-empty and distinct."""
+    pairs: list[tuple[str, str]] = []
+    for index, item in enumerate(p.strip() for p in raw.split(",")):
+        if not item:
+            continue
+        name, sep, key = item.partition(":")
+        name, key = name.strip(), key.strip()
+        where = f"ADMIN_API_KEYS entry {index + 1}"
+        if not sep or not key:
+            raise SettingsError(f"{where} must look like name:key")
+        if not ADMIN_KEY_NAME.match(name):
+            raise SettingsError(f"{where}: the name must be 1-64 of a-z, 0-9, _ and -")
+        if name == "admin":
+            raise SettingsError(f"{where}: the name admin is ADMIN_API_KEY's; choose another")
+        if any(name == n for n, _ in pairs):
+            raise SettingsError(f"{where}: the name {name!r} is used twice")
+        if any(key == k for _, k in pairs):
+            raise SettingsError(f"{where}: the key of {name!r} is also another name's key")
+        pairs.append((name, key))
+    return tuple(pairs)
+
+
+def check_admin_api_keys(keys: Iterable[tuple[str, str]], *, admin_api_key: str,
+                         environment: str) -> None:
+    """Refuse a named key equal to ADMIN_API_KEY, and short or placeholder ones in production."""
+    for name, key in keys:
+        if key == admin_api_key:
+            raise SettingsError(f"ADMIN_API_KEYS: the key named {name!r} is ADMIN_API_KEY")
+        if environment == "production" and (
+            key in PLACEHOLDER_ADMIN_KEYS or len(key) < MIN_PRODUCTION_KEY_LENGTH
+        ):
+            raise SettingsError(
+                f"ADMIN_API_KEYS: the key named {name!r} must be at least 16 characters "
+                "and not a placeholder in production"
+            )
+
+
+def admin_keys(admin_api_key: str, named: tuple[tuple[str, str], ...]
+               ) -> tuple[tuple[str, str], ...]:
+    """(name, key) of every configured admin key; ADMIN_API_KEY is named "admin"."""
+    return ((("admin", admin_api_key),) if admin_api_key else ()) + named
 
 
 def check_port(name: str, port: int) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -12,13 +11,15 @@ from pathlib import Path
 from billing_core.catalogue import DEFAULT_PLANS_FILE
 from billing_core.settings import (
     DEV_ADMIN_KEY,
-    PLACEHOLDER_ADMIN_KEYS,
     SettingsError,
+    admin_keys,
     app_environment,
+    check_admin_api_keys,
     check_admin_key,
     check_port,
     default_admin_key,
     env_int,
+    parse_admin_api_keys,
     secrets_to_scrub,
     url_password,
 )
@@ -27,33 +28,6 @@ __all__ = ["DEFAULT_PLANS_FILE", "Settings", "SettingsError", "parse_admin_api_k
 
 DEFAULT_DATABASE_URL = "sqlite:///./var/billing.db"
 DEFAULT_PORT = 8006
-
-
-ADMIN_KEY_NAME = re.compile(r"^[a-z0-9_-]{1,64}$")
-
-
-def parse_admin_api_keys(raw: str) -> tuple[tuple[str, str], ...]:
-    """'alice:key1,bob:key2' -> (('alice', 'key1'), ('bob', 'key2')); names a-z 0-9 _ -,
-    unique and not "admin" (the name of ADMIN_API_KEY); keys non-empty and distinct."""
-    pairs: list[tuple[str, str]] = []
-    for index, item in enumerate(p.strip() for p in raw.split(",")):
-        if not item:
-            continue
-        name, sep, key = item.partition(":")
-        name, key = name.strip(), key.strip()
-        where = f"ADMIN_API_KEYS entry {index + 1}"
-        if not sep or not key:
-            raise SettingsError(f"{where} must look like name:key")
-        if not ADMIN_KEY_NAME.match(name):
-            raise SettingsError(f"{where}: the name must be 1-64 of a-z, 0-9, _ and -")
-        if name == "admin":
-            raise SettingsError(f"{where}: the name admin is ADMIN_API_KEY's; choose another")
-        if any(name == n for n, _ in pairs):
-            raise SettingsError(f"{where}: the name {name!r} is used twice")
-        if any(key == k for _, k in pairs):
-            raise SettingsError(f"{where}: the key of {name!r} is also another name's key")
-        pairs.append((name, key))
-    return tuple(pairs)
 
 
 @dataclass(frozen=True)
@@ -126,16 +100,8 @@ class Settings:
 
     def validate(self) -> None:
         check_admin_key(self.admin_api_key, environment=self.environment)
-        for name, key in self.admin_api_keys:
-            if key == self.admin_api_key:
-                raise SettingsError(f"ADMIN_API_KEYS: the key named {name!r} is ADMIN_API_KEY")
-            if self.environment == "production" and (
-                key in PLACEHOLDER_ADMIN_KEYS or len(key) < 16
-            ):
-                raise SettingsError(
-                    f"ADMIN_API_KEYS: the key named {name!r} must be at least 16 characters "
-                    "and not a placeholder in production"
-                )
+        check_admin_api_keys(self.admin_api_keys, admin_api_key=self.admin_api_key,
+                             environment=self.environment)
         if self.entitlements_cache_ttl_seconds < 1:
             raise SettingsError("ENTITLEMENTS_CACHE_TTL_SECONDS must be at least 1")
         if self.payment_retention_days < 1:
@@ -152,8 +118,7 @@ class Settings:
 
     def admin_keys(self) -> tuple[tuple[str, str], ...]:
         """(name, key) of every valid admin key; ADMIN_API_KEY is named "admin"."""
-        named = (("admin", self.admin_api_key),) if self.admin_api_key else ()
-        return named + self.admin_api_keys
+        return admin_keys(self.admin_api_key, self.admin_api_keys)
 
     def secret_values(self) -> tuple[str, ...]:
         """Strings that must never appear in a log line."""

@@ -51,9 +51,10 @@ def show_down(down: BackendDown) -> None:
 # -- HTTP APIs (engine, alerts) -----------------------------------------------------------------
 
 def _credential(base_url: str) -> dict[str, str]:
-    """The console's staff key for the engine's reads; read here, so it is never a cache key."""
+    """The console's staff key for the engine's and the alerts API's reads (both accept the
+    engine's staff keys); read here, so it is never a cache key."""
     settings = current_settings()
-    if base_url == settings.engine_url and settings.engine_api_key:
+    if base_url in (settings.engine_url, settings.alerts_url) and settings.engine_api_key:
         return {"Authorization": f"Bearer {settings.engine_api_key}"}
     return {}
 

@@ -1,6 +1,7 @@
 """The alerts process' HTTP API (port 8007): health, metrics, alerts, acks, silences, budget
-history and delivery tests. Reads are open like the engine's; every change and every support
-view needs the admin key (X-Admin-Key, compared in constant time).
+history and delivery tests. Every route but the probes, `/metrics` and the API's description
+needs a staff credential with the role `alerts.access.policy` names, checked by one dependency
+on the whole app (`alerts.api.deps.authorize`) with the engine's keys and code.
 
 Every answer that is not 2xx has billing_core's error shape, `{"error", "message", "errors":
 [{"field", "reason"}]}`, like the engine's; each route declares in OpenAPI the ones it gives.
@@ -8,19 +9,24 @@ Every answer that is not 2xx has billing_core's error shape, `{"error", "message
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
+from fastapi.routing import APIRoute
 
 from alerts import __version__
+from alerts.access.policy import ALERTS_POLICY
+from alerts.api.deps import authorize
 from alerts.budget.routes import router as budget_router
 from alerts.delivery.routes import router as delivery_router
 from alerts.observability.routes import router as health_router
 from alerts.process import AlertsProcess
 from alerts.rules.routes import router as alerts_router
 from alerts.silences.routes import router as silences_router
-from billing_core.http import install_error_handlers
+from billing_core.access import Public, StaffRole
+from billing_core.http import error_responses, install_error_handlers
 
 ROUTERS = (health_router, alerts_router, silences_router, budget_router, delivery_router)
 
@@ -40,10 +46,37 @@ def create_app(process: AlertsProcess, *, run_scheduler: bool = True) -> FastAPI
                 process.scheduler.shutdown()
 
     app = FastAPI(title="Alerts process", version=__version__, lifespan=lifespan,
+                  dependencies=[Depends(authorize)],
                   description="Evaluates the Prometheus alerting rules and customer budgets, "
                   "and delivers email and Slack notifications that link their runbook section.")
     app.state.process = process
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
+    declare_access(app)
     return app
+
+
+def api_routes(routes: Sequence[Any]) -> list[APIRoute]:
+    """Every APIRoute, those of included routers too (FastAPI keeps them nested)."""
+    found: list[APIRoute] = []
+    for route in routes:
+        nested = getattr(route, "original_router", None)
+        if isinstance(route, APIRoute):
+            found.append(route)
+        elif nested is not None:
+            found += api_routes(list(nested.routes))
+    return found
+
+
+def declare_access(app: FastAPI) -> None:
+    """Each route's OpenAPI entry states its access rule and declares its 401 and 403."""
+    for route in api_routes(app.routes):
+        rules = {ALERTS_POLICY.get((m, route.path_format)) for m in route.methods or ()}
+        if all(isinstance(r, Public) for r in rules):
+            continue
+        roles = sorted({r.role.name for r in rules if isinstance(r, StaffRole)})
+        rule = (f"Access: staff with the role {' or '.join(roles)} or higher." if roles
+                else "Access: no policy entry; refused to everyone.")
+        route.description = f"{route.description}\n\n{rule}".strip()
+        route.responses = {**error_responses(401, 403), **route.responses}

@@ -60,3 +60,12 @@ class AlertsMetrics:
             registry=r)
         self.leader = Gauge(
             "alert_leader", "1 on the replica holding the advisory lock, else 0.", registry=r)
+        # The engine's names, without an org or key id: why a credential or a request was refused.
+        self.auth_failures = Counter(
+            "alert_auth_failures_total",
+            "Requests refused 401: missing, malformed, unknown, revoked or expired credential.",
+            ["reason"], registry=r)
+        self.access_denied = Counter(
+            "alert_access_denied_total",
+            "Requests refused 403: role too low, org key, route without a policy.",
+            ["reason"], registry=r)

@@ -1,4 +1,4 @@
-"""Alerts over HTTP: list them openly; acknowledge one with the admin key."""
+"""Alerts over HTTP: list them (viewer); acknowledge one (operator)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter
 
 from alerts.api.contract import BODY_ERRORS, identifier
-from alerts.api.deps import ADMIN_ONLY, Alerts
+from alerts.api.deps import Alerts, Caller
 from alerts.rules.schemas import AckIn, AlertList, AlertOut
 from billing_core.http import ErrorBody, error_responses
 
@@ -22,12 +22,13 @@ def list_alerts(alerts: Alerts, state: Literal["active", "recent"] = "active") -
     return alerts.list(state)
 
 
-@router.post("/v1/alerts/{fingerprint}/ack", response_model=AlertOut, dependencies=ADMIN_ONLY,
-             responses={**BODY_ERRORS, **error_responses(401, 404),
+@router.post("/v1/alerts/{fingerprint}/ack", response_model=AlertOut,
+             responses={**BODY_ERRORS, **error_responses(404),
                         409: {"model": ErrorBody, "description": "The alert is resolved: there "
                                                                  "is nothing to acknowledge"},
                         **error_responses(503)})
-def ack(fingerprint: Fingerprint, alerts: Alerts, body: AckIn | None = None) -> AlertOut:
+def ack(fingerprint: Fingerprint, alerts: Alerts, caller: Caller,
+        body: AckIn | None = None) -> AlertOut:
     """Acknowledge an alert: no more repeats of this episode; it stays active until its
     condition clears, and a resolved message still goes out."""
-    return alerts.ack(fingerprint, by=(body or AckIn()).by)
+    return alerts.ack(fingerprint, by=caller, note=(body or AckIn()).by)

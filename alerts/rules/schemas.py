@@ -44,4 +44,6 @@ class AlertList(BaseModel):
 
 
 class AckIn(BaseModel):
-    by: Text = Field(default="api", min_length=1, max_length=200)
+    by: Text | None = Field(default=None, max_length=200,
+                            description="a note of whom it is done for; who acknowledged is "
+                                        "the credential's name")

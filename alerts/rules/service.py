@@ -8,6 +8,7 @@ import math
 from datetime import datetime, timedelta
 from typing import Literal
 
+from alerts.access.store import AuditEntry
 from alerts.delivery.links import LinkSettings, console_alert_url, rewrite_annotations
 from alerts.delivery.schemas import DeliveryOut, LatestDelivery
 from alerts.delivery.store import DeliveryRecord
@@ -17,6 +18,7 @@ from alerts.rules.schemas import AlertList, AlertOut
 from alerts.rules.store import AlertStateStore
 from alerts.silences.rules import Silence, silenced_by
 from alerts.silences.store import SilenceStore
+from billing_core.access import Principal
 from billing_core.clock import Clock
 from billing_core.errors import Conflict, NotFound
 
@@ -86,16 +88,20 @@ class AlertService:
         return AlertList(state=state, alerts=[
             alert_view(a, d, silences, links=self.links, now=now) for a, d in rows])
 
-    def ack(self, fingerprint: str, *, by: str) -> AlertOut:
+    def ack(self, fingerprint: str, *, by: Principal, note: str | None = None) -> AlertOut:
+        """Acknowledged by the principal `by`; `note` (the body's `by`) goes to the audit row."""
         now = self.clock()
         alert = self.alerts.get_alert(fingerprint)
         if alert is None:
             raise NotFound("fingerprint", "no such alert")
         if alert.status == AlertStatus.RESOLVED:
             raise Conflict("fingerprint", "the alert is resolved; there is nothing to acknowledge")
-        acked = self.alerts.ack(fingerprint, by=by, now=now)
+        audit = AuditEntry.of(by, action="alert.ack", target=fingerprint, at=now,
+                              alertname=alert.alertname,
+                              on_behalf_of=note if note not in (None, "api", by.actor) else None)
+        acked = self.alerts.ack(fingerprint, by=by.actor, now=now, audit=audit)
         if acked is None:  # a pending alert whose condition went away meanwhile
             raise NotFound("fingerprint", "no such alert")
-        log.info("alert acknowledged", extra={"fingerprint": fingerprint, "by": by})
+        log.info("alert acknowledged", extra={"fingerprint": fingerprint, "by": by.actor})
         silences = self.silences.list_silences(state="active", now=now)
         return alert_view(acked, [], silences, links=self.links, now=now)

@@ -16,6 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import Connection, case, delete, func, or_, select, update
 
+from alerts.access.store import AuditEntry, record
 from alerts.delivery.store import DeliveryRecord, QueuedMessage, deliveries_of, queue_message
 from alerts.rules.model import Alert, AlertStatus
 from alerts.store.database import Store, metadata
@@ -155,12 +156,16 @@ class AlertStateStore(Store):
         )
         conn.execute(statement, rows)
 
-    def ack(self, fingerprint: str, *, by: str, now: datetime) -> Alert | None:
+    def ack(self, fingerprint: str, *, by: str, now: datetime,
+            audit: AuditEntry | None = None) -> Alert | None:
+        """Acknowledge, and write its audit row in the same transaction."""
         def work(conn: Connection) -> Alert | None:
-            conn.execute(update(alert_states)
-                         .where(alert_states.c.fingerprint == fingerprint,
-                                alert_states.c.status != AlertStatus.RESOLVED.value)
-                         .values(acked_at=now, acked_by=by, updated_at=now))
+            acked = conn.execute(update(alert_states)
+                                 .where(alert_states.c.fingerprint == fingerprint,
+                                        alert_states.c.status != AlertStatus.RESOLVED.value)
+                                 .values(acked_at=now, acked_by=by, updated_at=now))
+            if audit is not None and acked.rowcount:
+                record(conn, audit)
             row = conn.execute(select(alert_states).where(
                 alert_states.c.fingerprint == fingerprint)).first()
             return _alert_from_row(row) if row is not None else None

@@ -1,4 +1,4 @@
-"""Silences over HTTP: list and read them openly; add and expire them with the admin key."""
+"""Silences over HTTP: list and read them (viewer); add and expire them (operator)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter
 
 from alerts.api.contract import BODY_ERRORS, identifier
-from alerts.api.deps import ADMIN_ONLY, Silences
+from alerts.api.deps import Caller, Silences
 from alerts.silences.schemas import SilenceIn, SilenceList, SilenceOut
 from alerts.silences.service import SilenceState
 from billing_core.http import error_responses
@@ -29,15 +29,14 @@ def get_silence(silence_id: SilenceId, silences: Silences) -> SilenceOut:
 
 
 @router.post("/v1/silences", status_code=201, response_model=SilenceOut,
-             dependencies=ADMIN_ONLY,
-             responses={**BODY_ERRORS, **error_responses(401, 503)})
-def add_silence(body: SilenceIn, silences: Silences) -> SilenceOut:
+             responses={**BODY_ERRORS, **error_responses(503)})
+def add_silence(body: SilenceIn, silences: Silences, caller: Caller) -> SilenceOut:
     """Silence the alerts matching every matcher until `expires_at` (or for `duration`)."""
-    return silences.add(body)
+    return silences.add(body, by=caller)
 
 
 @router.delete("/v1/silences/{silence_id}", response_model=SilenceOut,
-               dependencies=ADMIN_ONLY, responses=error_responses(401, 404, 422, 503))
-def expire_silence(silence_id: SilenceId, silences: Silences) -> SilenceOut:
+               responses=error_responses(404, 422, 503))
+def expire_silence(silence_id: SilenceId, silences: Silences, caller: Caller) -> SilenceOut:
     """End a silence now (an expired one stays as it was)."""
-    return silences.expire(silence_id)
+    return silences.expire(silence_id, by=caller)

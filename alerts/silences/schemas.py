@@ -29,7 +29,9 @@ class SilenceIn(BaseModel):
                                   description="instead of expires_at: 30m, 2h, 1d")
     starts_at: datetime | None = None
     comment: Text = Field(min_length=1, max_length=2000)
-    created_by: Text = Field(min_length=1, max_length=200)
+    created_by: Text | None = Field(
+        default=None, max_length=200,
+        description="a note of whom the silence is for; who made it is the credential's name")
 
 
 class MatcherOut(BaseModel):

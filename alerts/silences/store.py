@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import Connection, select, update
 
+from alerts.access.store import AuditEntry, record
 from alerts.silences.rules import Matcher, MatchOp, Silence
 from alerts.store.database import Store, metadata
 from billing_core.sql import utc
@@ -45,8 +47,9 @@ def silence_from_row(row: Any) -> Silence:
 
 class SilenceStore(Store):
     def add_silence(self, *, matchers: Sequence[Matcher], starts_at: datetime,
-                    expires_at: datetime, comment: str, created_by: str, now: datetime
-                    ) -> Silence:
+                    expires_at: datetime, comment: str, created_by: str, now: datetime,
+                    audit: AuditEntry | None = None) -> Silence:
+        """Store a silence and, in the same transaction, its audit row (target: the new id)."""
         silence_id = str(uuid.uuid4())
         values = {
             "id": silence_id,
@@ -55,7 +58,12 @@ class SilenceStore(Store):
             "starts_at": starts_at, "expires_at": expires_at, "comment": comment,
             "created_by": created_by, "created_at": now, "updated_at": now,
         }
-        self.run(lambda conn: conn.execute(alert_silences.insert().values(**values)), write=True)
+        def work(conn: Connection) -> None:
+            conn.execute(alert_silences.insert().values(**values))
+            if audit is not None:
+                record(conn, replace(audit, target=silence_id))
+
+        self.run(work, write=True)
         silence = self.get_silence(silence_id)
         assert silence is not None
         return silence
@@ -76,12 +84,15 @@ class SilenceStore(Store):
         rows = self.run(lambda conn: conn.execute(query).all())
         return [silence_from_row(r) for r in rows]
 
-    def expire_silence(self, silence_id: str, *, now: datetime) -> Silence | None:
+    def expire_silence(self, silence_id: str, *, now: datetime,
+                       audit: AuditEntry | None = None) -> Silence | None:
         def work(conn: Connection) -> None:
-            conn.execute(update(alert_silences)
-                         .where(alert_silences.c.id == silence_id,
-                                alert_silences.c.expires_at > now)
-                         .values(expires_at=now, updated_at=now))
+            ended = conn.execute(update(alert_silences)
+                                 .where(alert_silences.c.id == silence_id,
+                                        alert_silences.c.expires_at > now)
+                                 .values(expires_at=now, updated_at=now))
+            if audit is not None and ended.rowcount:
+                record(conn, audit)
 
         self.run(work, write=True)
         return self.get_silence(silence_id)

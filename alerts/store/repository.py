@@ -8,13 +8,15 @@ an outbox store, and so on. Tests use it the same way.
 
 from __future__ import annotations
 
+from alerts.access.store import AuditStore
 from alerts.budget.store import BudgetNoticeStore
 from alerts.delivery.store import OutboxStore
 from alerts.rules.store import AlertStateStore
 from alerts.silences.store import SilenceStore
 
-CONCEPT_STORES = (AlertStateStore, SilenceStore, OutboxStore, BudgetNoticeStore)
+CONCEPT_STORES = (AlertStateStore, SilenceStore, OutboxStore, BudgetNoticeStore, AuditStore)
 
 
-class AlertStore(AlertStateStore, SilenceStore, OutboxStore, BudgetNoticeStore):
-    """Alert states, silences, the notification log and outbox, and budget notices."""
+class AlertStore(AlertStateStore, SilenceStore, OutboxStore, BudgetNoticeStore, AuditStore):
+    """Alert states, silences, the notification log and outbox, budget notices, the audit
+    log."""

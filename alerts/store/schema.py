@@ -9,15 +9,17 @@ Each concept declares its tables in its store:
   (alerts.delivery.store)
 - silences: `alert_silences` (alerts.silences.store)
 - budget: `alert_budget_notices`, once per org, period and threshold (alerts.budget.store)
+- access: `alert_audit`, the audit log of changes (alerts.access.store)
 """
 
 from __future__ import annotations
 
+from alerts.access.store import alert_audit
 from alerts.budget.store import alert_budget_notices
 from alerts.delivery.store import alert_notifications, alert_outbox
 from alerts.rules.store import alert_states
 from alerts.silences.store import alert_silences
 from alerts.store.database import metadata
 
-__all__ = ["alert_budget_notices", "alert_notifications", "alert_outbox", "alert_silences",
-           "alert_states", "metadata"]
+__all__ = ["alert_audit", "alert_budget_notices", "alert_notifications", "alert_outbox",
+           "alert_silences", "alert_states", "metadata"]

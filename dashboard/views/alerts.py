@@ -236,7 +236,7 @@ def show_actions(admin_key: str) -> None:
         if choice in alerts:
             with st.form("ack_form"):
                 st.markdown(f"**Acknowledge {name}** (stops repeats of this episode)")
-                st.text_input("By (your name)", key="ack_by")
+                st.text_input("On behalf of (a note; the key's name is recorded)", key="ack_by")
                 st.form_submit_button("Acknowledge", key="ack_submit", on_click=acknowledge,
                                       args=(choice, name))
     with right, st.form("silence_form"):
@@ -246,7 +246,7 @@ def show_actions(admin_key: str) -> None:
         st.selectbox("Expires after", list(DURATIONS), format_func=DURATIONS.__getitem__,
                      index=2, key="silence_duration")
         st.text_input("Comment (why, and the ticket)", key="silence_comment")
-        st.text_input("By (your name)", key="silence_by")
+        st.text_input("On behalf of (a note; the key's name is recorded)", key="silence_by")
         st.form_submit_button("Add silence", key="silence_submit", on_click=add_silence)
 
 

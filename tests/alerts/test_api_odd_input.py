@@ -19,12 +19,14 @@ from urllib.parse import quote
 import pytest
 from fastapi.testclient import TestClient
 
+from alerts.access.policy import ALERTS_POLICY
 from alerts.api.app import create_app
 from alerts.delivery.message import NotificationKey
 from alerts.delivery.store import QueuedMessage
 from alerts.process import AlertsProcess, build_process, utc_now
 from alerts.rules.model import Alert, AlertStatus, fingerprint
 from alerts.settings import Settings
+from billing_core.access import Public
 from devstack.receivers import closed_port
 from tests.alerts.core import *  # noqa: F403
 from tests.alerts.core import ADMIN_KEY
@@ -87,7 +89,7 @@ def cases_for(path: str, method: str, operation: dict[str, Any], document: dict[
     parameters = operation.get("parameters", [])
     path_params = [p["name"] for p in parameters if p["in"] == "path"]
     query_params = [p for p in parameters if p["in"] == "query"]
-    admin = any(p["in"] == "header" and p["name"].lower() == "x-admin-key" for p in parameters)
+    admin = not isinstance(ALERTS_POLICY.get((method.upper(), path)), Public)
 
     def fill(values: dict[str, str]) -> str:
         out = path
@@ -100,7 +102,11 @@ def cases_for(path: str, method: str, operation: dict[str, Any], document: dict[
     valid = VALID_BODIES.get(schema_name, {}) if schema_name else None
     yield Case(method, base, body=valid, what="as valid as it gets")
     if admin:
-        yield Case(method, base, headers={}, body=valid, what="no admin key")
+        yield Case(method, base, headers={}, body=valid, what="no credential")
+        yield Case(method, base, headers={"Authorization": "Bearer bks_live_" + "x" * 43},
+                   body=valid, what="unknown staff key")
+        yield Case(method, base, headers={"Authorization": "Basic abc"}, body=valid,
+                   what="not a Bearer credential")
         yield Case(method, base, headers={"X-Admin-Key": "nope"}, body=valid, what="wrong key")
         yield Case(method, base, headers={"X-Admin-Key": "é".encode("latin-1") * 300},
                    body=valid, what="odd key")
@@ -195,3 +201,39 @@ def test_odd_input_gets_a_declared_answer_and_never_a_500(process: AlertsProcess
                         wrong.append(f"{where} is not the error body: {response.text[:200]}")
     assert sent > 500
     assert wrong == []
+
+
+NUL_ID = "a%00b"  # as a user types it in a URL: the path carries a NUL byte
+NUL_ROUTES = [("GET", "/v1/silences/{id}", "silence_id"), ("DELETE", "/v1/silences/{id}",
+              "silence_id"), ("POST", "/v1/alerts/{id}/ack", "fingerprint"),
+              ("GET", "/debug/alerts/{id}", "org_id")]
+
+
+@pytest.mark.parametrize("method, template, field", NUL_ROUTES)
+def test_a_nul_byte_in_an_id_is_refused_naming_the_field(process: AlertsProcess, method: str,
+                                                         template: str, field: str):
+    path = template.replace("{id}", NUL_ID)
+    with TestClient(create_app(process, run_scheduler=False),
+                    raise_server_exceptions=False) as client:
+        without = client.request(method, path)
+        assert without.status_code == 401, without.text
+        assert without.json()["errors"][0]["field"] == "Authorization"
+        answer = client.request(method, path, headers=ADMIN)
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["errors"][0]["field"] == field
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"duration": "100000000d"}, "duration"),
+    ({"duration": "99999999999999999999d"}, "duration"),
+    ({"duration": "2h", "starts_at": "9999-12-31T22:00:00Z"}, "starts_at"),
+    ({"duration": None, "expires_at": "9999-12-31T23:59:59Z"}, "expires_at"),
+])
+def test_a_silence_ending_past_the_maximum_is_refused_naming_the_field(
+        process: AlertsProcess, body: dict[str, Any], field: str):
+    sent = {**VALID_BODIES["SilenceIn"], **body}
+    with TestClient(create_app(process, run_scheduler=False),
+                    raise_server_exceptions=False) as client:
+        answer = client.post("/v1/silences", json=sent, headers=ADMIN)
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["errors"][0]["field"] == field

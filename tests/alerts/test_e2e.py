@@ -128,7 +128,8 @@ def test_engine_down_pages_both_channels_with_a_working_runbook_link_then_resolv
         assert len(posts_about(slack, "BillingEngineDown")) == 2
         assert len(posts_about(slack, "Watchdog")) == 1
 
-        listed = httpx.get(f"{alerts.url}/v1/alerts", params={"state": "recent"}).json()
+        listed = httpx.get(f"{alerts.url}/v1/alerts", params={"state": "recent"},
+                           headers={"X-Admin-Key": "test-admin-key-0123456789"}).json()
         down = next(a for a in listed["alerts"] if a["alertname"] == "BillingEngineDown")
         assert down["state"] == "resolved"
         assert down["delivery"]["email"]["status"] == "sent"
@@ -206,7 +207,8 @@ def test_two_alerts_processes_on_one_postgres_one_leads_no_doubles_and_failover(
         leader, standby = (first, second) if leaders()[0] == 1.0 else (second, first)
 
         def watchdog_delivered() -> bool:
-            listed = httpx.get(f"{leader.url}/v1/alerts").json()["alerts"]
+            listed = httpx.get(f"{leader.url}/v1/alerts", headers={
+                "X-Admin-Key": "test-admin-key-0123456789"}).json()["alerts"]
             return any(a["alertname"] == "Watchdog"
                        and a["delivery"].get("slack", {}).get("status") == "sent"
                        for a in listed)

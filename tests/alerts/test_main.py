@@ -41,7 +41,8 @@ def test_python_m_alerts_alone_migrates_and_serves_like_serve(tmp_path: Path) ->
         ready = httpx.get(f"{url}/ready", timeout=5)
         assert ready.status_code == 200 and ready.json()["database"] == "ok"
         # It migrated first, as `serve` does: the alerts tables answer through the API.
-        assert httpx.get(f"{url}/v1/silences", timeout=5).json() == {"state": "active",
+        assert httpx.get(f"{url}/v1/silences", timeout=5, headers={"X-Admin-Key": ADMIN_KEY}
+                         ).json() == {"state": "active",
                                                                       "silences": []}
     finally:
         if process.poll() is None:
@@ -49,4 +50,4 @@ def test_python_m_alerts_alone_migrates_and_serves_like_serve(tmp_path: Path) ->
             process.wait(30)
     schema = subprocess.run([sys.executable, "-m", "alerts", "schema-version"], cwd=ROOT,
                             env=env, capture_output=True, text=True, timeout=60)
-    assert '"database": "a0001"' in schema.stdout, schema.stdout + schema.stderr
+    assert '"database": "a0002"' in schema.stdout, schema.stdout + schema.stderr

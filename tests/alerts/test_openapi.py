@@ -27,12 +27,15 @@ def test_every_route_declares_its_body_and_its_errors_with_the_error_body(app: F
     assert openapi_problems(app, error_model=ErrorBody) == []
 
 
-def test_admin_routes_declare_401_and_open_reads_do_not(app: FastAPI):
+def test_every_route_but_the_probes_declares_401_and_403(app: FastAPI):
     paths = app.openapi()["paths"]
-    admin = [("post", "/v1/alerts/{fingerprint}/ack"), ("post", "/v1/silences"),
-             ("delete", "/v1/silences/{silence_id}"), ("get", "/debug/alerts/{org_id}"),
-             ("post", "/admin/test-email"), ("post", "/admin/test-slack")]
-    for method, path in admin:
-        assert "401" in paths[path][method]["responses"], (method, path)
-    for path in ("/healthz", "/ready", "/metrics", "/v1/alerts", "/v1/silences"):
-        assert "401" not in paths[path]["get"]["responses"], path
+    guarded = [("post", "/v1/alerts/{fingerprint}/ack"), ("post", "/v1/silences"),
+               ("delete", "/v1/silences/{silence_id}"), ("get", "/debug/alerts/{org_id}"),
+               ("post", "/admin/test-email"), ("post", "/admin/test-slack"),
+               ("get", "/v1/alerts"), ("get", "/v1/silences"), ("get", "/v1/silences/{silence_id}")]
+    for method, path in guarded:
+        responses = paths[path][method]["responses"]
+        assert {"401", "403"} <= set(responses), (method, path)
+        assert "Access: staff with the role" in paths[path][method]["description"], path
+    for path in ("/healthz", "/ready", "/metrics"):
+        assert not {"401", "403"} & set(paths[path]["get"]["responses"]), path

@@ -1,0 +1,38 @@
+"""Who may call each route of the alerts API: one table, enforced by `alerts.api.deps.authorize`
+on every route and walked by `tests/alerts/test_access_policy.py` against the app's routes.
+
+A route missing here answers 403 to everyone (default deny) and fails that test by name. Roles
+are the engine's (`billing_core.access.Role`), lowest first: viewer reads alerts and silences,
+operator acknowledges, silences, sends test messages and reads an org's budget alert history,
+admin may do everything. Org keys reach nothing here.
+"""
+
+from __future__ import annotations
+
+from billing_core.access import Policy, Public, Role, StaffRole
+
+PUBLIC = Public()
+VIEWER = StaffRole(Role.viewer)
+OPERATOR = StaffRole(Role.operator)
+
+ALERTS_POLICY: Policy = {
+    # Probes, scrapes and the API's own description.
+    ("GET", "/healthz"): PUBLIC,
+    ("GET", "/ready"): PUBLIC,
+    ("GET", "/metrics"): PUBLIC,
+    ("GET", "/openapi.json"): PUBLIC,
+    ("GET", "/docs"): PUBLIC,
+    ("GET", "/docs/oauth2-redirect"): PUBLIC,
+    ("GET", "/redoc"): PUBLIC,
+    # On-call views: no customer personal data.
+    ("GET", "/v1/alerts"): VIEWER,
+    ("GET", "/v1/silences"): VIEWER,
+    ("GET", "/v1/silences/{silence_id}"): VIEWER,
+    # Changes, delivery tests and the budget history (which names a customer's billing email).
+    ("POST", "/v1/alerts/{fingerprint}/ack"): OPERATOR,
+    ("POST", "/v1/silences"): OPERATOR,
+    ("DELETE", "/v1/silences/{silence_id}"): OPERATOR,
+    ("GET", "/debug/alerts/{org_id}"): OPERATOR,
+    ("POST", "/admin/test-email"): OPERATOR,
+    ("POST", "/admin/test-slack"): OPERATOR,
+}
