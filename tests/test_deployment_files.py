@@ -39,8 +39,8 @@ def test_compose_file_is_well_formed():
         for dep, condition in (service.get("depends_on") or {}).items():
             assert dep in services, f"{name} depends on unknown {dep}"
             assert condition["condition"] in {"service_healthy", "service_started"}
-        for port in service.get("ports", []):
-            assert re.fullmatch(r"\d+:\d+", port), port
+        for port in service.get("ports", []):  # published on 127.0.0.1 unless told otherwise
+            assert re.fullmatch(r"\$\{BIND_ADDRESS:-127\.0\.0\.1\}:\d+:\d+", port), port
         for volume in service.get("volumes", []):
             source = volume.split(":")[0]
             if source.startswith("./"):
@@ -132,3 +132,14 @@ def test_the_image_holds_every_package_the_processes_import():
             imported |= set(re.findall(r"^(?:from|import) (\w+)", path.read_text(), re.M))
         ours = {p.name for p in ROOT.iterdir() if (p / "__init__.py").exists()}
         assert imported & ours <= {"billing_core", "billing_engine", "alerts", "dashboard"}, process
+
+
+def test_grafana_has_no_anonymous_viewers_and_no_default_password():
+    grafana = compose()["services"]["grafana"]["environment"]
+    assert grafana["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
+    assert grafana["GF_SECURITY_ADMIN_PASSWORD"].startswith("${GRAFANA_ADMIN_PASSWORD:?")
+
+
+def test_the_console_in_compose_sends_a_staff_key():
+    console = compose()["services"]["console"]["environment"]
+    assert "ADMIN_API_KEY" in console["ENGINE_API_KEY"]
