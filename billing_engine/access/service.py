@@ -36,6 +36,8 @@ TOUCH_INTERVAL = timedelta(minutes=1)
 MISSING, MALFORMED, UNKNOWN = "missing", "malformed", "unknown"
 REVOKED, EXPIRED = "revoked", "expired"
 REASONS = (MISSING, MALFORMED, UNKNOWN, REVOKED, EXPIRED)
+# Refused with 429 by the failed-authentication limits, the credential unread (access.limits).
+RATE_LIMITED = "rate_limited"
 REASON_TEXT = {
     MISSING: "a Bearer credential is required",
     MALFORMED: "must be `Bearer <token>`",

@@ -14,6 +14,7 @@ from billing_engine.audit.service import (
     AUDITED_METHODS,
     AUDITED_PREFIXES,
     MAX_BODY_CAPTURE,
+    REFUSED_STATUSES,
     AuditLog,
     summarise,
 )
@@ -51,20 +52,25 @@ class AuditMiddleware:
 
         async def record(status: int) -> None:
             nonlocal recorded
-            if recorded or scope.get("route") is None:
-                return
+            actor = state.get(STATE_ACTOR)
+            if recorded or scope.get("route") is None or actor is None:
+                return  # unauthenticated: counted (auth_failures_total), never stored
             recorded = True
-            content_type = header(scope, b"content-type")
-            summary = summarise(
-                body=bytes(captured),
-                body_bytes=received,
-                content_type=content_type,
-                query=scope.get("query_string", b"").decode("latin-1"),
-                refusal=state.get(STATE_REFUSAL),
-            )
+            refusal = state.get(STATE_REFUSAL)
+            if refusal is not None or status in REFUSED_STATUSES:
+                # Refused: what was asked for is not kept, only that it was refused and why.
+                summary = summarise(body=b"", body_bytes=0, content_type=None, query="",
+                                    refusal=refusal or str(status))
+            else:
+                summary = summarise(
+                    body=bytes(captured),
+                    body_bytes=received,
+                    content_type=header(scope, b"content-type"),
+                    query=scope.get("query_string", b"").decode("latin-1"),
+                )
             await anyio.to_thread.run_sync(
                 lambda: self.audit.record(
-                    actor=state.get(STATE_ACTOR),
+                    actor=actor,
                     method=scope["method"],
                     path=scope["path"],
                     path_params=dict(scope.get("path_params") or {}),

@@ -1,11 +1,14 @@
 """Who did what with the admin key: named keys, and an audit entry for every admin mutation.
 
-The rule: every POST, PUT, PATCH or DELETE to a route under /admin/ or /debug/ is recorded once
-the response status is known and before the response leaves, whatever the outcome: succeeded
-(2xx/3xx), refused (401/403: no actor) or failed (any other status, including 500). Reads (GET)
-are not recorded. Requests that match no route are not recorded either: nothing ran, and a
-scanner must not be able to fill the table. The entry names the key by its name, never its value;
-the request body is summarised with secret-looking fields and every configured secret redacted.
+The rule: every POST, PUT, PATCH or DELETE to a route under /admin/ or /debug/ made with a valid
+credential is recorded once the response status is known and before the response leaves,
+whatever the outcome: succeeded (2xx/3xx), refused (403: the credential lacks the role; only the
+refusal's reason is kept, not the body or query) or failed (any other status, including 500).
+Reads (GET) are not recorded. Requests that match no route, and requests without a valid
+credential (401, 429, or a 413 before the credential was read), are not recorded either: they
+are counted (`auth_failures_total`), and a scanner or a guesser must not be able to fill the
+table with bodies of its choosing. The entry names the key by its name, never its value; the
+request body is summarised with secret-looking fields and every configured secret redacted.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ log = logging.getLogger("billing_engine.audit")
 
 AUDITED_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 AUDITED_PREFIXES = ("/admin/", "/debug/")
+REFUSED_STATUSES = frozenset({401, 403, 429})
 
 MAX_BODY_CAPTURE = 16 * 1024
 MAX_STRING = 200
@@ -117,7 +121,7 @@ def _target(path_params: dict[str, Any], summary: dict[str, Any]) -> tuple[str |
 
 
 def outcome_of(status: int) -> str:
-    if status in (401, 403):
+    if status in REFUSED_STATUSES:
         return "refused"
     return "succeeded" if status < 400 else "failed"
 

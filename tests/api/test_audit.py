@@ -73,17 +73,32 @@ def test_each_admin_change_is_recorded_under_the_name_of_the_key_used(named, clo
     assert [e["actor"] for e in audit(named, actor="alice")] == ["alice"]
 
 
-def test_a_wrong_or_missing_key_is_refused_and_recorded_as_refused(named):
+def test_a_wrong_or_missing_key_is_counted_and_never_written_to_the_audit_log(named, metrics):
     org = "org_target"
     wrong = named.put(f"/admin/orgs/{org}", headers={"X-Admin-Key": ALICE[:-1]},
-                      json={"name": "X", "email": "x@x.io", "plan": "free"})
-    missing = named.post(f"/admin/quota/{org}/refresh")
+                      json={"name": "X" * 150, "email": "x@x.io", "plan": "free"})
+    missing = named.post(f"/admin/quota/{org}/refresh", params={"note": "y" * 500})
     assert (wrong.status_code, missing.status_code) == (401, 401)
-    refused_missing, refused_wrong = audit(named, org_id=org)
-    assert (refused_wrong["actor"], refused_wrong["outcome"], refused_wrong["status"]) == (
-        None, "refused", 401)
-    assert refused_wrong["summary"]["refused"] == "unknown"
-    assert refused_missing["summary"]["refused"] == "missing"
+    assert audit(named, org_id=org) == []
+    assert metrics.registry.get_sample_value("auth_failures_total", {"reason": "unknown"}) == 1
+    assert metrics.registry.get_sample_value("auth_failures_total", {"reason": "missing"}) == 1
+
+
+def test_a_refusal_of_a_known_caller_is_recorded_with_its_reason_and_without_its_body(
+        named, pg_database):
+    support = named.post("/admin/staff-keys", headers={"X-Admin-Key": ALICE},
+                         json={"name": "sam", "role": "support"}).json()["key"]
+    org = "org_target"
+    refused = named.put(f"/admin/orgs/{org}", headers={"Authorization": f"Bearer {support}"},
+                        params={"q": "attacker-query"},
+                        json={"name": "attacker-body", "email": "x@x.io", "plan": "free"})
+    assert refused.status_code == 403
+    [entry] = audit(named, org_id=org)
+    assert (entry["actor"], entry["status"], entry["outcome"]) == ("sam", 403, "refused")
+    assert entry["summary"] == {"refused": "role"}
+    with pg_database.engine.connect() as conn:
+        stored = json.dumps([list(r) for r in conn.execute(select(audit_log))], default=str)
+    assert "attacker-body" not in stored and "attacker-query" not in stored
 
 
 def test_a_failed_action_is_recorded_with_its_status(named):
