@@ -85,6 +85,7 @@ class AccessKeys:
         self.cache_ttl = min(cache_ttl, CACHE_TTL)
         self._cache: dict[str, tuple[StoredKey | None, datetime]] = {}
         self._touched: dict[str, datetime] = {}
+        self._reported: dict[str, datetime] = {}
 
     # Use cases of an admin.
 
@@ -162,6 +163,22 @@ class AccessKeys:
             return Authentication(None, EXPIRED)
         self._touch(key, now)
         return Authentication(principal_of(key))
+
+    def report_other_org(self, principal: Principal, *, named_org: str, endpoint: str) -> None:
+        """Log that a valid org key named another org (SuspiciousAPIAccess in
+        runbooks/security.md starts here): the key's id and org, never its secret, at most once a
+        minute per key, so a key used in a loop cannot flood the log."""
+        now = self.clock()
+        key = principal.key_id or principal.name
+        last = self._reported.get(key)
+        if last is not None and timedelta(0) <= now - last < TOUCH_INTERVAL:
+            return
+        if len(self._reported) >= CACHE_MAX_ENTRIES:
+            self._reported.clear()
+        self._reported[key] = now
+        log.warning("org key named another org", extra={
+            "key_id": principal.key_id, "key_org": principal.org_id,
+            "named_org": named_org[:64], "endpoint": endpoint[:200]})
 
     def _lookup(self, sha256: str) -> StoredKey | None:
         now = self.clock()

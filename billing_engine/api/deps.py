@@ -76,6 +76,9 @@ def authorize(request: Request) -> None:
             _refuse(request, services, MISSING, verdict.field or AUTHORIZATION,
                     staff_route=staff_route)
         services.metrics.access_denied.labels(verdict.code or "other").inc()
+        if verdict.code == "other_org" and principal is not None:
+            named = next((o for _, o in _named_orgs(request) if o != principal.org_id), "")
+            services.access.report_other_org(principal, named_org=named, endpoint=key[1])
         request.state.__setattr__(STATE_REFUSAL, verdict.code)
         raise Forbidden(verdict.field, verdict.reason or "refused")
     if request.method in BODY_METHODS and _has_body(request):

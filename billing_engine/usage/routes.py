@@ -83,6 +83,10 @@ async def post_heartbeats(request: Request, services: ServicesDep) -> JSONRespon
     if offending is not None:
         # Refused whole: an instance's ownership is claimed only by its own org's key.
         services.metrics.access_denied.labels("other_org").inc()
+        if principal is not None:
+            services.access.report_other_org(principal,
+                                             named_org=batch.heartbeats[offending].org_id,
+                                             endpoint="/v1/heartbeats")
         raise Forbidden(f"heartbeats[{offending}].org_id",
                         "is not the key's org: the whole batch is refused")
 

@@ -4,6 +4,7 @@ counted, and never written to the audit log."""
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -146,6 +147,24 @@ def test_the_access_answers_of_every_credentialed_route_declare_429(client):
     assert "429" in answers and "401" in answers
     assert "429" not in document["paths"]["/healthz"]["get"]["responses"]
     assert "413" in document["paths"]["/v1/heartbeats"]["post"]["responses"]
+
+
+def test_a_key_naming_another_org_is_logged_by_key_id_once_a_minute_and_counted(
+        client, admin, org_key, metrics, clock, caplog):
+    mine, theirs = new_org(client, admin), new_org(client, admin)
+    key = org_key(mine, "billing:read")
+    caplog.set_level(logging.WARNING, logger="billing_engine.access")
+    for _ in range(5):
+        refused = client.get("/v1/billing", params={"org_id": theirs}, headers=key)
+        assert refused.status_code == 403
+    clock.advance(seconds=61)
+    assert client.get("/v1/invoices", params={"org_id": theirs}, headers=key).status_code == 403
+    lines = [r for r in caplog.records if r.getMessage() == "org key named another org"]
+    assert [(r.key_org, r.named_org, r.endpoint) for r in lines] == [  # type: ignore[attr-defined]
+        (mine, theirs, "/v1/billing"), (mine, theirs, "/v1/invoices")]
+    secret = key["Authorization"].split()[1]
+    assert all(secret not in str(vars(r)) for r in caplog.records)
+    assert metrics.registry.get_sample_value("access_denied_total", {"reason": "other_org"}) == 6
 
 
 # -- the rules, without HTTP --------------------------------------------------------------------
