@@ -17,9 +17,8 @@ from billing_core.http import error_responses, install_error_handlers
 from billing_engine import __version__
 from billing_engine.access import routes as access_routes
 from billing_engine.access.policy import ENGINE_POLICY
-from billing_engine.api.body_limit import BodyLimitMiddleware
 from billing_engine.api.deps import BODY_METHODS, AuthorizeDep
-from billing_engine.api.middleware import ObservabilityMiddleware
+from billing_engine.api.middleware import BodyLimitMiddleware, ObservabilityMiddleware
 from billing_engine.audit import routes as audit_routes
 from billing_engine.audit.middleware import AuditMiddleware
 from billing_engine.billing_view import routes as billing_routes

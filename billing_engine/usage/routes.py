@@ -14,7 +14,6 @@ from pydantic import ValidationError
 from billing_core.access import first_other_org
 from billing_core.errors import Forbidden
 from billing_core.http import error_responses
-from billing_engine.api.body_limit import PARSE_ON_LOOP_BYTES
 from billing_engine.api.deps import (
     ADMIN_ANSWERS,
     InstanceIdPath,
@@ -22,6 +21,7 @@ from billing_engine.api.deps import (
     ServicesDep,
     request_principal,
 )
+from billing_engine.api.middleware import PARSE_ON_LOOP_BYTES
 from billing_engine.billing_view.schemas import billing_card_out
 from billing_engine.usage.schemas import (
     DailyUsageOut,
@@ -69,7 +69,7 @@ async def post_heartbeats(request: Request, services: ServicesDep) -> JSONRespon
     # The hot path: one pydantic-core pass from bytes to validated items (FastAPI's own body
     # handling parses to Python objects first, then validates them: twice the work), and the
     # answer written as plain JSON (IngestOut documents its shape; a test holds it to it).
-    body = await request.body()  # at most MAX_BODY_BYTES (api.body_limit)
+    body = await request.body()  # at most MAX_BODY_BYTES (api.middleware)
     try:
         if len(body) > PARSE_ON_LOOP_BYTES:  # a big batch parses in a thread: /healthz answers
             batch = await run_in_threadpool(HeartbeatBatch.model_validate_json, body)

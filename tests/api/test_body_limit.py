@@ -14,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from billing_engine.api import create_app
-from billing_engine.api.body_limit import BodyLimitMiddleware
+from billing_engine.api.middleware import BodyLimitMiddleware
 from billing_engine.operability.metrics import EngineMetrics
 from tests.support.builders import hb, new_org, org_headers
 
