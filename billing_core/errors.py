@@ -23,11 +23,14 @@ conditions they expect; anything else is a bug and answers 500. `billing_core.ht
     │   ├── Conflict                409   engine: AlreadyDone (a replay of a handled event),
     │   │                                 an Idempotency-Key reused for another credit;
     │   │                                 alerts: acknowledging a resolved alert
+    │   ├── ContentTooLarge         413   a body over the size limit (names the limit)
     │   ├── UnsupportedMediaType    415   a body that is not application/json
-    │   └── InvalidRequest          422   a value out of range or of the wrong shape; engine:
-    │       │                             HandlingError and WaitingForOrg (a Stripe event that
-    │       │                             cannot take effect, kept in the inbox as failed)
-    │       └── SilenceError              alerts: a silence that cannot be kept
+    │   ├── InvalidRequest          422   a value out of range or of the wrong shape; engine:
+    │   │   │                             HandlingError and WaitingForOrg (a Stripe event that
+    │   │   │                             cannot take effect, kept in the inbox as failed)
+    │   │   └── SilenceError              alerts: a silence that cannot be kept
+    │   └── TooManyRequests         429   engine: too many failed authentications from one
+    │                                     address or key prefix (answers Retry-After)
     ├── UnavailableError            503   try again later; says whether anything was stored
     │   ├── DatabaseUnavailable           the database is away; nothing was committed
     │   ├── AuditUnavailable              engine: an admin action's audit row could not be written
@@ -55,6 +58,7 @@ __all__ = [
     "BillingError",
     "ConfigError",
     "Conflict",
+    "ContentTooLarge",
     "CredentialRequired",
     "AuditUnavailable",
     "DatabaseUnavailable",
@@ -63,6 +67,7 @@ __all__ = [
     "NotConfigured",
     "NotFound",
     "RequestError",
+    "TooManyRequests",
     "Unauthorized",
     "UnavailableError",
     "UnsupportedMediaType",
@@ -150,6 +155,11 @@ class Conflict(RequestError):
     code = "conflict"
 
 
+class ContentTooLarge(RequestError):
+    status = 413
+    code = "content_too_large"
+
+
 class UnsupportedMediaType(RequestError):
     status = 415
     code = "unsupported_media_type"
@@ -158,6 +168,21 @@ class UnsupportedMediaType(RequestError):
 class InvalidRequest(RequestError):
     status = 422
     code = "invalid_request"
+
+
+class TooManyRequests(RequestError):
+    """Refused without looking at the request further; try again after `retry_after_seconds`."""
+
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, field: str | None, reason: str, *, retry_after_seconds: int) -> None:
+        super().__init__(field, reason)
+        self.retry_after_seconds = max(1, retry_after_seconds)
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        return {"Retry-After": str(self.retry_after_seconds)}
 
 
 class UnavailableError(BillingError):

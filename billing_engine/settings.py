@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -24,10 +25,34 @@ from billing_core.settings import (
     url_password,
 )
 
-__all__ = ["DEFAULT_PLANS_FILE", "Settings", "SettingsError", "parse_admin_api_keys"]
+__all__ = [
+    "DEFAULT_PLANS_FILE",
+    "Settings",
+    "SettingsError",
+    "parse_admin_api_keys",
+    "parse_trusted_proxies",
+]
 
 DEFAULT_DATABASE_URL = "sqlite:///./var/billing.db"
 DEFAULT_PORT = 8006
+DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
+
+
+def parse_trusted_proxies(raw: str) -> tuple[str, ...]:
+    """'10.0.0.1, 10.1.0.0/16' -> ('10.0.0.1/32', '10.1.0.0/16'): addresses or networks whose
+    `X-Forwarded-For` is believed."""
+    found: list[str] = []
+    for index, item in enumerate(p.strip() for p in raw.split(",")):
+        if not item:
+            continue
+        try:
+            found.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            raise SettingsError(
+                f"TRUSTED_PROXIES entry {index + 1} ({item[:64]!r}) is not an IP address or "
+                "network"
+            ) from None
+    return tuple(found)
 
 
 @dataclass(frozen=True)
@@ -62,6 +87,15 @@ class Settings:
     meter_close_delay: timedelta = timedelta(seconds=300)
     # Payment attempts and refunds older than this are deleted by the hourly retention job.
     payment_retention_days: int = 90
+    # Abuse limits (docs/security.md#limits). A body larger than this is refused with 413.
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    # Failed authentications allowed per window from one client address and with one key
+    # prefix; past them every attempt is refused with 429 until the window ends. 0: no limit.
+    auth_failure_limit_per_address: int = 20
+    auth_failure_limit_per_key_prefix: int = 10
+    auth_failure_window_seconds: int = 60
+    # Proxies (addresses or networks) whose X-Forwarded-For names the client; none by default.
+    trusted_proxies: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -94,6 +128,13 @@ class Settings:
             meter_flush_batch_size=env_int(env, "METER_FLUSH_BATCH_SIZE", 500),
             meter_close_delay=timedelta(seconds=env_int(env, "METER_CLOSE_DELAY_SECONDS", 300)),
             payment_retention_days=env_int(env, "PAYMENT_RETENTION_DAYS", 90),
+            max_body_bytes=env_int(env, "MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
+            auth_failure_limit_per_address=env_int(env, "AUTH_FAILURE_LIMIT_PER_ADDRESS", 20),
+            auth_failure_limit_per_key_prefix=env_int(
+                env, "AUTH_FAILURE_LIMIT_PER_KEY_PREFIX", 10
+            ),
+            auth_failure_window_seconds=env_int(env, "AUTH_FAILURE_WINDOW_SECONDS", 60),
+            trusted_proxies=parse_trusted_proxies(env.get("TRUSTED_PROXIES") or ""),
         )
         settings.validate()
         return settings
@@ -115,6 +156,14 @@ class Settings:
             raise SettingsError("STRIPE_BREAKER_FAILURES must be at least 1")
         if self.meter_close_delay < timedelta(0):
             raise SettingsError("METER_CLOSE_DELAY_SECONDS must not be negative")
+        if self.max_body_bytes < 1024:
+            raise SettingsError("MAX_BODY_BYTES must be at least 1024")
+        if self.auth_failure_limit_per_address < 0:
+            raise SettingsError("AUTH_FAILURE_LIMIT_PER_ADDRESS must not be negative")
+        if self.auth_failure_limit_per_key_prefix < 0:
+            raise SettingsError("AUTH_FAILURE_LIMIT_PER_KEY_PREFIX must not be negative")
+        if not 1 <= self.auth_failure_window_seconds <= 86400:
+            raise SettingsError("AUTH_FAILURE_WINDOW_SECONDS must be between 1 and 86400")
 
     def admin_keys(self) -> tuple[tuple[str, str], ...]:
         """(name, key) of every valid admin key; ADMIN_API_KEY is named "admin"."""

@@ -8,10 +8,12 @@ the plan catalogue, the customer directory) passed in; none reaches into another
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from billing_core.catalogue import load_plans
 from billing_core.clock import Clock, utc_now
 from billing_core.plans import PlanCatalog
+from billing_engine.access.limits import FailedAuthLimiter
 from billing_engine.access.service import AccessKeys
 from billing_engine.access.store import KeyStore
 from billing_engine.audit.service import AuditLog
@@ -69,6 +71,7 @@ class Services:
     retention: PaymentRetention
     audit: AuditLog
     access: AccessKeys
+    auth_limits: FailedAuthLimiter
     cache: EntitlementsCache
     dedup: WebhookDedup
     housekeeper: Housekeeper
@@ -224,6 +227,12 @@ def build_services(
             KeyStore(database),
             customers=customers,
             configured_keys=settings.admin_keys(),
+            clock=clock,
+        ),
+        auth_limits=FailedAuthLimiter(
+            per_address=settings.auth_failure_limit_per_address,
+            per_prefix=settings.auth_failure_limit_per_key_prefix,
+            window=timedelta(seconds=settings.auth_failure_window_seconds),
             clock=clock,
         ),
         cache=cache,

@@ -36,6 +36,8 @@ TOUCH_INTERVAL = timedelta(minutes=1)
 MISSING, MALFORMED, UNKNOWN = "missing", "malformed", "unknown"
 REVOKED, EXPIRED = "revoked", "expired"
 REASONS = (MISSING, MALFORMED, UNKNOWN, REVOKED, EXPIRED)
+# Refused with 429 by the failed-authentication limits, the credential unread (access.limits).
+RATE_LIMITED = "rate_limited"
 REASON_TEXT = {
     MISSING: "a Bearer credential is required",
     MALFORMED: "must be `Bearer <token>`",
@@ -141,6 +143,9 @@ class AccessKeys:
 
     # Every request.
 
+    def report_other_org(self, principal: Principal, *, named_org: str, endpoint: str) -> None:
+        self.authenticator.report_other_org(principal, named_org=named_org, endpoint=endpoint)
+
     def authenticate(self, token: str, *, staff_only: bool = False) -> Authentication:
         return self.authenticator.authenticate(token, staff_only=staff_only)
 
@@ -158,6 +163,7 @@ class KeyAuthenticator:
         self.cache_ttl = min(cache_ttl, CACHE_TTL)
         self._cache: dict[str, tuple[StoredKey | None, datetime]] = {}
         self._touched: dict[str, datetime] = {}
+        self._reported: dict[str, datetime] = {}
 
     def forget(self, key_id: str) -> None:
         """Drop a key from the cache (it was just revoked here)."""
@@ -181,6 +187,22 @@ class KeyAuthenticator:
             return Authentication(None, EXPIRED)
         self._touch(key, now)
         return Authentication(principal_of(key))
+
+    def report_other_org(self, principal: Principal, *, named_org: str, endpoint: str) -> None:
+        """Log that a valid org key named another org (SuspiciousAPIAccess in
+        runbooks/security.md starts here): the key's id and org, never its secret, at most once a
+        minute per key, so a key used in a loop cannot flood the log."""
+        now = self.clock()
+        key = principal.key_id or principal.name
+        last = self._reported.get(key)
+        if last is not None and timedelta(0) <= now - last < TOUCH_INTERVAL:
+            return
+        if len(self._reported) >= CACHE_MAX_ENTRIES:
+            self._reported.clear()
+        self._reported[key] = now
+        log.warning("org key named another org", extra={
+            "key_id": principal.key_id, "key_org": principal.org_id,
+            "named_org": named_org[:64], "endpoint": endpoint[:200]})
 
     def _lookup(self, sha256: str) -> StoredKey | None:
         now = self.clock()

@@ -18,7 +18,7 @@ from billing_engine import __version__
 from billing_engine.access import routes as access_routes
 from billing_engine.access.policy import ENGINE_POLICY
 from billing_engine.api.deps import BODY_METHODS, AuthorizeDep
-from billing_engine.api.middleware import ObservabilityMiddleware
+from billing_engine.api.middleware import BodyLimitMiddleware, ObservabilityMiddleware
 from billing_engine.audit import routes as audit_routes
 from billing_engine.audit.middleware import AuditMiddleware
 from billing_engine.billing_view import routes as billing_routes
@@ -115,6 +115,8 @@ def create_app(
     for router in ROUTERS:
         app.include_router(router)
     _declare_access_answers(app)
+    # Innermost: an oversized body is refused before any route runs or the audit log sees it.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(AuditMiddleware, audit=services.audit)  # inside: sees the request id
     app.add_middleware(ObservabilityMiddleware, metrics=services.metrics)
     return app
@@ -144,14 +146,15 @@ def access_text(requirement: Requirement) -> str:
 
 
 def _declare_access_answers(app: FastAPI) -> None:
-    """Each route's OpenAPI answers say what the access check may answer for it: 401 and 403
-    unless the route is public, and 415 where it reads a body."""
+    """Each route's OpenAPI answers say what the access check may answer for it: 401, 403 and
+    429 (the failed-authentication limits) unless the route is public, and 413 and 415 where it
+    reads a body."""
     for route in api_routes(app.router.routes):
         for method in route.methods or ():
             requirement = ENGINE_POLICY.get((method, route.path_format))
-            statuses = [] if isinstance(requirement, Public) else [401, 403]
+            statuses = [] if isinstance(requirement, Public) else [401, 403, 429]
             if method in BODY_METHODS:
-                statuses.append(415)
+                statuses += [413, 415]
             for status, answer in error_responses(*statuses).items():
                 route.responses.setdefault(status, answer)
             # Routers are module-level and shared by every app built: describe a route once.

@@ -16,11 +16,18 @@ from billing_core.access import (
     credential_from,
     decide,
 )
-from billing_core.errors import CredentialRequired, Forbidden, UnsupportedMediaType
+from billing_core.access.tokens import display_prefix
+from billing_core.errors import (
+    CredentialRequired,
+    Forbidden,
+    TooManyRequests,
+    UnsupportedMediaType,
+)
 from billing_core.http import error_responses
 from billing_core.logs import request_id_var
+from billing_engine.access.limits import client_address
 from billing_engine.access.policy import ENGINE_POLICY
-from billing_engine.access.service import MALFORMED, MISSING, REASON_TEXT
+from billing_engine.access.service import MALFORMED, MISSING, RATE_LIMITED, REASON_TEXT
 from billing_engine.audit.keys import STATE_ACTOR, STATE_AUDIT_ID, STATE_REFUSAL
 from billing_engine.audit.service import AUDITED_METHODS, AUDITED_PREFIXES
 from billing_engine.wiring import Services
@@ -63,6 +70,7 @@ def authorize(request: Request) -> None:
     principal: Principal | None = None
     staff_route = key[1].startswith(("/admin/", "/debug/"))
     if requirement is not None and not isinstance(requirement, Public):
+        _refuse_while_limited(request, services)
         principal = _authenticate(request, services, staff_route=staff_route)
     verdict = decide(requirement, principal, org_ids=_named_orgs(request))
     if not verdict.allowed:
@@ -70,7 +78,16 @@ def authorize(request: Request) -> None:
             _refuse(request, services, MISSING, verdict.field or AUTHORIZATION,
                     staff_route=staff_route)
         services.metrics.access_denied.labels(verdict.code or "other").inc()
+        if verdict.code == "other_org" and principal is not None:
+            named = next((o for _, o in _named_orgs(request) if o != principal.org_id), "")
+            services.access.report_other_org(principal, named_org=named, endpoint=key[1])
         request.state.__setattr__(STATE_REFUSAL, verdict.code)
+        if (principal is not None and request.method in AUDITED_METHODS
+                and key[1].startswith(AUDITED_PREFIXES)):
+            services.audit.refused(
+                actor=principal.actor, method=request.method, path=request.url.path,
+                path_params=dict(request.path_params), reason=verdict.code or "refused",
+                request_id=request_id_var.get())
         raise Forbidden(verdict.field, verdict.reason or "refused")
     if request.method in BODY_METHODS and _has_body(request):
         # A body without a Content-Type is read as JSON; one that names another type is refused,
@@ -109,9 +126,40 @@ def _authenticate(request: Request, services: Services, *, staff_route: bool) ->
     return found.principal
 
 
+def _attempt(request: Request, services: Services) -> tuple[str | None, str | None]:
+    """(client address, key prefix) of the request, as the failed-authentication limits count
+    them. The prefix is the readable start of the key (`bk_live_AbC123`), none for other tokens."""
+    peer = request.client.host if request.client is not None else None
+    address = client_address(peer, request.headers.get("x-forwarded-for"),
+                             trusted_proxies=services.settings.trusted_proxies)
+    credential = credential_from(request.headers.get(AUTHORIZATION),
+                                 request.headers.get(ADMIN_KEY_HEADER))
+    prefix = display_prefix(credential.token) if credential is not None else ""
+    return address, prefix or None
+
+
+def _refuse_while_limited(request: Request, services: Services) -> None:
+    """429 while the address or the key prefix is over its failed-authentication limit; the
+    credential is not looked at, so a correct key waits too (billing_engine.access.limits)."""
+    address, prefix = _attempt(request, services)
+    block = services.auth_limits.blocked(address=address, prefix=prefix)
+    if block is None:
+        return
+    services.metrics.auth_failures.labels(RATE_LIMITED).inc()
+    request.state.__setattr__(STATE_REFUSAL, RATE_LIMITED)
+    raise TooManyRequests(
+        AUTHORIZATION,
+        f"too many failed authentications from this {block.subject}: no credential is checked "
+        f"for {block.retry_after_seconds} s (Retry-After)",
+        retry_after_seconds=block.retry_after_seconds,
+    )
+
+
 def _refuse(request: Request, services: Services, reason: str, field: str, *,
             staff_route: bool) -> None:
     services.metrics.auth_failures.labels(reason).inc()
+    address, prefix = _attempt(request, services)
+    services.auth_limits.failed(address=address, prefix=prefix)
     if staff_route:  # the admin-key alert keeps its meaning: refusals on staff routes
         services.metrics.admin_auth_failures.labels("missing" if reason == MISSING
                                                     else "invalid").inc()

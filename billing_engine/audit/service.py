@@ -9,8 +9,10 @@ crash in between leaves `started`: the action may or may not have happened, and 
 someone tried. Many actions span several transactions or call Stripe, so the row cannot share
 their transaction; written first, no action goes unrecorded.
 
-Refused requests (401, 403, 429) get no row: they are counted (`auth_failures_total`,
-`access_denied_total`), so a caller without a credential cannot write to the table at all.
+Requests without a valid credential (401, 429, or a 413 before the credential was read) get
+no row: they are counted (`auth_failures_total`), so a scanner or a guesser cannot fill the
+table with bodies of its choosing. A known caller refused for its role or scope (403) gets a
+row with only the refusal's reason (outcome `refused`), not the body or query.
 Reads (GET) and requests that match no route are not recorded. The entry names the key by its
 name, never its value; the summary has secret-looking fields and every configured secret
 redacted, and control characters (a NUL cannot be stored) written as escapes.
@@ -34,6 +36,7 @@ log = logging.getLogger("billing_engine.audit")
 
 AUDITED_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 AUDITED_PREFIXES = ("/admin/", "/debug/")
+REFUSED_STATUSES = frozenset({401, 403, 429})
 
 MAX_BODY_CAPTURE = 16 * 1024
 MAX_STRING = 200
@@ -127,7 +130,7 @@ def _target(path_params: dict[str, Any], summary: dict[str, Any]) -> tuple[str |
 
 
 def outcome_of(status: int) -> str:
-    if status in (401, 403):
+    if status in REFUSED_STATUSES:
         return "refused"
     return "succeeded" if status < 400 else "failed"
 
@@ -182,6 +185,20 @@ class AuditLog:
                              "reason": str(exc)[:200]})
             raise AuditUnavailable("the audit log cannot be written; nothing was done, "
                                    "try again") from exc
+
+    def refused(self, *, actor: str, method: str, path: str, path_params: dict[str, Any],
+                reason: str, request_id: str | None) -> None:
+        """A known caller refused for its role or scope: who, what, why; never the body or
+        query. Nothing ran, so a failure to write is logged and counted, not raised."""
+        entry = self._entry(actor=actor, method=method, path=path, path_params=path_params,
+                            summary={"refused": reason}, status=403, outcome="refused",
+                            request_id=request_id)
+        try:
+            self.store.append(entry)
+        except Exception as exc:
+            self.metrics.audit_write_failures.inc()
+            log.error("audit entry not written", extra={"method": method, "status": 403,
+                                                        "reason": str(exc)[:200]})
 
     def complete(self, entry_id: int, *, path_params: dict[str, Any], summary: dict[str, Any],
                  status: int) -> None:

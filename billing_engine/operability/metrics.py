@@ -79,11 +79,12 @@ class EngineMetrics:
             self.admin_auth_failures.labels(reason)
         self.auth_failures = Counter(
             "auth_failures_total",
-            "Requests refused with 401: no credential, or one unknown, revoked or expired.",
+            "Failed authentications: refused with 401 (no credential, or one unknown, revoked "
+            "or expired), or with 429 while a failed-authentication limit holds (rate_limited).",
             ["reason"],
             registry=r,
         )
-        for reason in ("missing", "malformed", "unknown", "revoked", "expired"):
+        for reason in ("missing", "malformed", "unknown", "revoked", "expired", "rate_limited"):
             self.auth_failures.labels(reason)
         self.access_denied = Counter(
             "access_denied_total",
@@ -214,7 +215,7 @@ class EngineMetrics:
             ["reason"],
             registry=r,
         )
-        for reason in ("missing", "invalid", "stale"):
+        for reason in ("missing", "invalid", "stale", "future"):
             self.webhook_signature_failures.labels(reason)
         self.webhook_events_failing = Gauge(
             "stripe_webhook_events_failing",

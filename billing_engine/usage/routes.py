@@ -21,6 +21,7 @@ from billing_engine.api.deps import (
     ServicesDep,
     request_principal,
 )
+from billing_engine.api.middleware import PARSE_ON_LOOP_BYTES
 from billing_engine.billing_view.schemas import billing_card_out
 from billing_engine.usage.schemas import (
     DailyUsageOut,
@@ -68,8 +69,12 @@ async def post_heartbeats(request: Request, services: ServicesDep) -> JSONRespon
     # The hot path: one pydantic-core pass from bytes to validated items (FastAPI's own body
     # handling parses to Python objects first, then validates them: twice the work), and the
     # answer written as plain JSON (IngestOut documents its shape; a test holds it to it).
+    body = await request.body()  # at most MAX_BODY_BYTES (api.middleware)
     try:
-        batch = HeartbeatBatch.model_validate_json(await request.body())
+        if len(body) > PARSE_ON_LOOP_BYTES:  # a big batch parses in a thread: /healthz answers
+            batch = await run_in_threadpool(HeartbeatBatch.model_validate_json, body)
+        else:
+            batch = HeartbeatBatch.model_validate_json(body)
     except ValidationError as exc:
         raise RequestValidationError(exc.errors(include_url=False)) from None
     principal = request_principal(request)
@@ -78,6 +83,10 @@ async def post_heartbeats(request: Request, services: ServicesDep) -> JSONRespon
     if offending is not None:
         # Refused whole: an instance's ownership is claimed only by its own org's key.
         services.metrics.access_denied.labels("other_org").inc()
+        if principal is not None:
+            services.access.report_other_org(principal,
+                                             named_org=batch.heartbeats[offending].org_id,
+                                             endpoint="/v1/heartbeats")
         raise Forbidden(f"heartbeats[{offending}].org_id",
                         "is not the key's org: the whole batch is refused")
 

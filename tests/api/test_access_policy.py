@@ -18,7 +18,8 @@ from billing_core.access import OrgScope, Public, Requirement, Role, Scope, Staf
 from billing_engine.access.policy import ENGINE_POLICY
 from billing_engine.api import create_app
 from billing_engine.api.app import api_routes
-from tests.support.builders import bearer, create_key, hb, new_org
+from billing_engine.settings import Settings
+from tests.support.builders import ADMIN_KEY, bearer, create_key, hb, new_org
 
 WRONG_KEY = "bk_live_" + "x" * 43
 PATH_VALUES = {"org_id": None, "instance_id": "vm-1", "event_id": "evt_policy",
@@ -57,6 +58,14 @@ def expected_refusal(requirement: Requirement, caller: Caller, org_a: str) -> in
         allowed = requirement.staff is not None and caller.role >= requirement.staff
         return None if allowed else 403
     return None if requirement.scope in caller.scopes and caller.org == org_a else 403
+
+
+@pytest.fixture
+def settings() -> Settings:
+    """Walking every route with a wrong key is ~50 failures from one address: past the
+    failed-authentication limits, which tests/api/test_auth_limits.py covers on their own."""
+    return Settings(admin_api_key=ADMIN_KEY, environment="test",
+                    auth_failure_limit_per_address=0, auth_failure_limit_per_key_prefix=0)
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 
 from billing_engine.api import create_app
 from billing_engine.operability.metrics import EngineMetrics
+from billing_engine.stripe.webhooks.signature import SignatureFailure, SignatureRejected, verify
 from devstack.servers import wait_for
 from tests.support.builders import new_org
 from tests.support.stripe_events import (
@@ -22,6 +23,7 @@ from tests.support.stripe_events import (
     event,
     invoice,
     new_id,
+    refunded_charge,
     signature_header,
     subscription,
 )
@@ -89,6 +91,9 @@ def test_a_past_due_subscription_keeps_its_limits_but_stops_overage(hooks, admin
     ("invalid", lambda body: {"Stripe-Signature": "t=oops,v1=nothex"}),
     ("stale", lambda body: {"Stripe-Signature": signature_header(
         body, timestamp=int(time.time()) - 301)}),
+    # Signed with the right secret, dated ahead: a replay window Stripe's own check leaves open.
+    ("future", lambda body: {"Stripe-Signature": signature_header(
+        body, timestamp=int(time.time()) + 600)}),
 ])
 def test_missing_forged_and_stale_signatures_are_refused_and_nothing_is_stored(
         hooks, admin, reason, make_headers):
@@ -259,6 +264,64 @@ def test_housekeeping_keeps_the_failing_gauges_current(pg_database, settings, cl
         assert sample(hooks, "stripe_webhook_events_failing") == 1
         text = hooks.get("/metrics").text
         assert "stripe_webhook_events_failing 1.0" in text
+
+
+def test_a_signature_dated_within_the_tolerance_either_way_is_accepted(hooks, admin):
+    for offset in (-250, 250):
+        evt = event("customer.subscription.created", subscription("sub_x", "cus_x"))
+        response = deliver(hooks, evt, timestamp=int(time.time()) + offset)
+        assert response.status_code in (200, 202), response.text
+    assert sample(hooks, "stripe_webhook_signature_failures_total", {"reason": "future"}) == 0
+
+
+def test_the_future_edge_is_300_seconds_against_the_clock_passed_in():
+    body = json.dumps(event("invoice.paid", {"object": "invoice"}))
+    now = 1_800_000_000
+    verify(body.encode(), signature_header(body, timestamp=now + 300), WEBHOOK_SECRET,
+           now=float(now))
+    with pytest.raises(SignatureRejected) as refused:
+        verify(body.encode(), signature_header(body, timestamp=now + 301), WEBHOOK_SECRET,
+               now=float(now))
+    assert refused.value.failure is SignatureFailure.FUTURE
+
+
+HUGE = [
+    ("invoice.paid", "amount_paid", 10**30),
+    ("invoice.paid", "amount_paid", 2**63),
+    ("invoice.paid", "amount_due", -5),
+    ("invoice.payment_failed", "amount_due", 10**30),
+    ("invoice.paid", "attempt_count", 2**40),
+    ("invoice.paid", "amount_paid", 12.5),
+    ("charge.refunded", "amount_refunded", 10**30),
+    ("charge.refunded", "refunds.data[0].amount", 2**64),
+]
+
+
+@pytest.mark.parametrize(("event_type", "field", "value"), HUGE,
+                         ids=[f"{t}-{f}-{v}" for t, f, v in HUGE])
+def test_an_amount_no_column_can_hold_is_refused_naming_the_field_for_a_linked_org(
+        hooks, admin, event_type, field, value):
+    org, customer = linked_org(hooks, admin)
+    if event_type == "charge.refunded":
+        obj = refunded_charge(new_id("ch"), customer, amount=500, amount_refunded=500,
+                              refunds=[{"id": new_id("re"), "object": "refund", "amount": 500,
+                                        "currency": "usd", "status": "succeeded"}])
+    else:
+        obj = invoice(customer, 2000, paid=event_type == "invoice.paid")
+    if field.startswith("refunds."):
+        obj["refunds"]["data"][0]["amount"] = value
+    else:
+        obj[field] = value
+    evt = event(event_type, obj)
+    response = deliver(hooks, evt)
+    assert response.status_code == 400, response.text
+    body = response.json()
+    assert body["error"] == "invalid_event"
+    assert body["errors"][0]["field"] == f"data.object.{field}"
+    assert stored(hooks, admin, evt["id"]) is None
+    payments = hooks.get("/v1/payments", params={"org_id": org}, headers=admin)
+    assert payments.status_code == 200 and payments.json()["payments"] == []
+    assert sample(hooks, "payments_total", {"outcome": "succeeded", "method": "other"}) == 0
 
 
 ODD_EVENTS = [

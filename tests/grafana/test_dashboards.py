@@ -48,6 +48,8 @@ ALERT_RUNBOOKS = {
     "BillingHighLatencyP95": "billing-engine",
     "BillingEngineHighMemory": "billing-engine",
     "AdminAuthFailuresSpike": "billing-engine",
+    "HighFailedAuthRate": "security",
+    "SuspiciousAPIAccess": "security",
     "PaymentSuccessRateLow": "payments",
     "RefundRateHigh": "payments",
     "PaymentCircuitBreakerOpen": "payments",

@@ -52,6 +52,8 @@ CONTRACT = {
     "BillingHighLatencyP95": ("P2", "billing-engine", "billing-engine"),
     "BillingEngineHighMemory": ("P2", "billing-engine", "billing-engine"),
     "AdminAuthFailuresSpike": ("P2", "billing-engine", "billing-engine"),
+    "HighFailedAuthRate": ("P2", "billing-engine", "security"),
+    "SuspiciousAPIAccess": ("P1", "billing-engine", "security"),
     "PaymentSuccessRateLow": ("P1", "payments", "payments"),
     "RefundRateHigh": ("P2", "payments", "payments"),
     "PaymentCircuitBreakerOpen": ("P1", "payments", "payments"),

@@ -25,6 +25,22 @@ from billing_engine.subscriptions.rules import SubscriptionState
 
 Json = Mapping[str, Any]
 
+# Far above any amount Stripe accepts (12 digits at most, in zero-decimal currencies), and low
+# enough that sums of them (a charge's refunds, a period's payments) stay inside a BIGINT.
+MAX_AMOUNT = 10**15
+MAX_ATTEMPT = 2**31 - 1  # an INTEGER column
+# The integer fields of an event's object that we store: (name, least value, greatest value).
+# An invoice's `total` may be negative (credits larger than the charges); the others may not.
+BOUNDED_FIELDS = (
+    ("amount_paid", 0, MAX_AMOUNT),
+    ("amount_due", 0, MAX_AMOUNT),
+    ("amount_remaining", 0, MAX_AMOUNT),
+    ("total", -MAX_AMOUNT, MAX_AMOUNT),
+    ("amount_refunded", 0, MAX_AMOUNT),
+    ("amount", 0, MAX_AMOUNT),
+    ("attempt_count", 0, MAX_ATTEMPT),
+)
+
 
 class PayloadError(BadRequest):
     """The verified body is not a Stripe event we can read; names the field and why."""
@@ -122,6 +138,9 @@ def read_event(body: bytes) -> InboxEvent:
         customer = object_id(obj.get("customer"))
     if customer and not _storable(customer):
         raise PayloadError("data.object.customer", "must be a Stripe customer id")
+    _check_bounds(obj, "data.object")
+    for index, refund in enumerate(_list_data(obj.get("refunds"))):
+        _check_bounds(refund, f"data.object.refunds.data[{index}]")
     return InboxEvent(
         event_id=event_id,
         type=event_type,
@@ -130,6 +149,19 @@ def read_event(body: bytes) -> InboxEvent:
         customer_id=customer[:255] if customer else None,
         payload=text,
     )
+
+
+def _check_bounds(obj: Json, where: str) -> None:
+    """Refuse, before anything is stored, an amount no column could hold or Stripe could send:
+    a verified event with `amount_paid = 10**30` is answered 400 naming the field."""
+    for name, least, greatest in BOUNDED_FIELDS:
+        value = obj.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise PayloadError(f"{where}.{name}", "must be an integer (the currency's minor unit)")
+        if not least <= value <= greatest:
+            raise PayloadError(f"{where}.{name}", f"must be between {least} and {greatest}")
 
 
 def parse_object(payload: str) -> Json:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from enum import StrEnum
 
 import stripe
@@ -16,6 +17,7 @@ class SignatureFailure(StrEnum):
     MISSING = "missing"
     INVALID = "invalid"
     STALE = "stale"
+    FUTURE = "future"
 
 
 class SignatureRejected(BadRequest):
@@ -26,12 +28,15 @@ class SignatureRejected(BadRequest):
         self.failure = failure
 
 
-def verify(payload: bytes, header: str | None, secret: str) -> None:
-    """Raise SignatureRejected unless `header` signs `payload` with `secret` within 300 s.
+def verify(payload: bytes, header: str | None, secret: str, *, now: float | None = None) -> None:
+    """Raise SignatureRejected unless `header` signs `payload` with `secret` and its signed
+    timestamp is within 300 s of `now` (the wall clock, as the library's own age check uses), in
+    either direction.
 
     The library checks the signature before the timestamp, so a delivery refused for its age
     carries a good signature; asking again without the age check tells the two apart without
-    reading the library's messages."""
+    reading the library's messages. The library checks only age: a timestamp in the future would
+    pass, and a signature dated a day ahead could be replayed for a day, so we check that side."""
     if not header or not header.strip():
         raise SignatureRejected(SignatureFailure.MISSING, "header is required")
     try:
@@ -50,3 +55,22 @@ def verify(payload: bytes, header: str | None, secret: str) -> None:
         ) from None
     except UnicodeDecodeError:
         raise SignatureRejected(SignatureFailure.INVALID, "body is not UTF-8") from None
+    signed_at = signed_timestamp(header)
+    current = time.time() if now is None else now
+    if signed_at is not None and signed_at - current > TOLERANCE_SECONDS:
+        raise SignatureRejected(
+            SignatureFailure.FUTURE,
+            f"signed timestamp is more than {TOLERANCE_SECONDS} s in the future",
+        )
+
+
+def signed_timestamp(header: str) -> int | None:
+    """The `t=` of a Stripe-Signature header (the first, as the library reads it)."""
+    for item in header.split(","):
+        parts = item.split("=", 2)
+        if parts[0] == "t" and len(parts) > 1:  # read as the library reads it
+            try:
+                return int(parts[1])
+            except ValueError:
+                return None
+    return None
