@@ -51,7 +51,10 @@ def test_latency_histogram_has_a_bucket_at_the_150ms_slo(admin, client, metrics)
         "http_request_duration_seconds_bucket",
         {"method": "GET", "endpoint": "/v1/plans", "le": "0.15"},
     )
-    assert value == 1
+    # The bucket exists (how fast this one request was depends on the machine's load).
+    assert value is not None
+    assert metrics.registry.get_sample_value(
+        "http_request_duration_seconds_count", {"method": "GET", "endpoint": "/v1/plans"}) == 1
 
 
 def test_probes_and_scrapes_stay_out_of_the_slo_counts(client, metrics):
