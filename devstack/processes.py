@@ -252,31 +252,39 @@ class OidcProvider(ServiceProcess):
     def argv(self) -> list[str]:
         argv = [sys.executable, "-m", "oidc_provider_mock", "--port", str(self.port),
                 "--token-max-age", str(self.token_max_age_seconds)]
-        for sub, full_name, group in self.users:
-            argv += ["--user-claims", json.dumps({"sub": sub, "email": sub, "name": full_name,
-                                                  "groups": [group]})]
+        for claims in demo_user_claims(self.users):
+            argv += ["--user-claims", json.dumps(claims)]
         return argv
 
     @property
     def issuer(self) -> str:
         return self.url
 
-    def id_token(self, sub: str, *, client_id: str, redirect_uri: str = "http://127.0.0.1/cb"
-                 ) -> str:
-        """An ID token for `sub`, through the provider's own authorization-code flow: the
-        authorize form posted as that user, then the code exchanged at the token endpoint."""
-        with httpx.Client(base_url=self.url, timeout=10) as client:
-            config = client.get("/.well-known/openid-configuration").json()
-            answer = client.post(config["authorization_endpoint"], params={
-                "client_id": client_id, "redirect_uri": redirect_uri, "response_type": "code",
-                "scope": "openid email profile", "state": "s", "nonce": "n"}, data={"sub": sub})
-            location = httpx.URL(answer.headers["location"])
-            code = location.params["code"]
-            token = client.post(config["token_endpoint"], data={
-                "grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri,
-                "client_id": client_id, "client_secret": "secret"})
-            token.raise_for_status()
-            return str(token.json()["id_token"])
+    def id_token(self, sub: str, *, client_id: str) -> str:
+        return issue_id_token(self.issuer, sub, client_id=client_id)
+
+
+def demo_user_claims(users: tuple[tuple[str, str, str], ...] = DEMO_USERS
+                     ) -> list[dict[str, object]]:
+    return [{"sub": sub, "email": sub, "name": full_name, "groups": [group]}
+            for sub, full_name, group in users]
+
+
+def issue_id_token(issuer: str, sub: str, *, client_id: str,
+                   redirect_uri: str = "http://127.0.0.1/callback") -> str:
+    """An ID token for `sub` from a running provider, through its own authorization-code flow:
+    the authorize form posted as that user, then the code exchanged at the token endpoint."""
+    with httpx.Client(timeout=10) as client:
+        config = client.get(f"{issuer}/.well-known/openid-configuration").json()
+        answer = client.post(config["authorization_endpoint"], params={
+            "client_id": client_id, "redirect_uri": redirect_uri, "response_type": "code",
+            "scope": "openid email profile", "state": "s", "nonce": "n"}, data={"sub": sub})
+        code = httpx.URL(answer.headers["location"]).params["code"]
+        token = client.post(config["token_endpoint"], data={
+            "grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri,
+            "client_id": client_id, "client_secret": "secret"})
+        token.raise_for_status()
+        return str(token.json()["id_token"])
 
 
 @dataclass
