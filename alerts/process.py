@@ -35,6 +35,7 @@ from alerts.settings import Settings
 from alerts.silences.service import SilenceService
 from alerts.store.database import create_alerts_engine
 from alerts.store.repository import AlertStore
+from billing_core.access.oidc import OidcVerifier
 from billing_core.catalogue import load_plans
 from billing_core.clock import Clock, utc_now
 
@@ -105,7 +106,8 @@ def build_process(settings: Settings, *, environ: Mapping[str, str], clock: Cloc
     process = AlertsProcess(
         settings=settings, engine=engine, store=store, metrics=metrics, routing=routing,
         links=links, channels=channels, clock=clock,
-        access=AlertsAccess(engine, configured_keys=settings.admin_keys(), clock=clock),
+        access=AlertsAccess(engine, configured_keys=settings.admin_keys(), clock=clock,
+                            oidc=OidcVerifier(settings.oidc) if settings.oidc else None),
         alerts=AlertService(alerts=store, silences=store, links=links, clock=clock),
         silences=SilenceService(store=store, clock=clock,
                                 max_length=timedelta(days=settings.silence_max_days)),

@@ -24,6 +24,7 @@ from alerts.delivery.links import (
     LinkSettings,
 )
 from alerts.delivery.routes_file import DEFAULT_ROUTES_FILE, routes_file_from_env
+from billing_core.access.oidc import OidcConfig
 from billing_core.catalogue import DEFAULT_PLANS_FILE
 from billing_core.settings import (
     DEV_ADMIN_KEY,
@@ -56,6 +57,7 @@ class Settings:
     admin_api_key: str = field(default=DEV_ADMIN_KEY, repr=False)
     # Named admin keys, read as the engine reads them (ADMIN_API_KEYS="alice:key1,bob:key2").
     admin_api_keys: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    oidc: OidcConfig | None = None  # staff sign-in tokens, as the engine takes them
     environment: str = "development"
     port: int = DEFAULT_PORT
     host: str = "127.0.0.1"
@@ -114,6 +116,7 @@ class Settings:
             database_url=env.get("DATABASE_URL") or DEFAULT_DATABASE_URL,
             admin_api_key=default_admin_key(env, environment),
             admin_api_keys=parse_admin_api_keys(env.get("ADMIN_API_KEYS") or ""),
+            oidc=OidcConfig.from_env(env),
             environment=environment,
             port=env_int(env, "PORT", DEFAULT_PORT, minimum=1),
             host=env.get("HOST") or "127.0.0.1",

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
+from billing_core.access.oidc import OidcConfig
 from billing_core.catalogue import DEFAULT_PLANS_FILE
 from billing_core.settings import (
     DEV_ADMIN_KEY,
@@ -62,6 +63,7 @@ class Settings:
     admin_api_key: str = field(default=DEV_ADMIN_KEY, repr=False)
     # Named admin keys (ADMIN_API_KEYS="alice:key1,bob:key2"): the audit log records the name.
     admin_api_keys: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    oidc: OidcConfig | None = None  # staff sign-in tokens (billing_core.access.oidc)
     port: int = DEFAULT_PORT
     environment: str = "development"
     plans_file: Path = DEFAULT_PLANS_FILE
@@ -107,6 +109,7 @@ class Settings:
             redis_url=env.get("REDIS_URL") or None,
             admin_api_key=admin_key,
             admin_api_keys=parse_admin_api_keys(env.get("ADMIN_API_KEYS") or ""),
+            oidc=OidcConfig.from_env(env),
             port=env_int(env, "PORT", DEFAULT_PORT),
             environment=environment,
             plans_file=Path(env.get("PLANS_FILE") or DEFAULT_PLANS_FILE),

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
+from billing_core.access.oidc import OidcVerifier
 from billing_core.catalogue import load_plans
 from billing_core.clock import Clock, utc_now
 from billing_core.plans import PlanCatalog
@@ -228,6 +229,7 @@ def build_services(
             customers=customers,
             configured_keys=settings.admin_keys(),
             clock=clock,
+            oidc=OidcVerifier(settings.oidc) if settings.oidc is not None else None,
         ),
         auth_limits=FailedAuthLimiter(
             per_address=settings.auth_failure_limit_per_address,

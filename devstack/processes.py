@@ -12,6 +12,7 @@ into it unmarked.
 from __future__ import annotations
 
 import ctypes
+import json
 import os
 import shutil
 import signal
@@ -224,6 +225,66 @@ class Console(ServiceProcess):
         return {**super().environ(), "ENGINE_URL": self.engine_url,
                 "PROMETHEUS_URL": self.prometheus_url, "ALERTS_URL": self.alerts_url,
                 **self.extra_env}
+
+
+# One demo person per staff role, signed in through the local provider by `make run` and the tests:
+# (subject, name, the group the role claim carries).
+DEMO_USERS = (
+    ("viewer@example.com", "Vera Viewer", "billing-viewer"),
+    ("support@example.com", "Sam Support", "billing-support"),
+    ("operator@example.com", "Olga Operator", "billing-operator"),
+    ("admin@example.com", "Ada Admin", "billing-admin"),
+)
+
+
+@dataclass
+class OidcProvider(ServiceProcess):
+    """A local OpenID Connect provider (PyPI's oidc-provider-mock, a development dependency):
+    real discovery, JWKS, authorization-code flow and signed ID tokens, with a login page that
+    lists the demo users. Any client id and secret are accepted."""
+
+    name: ClassVar[str] = "OIDC provider"
+    ready_path: ClassVar[str] = "/.well-known/openid-configuration"
+
+    users: tuple[tuple[str, str, str], ...] = DEMO_USERS
+    token_max_age_seconds: int = 3600
+
+    def argv(self) -> list[str]:
+        argv = [sys.executable, "-m", "oidc_provider_mock", "--port", str(self.port),
+                "--token-max-age", str(self.token_max_age_seconds)]
+        for claims in demo_user_claims(self.users):
+            argv += ["--user-claims", json.dumps(claims)]
+        return argv
+
+    @property
+    def issuer(self) -> str:
+        return self.url
+
+    def id_token(self, sub: str, *, client_id: str) -> str:
+        return issue_id_token(self.issuer, sub, client_id=client_id)
+
+
+def demo_user_claims(users: tuple[tuple[str, str, str], ...] = DEMO_USERS
+                     ) -> list[dict[str, object]]:
+    return [{"sub": sub, "email": sub, "name": full_name, "groups": [group]}
+            for sub, full_name, group in users]
+
+
+def issue_id_token(issuer: str, sub: str, *, client_id: str,
+                   redirect_uri: str = "http://127.0.0.1/callback") -> str:
+    """An ID token for `sub` from a running provider, through its own authorization-code flow:
+    the authorize form posted as that user, then the code exchanged at the token endpoint."""
+    with httpx.Client(timeout=10) as client:
+        config = client.get(f"{issuer}/.well-known/openid-configuration").json()
+        answer = client.post(config["authorization_endpoint"], params={
+            "client_id": client_id, "redirect_uri": redirect_uri, "response_type": "code",
+            "scope": "openid email profile", "state": "s", "nonce": "n"}, data={"sub": sub})
+        code = httpx.URL(answer.headers["location"]).params["code"]
+        token = client.post(config["token_endpoint"], data={
+            "grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri,
+            "client_id": client_id, "client_secret": "secret"})
+        token.raise_for_status()
+        return str(token.json()["id_token"])
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """The whole local stack, built in one place for `make run`, the tests and the benchmarks.
 
-Parts start in this order and stop in reverse: the engine, the mail sink, Prometheus (scraping
+Parts start in this order and stop in reverse: a local OIDC provider (demo users, one per staff
+role), the engine, the mail sink, Prometheus (scraping
 the engine and the alerts process), the alerts process (mailing through the sink) and the
 console. A caller picks the parts it needs; each part's environment can be extended.
 If a part does not become ready, the ones already started are stopped and the error names it.
@@ -19,12 +20,14 @@ from devstack.processes import (
     Console,
     EngineProcess,
     MailSink,
+    OidcProvider,
     PrometheusServer,
     ServiceProcess,
 )
 from devstack.servers import free_port, wait_for
 
-PARTS = ("engine", "mailsink", "prometheus", "alerts", "console")
+PARTS = ("oidc", "engine", "mailsink", "prometheus", "alerts", "console")
+CONSOLE_CLIENT_ID = "billing-console"  # the console's client at the provider: the tokens' audience
 
 
 @dataclass
@@ -44,6 +47,7 @@ class Stack:
     log_dir: Path | None = None  # None: temporary log files
     die_with_parent: bool = False  # `make run`: a killed launcher takes its children along
 
+    oidc: OidcProvider | None = field(default=None, init=False)
     engine: EngineProcess | None = field(default=None, init=False)
     mailsink: MailSink | None = field(default=None, init=False)
     prometheus: PrometheusServer | None = field(default=None, init=False)
@@ -69,9 +73,13 @@ class Stack:
 
     def build(self) -> list[ServiceProcess]:
         """The processes of the chosen parts, in start order, not yet started."""
+        oidc_env: dict[str, str] = {}
+        if "oidc" in self.parts:
+            self.oidc = OidcProvider(**self._common("oidc"))
+            oidc_env = {"OIDC_ISSUER": self.url("oidc"), "OIDC_AUDIENCE": CONSOLE_CLIENT_ID}
         if "engine" in self.parts:
             self.engine = EngineProcess(self.database_url, admin_key=self.admin_key,
-                                        demo=self.demo, extra_env=dict(self.engine_env),
+                                        demo=self.demo, extra_env=oidc_env | self.engine_env,
                                         **self._common("engine"))
         if "mailsink" in self.parts:
             self.mailsink = MailSink(directory=self.mail_dir, **self._common("mailsink"))
@@ -89,7 +97,8 @@ class Stack:
                    "RUNBOOK_BASE_URL": f"{self.url('console')}/runbooks"}
             if "mailsink" in self.parts:
                 env |= {"SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(self.ports["mailsink"])}
-            self.alerts = AlertsProcess(env=env | self.alerts_env, **self._common("alerts"))
+            self.alerts = AlertsProcess(env=env | oidc_env | self.alerts_env,
+                                        **self._common("alerts"))
         if "console" in self.parts:
             # The console reads the engine with a staff credential: the stack's admin key.
             console_env = {"ENGINE_API_KEY": self.admin_key, **self.console_env}
@@ -97,7 +106,7 @@ class Stack:
                                    prometheus_url=self.url("prometheus"),
                                    alerts_url=self.url("alerts"),
                                    extra_env=console_env, **self._common("console"))
-        return [p for p in (self.engine, self.mailsink, self.prometheus, self.alerts,
+        return [p for p in (self.oidc, self.engine, self.mailsink, self.prometheus, self.alerts,
                             self.console) if p is not None]
 
     def start(self, *, timeout: float = 90) -> Stack:

@@ -22,7 +22,7 @@ from billing_engine.db import Database, create_database, migrate
 from billing_engine.db.metadata import engine_metadata
 from billing_engine.operability.metrics import EngineMetrics
 from billing_engine.settings import Settings
-from devstack.processes import GUARD_VARIABLE
+from devstack.processes import GUARD_VARIABLE, demo_user_claims
 from devstack.servers import (
     INSTALL_HINT,
     PostgresServer,
@@ -85,6 +85,22 @@ def pg_url(pg_server_url: str) -> Iterator[str]:
         yield url
     finally:
         drop_database(url)
+
+
+@pytest.fixture(scope="session")
+def oidc_issuer() -> Iterator[str]:
+    """A real OIDC provider (oidc-provider-mock) on a thread of this process: discovery, JWKS,
+    the authorization-code flow and signed ID tokens, with the demo users (one per staff role)
+    and one whose groups map to no role."""
+    from oidc_provider_mock import User, run_server_in_thread
+
+    os.environ["AUTHLIB_INSECURE_TRANSPORT"] = "1"  # plain http on localhost
+    users = [User(sub=str(c["sub"]), claims={k: v for k, v in c.items() if k != "sub"})
+             for c in demo_user_claims()]
+    users.append(User(sub="nobody@example.com",
+                      claims={"email": "nobody@example.com", "groups": ["unrelated"]}))
+    with run_server_in_thread(user_claims=users) as server:
+        yield f"http://localhost:{server.server_port}"
 
 
 @pytest.fixture(scope="session")

@@ -20,7 +20,7 @@ def test_the_parts_are_wired_to_each_other_on_their_ports() -> None:
                   alerts_env={"EVALUATION_INTERVAL_SECONDS": "1"})
     processes = stack.build()
     assert [p.name for p in processes] == [
-        "billing engine", "mail sink", "prometheus", "alerts process", "console"]
+        "OIDC provider", "billing engine", "mail sink", "prometheus", "alerts process", "console"]
     assert len({p.port for p in processes}) == len(PARTS)
     assert stack.engine and stack.alerts and stack.console and stack.prometheus
     alerts_env = stack.alerts.environ()
@@ -30,6 +30,7 @@ def test_the_parts_are_wired_to_each_other_on_their_ports() -> None:
     assert alerts_env["EVALUATION_INTERVAL_SECONDS"] == "1"
     assert alerts_env["PORT"] == str(stack.ports["alerts"])
     assert stack.engine.environ()["DATABASE_URL"] == alerts_env["DATABASE_URL"]
+    assert stack.engine.environ()["OIDC_ISSUER"] == alerts_env["OIDC_ISSUER"] == stack.url("oidc")
     console_env = stack.console.environ()
     assert (console_env["ENGINE_URL"], console_env["ALERTS_URL"]) == (
         stack.engine.url, stack.alerts.url)

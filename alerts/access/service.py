@@ -12,6 +12,7 @@ from datetime import datetime
 from sqlalchemy import Engine
 
 from billing_core.access import ADMIN_KEY_HEADER, AUTHORIZATION, Principal, credential_from
+from billing_core.access.oidc import OidcVerifier
 from billing_engine.access.published import REASON_TEXT, credentials
 
 MISSING, MALFORMED = "missing", "malformed"
@@ -33,8 +34,9 @@ class Caller:
 
 class AlertsAccess:
     def __init__(self, engine: Engine, *, configured_keys: Sequence[tuple[str, str]],
-                 clock: Callable[[], datetime]) -> None:
-        self._credentials = credentials(engine, configured_keys=configured_keys, clock=clock)
+                 clock: Callable[[], datetime], oidc: OidcVerifier | None = None) -> None:
+        self._credentials = credentials(engine, configured_keys=configured_keys, clock=clock,
+                                        oidc=oidc)
 
     def caller(self, *, authorization: str | None, admin_key: str | None) -> Caller:
         credential = credential_from(authorization, admin_key)

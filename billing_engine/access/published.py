@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, inspect
 
+from billing_core.access.oidc import OidcVerifier
 from billing_engine.access.service import (
     CACHE_TTL,
     EXPIRED,
@@ -63,7 +64,9 @@ class Credentials:
 
 
 def credentials(engine: Engine, *, configured_keys: Sequence[tuple[str, str]],
-                clock: Callable[[], datetime]) -> Credentials:
-    """The engine's authentication over another process' SQLAlchemy engine on its database."""
+                clock: Callable[[], datetime], oidc: OidcVerifier | None = None) -> Credentials:
+    """The engine's authentication over another process' SQLAlchemy engine on its database;
+    with `oidc`, staff sign-in tokens too, checked by the same code as the engine's."""
     store = _KeyTable(Database(engine=engine, url=str(engine.url)), clock=clock)
-    return Credentials(KeyAuthenticator(store, configured_keys=configured_keys, clock=clock))
+    return Credentials(KeyAuthenticator(store, configured_keys=configured_keys, clock=clock,
+                                        oidc=oidc))

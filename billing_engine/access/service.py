@@ -20,6 +20,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from billing_core.access import Principal, Role, Scope, display_prefix, new_token, token_hash
+from billing_core.access.oidc import (
+    TOKEN_EXPIRED,
+    TOKEN_INVALID,
+    TOKEN_NO_ROLE,
+    TOKEN_REASON_TEXT,
+    OidcVerifier,
+    looks_like_jwt,
+)
 from billing_core.access.tokens import looks_like_key
 from billing_core.errors import Conflict, InvalidRequest, NotFound
 from billing_engine.access.store import KeyStore, StoredKey
@@ -35,7 +43,8 @@ TOUCH_INTERVAL = timedelta(minutes=1)
 # Why a credential is refused with 401: the label of auth_failures_total{reason}.
 MISSING, MALFORMED, UNKNOWN = "missing", "malformed", "unknown"
 REVOKED, EXPIRED = "revoked", "expired"
-REASONS = (MISSING, MALFORMED, UNKNOWN, REVOKED, EXPIRED)
+REASONS = (MISSING, MALFORMED, UNKNOWN, REVOKED, EXPIRED, TOKEN_EXPIRED, TOKEN_INVALID,
+           TOKEN_NO_ROLE)
 # Refused with 429 by the failed-authentication limits, the credential unread (access.limits).
 RATE_LIMITED = "rate_limited"
 REASON_TEXT = {
@@ -44,6 +53,7 @@ REASON_TEXT = {
     UNKNOWN: "is not a valid key",
     REVOKED: "the key was revoked",
     EXPIRED: "the key has expired",
+    **TOKEN_REASON_TEXT,
 }
 
 
@@ -77,13 +87,14 @@ class AccessKeys:
         configured_keys: Sequence[tuple[str, str]],
         clock: Callable[[], datetime],
         cache_ttl: timedelta = CACHE_TTL,
+        oidc: OidcVerifier | None = None,
     ) -> None:
         self.store = store
         self.customers = customers
         self.configured_keys = tuple(configured_keys)
         self.clock = clock
         self.authenticator = KeyAuthenticator(store, configured_keys=self.configured_keys,
-                                              clock=clock, cache_ttl=cache_ttl)
+                                              clock=clock, cache_ttl=cache_ttl, oidc=oidc)
 
     # Use cases of an admin.
 
@@ -156,8 +167,10 @@ class KeyAuthenticator:
     `billing_engine.access.published`) go through this one class."""
 
     def __init__(self, store: KeyStore, *, configured_keys: Sequence[tuple[str, str]],
-                 clock: Callable[[], datetime], cache_ttl: timedelta = CACHE_TTL) -> None:
+                 clock: Callable[[], datetime], cache_ttl: timedelta = CACHE_TTL,
+                 oidc: OidcVerifier | None = None) -> None:
         self.store = store
+        self.oidc = oidc
         self.configured_keys = tuple(configured_keys)
         self.clock = clock
         self.cache_ttl = min(cache_ttl, CACHE_TTL)
@@ -175,6 +188,9 @@ class KeyAuthenticator:
         configured = identify_admin(self.configured_keys, token)
         if configured is not None:
             return Authentication(Principal(kind="staff", name=configured, role=Role.admin))
+        if self.oidc is not None and not staff_only and looks_like_jwt(token):
+            checked = self.oidc.verify(token)  # a person's sign-in token (billing_core.access.oidc)
+            return Authentication(checked.principal, checked.refusal)
         if not looks_like_key(token):
             return Authentication(None, UNKNOWN)
         key = self._lookup(token_hash(token))
