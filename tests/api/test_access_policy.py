@@ -15,10 +15,13 @@ from fastapi.testclient import TestClient
 from starlette.routing import Route
 
 from billing_core.access import OrgScope, Public, Requirement, Role, Scope, StaffRole
+from billing_core.access.oidc import OidcConfig
 from billing_engine.access.policy import ENGINE_POLICY
 from billing_engine.api import create_app
 from billing_engine.api.app import api_routes
 from billing_engine.settings import Settings
+from devstack.processes import issue_id_token
+from devstack.stack import CONSOLE_CLIENT_ID
 from tests.support.builders import ADMIN_KEY, bearer, create_key, hb, new_org
 
 WRONG_KEY = "bk_live_" + "x" * 43
@@ -61,15 +64,17 @@ def expected_refusal(requirement: Requirement, caller: Caller, org_a: str) -> in
 
 
 @pytest.fixture
-def settings() -> Settings:
+def settings(oidc_issuer: str) -> Settings:
     """Walking every route with a wrong key is ~50 failures from one address: past the
-    failed-authentication limits, which tests/api/test_auth_limits.py covers on their own."""
+    failed-authentication limits, which tests/api/test_auth_limits.py covers on their own.
+    Sign-in tokens come from a real OIDC provider (tests/conftest.py, `oidc_issuer`)."""
     return Settings(admin_api_key=ADMIN_KEY, environment="test",
-                    auth_failure_limit_per_address=0, auth_failure_limit_per_key_prefix=0)
+                    auth_failure_limit_per_address=0, auth_failure_limit_per_key_prefix=0,
+                    oidc=OidcConfig(issuer=oidc_issuer, audience=CONSOLE_CLIENT_ID))
 
 
 @pytest.fixture
-def world(client: TestClient, admin: dict[str, str], clock) -> dict[str, Any]:
+def world(client: TestClient, admin: dict[str, str], clock, oidc_issuer: str) -> dict[str, Any]:
     org_a, org_b = new_org(client, admin), new_org(client, admin)
     callers: dict[str, Caller] = {
         "no credential": Caller({}),
@@ -94,6 +99,12 @@ def world(client: TestClient, admin: dict[str, str], clock) -> dict[str, Any]:
         assert made.status_code == 201, made.text
         callers[f"a {role.name} staff key"] = Caller(bearer(made.json()["key"]), role=role)
     callers["the configured admin key"] = Caller(admin, role=Role.admin)
+    for role in Role:  # the demo people of the provider, one per role
+        signed_in = issue_id_token(oidc_issuer, f"{role.name}@example.com",
+                                   client_id=CONSOLE_CLIENT_ID)
+        callers[f"a {role.name} sign-in token"] = Caller(bearer(signed_in), role=role)
+    callers["a sign-in token for another client"] = Caller(bearer(issue_id_token(
+        oidc_issuer, "admin@example.com", client_id="another-app")))
     clock.advance(minutes=2)
     callers["an expired key"] = Caller(bearer(expiring["key"]))
     return {"org_a": org_a, "callers": callers}
@@ -122,6 +133,8 @@ CALLERS = [
     "org B's usage:write key", "org B's billing:read key",
     "a viewer staff key", "a support staff key", "a operator staff key", "a admin staff key",
     "the configured admin key",
+    "a viewer sign-in token", "a support sign-in token", "a operator sign-in token",
+    "a admin sign-in token", "a sign-in token for another client",
 ]
 
 
