@@ -54,6 +54,13 @@ class _KeyTable(KeyStore):
     def by_hash(self, sha256: str) -> StoredKey | None:
         return super().by_hash(sha256) if self._present() else None
 
+    def revoked_since(self, at: datetime) -> list[str]:
+        return super().revoked_since(at) if self._present() else []
+
+    def touch_many(self, used: dict[str, datetime]) -> None:
+        if self._present():
+            super().touch_many(used)
+
 
 class Credentials:
     def __init__(self, authenticator: KeyAuthenticator) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, Row, select, update
+from sqlalchemy import Connection, Row, bindparam, select, update
 
 from billing_core.sql import utc, utc_or_none
 from billing_engine.access.tables import api_keys
@@ -103,6 +103,17 @@ class KeyStore(Store):
 
         return self._run(work, write=True)
 
+    def revoked_since(self, at: datetime) -> list[str]:
+        """Ids of the keys revoked at or after `at`."""
+        query = select(api_keys.c.id).where(api_keys.c.revoked_at >= at)
+        return list(self._run(lambda c: [str(r.id) for r in c.execute(query)]))
+
     def touch(self, key_id: str, *, at: datetime) -> None:
-        stmt = update(api_keys).where(api_keys.c.id == key_id).values(last_used_at=at)
-        self._run(lambda c: c.execute(stmt), write=True)
+        self.touch_many({key_id: at})
+
+    def touch_many(self, used: dict[str, datetime]) -> None:
+        """last_used_at of several keys in one transaction."""
+        stmt = (update(api_keys).where(api_keys.c.id == bindparam("key_id"))
+                .values(last_used_at=bindparam("used_at")))
+        rows = [{"key_id": key_id, "used_at": at} for key_id, at in used.items()]
+        self._run(lambda c: c.execute(stmt, rows), write=True)
