@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -173,3 +174,16 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(
             status_code=exc.status_code, content=error_body("http_error", str(exc.detail))
         )
+
+
+def api_routes(routes: Sequence[Any]) -> list[APIRoute]:
+    """Every APIRoute of a route list, those of included routers too (FastAPI keeps them
+    nested): what each app's access check and OpenAPI notes walk."""
+    found: list[APIRoute] = []
+    for route in routes:
+        nested = getattr(route, "original_router", None)
+        if isinstance(route, APIRoute):
+            found.append(route)
+        elif nested is not None:
+            found += api_routes(list(nested.routes))
+    return found

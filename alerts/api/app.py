@@ -9,12 +9,10 @@ Every answer that is not 2xx has billing_core's error shape, `{"error", "message
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import Depends, FastAPI
-from fastapi.routing import APIRoute
 
 from alerts import __version__
 from alerts.access.policy import ALERTS_POLICY
@@ -26,7 +24,7 @@ from alerts.process import AlertsProcess
 from alerts.rules.routes import router as alerts_router
 from alerts.silences.routes import router as silences_router
 from billing_core.access import Public, StaffRole
-from billing_core.http import error_responses, install_error_handlers
+from billing_core.http import api_routes, error_responses, install_error_handlers
 
 ROUTERS = (health_router, alerts_router, silences_router, budget_router, delivery_router)
 
@@ -55,18 +53,6 @@ def create_app(process: AlertsProcess, *, run_scheduler: bool = True) -> FastAPI
         app.include_router(router)
     declare_access(app)
     return app
-
-
-def api_routes(routes: Sequence[Any]) -> list[APIRoute]:
-    """Every APIRoute, those of included routers too (FastAPI keeps them nested)."""
-    found: list[APIRoute] = []
-    for route in routes:
-        nested = getattr(route, "original_router", None)
-        if isinstance(route, APIRoute):
-            found.append(route)
-        elif nested is not None:
-            found += api_routes(list(nested.routes))
-    return found
 
 
 def declare_access(app: FastAPI) -> None:

@@ -9,11 +9,10 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.routing import APIRoute
 
 from billing_core.access import OrgScope, Public, Requirement
 from billing_core.clock import Clock, utc_now
-from billing_core.http import error_responses, install_error_handlers
+from billing_core.http import api_routes, error_responses, install_error_handlers
 from billing_engine import __version__
 from billing_engine.access import routes as access_routes
 from billing_engine.access.policy import ENGINE_POLICY
@@ -120,18 +119,6 @@ def create_app(
     app.add_middleware(AuditMiddleware, audit=services.audit)  # inside: sees the request id
     app.add_middleware(ObservabilityMiddleware, metrics=services.metrics)
     return app
-
-
-def api_routes(routes: list[Any]) -> list[APIRoute]:
-    """Every APIRoute, including those of included routers (kept nested by FastAPI)."""
-    found: list[APIRoute] = []
-    for route in routes:
-        nested = getattr(route, "original_router", None)
-        if isinstance(route, APIRoute):
-            found.append(route)
-        elif nested is not None:
-            found += api_routes(list(nested.routes))
-    return found
 
 
 def access_text(requirement: Requirement) -> str:
