@@ -76,7 +76,7 @@ class Stack:
         oidc_env: dict[str, str] = {}
         if "oidc" in self.parts:
             self.oidc = OidcProvider(**self._common("oidc"))
-            oidc_env = {"OIDC_ISSUER": self.url("oidc"), "OIDC_AUDIENCE": CONSOLE_CLIENT_ID}
+            oidc_env = {"OIDC_ISSUER_URL": self.url("oidc"), "OIDC_CLIENT_ID": CONSOLE_CLIENT_ID}
         if "engine" in self.parts:
             self.engine = EngineProcess(self.database_url, admin_key=self.admin_key,
                                         demo=self.demo, extra_env=oidc_env | self.engine_env,

@@ -1,9 +1,9 @@
 """Staff sign-in tokens from the organisation's identity provider, accepted by both APIs.
 
 A bearer token that is a JWT (three dot-separated parts, not one of our `bk_`/`bks_` keys) is
-checked against the issuer named by `OIDC_ISSUER`: its signature with the keys the issuer
+checked against the issuer named by `OIDC_ISSUER_URL`: its signature with the keys the issuer
 publishes (discovery document, then `jwks_uri`, keys cached for five minutes), its issuer, its
-audience (`OIDC_AUDIENCE`, the console's client id: the console forwards the person's ID
+audience (`OIDC_CLIENT_ID`, the console's client id: the console forwards the person's ID
 token), its expiry (30 s of leeway for clocks). The role comes from one claim (`OIDC_ROLE_CLAIM`,
 default `groups`): each value is looked up in `OIDC_ROLE_MAP` (`group:role,...`, default
 `billing-viewer:viewer,billing-support:support,billing-operator:operator,billing-admin:admin`)
@@ -81,14 +81,14 @@ class OidcConfig:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> OidcConfig | None:
-        issuer = (env.get("OIDC_ISSUER") or "").strip().rstrip("/")
+        issuer = (env.get("OIDC_ISSUER_URL") or "").strip().rstrip("/")
         if not issuer:
             return None
         if not issuer.startswith(("https://", "http://")):
-            raise SettingsError("OIDC_ISSUER must be the issuer's URL (https://...)")
-        audience = (env.get("OIDC_AUDIENCE") or "").strip()
+            raise SettingsError("OIDC_ISSUER_URL must be the issuer's URL (https://...)")
+        audience = (env.get("OIDC_CLIENT_ID") or "").strip()
         if not audience:
-            raise SettingsError("OIDC_AUDIENCE is required with OIDC_ISSUER: the client id "
+            raise SettingsError("OIDC_CLIENT_ID is required with OIDC_ISSUER_URL: the client id "
                                 "whose tokens are accepted (the console's)")
         raw_map = env.get("OIDC_ROLE_MAP")
         return cls(issuer=issuer, audience=audience,

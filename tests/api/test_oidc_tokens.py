@@ -119,6 +119,6 @@ def test_roles_come_from_the_configured_claim_and_map():
     for raw, hint in (("ops", "group:role"), ("ops:root", "role")):
         with pytest.raises(SettingsError, match=hint):
             parse_role_map(raw)
-    with pytest.raises(SettingsError, match="OIDC_AUDIENCE"):
-        OidcConfig.from_env({"OIDC_ISSUER": "https://idp.example"})
+    with pytest.raises(SettingsError, match="OIDC_CLIENT_ID"):
+        OidcConfig.from_env({"OIDC_ISSUER_URL": "https://idp.example"})
     assert OidcConfig.from_env({}) is None
