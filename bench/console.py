@@ -35,8 +35,9 @@ import streamlit as st
 import yaml
 from streamlit.testing.v1 import AppTest
 
-from devstack.processes import EngineProcess
+from devstack.processes import EngineProcess, OidcProvider, console_sign_in_env, console_user
 from devstack.servers import free_port, wait_for
+from devstack.stack import CONSOLE_CLIENT_ID
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "dashboard" / "app.py")
@@ -234,8 +235,14 @@ def _timed(app: AppTest) -> float:
     return elapsed
 
 
-def _customer_app(query: str) -> AppTest:
+def _console_app(user: dict[str, Any]) -> AppTest:
     app = AppTest.from_file(APP, default_timeout=60)
+    app.user = dict(user)
+    return app
+
+
+def _customer_app(query: str, user: dict[str, Any]) -> AppTest:
+    app = _console_app(user)
     app.switch_page("views/customers.py")
     app.session_state["customer_query"] = query
     return app
@@ -266,7 +273,8 @@ def _summary(seconds: list[float]) -> dict[str, float]:
     return {"median_ms": statistics.median(ms), "p95_ms": _percentile(ms, 95), "runs": len(ms)}
 
 
-def measure(*, runs: int, org_id: str, used: str, alerts_url: str) -> dict[str, Any]:
+def measure(*, runs: int, org_id: str, used: str, alerts_url: str,
+            user: dict[str, Any]) -> dict[str, Any]:
     """Interleaved, so load from anything else on the machine falls on every page alike."""
     times: dict[str, list[float]] = {k: [] for k in (
         "reference_cold", "reference_warm", "customer_cold", "customer_warm", "overview_cold",
@@ -281,8 +289,8 @@ def measure(*, runs: int, org_id: str, used: str, alerts_url: str) -> dict[str, 
             shown["availability"] = _check_overview(app, alerts_url)
 
     pages: dict[str, Callable[[], AppTest]] = {
-        "customer": lambda: _customer_app(CUSTOMER_NAME[:12]),
-        "overview": lambda: AppTest.from_file(APP, default_timeout=60),
+        "customer": lambda: _customer_app(CUSTOMER_NAME[:12], user),
+        "overview": lambda: _console_app(user),
         "reference": lambda: AppTest.from_string(TRIVIAL_PAGE, default_timeout=60),
     }
     for i in range(runs + 1):  # the first round warms imports and connections, not counted
@@ -321,9 +329,13 @@ def bench_console(url: str, *, runs: int = 20, orgs: int = 10_000, days: int = 3
                   instances: int = 20) -> dict[str, Any]:
     """`url`: a migrated, empty database of the bench's own."""
     seed_orgs(url, orgs=orgs, days=days)
+    # The console reads as a signed-in support agent, as people use it.
+    oidc = OidcProvider().start()
+    oidc_env = {"OIDC_ISSUER_URL": oidc.issuer, "OIDC_CLIENT_ID": CONSOLE_CLIENT_ID}
     engine = EngineProcess(url, admin_key=ADMIN, workers=2,
-                           extra_env={"LOG_LEVEL": "WARNING"}).start()
+                           extra_env={"LOG_LEVEL": "WARNING", **oidc_env}).start()
     try:
+        user = console_user(oidc.issuer, "support@example.com", client_id=CONSOLE_CLIENT_ID)
         org_id = seed_customer(engine.url, url, days=days, instances=instances)
         billing = httpx.get(f"{engine.url}/v1/billing", params={"org_id": org_id},
                             headers=STAFF).json()
@@ -335,15 +347,16 @@ def bench_console(url: str, *, runs: int = 20, orgs: int = 10_000, days: int = 3
             # Outside `streamlit run`, every st.cache_data.clear() warns "no runtime": quiet.
             logging.disable(logging.WARNING)
             try:
-                with _console_env(ENGINE_URL=engine.url, ENGINE_API_KEY=ADMIN,
-                                  PROMETHEUS_URL=prometheus_url,
-                                  ALERTS_URL=alerts_url):
-                    result = measure(runs=runs, org_id=org_id, used=used, alerts_url=alerts_url)
+                with _console_env(ENGINE_URL=engine.url, PROMETHEUS_URL=prometheus_url,
+                                  ALERTS_URL=alerts_url, **console_sign_in_env(oidc_env)):
+                    result = measure(runs=runs, org_id=org_id, used=used, alerts_url=alerts_url,
+                                     user=user)
             finally:
                 logging.disable(logging.NOTSET)
             result["load_average"] = [load_before, os.getloadavg()[0]]
     finally:
         engine.stop()
+        oidc.stop()
     result["orgs"], result["days"], result["instances"] = orgs, days, instances
     return result
 

@@ -1,20 +1,41 @@
-"""Entry point: `streamlit run dashboard/app.py`. Declares the settings and the navigation only."""
+"""Entry point: `python -m dashboard` (or `streamlit run dashboard/app.py`). Declares the settings,
+the signed-in person and the navigation only.
+
+Before sign-in only the sign-in page is served. Afterwards each page is listed for the roles
+that may use it (viewer: SLOs, alerts and runbooks; support and above: customers).
+"""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import streamlit as st
 
+from billing_core.access import Role
 from dashboard.settings import ConsoleSettings
+from dashboard.signin import current_person, show_person
+
+# (script, title, url path, the lowest role that sees it); the first is the default page.
+PAGES = (
+    ("views/overview.py", "Overview", "overview", Role.viewer),
+    ("views/errors_latency.py", "Errors and latency", "errors", Role.viewer),
+    ("views/alerts.py", "Alerts", "alerts", Role.viewer),
+    ("views/customers.py", "Customers", "customers", Role.support),
+    ("views/usage_payments.py", "Usage and payments", "usage", Role.viewer),
+    ("views/runbooks.py", "Runbooks", "runbooks", Role.viewer),
+)
 
 st.set_page_config(page_title="Billing ops console", page_icon="📟", layout="wide")
-st.session_state["console_settings"] = ConsoleSettings.from_env()
+settings = ConsoleSettings.from_env()
+st.session_state["console_settings"] = settings
+person = current_person(settings)
+st.session_state["console_person"] = person
 
-page = st.navigation([
-    st.Page("views/overview.py", title="Overview", url_path="overview", default=True),
-    st.Page("views/errors_latency.py", title="Errors and latency", url_path="errors"),
-    st.Page("views/alerts.py", title="Alerts", url_path="alerts"),
-    st.Page("views/customers.py", title="Customers", url_path="customers"),
-    st.Page("views/usage_payments.py", title="Usage and payments", url_path="usage"),
-    st.Page("views/runbooks.py", title="Runbooks", url_path="runbooks"),
-])
-page.run()
+if person is None or person.role is None or person.expired(datetime.now(UTC)):
+    st.session_state["console_person"] = None
+    pages = [st.Page("views/signin.py", title="Sign in", url_path="signin", default=True)]
+else:
+    show_person(person)
+    pages = [st.Page(script, title=title, url_path=path, default=index == 0)
+             for index, (script, title, path, role) in enumerate(PAGES) if person.may(role)]
+st.navigation(pages).run()

@@ -50,19 +50,30 @@ def show_down(down: BackendDown) -> None:
 
 # -- HTTP APIs (engine, alerts) -----------------------------------------------------------------
 
-def _credential(base_url: str) -> dict[str, str]:
-    """The console's staff key for the engine's and the alerts API's reads (both accept the
-    engine's staff keys); read here, so it is never a cache key."""
-    settings = current_settings()
-    if base_url in (settings.engine_url, settings.alerts_url) and settings.engine_api_key:
-        return {"Authorization": f"Bearer {settings.engine_api_key}"}
-    return {}
+def _person_token() -> str:
+    """The signed-in person's ID token: the console's only credential for both APIs. Read here,
+    never passed in, so it is never a cache key."""
+    person = st.session_state.get("console_person")
+    return str(getattr(person, "token", "") or "")
+
+
+def _role() -> str:
+    """The part of the caller a cached answer depends on: the APIs answer every person of one
+    role alike, so answers are shared within a role and never across roles."""
+    person = st.session_state.get("console_person")
+    role = getattr(person, "role", None)
+    return role.name if role is not None else ""
+
+
+def _headers(extra: dict[str, str] | None = None) -> dict[str, str]:
+    token = _person_token()
+    return {**({"Authorization": f"Bearer {token}"} if token else {}), **(extra or {})}
 
 
 @st.cache_data(ttl=5, show_spinner=False)
-def _get_json(base_url: str, path: str, params: tuple[tuple[str, Any], ...]) -> Any:
+def _get_json(base_url: str, path: str, params: tuple[tuple[str, Any], ...], role: str) -> Any:
     response = httpx.get(f"{base_url}{path}", params=dict(params), timeout=TIMEOUT_SECONDS,
-                         headers=_credential(base_url))
+                         headers=_headers())
     if response.status_code == 404:
         return None
     response.raise_for_status()
@@ -71,14 +82,19 @@ def _get_json(base_url: str, path: str, params: tuple[tuple[str, Any], ...]) -> 
 
 def _error_text(error: Exception) -> str:
     if isinstance(error, httpx.HTTPStatusError):
-        return f"HTTP {error.response.status_code}"
+        status = error.response.status_code
+        if status == 401:
+            return "HTTP 401: your sign-in was not accepted; sign out and in again"
+        if status == 403:
+            return "HTTP 403: your role may not read this"
+        return f"HTTP {status}"
     return type(error).__name__
 
 
 def get_json(name: str, base_url: str, path: str, **params: Any) -> Any | BackendDown:
     """The JSON body (None on 404), or BackendDown when the backend cannot answer."""
     try:
-        return _get_json(base_url, path, tuple(sorted(params.items())))
+        return _get_json(base_url, path, tuple(sorted(params.items())), _role())
     except (httpx.HTTPError, ValueError) as error:
         return BackendDown(name, base_url, _error_text(error))
 
@@ -91,15 +107,14 @@ def alerts_api(path: str, **params: Any) -> Any | BackendDown:
     return get_json(ALERTS, current_settings().alerts_url, path, **params)
 
 
-def _admin_request(name: str, base_url: str, method: str, path: str, admin_key: str, *,
-                   json_body: dict[str, Any] | None = None,
-                   headers: dict[str, str] | None = None) -> tuple[int, Any] | BackendDown:
-    """Never cached (the key must not become a cache key); the status and body, whatever they
-    are, or BackendDown when nothing answered."""
+def _send(name: str, base_url: str, method: str, path: str, *,
+          json_body: dict[str, Any] | None = None,
+          headers: dict[str, str] | None = None) -> tuple[int, Any] | BackendDown:
+    """A change (or an uncached read), as the signed-in person: the status and body, whatever
+    they are, or BackendDown when nothing answered. The API records the person as its actor."""
     try:
         response = httpx.request(method, f"{base_url}{path}", json=json_body,
-                                 headers={"X-Admin-Key": admin_key, **(headers or {})},
-                                 timeout=TIMEOUT_SECONDS * 3)
+                                 headers=_headers(headers), timeout=TIMEOUT_SECONDS * 3)
     except httpx.HTTPError as error:
         return BackendDown(name, base_url, _error_text(error))
     try:
@@ -109,27 +124,24 @@ def _admin_request(name: str, base_url: str, method: str, path: str, admin_key: 
     return response.status_code, body
 
 
-def engine_admin_post(path: str, admin_key: str, *, json_body: dict[str, Any] | None = None,
-                      idempotency_key: str | None = None) -> tuple[int, Any] | BackendDown:
-    """Admin actions are never cached; the engine checks the key and answers 401 without it.
-
-    `idempotency_key` goes out as the Idempotency-Key header, so a double submit is one grant.
-    """
+def engine_post(path: str, *, json_body: dict[str, Any] | None = None,
+                idempotency_key: str | None = None) -> tuple[int, Any] | BackendDown:
+    """An engine action (never cached). `idempotency_key` goes out as the Idempotency-Key
+    header, so a double submit is one grant."""
     headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
-    return _admin_request(ENGINE, current_settings().engine_url, "POST", path, admin_key,
-                          json_body=json_body, headers=headers)
+    return _send(ENGINE, current_settings().engine_url, "POST", path, json_body=json_body,
+                 headers=headers)
 
 
-def alerts_admin_get(path: str, admin_key: str) -> tuple[int, Any] | BackendDown:
-    """The alerts API's support views (/debug/...) need the admin key."""
-    return _admin_request(ALERTS, current_settings().alerts_url, "GET", path, admin_key)
+def alerts_get(path: str) -> tuple[int, Any] | BackendDown:
+    """An alerts API read whose status matters to the page (the budget alert history)."""
+    return _send(ALERTS, current_settings().alerts_url, "GET", path)
 
 
-def alerts_admin_send(method: str, path: str, admin_key: str, *,
-                      json_body: dict[str, Any] | None = None) -> tuple[int, Any] | BackendDown:
-    """The alerts API's changes (ack, add or expire a silence) with the admin key; never cached."""
-    return _admin_request(ALERTS, current_settings().alerts_url, method, path, admin_key,
-                          json_body=json_body)
+def alerts_send(method: str, path: str, *,
+                json_body: dict[str, Any] | None = None) -> tuple[int, Any] | BackendDown:
+    """An alerts API change (acknowledge, add or expire a silence); never cached."""
+    return _send(ALERTS, current_settings().alerts_url, method, path, json_body=json_body)
 
 
 def field_errors(body: Any) -> list[tuple[str, str]]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -205,7 +206,8 @@ class MailSink(ServiceProcess):
 
 @dataclass
 class Console(ServiceProcess):
-    """`streamlit run dashboard/app.py`, pointed at the engine, Prometheus and alerts process."""
+    """`python -m dashboard`, pointed at the engine, Prometheus and alerts process. With
+    `oidc_env` (the provider's issuer and the console's client) people sign in through it."""
 
     name: ClassVar[str] = "console"
     ready_path: ClassVar[str] = "/_stcore/health"
@@ -213,18 +215,25 @@ class Console(ServiceProcess):
     engine_url: str = ""
     prometheus_url: str = ""
     alerts_url: str = ""
+    oidc_env: dict[str, str] = field(default_factory=dict)
     extra_env: dict[str, str] = field(default_factory=dict)
 
     def argv(self) -> list[str]:
-        return [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard" / "app.py"),
-                "--server.address", "127.0.0.1", "--server.port", str(self.port),
-                "--server.headless", "true", "--browser.gatherUsageStats", "false",
-                "--server.fileWatcherType", "none"]
+        return [sys.executable, "-m", "dashboard", "--host", "127.0.0.1", "--port", str(self.port)]
 
     def environ(self) -> dict[str, str]:
         return {**super().environ(), "ENGINE_URL": self.engine_url,
                 "PROMETHEUS_URL": self.prometheus_url, "ALERTS_URL": self.alerts_url,
-                **self.extra_env}
+                "CONSOLE_URL": self.url, **console_sign_in_env(self.oidc_env), **self.extra_env}
+
+
+def console_sign_in_env(oidc_env: Mapping[str, str]) -> dict[str, str]:
+    """The console's sign-in settings for a local provider (none without one): any client
+    secret will do there, and the cookie secret is made afresh."""
+    if not oidc_env:
+        return {}
+    return {**oidc_env, "OIDC_CLIENT_SECRET": "local-console-secret",
+            "CONSOLE_COOKIE_SECRET": secrets.token_urlsafe(32)}
 
 
 # One demo person per staff role, signed in through the local provider by `make run` and the tests:
@@ -285,6 +294,17 @@ def issue_id_token(issuer: str, sub: str, *, client_id: str,
             "client_id": client_id, "client_secret": "secret"})
         token.raise_for_status()
         return str(token.json()["id_token"])
+
+
+def console_user(issuer: str, sub: str, *, client_id: str) -> dict[str, object]:
+    """What `st.user` holds once `sub` has signed in to the console through the provider at
+    `issuer`: the ID token's claims, and the token itself under `tokens` (the console exposes
+    only the ID token). For AppTest runs of the console, in the tests and the bench."""
+    import jwt
+
+    token = issue_id_token(issuer, sub, client_id=client_id)
+    claims = jwt.decode(token, options={"verify_signature": False})
+    return {**claims, "is_logged_in": True, "tokens": {"id": token}}
 
 
 @dataclass

@@ -23,6 +23,8 @@ from devstack.processes import (
     OidcProvider,
     PrometheusServer,
     ServiceProcess,
+    console_sign_in_env,
+    console_user,
 )
 from devstack.servers import free_port, wait_for
 
@@ -67,16 +69,32 @@ class Stack:
         scheme = "smtp" if part == "mailsink" else "http"
         return f"{scheme}://127.0.0.1:{self.ports[part]}"
 
+    def oidc_env(self) -> dict[str, str]:
+        """The provider's issuer and the console's client, as every process is told them."""
+        if "oidc" not in self.parts:
+            return {}
+        return {"OIDC_ISSUER_URL": self.url("oidc"), "OIDC_CLIENT_ID": CONSOLE_CLIENT_ID}
+
+    def console_environ(self) -> dict[str, str]:
+        """The console's environment in this stack: what `python -m dashboard` is started
+        with, and what an AppTest run of the app in a test or the bench needs."""
+        return {"ENGINE_URL": self.url("engine"), "PROMETHEUS_URL": self.url("prometheus"),
+                "ALERTS_URL": self.url("alerts"), "CONSOLE_URL": self.url("console"),
+                **console_sign_in_env(self.oidc_env()), **self.console_env}
+
+    def console_user(self, sub: str) -> dict[str, object]:
+        """`st.user` once `sub`, a person the stack's provider knows, has signed in."""
+        return console_user(self.url("oidc"), sub, client_id=CONSOLE_CLIENT_ID)
+
     def _common(self, part: str) -> dict[str, Any]:
         log = self.log_dir / f"{part}.log" if self.log_dir is not None else None
         return {"port": self.ports[part], "log_path": log, "die_with_parent": self.die_with_parent}
 
     def build(self) -> list[ServiceProcess]:
         """The processes of the chosen parts, in start order, not yet started."""
-        oidc_env: dict[str, str] = {}
+        oidc_env = self.oidc_env()
         if "oidc" in self.parts:
             self.oidc = OidcProvider(**self._common("oidc"))
-            oidc_env = {"OIDC_ISSUER_URL": self.url("oidc"), "OIDC_CLIENT_ID": CONSOLE_CLIENT_ID}
         if "engine" in self.parts:
             self.engine = EngineProcess(self.database_url, admin_key=self.admin_key,
                                         demo=self.demo, extra_env=oidc_env | self.engine_env,
@@ -100,12 +118,11 @@ class Stack:
             self.alerts = AlertsProcess(env=env | oidc_env | self.alerts_env,
                                         **self._common("alerts"))
         if "console" in self.parts:
-            # The console reads the engine with a staff credential: the stack's admin key.
-            console_env = {"ENGINE_API_KEY": self.admin_key, **self.console_env}
+            # People sign in through the stack's provider; the console has no key of its own.
             self.console = Console(engine_url=self.url("engine"),
                                    prometheus_url=self.url("prometheus"),
-                                   alerts_url=self.url("alerts"),
-                                   extra_env=console_env, **self._common("console"))
+                                   alerts_url=self.url("alerts"), oidc_env=oidc_env,
+                                   extra_env=self.console_env, **self._common("console"))
         return [p for p in (self.oidc, self.engine, self.mailsink, self.prometheus, self.alerts,
                             self.console) if p is not None]
 

@@ -4,7 +4,8 @@ Processes: the engine in demo mode (SQLite under ./var, demo orgs, simulated ins
 clients), a local SMTP sink writing every mail it gets to var/mail/ as .eml files, a local
 Prometheus scraping the engine and the alerts process with the shipped rules, the alerts process
 (rule and budget alerts, mailed to the sink; Slack only when SLACK_WEBHOOK_URL is set), and the
-Streamlit console (the first URL printed).
+Streamlit console (the first URL printed), which people sign in to through a local OpenID Connect
+provider with one demo person per staff role (printed with the URLs).
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # devstack lives beside the packages, not inside them
 
+from devstack.processes import DEMO_USERS  # noqa: E402
 from devstack.stack import PARTS, Stack  # noqa: E402
 
 VAR = ROOT / "var"
-PORTS = {"engine": 8006, "mailsink": 1025, "prometheus": 9090, "alerts": 8007, "console": 8501}
+PORTS = {"oidc": 9400, "engine": 8006, "mailsink": 1025, "prometheus": 9090, "alerts": 8007,
+         "console": 8501}
 
 
 class Stop(Exception):
@@ -78,7 +81,10 @@ def banner(stack: Stack) -> str:
     ]
     if "prometheus" in stack.parts:
         lines.append(f"  Prometheus            {stack.url('prometheus')}/alerts")
+    lines.append(f"  Sign-in (local OIDC)  {stack.url('oidc')}/")
     lines.append(f"  Admin key (dev only)  {stack.admin_key}")
+    lines.append("Sign in to the console as a demo person (pick one on the provider's page):")
+    lines += [f"  {sub:<22}{group.removeprefix('billing-')}" for sub, _, group in DEMO_USERS]
     return "\n".join(lines) + "\n"
 
 

@@ -30,10 +30,19 @@ def test_the_parts_are_wired_to_each_other_on_their_ports() -> None:
     assert alerts_env["EVALUATION_INTERVAL_SECONDS"] == "1"
     assert alerts_env["PORT"] == str(stack.ports["alerts"])
     assert stack.engine.environ()["DATABASE_URL"] == alerts_env["DATABASE_URL"]
-    assert stack.engine.environ()["OIDC_ISSUER_URL"] == alerts_env["OIDC_ISSUER_URL"] == stack.url("oidc")
+    issuer = stack.engine.environ()["OIDC_ISSUER_URL"]
+    assert issuer == alerts_env["OIDC_ISSUER_URL"] == stack.url("oidc")
     console_env = stack.console.environ()
     assert (console_env["ENGINE_URL"], console_env["ALERTS_URL"]) == (
         stack.engine.url, stack.alerts.url)
+    # People sign in to the console through the same provider; it has no key of its own.
+    assert console_env["OIDC_ISSUER_URL"] == issuer
+    assert console_env["OIDC_CLIENT_ID"] == alerts_env["OIDC_CLIENT_ID"]
+    assert console_env["CONSOLE_URL"] == stack.console.url
+    assert "ENGINE_API_KEY" not in console_env
+    in_tests = stack.console_environ()  # what AppTest runs of the app are given
+    assert {k: in_tests[k] for k in ("ENGINE_URL", "OIDC_ISSUER_URL", "CONSOLE_URL")} == {
+        k: console_env[k] for k in ("ENGINE_URL", "OIDC_ISSUER_URL", "CONSOLE_URL")}
     assert stack.prometheus.targets == {
         "billing-engine": f"127.0.0.1:{stack.engine.port}",
         "alerts": f"127.0.0.1:{stack.alerts.port}"}

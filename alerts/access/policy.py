@@ -3,8 +3,9 @@ on every route and walked by `tests/alerts/test_access_policy.py` against the ap
 
 A route missing here answers 403 to everyone (default deny) and fails that test by name. Roles
 are the engine's (`billing_core.access.Role`), lowest first: viewer reads alerts and silences,
-operator acknowledges, silences, sends test messages and reads an org's budget alert history,
-admin may do everything. Org keys reach nothing here.
+support reads an org's budget alert history (it names the customer's billing email, which
+support sees on the billing card anyway), operator acknowledges, silences and sends test
+messages, admin may do everything. Org keys reach nothing here.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from billing_core.access import Policy, Public, Role, StaffRole
 
 PUBLIC = Public()
 VIEWER = StaffRole(Role.viewer)
+SUPPORT = StaffRole(Role.support)
 OPERATOR = StaffRole(Role.operator)
 
 ALERTS_POLICY: Policy = {
@@ -28,11 +30,12 @@ ALERTS_POLICY: Policy = {
     ("GET", "/v1/alerts"): VIEWER,
     ("GET", "/v1/silences"): VIEWER,
     ("GET", "/v1/silences/{silence_id}"): VIEWER,
-    # Changes, delivery tests and the budget history (which names a customer's billing email).
+    # A customer's budget alerts: what support answers "did they warn me?" with.
+    ("GET", "/debug/alerts/{org_id}"): SUPPORT,
+    # Changes and delivery tests.
     ("POST", "/v1/alerts/{fingerprint}/ack"): OPERATOR,
     ("POST", "/v1/silences"): OPERATOR,
     ("DELETE", "/v1/silences/{silence_id}"): OPERATOR,
-    ("GET", "/debug/alerts/{org_id}"): OPERATOR,
     ("POST", "/admin/test-email"): OPERATOR,
     ("POST", "/admin/test-slack"): OPERATOR,
 }

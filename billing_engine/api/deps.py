@@ -35,7 +35,8 @@ from billing_engine.wiring import Services
 ORG_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
 INSTANCE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}$"
 PERIOD_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
-ACTOR_PATTERN = r"^[a-z0-9_-]{1,64}$"
+# Key names (a-z 0-9 _ -) and the people sign-in tokens name (their email).
+ACTOR_PATTERN = r"^[A-Za-z0-9_.@+-]{1,64}$"
 STATE_PRINCIPAL = "principal"
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 

@@ -12,7 +12,8 @@ from billing_core.http import ResponseModel, Timestamp
 class AuditEntryOut(ResponseModel):
     id: int | None
     at: Timestamp
-    actor: str | None = Field(description="The admin key's name; null when refused")
+    actor: str | None = Field(
+        description="Who: the key's name or the signed-in person's email; null when refused")
     method: str
     path: str
     target: str | None = Field(description="What it acted on: the path parameters, or org_id")

@@ -1,8 +1,9 @@
 """Alerts: what is firing, since when, who was told, and the runbook section to follow.
 
 The list refreshes itself every 15 s in a fragment; the acknowledge and silence forms and the
-silences table sit outside it, so a refresh never resets what someone is typing. Changes need
-the admin key entered in the sidebar (the same session key as the Customers page).
+silences table sit outside it, so a refresh never resets what someone is typing. Everyone signed
+in reads; acknowledging and silencing are offered from the operator role up, and the alerts API
+records the signed-in person as who did it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 
 import streamlit as st
 
+from billing_core.access import Role
 from dashboard import charts, data
 from dashboard.formatting import (
     alert_sort_key,
@@ -22,6 +24,7 @@ from dashboard.formatting import (
     silences_frame,
 )
 from dashboard.runbooks import console_runbook_link
+from dashboard.signin import Person, require
 
 OUTCOME = "alerts_outcome"  # session key: the last change's result, shown once
 STATES = {"active": "Active (pending and firing)", "recent": "Recent (also resolved, last 24 h)"}
@@ -30,7 +33,7 @@ DURATIONS = {"30m": "30 minutes", "1h": "1 hour", "2h": "2 hours", "4h": "4 hour
 # Form labels for the alerts API's field names, so a refusal points at the right input.
 FIELDS = {"by": "By", "matchers": "Matchers", "comment": "Comment", "created_by": "By",
           "duration": "Expires after", "expires_at": "Expires after",
-          "fingerprint": "Alert", "silence_id": "Silence", "X-Admin-Key": "Admin key"}
+          "fingerprint": "Alert", "silence_id": "Silence"}
 
 
 def load_alerts(state: str) -> tuple[list[dict[str, Any]], str, list[data.BackendDown]]:
@@ -61,8 +64,7 @@ def _field_text(body: Any) -> str:
 
 def _send(action: str, method: str, path: str, done: Any,
           body: dict[str, Any] | None = None) -> bool:
-    answer = data.alerts_admin_send(method, path, st.session_state.get("admin_key", ""),
-                                    json_body=body)
+    answer = data.alerts_send(method, path, json_body=body)
     if isinstance(answer, data.BackendDown):
         st.session_state[OUTCOME] = ("down", answer)
         return False
@@ -72,7 +74,8 @@ def _send(action: str, method: str, path: str, done: Any,
         st.session_state[OUTCOME] = ("success", done(reply))
         return True
     if status == 401:
-        text = f"The alerts API refused the admin key (401): {action} not done."
+        text = (f"The alerts API did not accept your sign-in (401): {action} not done. Sign out "
+                "and in again.")
     else:
         text = f"{action.capitalize()} refused: HTTP {status}. {_field_text(reply)}"
     st.session_state[OUTCOME] = ("error", text)
@@ -80,19 +83,16 @@ def _send(action: str, method: str, path: str, done: Any,
 
 
 def acknowledge(fingerprint: str, name: str) -> None:
-    by = (st.session_state.get("ack_by") or "").strip()
     _send("acknowledge", "POST", f"/v1/alerts/{fingerprint}/ack", lambda r: (
-        f"{name} acknowledged by {r.get('acked_by', by)} at {format_time(r.get('acked_at'))}: "
-        "no more repeats of this episode; it stays listed until its condition clears."),
-        body={"by": by})
+        f"{name} acknowledged by {r.get('acked_by', '?')} at {format_time(r.get('acked_at'))}: "
+        "no more repeats of this episode; it stays listed until its condition clears."))
 
 
 def add_silence() -> None:
     lines = str(st.session_state.get("silence_matchers") or "").splitlines()
     body = {"matchers": [line.strip() for line in lines if line.strip()],
             "duration": st.session_state.get("silence_duration"),
-            "comment": (st.session_state.get("silence_comment") or "").strip(),
-            "created_by": (st.session_state.get("silence_by") or "").strip()}
+            "comment": (st.session_state.get("silence_comment") or "").strip()}
     added = _send("silence", "POST", "/v1/silences", lambda r: (
         f"Silence {r.get('id', '?')} added by {r.get('created_by', '?')}: "
         + ", ".join(matcher_text(m) for m in r.get("matchers", []))
@@ -208,7 +208,7 @@ def show_outcome() -> None:
         st.error(payload)
 
 
-def show_actions(admin_key: str) -> None:
+def show_actions(person: Person) -> None:
     st.subheader("Acknowledge or silence")
     show_outcome()
     answer = data.alerts_api("/v1/alerts", state="active")
@@ -216,9 +216,9 @@ def show_actions(admin_key: str) -> None:
         st.info("Acknowledging and silencing need the alerts API.")
         return
     alerts = {a["fingerprint"]: a for a in answer.get("alerts", [])}
-    if not admin_key:
-        st.info("Read-only: enter an admin key in the sidebar to acknowledge alerts, add "
-                "silences or expire them.")
+    if not person.may(Role.operator):
+        st.info("Read-only: acknowledging, silencing and expiring silences need the operator "
+                "role.")
         return
     if not alerts:
         st.info("No active alert to acknowledge; a silence can still be added below.")
@@ -236,7 +236,6 @@ def show_actions(admin_key: str) -> None:
         if choice in alerts:
             with st.form("ack_form"):
                 st.markdown(f"**Acknowledge {name}** (stops repeats of this episode)")
-                st.text_input("On behalf of (a note; the key's name is recorded)", key="ack_by")
                 st.form_submit_button("Acknowledge", key="ack_submit", on_click=acknowledge,
                                       args=(choice, name))
     with right, st.form("silence_form"):
@@ -246,11 +245,10 @@ def show_actions(admin_key: str) -> None:
         st.selectbox("Expires after", list(DURATIONS), format_func=DURATIONS.__getitem__,
                      index=2, key="silence_duration")
         st.text_input("Comment (why, and the ticket)", key="silence_comment")
-        st.text_input("On behalf of (a note; the key's name is recorded)", key="silence_by")
         st.form_submit_button("Add silence", key="silence_submit", on_click=add_silence)
 
 
-def show_silences(admin_key: str) -> None:
+def show_silences(person: Person) -> None:
     st.subheader("Silences")
     silences = load_silences()
     if isinstance(silences, data.BackendDown):
@@ -260,7 +258,7 @@ def show_silences(admin_key: str) -> None:
         st.info("No active silence: every alert is notified.")
         return
     st.dataframe(silences_frame(silences, datetime.now(UTC)), hide_index=True)
-    if not admin_key:
+    if not person.may(Role.operator):
         return
     for silence in silences:
         st.button(f"Expire silence {silence['id']} "
@@ -270,15 +268,11 @@ def show_silences(admin_key: str) -> None:
 
 # -- the page -------------------------------------------------------------------------------------
 
+person = require(Role.viewer)
 st.title("Alerts")
-
-with st.sidebar:
-    st.text_input("Admin key (enables admin actions for this session)", type="password",
-                  key="admin_key")
-admin_key = st.session_state.get("admin_key", "")
 
 st.radio("Show", list(STATES), format_func=STATES.__getitem__, key="alerts_state",
          horizontal=True)
 live_alerts()
-show_actions(admin_key)
-show_silences(admin_key)
+show_actions(person)
+show_silences(person)

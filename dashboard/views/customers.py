@@ -1,4 +1,8 @@
-"""Customers (support): find an org and read its billing card without asking engineering."""
+"""Customers (support): find an org and read its billing card without asking engineering.
+
+Support and above read; operators also get the repairs (quota refresh, entitlement recompute)
+and admins the credit grant. The engine records the signed-in person for each action.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from billing_core.access import Role
 from dashboard import charts, data
 from dashboard.formatting import (
     budget_alerts_frame,
@@ -21,6 +26,7 @@ from dashboard.formatting import (
     plain,
     refunds_frame,
 )
+from dashboard.signin import Person, require
 
 REASONS = {
     "continuous_run_limit": "ran the plan's continuous-run limit",
@@ -138,26 +144,17 @@ def show_credits(org_id: str) -> None:
     st.dataframe(credits_frame(credits, currency), hide_index=True)
 
 
-def show_budget_alerts(org_id: str, admin_key: str, crossed: list[int]) -> None:
+def show_budget_alerts(org_id: str, crossed: list[int]) -> None:
     st.subheader("Budget alerts sent")
     engine_says = ("Thresholds crossed this period, by the engine's count: "
                    + (", ".join(f"{t} %" for t in crossed) or "none") + ".")
-    if not admin_key:
-        # Probe an open route: a read without the key would count as a refused admin call.
-        probe = data.alerts_api("/healthz")
-        if isinstance(probe, data.BackendDown):
-            data.show_down(probe)
-        else:
-            st.info("The alerts API keeps the budget alerts it sent; reading them needs the "
-                    "admin key (sidebar). " + engine_says)
-        return
-    answer = data.alerts_admin_get(f"/debug/alerts/{org_id}", admin_key)
+    answer = data.alerts_get(f"/debug/alerts/{org_id}")
     if isinstance(answer, data.BackendDown):
         data.show_down(answer)
         return
     status, body = answer
-    if status == 401:
-        st.error("The alerts API refused the admin key (401). " + engine_says)
+    if status in (401, 403):
+        st.error(f"The alerts API refused your sign-in (HTTP {status}). " + engine_says)
     elif status != 200:
         st.error(f"The alerts API answered HTTP {status}: {plain(body.get('message', ''))}")
     elif not body.get("budget_alerts"):
@@ -178,8 +175,7 @@ def _field_text(body: Any) -> str:
 
 def _admin_post(org_id: str, action: str, path: str, done: Callable[[Any], str], *,
                 body: dict[str, Any] | None = None, idempotency_key: str | None = None) -> bool:
-    answer = data.engine_admin_post(path, st.session_state.get("admin_key", ""), json_body=body,
-                                    idempotency_key=idempotency_key)
+    answer = data.engine_post(path, json_body=body, idempotency_key=idempotency_key)
     if isinstance(answer, data.BackendDown):
         st.session_state[OUTCOME] = (org_id, "down", answer)
         return False
@@ -189,7 +185,8 @@ def _admin_post(org_id: str, action: str, path: str, done: Callable[[Any], str],
         st.session_state[OUTCOME] = (org_id, "success", done(reply))
         return True
     if status == 401:
-        text = f"The engine refused the admin key (401): {action} not done."
+        text = (f"The engine did not accept your sign-in (401): {action} not done. Sign out "
+                "and in again.")
     else:
         text = f"{action.capitalize()} failed: HTTP {status}. {_field_text(reply)}"
     st.session_state[OUTCOME] = (org_id, "error", text)
@@ -224,8 +221,8 @@ def grant_credit(org_id: str) -> None:
         st.session_state["credit_reason"] = ""
 
 
-def show_admin_actions(org_id: str, admin_key: str) -> None:
-    st.subheader("Admin actions")
+def show_admin_actions(org_id: str, person: Person) -> None:
+    st.subheader("Actions")
     outcome = st.session_state.pop(OUTCOME, None)
     if outcome is not None and outcome[0] == org_id:
         kind, payload = outcome[1], outcome[2]
@@ -235,15 +232,18 @@ def show_admin_actions(org_id: str, admin_key: str) -> None:
             st.success(payload)
         else:
             st.error(payload)
-    if not admin_key:
-        st.info("Read-only: enter an admin key in the sidebar to refresh this org's quota, "
-                "recompute its entitlements or grant it a credit.")
+    if not person.may(Role.operator):
+        st.info("Read-only: refreshing the quota and recomputing entitlements need the operator "
+                "role, granting a credit the admin role.")
         return
     left, right = st.columns(2)
     left.button("Refresh quota (rebuild rollups from raw minutes)", key="refresh_quota",
                 on_click=refresh_quota, args=(org_id,))
     right.button("Recompute entitlements (drop the cache, read the database)",
                  key="recompute_entitlements", on_click=recompute_entitlements, args=(org_id,))
+    if not person.may(Role.admin):
+        st.info("Granting a credit needs the admin role.")
+        return
     st.session_state.setdefault(IDEMPOTENCY, uuid.uuid4().hex)
     with st.form("grant_credit"):
         st.markdown("**Grant a credit** (applies to the next invoice closed)")
@@ -256,11 +256,8 @@ def show_admin_actions(org_id: str, admin_key: str) -> None:
 
 # -- the page -------------------------------------------------------------------------------------
 
+person = require(Role.support)
 st.title("Customers")
-
-with st.sidebar:
-    st.text_input("Admin key (enables admin actions for this session)", type="password",
-                  key="admin_key")
 
 query = st.text_input("Search by org id, name or billing email", key="customer_query")
 if not query:
@@ -292,7 +289,6 @@ if billing is None:
 org, usage, charges = billing["org"], billing["usage"], billing["charges"]
 period = billing["period"]
 currency = charges.get("currency", "usd")
-admin_key = st.session_state.get("admin_key", "")
 st.subheader(f"{plain(org['name'])} ({plain(org['id'])})")
 st.caption(f"Billing email {plain(org['billing_email'])} · plan **{plain(org['plan'])}** · period "
            f"{period['key']} ({period['start'][:10]} to {period['end'][:10]}, end exclusive) · "
@@ -331,7 +327,7 @@ show_invoice_preview(billing.get("invoice_preview"))
 show_invoices(org_id)
 show_payments(org_id)
 show_credits(org_id)
-show_budget_alerts(org_id, admin_key, crossed)
+show_budget_alerts(org_id, crossed)
 
 st.subheader("Entitlements")
 entitlements = data.engine(f"/v1/entitlements/{org_id}")
@@ -365,4 +361,4 @@ else:
                "the instance.")
     st.dataframe(instances_frame(listing["instances"]), hide_index=True)
 
-show_admin_actions(org_id, admin_key)
+show_admin_actions(org_id, person)

@@ -5,12 +5,15 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from billing_core.access import Role
 from dashboard import charts, data
+from dashboard.signin import require
 
 RANGES = {"15 minutes": (15, "15s"), "1 hour": (60, "30s"), "6 hours": (360, "2m"),
           "24 hours": (1440, "10m"), "7 days": (10080, "1h")}
 JOB = 'job="billing-engine"'
 
+require(Role.viewer)
 st.title("Errors and latency")
 choice = st.selectbox("Time range", list(RANGES), index=1)
 minutes, step = RANGES[choice]

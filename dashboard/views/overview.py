@@ -7,13 +7,16 @@ from collections import Counter
 import pandas as pd
 import streamlit as st
 
+from billing_core.access import Role
 from dashboard import charts, data
 from dashboard.formatting import format_minutes, format_percent
+from dashboard.signin import require
 
 OBJECTIVE = 0.999
 PERIOD_MINUTES = 30 * 24 * 60
 WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
 
+require(Role.viewer)
 st.title("Overview")
 
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import streamlit as st
 
+from billing_core.access import Role
 from dashboard.formatting import plain
 from dashboard.runbooks import console_links, find_section, list_runbooks, read_runbook
+from dashboard.signin import require
 
+require(Role.viewer)
 st.title("Runbooks")
 
 names = list_runbooks()

@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from billing_core.access import Role
 from dashboard import charts, data
 from dashboard.formatting import (
     breaker_state_words,
@@ -17,6 +18,7 @@ from dashboard.formatting import (
     format_money,
     format_percent,
 )
+from dashboard.signin import require
 
 RANGES = {"1 hour": (60, "1m"), "6 hours": (360, "5m"), "24 hours": (1440, "15m"),
           "7 days": (10080, "1h")}
@@ -75,12 +77,15 @@ def scalar(query: str) -> float | None:
     return value
 
 
+person = require(Role.viewer)
 st.title("Usage and payments")
 range_label = st.selectbox("Time range of the charts", list(RANGES), index=1)
 minutes, step = RANGES[range_label]
 
 
 def top_orgs_section() -> None:
+    if not person.may(Role.support):
+        return  # names customers: support and above
     st.subheader("Top orgs by usage this period")
     top = data.engine("/v1/usage/top", limit=10)
     if isinstance(top, data.BackendDown):

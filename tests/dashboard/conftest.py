@@ -1,5 +1,9 @@
-"""The real stack the console tests run against: an engine and a Prometheus scraping it, built
-with devstack's Stack like `make run`.
+"""The real stack the console tests run against: a local OIDC provider, an engine and a
+Prometheus scraping it, built with devstack's Stack like `make run`.
+
+Pages are opened as a signed-in person: `Stack.console_user` gets a real ID token for a demo
+person from the stack's provider (its own authorization-code flow) and hands AppTest what
+Streamlit's `st.login` would leave in `st.user`: the token's claims and the token itself.
 
 Module-scoped, so each test module gets its own (test_pages_live stops its engine at the end).
 This stack has no alerts process on purpose: ALERTS_URL points at a port nothing answers on, and
@@ -19,7 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from devstack.processes import EngineProcess, PrometheusServer
+from devstack.processes import EngineProcess, OidcProvider, PrometheusServer
 from devstack.servers import create_scratch_database, wait_for
 from devstack.stack import Stack
 from tests.support.builders import engine_org_key
@@ -29,6 +33,9 @@ INSTANCES, MINUTES = 3, 40  # 120 billable minutes = 2.00 h
 KNOWN_ORG_NAME = "Console Test Co"
 SCREENSHOT_DIR = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
 SCREENSHOTS = pytest.StashKey[list[Path]]()  # what the browser check saved in this session
+# The demo people of the stack's provider (devstack.processes.DEMO_USERS), one per role.
+VIEWER, SUPPORT, OPERATOR, ADMIN_PERSON = ("viewer@example.com", "support@example.com",
+                                           "operator@example.com", "admin@example.com")
 
 
 @dataclass
@@ -43,6 +50,11 @@ class KnownOrgStack:
     def engine(self) -> EngineProcess:
         assert self.stack.engine is not None
         return self.stack.engine
+
+    @property
+    def oidc(self) -> OidcProvider:
+        assert self.stack.oidc is not None
+        return self.stack.oidc
 
     @property
     def prometheus(self) -> PrometheusServer:
@@ -74,7 +86,7 @@ def seed_known_org(engine_url: str) -> str:
 @pytest.fixture(scope="module")
 def stack(pg_server_url: str) -> Iterator[KnownOrgStack]:
     with Stack(create_scratch_database(pg_server_url), admin_key=ADMIN,
-               parts=("engine", "prometheus")) as started:
+               parts=("oidc", "engine", "prometheus")) as started:
         live = KnownOrgStack(started, "")
         engine, prometheus = live.engine, live.prometheus
         live.org_id = org = seed_known_org(engine.url)

@@ -24,7 +24,11 @@ from devstack.processes import AlertsProcess, EngineProcess, PrometheusServer
 from devstack.receivers import SlackReceiver, SmtpServer
 from devstack.servers import create_scratch_database, drop_database, wait_for
 from devstack.stack import Stack
-from tests.dashboard.conftest import ADMIN
+from tests.dashboard.conftest import (
+    ADMIN,
+    OPERATOR,
+    VIEWER,
+)
 
 # One worker runs the whole module, so its module-scoped stack is started once.
 pytestmark = [pytest.mark.processes, pytest.mark.xdist_group("test_alerts_page_live")]
@@ -58,6 +62,8 @@ class AlertsStack:
     prometheus: PrometheusServer
     alerts: AlertsProcess
     watchdog: str  # its fingerprint
+    console_env: dict[str, str]  # what `python -m dashboard` would give the app
+    people: dict[str, dict[str, Any]]  # a viewer and an operator, signed in
 
 
 def _watchdog(alerts_url: str) -> dict[str, Any] | None:
@@ -74,7 +80,8 @@ def alerts_stack(pg_server_url: str, tmp_path_factory: pytest.TempPathFactory
     routes.write_text(ROUTES)
     with SmtpServer() as smtp, SlackReceiver() as slack:
         smtp.reject_recipient(ONCALL)
-        stack = Stack(database_url, admin_key=ADMIN, parts=("engine", "prometheus", "alerts"),
+        stack = Stack(database_url, admin_key=ADMIN,
+                      parts=("oidc", "engine", "prometheus", "alerts"),
                       engine_env={"REDIS_URL": ""},
                       alerts_env={"EVALUATION_INTERVAL_SECONDS": "1", "ROUTES_FILE": str(routes),
                                   "ONCALL_EMAIL": ONCALL, "SLACK_WEBHOOK_URL": slack.url,
@@ -95,8 +102,10 @@ def alerts_stack(pg_server_url: str, tmp_path_factory: pytest.TempPathFactory
                          what="the Watchdog to fire and reach Slack (email refused)")
                 watchdog = _watchdog(alerts.url)
                 assert watchdog is not None
+                assert stack.oidc is not None
                 yield AlertsStack(stack.engine, stack.prometheus, alerts,
-                                  watchdog["fingerprint"])
+                                  watchdog["fingerprint"], stack.console_environ(),
+                                  {p: stack.console_user(p) for p in (VIEWER, OPERATOR)})
         finally:
             drop_database(database_url)
 
@@ -104,19 +113,16 @@ def alerts_stack(pg_server_url: str, tmp_path_factory: pytest.TempPathFactory
 @pytest.fixture
 def open_alerts(alerts_stack: AlertsStack,
                 monkeypatch: pytest.MonkeyPatch) -> Callable[..., AppTest]:
-    monkeypatch.setenv("ENGINE_URL", alerts_stack.engine.url)
-    monkeypatch.setenv("ENGINE_API_KEY", ADMIN)  # the console's staff credential
-    monkeypatch.setenv("PROMETHEUS_URL", alerts_stack.prometheus.url)
-    monkeypatch.setenv("ALERTS_URL", alerts_stack.alerts.url)
+    for name, value in alerts_stack.console_env.items():
+        monkeypatch.setenv(name, value)
     st.cache_data.clear()
 
-    def open_page(*, admin_key: str = "") -> AppTest:
+    def open_page(*, person: str = VIEWER) -> AppTest:
         app = AppTest.from_file(APP, default_timeout=30)
+        app.user = dict(alerts_stack.people[person])
         app.run()
         app.switch_page("views/alerts.py")
         app.run()
-        if admin_key:
-            app.sidebar.text_input(key="admin_key").input(admin_key).run()
         assert not app.exception, [e.value for e in app.exception]
         return app
 
@@ -173,35 +179,27 @@ def test_watchdog_is_listed_with_its_runbook_since_and_delivery_per_channel(open
     assert "Watchdog" in _text(app)
 
 
-def test_acknowledge_needs_the_admin_key_and_records_who(open_alerts, alerts_stack):
-    app = open_alerts()
+def test_acknowledging_is_offered_to_operators_and_records_the_person(open_alerts, alerts_stack):
+    app = open_alerts(person=VIEWER)
     assert not [b for b in app.button if b.key in ("ack_submit", "silence_submit")]
     assert any("Read-only" in i.value for i in app.info)
-
-    app.sidebar.text_input(key="admin_key").input("not-the-key").run()
-    _select_watchdog(app)
-    app.text_input(key="ack_by").input("mallory")
-    app.button(key="ack_submit").click().run()
-    assert any("refused the admin key (401)" in e for e in _errors(app)), _errors(app)
     assert _watchdog(alerts_stack.alerts.url)["acked"] is False
 
-    app.sidebar.text_input(key="admin_key").input(ADMIN).run()
+    app = open_alerts(person=OPERATOR)
     _select_watchdog(app)
-    # Who acknowledged is the key's name (ADMIN_API_KEY is "admin"); "alice" is only a note.
-    app.text_input(key="ack_by").input("alice")
     app.button(key="ack_submit").click().run()
-    assert any("Watchdog acknowledged by admin" in s.value for s in app.success), _errors(app)
+    assert any(f"Watchdog acknowledged by {OPERATOR}" in s.value for s in app.success), \
+        _errors(app)
     watchdog = _watchdog(alerts_stack.alerts.url)
-    assert (watchdog["acked"], watchdog["acked_by"]) == (True, "admin")
-    assert "Acknowledged by admin at " in _card(app, "Watchdog")
+    assert (watchdog["acked"], watchdog["acked_by"]) == (True, OPERATOR)  # the signed-in person
+    assert f"Acknowledged by {OPERATOR} at " in _card(app, "Watchdog")
 
 
 def test_a_silence_added_from_the_page_is_listed_and_can_be_expired(open_alerts, alerts_stack):
-    app = open_alerts(admin_key=ADMIN)
+    app = open_alerts(person=OPERATOR)
     _select_watchdog(app)
     assert app.text_area(key="silence_matchers").value == 'alertname="Watchdog"'
     # No comment: the alerts API's field error, under the form's name.
-    app.text_input(key="silence_by").input("bob")
     app.button(key="silence_submit").click().run()
     assert any("HTTP 422" in e and "Comment (comment)" in e for e in _errors(app)), _errors(app)
     assert _silences(alerts_stack) == []
@@ -214,10 +212,10 @@ def test_a_silence_added_from_the_page_is_listed_and_can_be_expired(open_alerts,
     [silence] = _silences(alerts_stack)
     assert silence["matchers"] == [{"name": "alertname", "op": "=", "value": "Watchdog"}]
     assert (silence["comment"], silence["created_by"]) == ("planned maintenance, ticket 42",
-                                                           "admin")  # the key's name
+                                                           OPERATOR)  # the signed-in person
     table = next(d.value for d in app.dataframe if "Matchers" in d.value.columns)
     row = table[table["Silence"] == silence["id"]].iloc[0]
-    assert row["Matchers"] == 'alertname="Watchdog"' and row["Created by"] == "admin"
+    assert row["Matchers"] == 'alertname="Watchdog"' and row["Created by"] == OPERATOR
     assert "(in 59 min)" in row["Expires"] or "(in 1 h)" in row["Expires"]
     assert f"Silenced by `{silence['id']}`" in _card(app, "Watchdog")
 
@@ -228,13 +226,13 @@ def test_a_silence_added_from_the_page_is_listed_and_can_be_expired(open_alerts,
     assert "Silenced by" not in _card(app, "Watchdog")
 
 
-def test_expire_is_not_offered_without_the_key(open_alerts, alerts_stack):
+def test_expire_is_not_offered_to_a_viewer(open_alerts, alerts_stack):
     added = httpx.post(f"{alerts_stack.alerts.url}/v1/silences", headers={"X-Admin-Key": ADMIN},
                        json={"matchers": ["alertname=NothingReal"], "duration": "30m",
                              "comment": "read-only check", "created_by": "test"})
     assert added.status_code == 201, added.text
     try:
-        app = open_alerts()
+        app = open_alerts(person=VIEWER)
         table = next(d.value for d in app.dataframe if "Matchers" in d.value.columns)
         assert list(table["Comment"]) == ["read-only check"]
         assert not [b for b in app.button if (b.key or "").startswith("expire_")]
@@ -248,7 +246,7 @@ def test_alerts_api_stopped_gives_a_banner_and_prometheus_alerts(open_alerts, al
     alerts_stack.alerts.stop()
     wait_for(lambda: alerts_stack.prometheus.query('ALERTS{alertname="Watchdog"}'), timeout=30,
              what="Prometheus' own Watchdog alert")
-    app = open_alerts(admin_key=ADMIN)
+    app = open_alerts(person=OPERATOR)
     banners = _errors(app)
     assert len(banners) == 1, banners
     assert "alerts API unreachable" in banners[0] and alerts_stack.alerts.url in banners[0]

@@ -1,10 +1,13 @@
-"""The console in a real browser: `streamlit run` as a subprocess, driven by headless Chromium.
+"""The console in a real browser: `python -m dashboard` as a subprocess, driven by headless
+Chromium, signing people in through the local OIDC provider's own login page.
 
 AppTest (test_pages_live.py) runs the scripts without a browser; this checks what a person sees:
-each page loads over the websocket, finishes running, shows its heading and data, draws its
-charts, and shows no exception and no error banner except the one naming the alerts API (not part
-of the stack yet). Chromium is Debian's (`/usr/bin/chromium`, installed by `make test`), driven
-by Playwright's Python package; Playwright's own browser downloads are never used.
+before sign-in, a page with a sign-in button and no data; after it, each page loads over the
+websocket, finishes running, shows its heading and data, draws its charts, and shows no exception
+and no error banner except the one naming the alerts API (not part of the stack yet); the pages
+and buttons follow the person's role, and signing out ends it. Chromium is Debian's
+(`/usr/bin/chromium`, installed by `make test`), driven by Playwright's Python package;
+Playwright's own browser downloads are never used.
 
 A full-page screenshot of each page goes to test-output/screenshots/ for review; the terminal
 summary prints where.
@@ -12,23 +15,28 @@ summary prints where.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
 from devstack.processes import Console
 from devstack.servers import wait_for
+from devstack.stack import CONSOLE_CLIENT_ID
 from tests.dashboard.conftest import (
     ADMIN,
+    ADMIN_PERSON,
     INSTANCES,
     KNOWN_ORG_NAME,
     MINUTES,
     SCREENSHOT_DIR,
     SCREENSHOTS,
+    SUPPORT,
+    VIEWER,
     KnownOrgStack,
 )
 
@@ -61,9 +69,11 @@ class LiveConsole:
 
 @pytest.fixture(scope="module")
 def console(stack: KnownOrgStack, request: pytest.FixtureRequest) -> Iterator[LiveConsole]:
-    """`streamlit run dashboard/app.py` on a free port, pointed at the stack's backends."""
+    """`python -m dashboard` on a free port, pointed at the stack's backends and provider."""
     process = Console(engine_url=stack.engine.url, prometheus_url=stack.prometheus.url,
-                      alerts_url=stack.alerts_url, extra_env={"ENGINE_API_KEY": ADMIN})
+                      alerts_url=stack.alerts_url,
+                      oidc_env={"OIDC_ISSUER_URL": stack.oidc.issuer,
+                                "OIDC_CLIENT_ID": CONSOLE_CLIENT_ID})
     try:
         process.start()
         yield LiveConsole(process.url, stack, request.config)
@@ -82,16 +92,55 @@ def browser() -> Iterator[Browser]:
         chromium.close()
 
 
+def sign_in(page: Page, console: LiveConsole, person: str) -> None:
+    """What a person does: open the console, press Sign in, pick themselves on the provider's
+    login page, and land back on the console, signed in."""
+    page.goto(f"{console.url}/")
+    wait_until_run_finished(page)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{console.stack.oidc.issuer}/**")
+    page.get_by_role("button", name=person, exact=True).click()
+    page.wait_for_url(f"{console.url}/**")
+    wait_until_run_finished(page)
+    expect(page.get_by_text(f"role: {person.split('@')[0]}")).to_be_visible()
+
+
+@pytest.fixture(scope="module")
+def signed_in_states(browser: Browser, console: LiveConsole) -> dict[str, Any]:
+    """Each person signs in once through the provider; tests reuse their cookies."""
+    return {}
+
+
 @pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
-    context.set_default_timeout(TIMEOUT_MS)
-    tab = context.new_page()
-    crashes: list[str] = []
-    tab.on("pageerror", lambda error: crashes.append(str(error)))
-    yield tab
-    context.close()
-    assert not crashes, f"uncaught JavaScript errors in the page: {crashes}"
+def new_tab(browser: Browser, console: LiveConsole,
+            signed_in_states: dict[str, Any]) -> Iterator[Callable[[str | None], Page]]:
+    """A tab in a fresh browser context, signed in as the person given (None: nobody)."""
+    contexts: list[tuple[BrowserContext, list[str]]] = []
+
+    def open_tab(person: str | None) -> Page:
+        state = signed_in_states.get(person) if person else None
+        context = browser.new_context(viewport={"width": 1400, "height": 900},
+                                      storage_state=state)
+        context.set_default_timeout(TIMEOUT_MS)
+        tab = context.new_page()
+        crashes: list[str] = []
+        tab.on("pageerror", lambda error: crashes.append(str(error)))
+        contexts.append((context, crashes))
+        if person and state is None:
+            sign_in(tab, console, person)
+            signed_in_states[person] = context.storage_state()
+        return tab
+
+    yield open_tab
+    for context, crashes in contexts:
+        context.close()
+        assert not crashes, f"uncaught JavaScript errors in the page: {crashes}"
+
+
+@pytest.fixture
+def page(new_tab: Callable[[str | None], Page]) -> Page:
+    """A support agent's tab: every page of the console but the admin actions."""
+    return new_tab(SUPPORT)
 
 
 def wait_until_run_finished(page: Page) -> None:
@@ -256,3 +305,65 @@ def test_a_crafted_runbook_link_is_echoed_as_text(page, console):
     wait_until_run_finished(page)
     expect(page.get_by_text(f"No runbook named “{HOSTILE}”")).to_be_visible()
     no_hostile_markup(page)
+
+
+# -- sign-in and roles ----------------------------------------------------------------------------
+
+def customer_data(console: LiveConsole) -> list[str]:
+    org = console.stack.org_id
+    return [KNOWN_ORG_NAME, org, f"{org}@example.com"]
+
+
+def test_before_sign_in_the_console_serves_only_the_sign_in_page(new_tab, console):
+    tab = new_tab(None)
+    for path in ("", "customers", f"customers?q={console.stack.org_id}", "alerts"):
+        open_page(tab, console, path)
+        expect(tab.get_by_role("button", name="Sign in")).to_be_visible()
+        html = tab.content()
+        assert [text for text in customer_data(console) if text in html] == []
+        assert tab.locator('[data-testid="stMetric"]').count() == 0
+        assert tab.get_by_label("Search by org id, name or billing email").count() == 0
+        assert tab.locator('[data-testid="stSidebarNav"]').count() == 0
+
+
+def test_a_viewer_is_not_offered_customers_and_cannot_open_them(new_tab, console):
+    tab = new_tab(VIEWER)
+    nav = tab.locator('[data-testid="stSidebarNav"]')
+    expect(nav.get_by_text("Overview")).to_be_visible()
+    assert nav.get_by_text("Customers").count() == 0
+    open_page(tab, console, "customers")
+    assert tab.get_by_label("Search by org id, name or billing email").count() == 0
+    assert [text for text in customer_data(console) if text in tab.content()] == []
+
+
+def _open_card(tab: Page, console: LiveConsole) -> None:
+    open_page(tab, console, "customers")
+    search = tab.get_by_label("Search by org id, name or billing email")
+    search.fill(console.stack.org_id)
+    search.press("Enter")
+    expect(tab.get_by_text("Estimated total")).to_be_visible()
+    wait_until_run_finished(tab)
+
+
+def test_admin_actions_appear_only_for_an_admin(new_tab, console):
+    support = new_tab(SUPPORT)
+    _open_card(support, console)
+    expect(support.get_by_text("Read-only")).to_be_visible()
+    assert support.get_by_role("button", name="Grant credit").count() == 0
+    admin = new_tab(ADMIN_PERSON)
+    _open_card(admin, console)
+    expect(admin.get_by_role("button", name="Grant credit")).to_be_visible()
+    expect(admin.get_by_role("button", name="Refresh quota (rebuild rollups from raw minutes)")
+           ).to_be_visible()
+    screenshot(admin, console, "customers-card-admin")
+
+
+def test_signing_out_ends_the_session(new_tab, console):
+    tab = new_tab(SUPPORT)
+    open_page(tab, console, "")
+    tab.locator('[data-testid="stSidebar"]').get_by_role("button", name="Sign out").click()
+    # The provider is told too (its end-session page); the console's cookie is gone already.
+    tab.wait_for_url(f"{console.stack.oidc.issuer}/**")
+    open_page(tab, console, "customers")
+    expect(tab.get_by_role("button", name="Sign in")).to_be_visible()
+    assert [text for text in customer_data(console) if text in tab.content()] == []

@@ -33,7 +33,12 @@ from devstack.processes import AlertsProcess, EngineProcess, PrometheusServer
 from devstack.receivers import SmtpServer
 from devstack.servers import create_scratch_database, drop_database, wait_for
 from devstack.stack import Stack
-from tests.dashboard.conftest import ADMIN
+from tests.dashboard.conftest import (
+    ADMIN,
+    ADMIN_PERSON,
+    OPERATOR,
+    SUPPORT,
+)
 from tests.support.builders import engine_org_key
 from tests.support.stripe_events import (
     WEBHOOK_SECRET,
@@ -66,6 +71,8 @@ class BillingStack:
     paying_org: str
     admin_org: str
     last_period: str
+    console_env: dict[str, str]  # what `python -m dashboard` would give the app
+    people: dict[str, dict[str, Any]]  # support, operator and admin, signed in
 
 
 def _new_org(engine: EngineProcess, name: str) -> str:
@@ -143,7 +150,8 @@ def _samples(prometheus: PrometheusServer, metric: str) -> int:
 def billing_stack(pg_server_url: str) -> Iterator[BillingStack]:
     database_url = create_scratch_database(pg_server_url)
     with SmtpServer() as smtp:
-        stack = Stack(database_url, admin_key=ADMIN, parts=("engine", "prometheus", "alerts"),
+        stack = Stack(database_url, admin_key=ADMIN,
+                      parts=("oidc", "engine", "prometheus", "alerts"),
                       # no Redis: the machine's shared one stays untouched
                       engine_env={"STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
                                   "PERIOD_CLOSE_GRACE_SECONDS": "0", "REDIS_URL": ""},
@@ -179,7 +187,10 @@ def billing_stack(pg_server_url: str) -> Iterator[BillingStack]:
 
             wait_for(budget_email_sent, timeout=30, what="the 50 % budget email to be sent")
             wait_for(payments_scraped, timeout=30, what="Prometheus to see the payments")
-            yield BillingStack(engine, prometheus, alerts, org, admin_org, last_period)
+            assert stack.oidc is not None
+            people = {p: stack.console_user(p) for p in (SUPPORT, OPERATOR, ADMIN_PERSON)}
+            yield BillingStack(engine, prometheus, alerts, org, admin_org, last_period,
+                               stack.console_environ(), people)
         finally:
             stack.stop()
             drop_database(database_url)
@@ -188,19 +199,16 @@ def billing_stack(pg_server_url: str) -> Iterator[BillingStack]:
 @pytest.fixture
 def open_console(billing_stack: BillingStack,
                  monkeypatch: pytest.MonkeyPatch) -> Callable[..., AppTest]:
-    monkeypatch.setenv("ENGINE_URL", billing_stack.engine.url)
-    monkeypatch.setenv("ENGINE_API_KEY", ADMIN)  # the console's staff credential
-    monkeypatch.setenv("PROMETHEUS_URL", billing_stack.prometheus.url)
-    monkeypatch.setenv("ALERTS_URL", billing_stack.alerts.url)
+    for name, value in billing_stack.console_env.items():
+        monkeypatch.setenv(name, value)
     st.cache_data.clear()
 
-    def open_page(page: str, *, search: str | None = None, admin_key: str = "") -> AppTest:
+    def open_page(page: str, *, search: str | None = None, person: str = SUPPORT) -> AppTest:
         app = AppTest.from_file(APP, default_timeout=30)
+        app.user = dict(billing_stack.people[person])
         app.run()
         app.switch_page(page)
         app.run()
-        if admin_key:
-            app.sidebar.text_input(key="admin_key").input(admin_key).run()
         if search is not None:
             app.text_input(key="customer_query").input(search).run()
         assert not app.exception, [e.value for e in app.exception]
@@ -273,31 +281,25 @@ def test_customer_card_shows_subscription_preview_invoices_payments_and_credits(
     credits = _table(app, "Granted by")
     assert credits[["Amount", "Remaining", "Reason"]].to_dict("records") == [
         {"Amount": "$7.50", "Remaining": "$7.50", "Reason": "ticket 4711: goodwill"}]
-    # Budget alerts need the admin key; without it the card says so and what the engine knows.
-    assert any("needs the admin key" in i.value and "50 %" in i.value for i in app.info)
-
-
-def test_budget_alerts_sent_are_listed_with_the_admin_key(open_console, billing_stack):
-    app = open_console("views/customers.py", search=PAYING_ORG_NAME, admin_key=ADMIN)
-    assert not _errors(app)
+    # The budget alerts the alerts process sent, which support reads too.
     sent = _table(app, "Threshold").to_dict("records")
     assert [(row["Threshold"], row["Usage then"], row["Sent to"]) for row in sent] == [
         ("50 %", "51.00 h of 100.00 h", f"{billing_stack.paying_org}@example.com")]
     assert sent[0]["Delivery"].startswith("email via customer-email: sent ")
 
 
-def test_admin_actions_are_refused_without_the_key_and_work_with_it(open_console, billing_stack):
-    app = open_console("views/customers.py", search=ADMIN_ORG_NAME)
+def test_actions_follow_the_role_and_the_engine_records_the_person(open_console, billing_stack):
+    app = open_console("views/customers.py", search=ADMIN_ORG_NAME, person=SUPPORT)
     assert not [b for b in app.button if b.key in ("recompute_entitlements",
                                                    "grant_credit_submit")]
     assert any("Read-only" in i.value for i in app.info)
     assert _metrics(app)["Credit balance"] == "$0.00"
 
-    app.sidebar.text_input(key="admin_key").input("not-the-key").run()
-    app.button(key="recompute_entitlements").click().run()
-    assert any("refused the admin key" in e for e in _errors(app))
+    app = open_console("views/customers.py", search=ADMIN_ORG_NAME, person=OPERATOR)
+    assert not [b for b in app.button if b.key == "grant_credit_submit"]
+    assert any("Granting a credit needs the admin role" in i.value for i in app.info)
 
-    app.sidebar.text_input(key="admin_key").input(ADMIN).run()
+    app = open_console("views/customers.py", search=ADMIN_ORG_NAME, person=ADMIN_PERSON)
     app.button(key="recompute_entitlements").click().run()
     assert any("Entitlements recomputed" in s.value and "active" in s.value
                for s in app.success), _errors(app)
@@ -317,7 +319,8 @@ def test_admin_actions_are_refused_without_the_key_and_work_with_it(open_console
     assert app.text_input(key="credit_reason").value == ""  # ready for the next grant
     credits = httpx.get(f"{billing_stack.engine.url}/v1/credits", headers=ADMIN_HEADERS,
                         params={"org_id": billing_stack.admin_org}).json()
-    assert [(c["amount_cents"], c["granted_by"]) for c in credits["credits"]] == [(250, "admin")]
+    assert [(c["amount_cents"], c["granted_by"]) for c in credits["credits"]] == [
+        (250, ADMIN_PERSON)]
 
 
 def test_usage_page_shows_payment_rates_failures_revenue_and_the_meter(open_console):
@@ -347,8 +350,8 @@ def test_alerts_api_stopped_gives_a_banner_while_the_card_still_renders(
         open_console, billing_stack):
     # Last in this module: it stops the module's alerts process.
     billing_stack.alerts.stop()
-    for key in ("", ADMIN):
-        app = open_console("views/customers.py", search=PAYING_ORG_NAME, admin_key=key)
+    for person in (SUPPORT, ADMIN_PERSON):
+        app = open_console("views/customers.py", search=PAYING_ORG_NAME, person=person)
         banners = _errors(app)
         assert len(banners) == 1, banners
         assert "alerts API unreachable" in banners[0] and billing_stack.alerts.url in banners[0]

@@ -13,12 +13,23 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from dashboard.settings import ConsoleSettings
+from dashboard.signin import person_from_claims
 from devstack.servers import wait_for
-from tests.dashboard.conftest import ADMIN, Stack
+from tests.dashboard.conftest import (
+    ADMIN,
+    ADMIN_PERSON,
+    KNOWN_ORG_NAME,
+    OPERATOR,
+    SUPPORT,
+    VIEWER,
+    KnownOrgStack,
+)
 
 # One worker runs the whole module, so its module-scoped stack is started once.
 pytestmark = [pytest.mark.processes, pytest.mark.xdist_group("test_pages_live")]
@@ -26,16 +37,23 @@ pytestmark = [pytest.mark.processes, pytest.mark.xdist_group("test_pages_live")]
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
 
 
+@pytest.fixture(scope="module")
+def people(stack: KnownOrgStack) -> dict[str, dict[str, object]]:
+    """Each demo person as signed in through the stack's provider."""
+    return {sub: stack.stack.console_user(sub) for sub in (VIEWER, SUPPORT, OPERATOR,
+                                                             ADMIN_PERSON)}
+
+
 @pytest.fixture
-def console(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Callable[[str], AppTest]:
-    monkeypatch.setenv("ENGINE_URL", stack.engine.url)
-    monkeypatch.setenv("ENGINE_API_KEY", ADMIN)  # the console's staff credential
-    monkeypatch.setenv("PROMETHEUS_URL", stack.prometheus.url)
-    monkeypatch.setenv("ALERTS_URL", stack.alerts_url)
+def console(stack: KnownOrgStack, people: dict[str, dict[str, object]],
+            monkeypatch: pytest.MonkeyPatch) -> Callable[..., AppTest]:
+    for name, value in stack.stack.console_environ().items():
+        monkeypatch.setenv(name, value)
     st.cache_data.clear()
 
-    def open_page(page: str) -> AppTest:
+    def open_page(page: str, *, person: str = SUPPORT) -> AppTest:
         app = AppTest.from_file(APP, default_timeout=30)
+        app.user = dict(people[person])
         app.run()
         if page != "views/overview.py":
             app.switch_page(page)
@@ -109,22 +127,51 @@ def test_customer_card_shows_the_known_orgs_numbers(console, stack):
     assert "20 concurrent instances" in entitlements and "overage allowed" in entitlements
 
 
-def test_admin_refresh_is_refused_without_the_key(console, stack):
-    app = _search(console("views/customers.py"), stack.org_id)
+def test_repairs_are_offered_from_the_operator_role_and_run_as_that_person(console, stack):
+    app = _search(console("views/customers.py", person=SUPPORT), stack.org_id)
     assert not [b for b in app.button if b.key == "refresh_quota"]
     assert any("Read-only" in i.value for i in app.info)
 
-    app.sidebar.text_input(key="admin_key").input("not-the-key").run()
-    app.button(key="refresh_quota").click().run()
-    assert any("refused the admin key" in e for e in _errors(app))
-
-    app.sidebar.text_input(key="admin_key").input(ADMIN).run()
+    app = _search(console("views/customers.py", person=OPERATOR), stack.org_id)
+    assert not [f for f in app.get("form") if "grant_credit" in str(f.proto.form_id)]
     app.button(key="refresh_quota").click().run()
     assert any("Quota refreshed" in s.value for s in app.success), _errors(app)
+    audit = httpx.get(f"{stack.engine.url}/admin/audit", headers={"X-Admin-Key": ADMIN},
+                      params={"org_id": stack.org_id}).json()
+    refresh = next(e for e in audit if e["path"].endswith("/refresh"))
+    assert (refresh["actor"], refresh["outcome"]) == (OPERATOR, "succeeded")  # the person
 
 
-def test_runbook_link_opens_the_alerts_section(console):
+def test_before_sign_in_only_the_sign_in_page_is_served(console, stack):
     app = AppTest.from_file(APP, default_timeout=30)
+    app.user = {"is_logged_in": False}
+    app.switch_page("views/customers.py").run()
+    assert not app.exception
+    assert [b.label for b in app.button] == ["Sign in"]
+    assert not app.metric and not app.get("plotly_chart") and not app.text_input
+    assert KNOWN_ORG_NAME not in str(app)
+
+
+def test_a_viewer_gets_no_customer_page_and_no_customer_data(console, stack, people):
+    app = console("views/overview.py", person=VIEWER)
+    with pytest.raises(ValueError, match="Could not find a navigation page"):
+        app.switch_page("views/customers.py")  # not in a viewer's navigation
+    usage = console("views/usage_payments.py", person=VIEWER)
+    assert not [h for h in usage.subheader if "Top orgs" in h.value]
+    assert KNOWN_ORG_NAME not in str(usage) and stack.org_id not in str(usage)
+    # The page itself refuses too, should it ever be reached.
+    page = AppTest.from_file(str(Path(APP).parent / "views" / "customers.py"), default_timeout=30)
+    page.session_state["console_person"] = person_from_claims(
+        people[VIEWER], "", ConsoleSettings.from_env())
+    page.run()
+    assert [e.value for e in page.error] == [
+        "This page needs the support role; you are signed in as viewer."]
+    assert not page.text_input
+
+
+def test_runbook_link_opens_the_alerts_section(console, people):
+    app = AppTest.from_file(APP, default_timeout=30)
+    app.user = dict(people[VIEWER])
     app.query_params["runbook"] = "slo"
     app.query_params["section"] = "billingavailabilityfastburn"
     app.switch_page("views/runbooks.py").run()
