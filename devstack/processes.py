@@ -218,13 +218,18 @@ class Console(ServiceProcess):
     oidc_env: dict[str, str] = field(default_factory=dict)
     extra_env: dict[str, str] = field(default_factory=dict)
 
+    sign_in_env: dict[str, str] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.sign_in_env = console_sign_in_env(self.oidc_env)  # one cookie secret per console
+
     def argv(self) -> list[str]:
         return [sys.executable, "-m", "dashboard", "--host", "127.0.0.1", "--port", str(self.port)]
 
     def environ(self) -> dict[str, str]:
         return {**super().environ(), "ENGINE_URL": self.engine_url,
                 "PROMETHEUS_URL": self.prometheus_url, "ALERTS_URL": self.alerts_url,
-                "CONSOLE_URL": self.url, **console_sign_in_env(self.oidc_env), **self.extra_env}
+                "CONSOLE_URL": self.url, **self.sign_in_env, **self.extra_env}
 
 
 def console_sign_in_env(oidc_env: Mapping[str, str]) -> dict[str, str]:

@@ -22,7 +22,7 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from devstack.processes import Console
 from devstack.servers import wait_for
@@ -39,16 +39,10 @@ from tests.dashboard.conftest import (
     VIEWER,
     KnownOrgStack,
 )
+from tests.support.browser import TIMEOUT_MS, chromium, sign_in, wait_until_run_finished
 
 # One worker runs the whole module, so its module-scoped stack is started once.
 pytestmark = [pytest.mark.processes, pytest.mark.xdist_group("test_browser")]
-
-CHROMIUM = "/usr/bin/chromium"
-# How long a page may take to show what a test waits for: generous, since a loaded machine
-# renders slowly and these guard against a page that never shows it, not a slow one. It applies
-# to actions (the context's default) and to expect() assertions, whose own default is 5 s.
-TIMEOUT_MS = 60_000
-expect.set_options(timeout=TIMEOUT_MS)
 
 # url path (from the st.Page definitions in dashboard/app.py), title, text shown once data is
 # in, and the charts the page always draws with this stack's data.
@@ -85,24 +79,8 @@ def console(stack: KnownOrgStack, request: pytest.FixtureRequest) -> Iterator[Li
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    assert Path(CHROMIUM).exists(), "Debian's chromium is needed: apt-get install chromium"
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
-        yield chromium
-        chromium.close()
-
-
-def sign_in(page: Page, console: LiveConsole, person: str) -> None:
-    """What a person does: open the console, press Sign in, pick themselves on the provider's
-    login page, and land back on the console, signed in."""
-    page.goto(f"{console.url}/")
-    wait_until_run_finished(page)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"{console.stack.oidc.issuer}/**")
-    page.get_by_role("button", name=person, exact=True).click()
-    page.wait_for_url(f"{console.url}/**")
-    wait_until_run_finished(page)
-    expect(page.get_by_text(f"role: {person.split('@')[0]}")).to_be_visible()
+    with chromium() as started:
+        yield started
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +105,8 @@ def new_tab(browser: Browser, console: LiveConsole,
         tab.on("pageerror", lambda error: crashes.append(str(error)))
         contexts.append((context, crashes))
         if person and state is None:
-            sign_in(tab, console, person)
+            sign_in(tab, console_url=console.url, issuer=console.stack.oidc.issuer,
+                    person=person)
             signed_in_states[person] = context.storage_state()
         return tab
 
@@ -141,13 +120,6 @@ def new_tab(browser: Browser, console: LiveConsole,
 def page(new_tab: Callable[[str | None], Page]) -> Page:
     """A support agent's tab: every page of the console but the admin actions."""
     return new_tab(SUPPORT)
-
-
-def wait_until_run_finished(page: Page) -> None:
-    """Streamlit marks its root with the script state; notRunning comes after the first run."""
-    page.wait_for_selector('[data-testid="stApp"][data-test-connection-state="CONNECTED"]'
-                           '[data-test-script-state="notRunning"]')
-    expect(page.locator('[data-testid="stMainBlockContainer"]')).not_to_be_empty()
 
 
 def assert_no_errors(page: Page, console: LiveConsole) -> list[str]:
