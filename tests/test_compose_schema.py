@@ -1,5 +1,5 @@
 """docker-compose.yml against the Compose Specification's JSON schema, as written and once
-interpolated with .env.example; the variables it refuses to start without."""
+interpolated with .env.example; the variables it refuses to start without; its two profiles."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pytest
 
 from tests.support.compose import (
     MissingVariable,
+    enabled_services,
     interpolate,
     interpolated,
     load_compose,
@@ -17,7 +18,10 @@ from tests.support.compose import (
 )
 
 # What `docker compose up` refuses to start without: secrets and the identity provider.
-REQUIRED = {"ADMIN_API_KEY", "GRAFANA_ADMIN_PASSWORD"}
+REQUIRED = {
+    "ADMIN_API_KEY", "GRAFANA_ADMIN_PASSWORD", "OIDC_ISSUER_URL", "OIDC_CLIENT_SECRET",
+    "CONSOLE_COOKIE_SECRET",
+}
 
 
 def filled_env() -> dict[str, str]:
@@ -62,6 +66,23 @@ def test_every_variable_compose_requires_is_known_here():
         except MissingVariable as refused:
             required.add(refused.name)
     assert required == REQUIRED
+
+
+def test_env_example_as_copied_still_needs_a_cookie_secret():
+    """No shared cookie secret ships: whoever knew it could forge a console sign-in."""
+    assert read_env_file()["CONSOLE_COOKIE_SECRET"] == ""
+    with pytest.raises(MissingVariable) as refused:
+        interpolated(load_compose(), read_env_file())
+    assert refused.value.name == "CONSOLE_COOKIE_SECRET"
+
+
+def test_the_dev_profile_adds_the_sign_in_provider_and_nothing_else():
+    document = load_compose()
+    assert enabled_services(document, ["dev"]) - enabled_services(document) == {"oidc"}
+    # Nothing in the plain stack may wait for a dev-only service: compose would refuse to start.
+    plain = enabled_services(document)
+    for name in plain:
+        assert set(document["services"][name].get("depends_on") or {}) <= plain, name
 
 
 @pytest.mark.parametrize(("text", "env", "expected"), [
