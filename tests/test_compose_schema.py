@@ -20,7 +20,8 @@ from tests.support.compose import (
 # What `docker compose up` refuses to start without: secrets and the identity provider.
 REQUIRED = {
     "ADMIN_API_KEY", "GRAFANA_ADMIN_PASSWORD", "OIDC_ISSUER_URL", "OIDC_CLIENT_SECRET",
-    "CONSOLE_COOKIE_SECRET",
+    "CONSOLE_COOKIE_SECRET", "GRAFANA_OAUTH_CLIENT_SECRET", "GRAFANA_OAUTH_AUTH_URL",
+    "GRAFANA_OAUTH_TOKEN_URL", "GRAFANA_OAUTH_API_URL",
 }
 
 

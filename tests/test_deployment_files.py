@@ -9,10 +9,12 @@ import tomllib
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import jmespath
 import pytest
 import yaml
 
-from billing_core.access.oidc import DEFAULT_ROLE_MAP, parse_role_map
+from billing_core.access.oidc import DEFAULT_ROLE_MAP, parse_role_map, role_from_claims
+from billing_core.access.rules import Role
 from devstack.processes import demo_user_claims
 from devstack.stack import CONSOLE_CLIENT_ID
 from tests.support.compose import enabled_services, interpolated, read_env_file
@@ -31,6 +33,8 @@ ALLOWED_SERVICE_KEYS = {
 }
 # The services that sign people in, or take their tokens, through the one provider.
 SIGNED_IN = ("engine", "alerts", "console")
+GRAFANA_ROLE = {Role.admin: "Admin", Role.operator: "Editor", Role.support: "Viewer",
+                Role.viewer: "Viewer"}
 
 
 def compose() -> dict:
@@ -221,9 +225,47 @@ def test_browsers_and_containers_reach_the_dev_provider_at_one_address():
     listens = oidc["command"][oidc["command"].index("--port") + 1]
     assert oidc["ports"] == [f"127.0.0.1:{issuer.port}:{issuer.port}"]
     assert listens == str(issuer.port)
+    for name in ("GRAFANA_OAUTH_AUTH_URL", "GRAFANA_OAUTH_TOKEN_URL", "GRAFANA_OAUTH_API_URL"):
+        assert env[name].startswith(env["OIDC_ISSUER_URL"] + "/"), name
 
 
 def test_grafana_has_no_anonymous_viewers_and_no_default_password():
     grafana = compose()["services"]["grafana"]["environment"]
     assert grafana["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
     assert grafana["GF_SECURITY_ADMIN_PASSWORD"].startswith("${GRAFANA_ADMIN_PASSWORD:?")
+    # Break-glass: the admin password still signs in beside the provider.
+    assert grafana["GF_AUTH_DISABLE_LOGIN_FORM"] == "false"
+
+
+def test_grafana_signs_people_in_through_the_provider():
+    grafana = compose()["services"]["grafana"]["environment"]
+    assert grafana["GF_AUTH_GENERIC_OAUTH_ENABLED"] == "true"
+    assert set(grafana["GF_AUTH_GENERIC_OAUTH_SCOPES"].split()) >= {"openid", "email", "profile"}
+    assert grafana["GF_AUTH_GENERIC_OAUTH_USE_PKCE"] == "true"
+    assert grafana["GF_AUTH_GENERIC_OAUTH_ROLE_ATTRIBUTE_STRICT"] == "true"
+    assert grafana["GF_SERVER_ROOT_URL"].startswith("${GRAFANA_URL:-")
+    # Only people in one of the groups the APIs know are let in at all.
+    assert set(grafana["GF_AUTH_GENERIC_OAUTH_ALLOWED_GROUPS"].split()) == set(DEFAULT_ROLE_MAP)
+    assert grafana["GF_AUTH_GENERIC_OAUTH_GROUPS_ATTRIBUTE_PATH"] == "groups"
+
+
+@pytest.mark.parametrize("group", sorted(DEFAULT_ROLE_MAP))
+def test_grafana_maps_each_billing_group_to_the_role_it_gives_in_the_apis(group: str):
+    expression = compose()["services"]["grafana"]["environment"][
+        "GF_AUTH_GENERIC_OAUTH_ROLE_ATTRIBUTE_PATH"]
+    claims = {"sub": "someone", "groups": [group]}
+    role = role_from_claims(claims)
+    assert role is not None
+    assert jmespath.search(expression, claims) == GRAFANA_ROLE[role]
+    # Several groups: the highest wins, as in the APIs.
+    everything = {"groups": sorted(DEFAULT_ROLE_MAP)}
+    assert jmespath.search(expression, everything) == "Admin"
+
+
+def test_grafana_role_mapping_survives_a_person_without_groups():
+    """No groups claim at all must not make the expression fail; allowed_groups turns such a
+    person away before the role matters."""
+    expression = compose()["services"]["grafana"]["environment"][
+        "GF_AUTH_GENERIC_OAUTH_ROLE_ATTRIBUTE_PATH"]
+    assert jmespath.search(expression, {"sub": "someone"}) == "Viewer"
+    assert jmespath.search(expression, {"groups": []}) == "Viewer"
