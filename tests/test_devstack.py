@@ -30,7 +30,8 @@ def test_the_parts_are_wired_to_each_other_on_their_ports() -> None:
     assert alerts_env["EVALUATION_INTERVAL_SECONDS"] == "1"
     assert alerts_env["PORT"] == str(stack.ports["alerts"])
     assert stack.engine.environ()["DATABASE_URL"] == alerts_env["DATABASE_URL"]
-    assert stack.engine.environ()["OIDC_ISSUER_URL"] == alerts_env["OIDC_ISSUER_URL"] == stack.url("oidc")
+    engine_env = stack.engine.environ()
+    assert engine_env["OIDC_ISSUER_URL"] == alerts_env["OIDC_ISSUER_URL"] == stack.url("oidc")
     console_env = stack.console.environ()
     assert (console_env["ENGINE_URL"], console_env["ALERTS_URL"]) == (
         stack.engine.url, stack.alerts.url)
