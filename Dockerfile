@@ -1,6 +1,11 @@
 # One image for the project's processes: the engine is the default command; the alerts process
-# (`python -m alerts serve`) and the console (`streamlit run dashboard/app.py`) run from it too.
+# (`python -m alerts serve`) and the console (`python -m dashboard`) run from it too.
 FROM python:3.11-slim
+
+# Extras of pyproject.toml installed beside the project: none in the image that runs in
+# production. docker compose's dev profile builds a second image with INSTALL_EXTRAS=test for its
+# local OIDC provider (oidc-provider-mock is a test dependency), at the version the tests use.
+ARG INSTALL_EXTRAS=""
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 HOST=0.0.0.0
 # Import the packages from /app, next to runbooks/ and prometheus/ that the console and the
@@ -15,7 +20,7 @@ COPY alerts ./alerts
 COPY dashboard ./dashboard
 COPY runbooks ./runbooks
 COPY prometheus ./prometheus
-RUN pip install . && useradd --system --uid 10001 app
+RUN pip install ".${INSTALL_EXTRAS:+[$INSTALL_EXTRAS]}" && useradd --system --uid 10001 app
 USER app
 
 EXPOSE 8006 8007 8501
