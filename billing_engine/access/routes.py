@@ -61,7 +61,7 @@ def list_org_keys(org_id: OrgIdPath, services: ServicesDep) -> KeysOut:
 
 @router.delete(
     "/admin/orgs/{org_id}/keys/{key_id}",
-    summary="Revoke an org API key (every replica refuses it within 5 s)",
+    summary="Revoke an org API key (every replica refuses it within 2 s)",
     response_model=KeyOut,
     responses=error_responses(404, 422, 503),
 )
@@ -95,7 +95,7 @@ def list_staff_keys(services: ServicesDep) -> KeysOut:
 
 @router.delete(
     "/admin/staff-keys/{key_id}",
-    summary="Revoke a staff API key (every replica refuses it within 5 s)",
+    summary="Revoke a staff API key (every replica refuses it within 2 s)",
     response_model=KeyOut,
     responses=error_responses(404, 422, 503),
 )
