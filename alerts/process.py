@@ -18,6 +18,7 @@ from alerts.access.service import AlertsAccess
 from alerts.budget.evaluator import BudgetEvaluator
 from alerts.budget.service import BudgetHistoryService
 from alerts.delivery.channels import ChannelSet
+from alerts.delivery.lanes import BULK_LANE, LANES, PAGES
 from alerts.delivery.links import LinkSettings
 from alerts.delivery.outbox import OutboxWorker, RetryPolicy
 from alerts.delivery.routes_file import load_routes
@@ -62,7 +63,7 @@ class AlertsProcess:
     metrics: AlertsMetrics
     routing: RoutingTable
     links: LinkSettings
-    channels: ChannelSet
+    channels: ChannelSet  # the API's and the CLI's (test messages); each lane has its own
     clock: Clock
     access: AlertsAccess
     # what the API and the CLI work through
@@ -73,7 +74,9 @@ class AlertsProcess:
     # what the scheduler runs (left out of the CLI's one-shot commands)
     evaluator: Evaluator | None = None
     budget: BudgetEvaluator | None = None
-    worker: OutboxWorker | None = None
+    worker: OutboxWorker | None = None  # the bulk lane
+    page_worker: OutboxWorker | None = None  # the pages lane
+    lane_channels: list[ChannelSet] = field(default_factory=list)
     leader: LeaderElection | None = None
     scheduler: AlertsScheduler | None = None
     readiness: Readiness = field(init=False)
@@ -89,6 +92,8 @@ class AlertsProcess:
         if self.scheduler is not None:
             self.scheduler.shutdown()
         self.channels.close()
+        for channels in self.lane_channels:
+            channels.close()
         self.engine.dispose()
 
 
@@ -137,16 +142,23 @@ def build_process(settings: Settings, *, environ: Mapping[str, str], clock: Cloc
         metrics=metrics, clock=clock,
         close_grace=timedelta(seconds=settings.period_close_grace_seconds),
         on_queued=wake_outbox)
-    process.worker = OutboxWorker(
-        store=store, resolve=channels.for_receiver, metrics=metrics, clock=clock,
-        policy=RetryPolicy(backoff=timedelta(seconds=settings.outbox_backoff_seconds),
-                           backoff_max=timedelta(seconds=settings.outbox_backoff_max_seconds),
-                           max_attempts=settings.outbox_max_attempts,
-                           lease=timedelta(seconds=settings.outbox_lease_seconds)))
+    policy = RetryPolicy(backoff=timedelta(seconds=settings.outbox_backoff_seconds),
+                         backoff_max=timedelta(seconds=settings.outbox_backoff_max_seconds),
+                         max_attempts=settings.outbox_max_attempts,
+                         lease=timedelta(seconds=settings.outbox_lease_seconds))
+    workers = {}
+    for lane in LANES:  # each lane sends through its own SMTP connection and Slack clients
+        lane_channels = ChannelSet(routing, smtp=settings.smtp, keep_open=True,
+                                   slack_timeout_seconds=settings.slack_timeout_seconds)
+        process.lane_channels.append(lane_channels)
+        workers[lane.name] = OutboxWorker(store=store, resolve=lane_channels.for_receiver,
+                                          metrics=metrics, clock=clock, policy=policy, lane=lane)
+    process.page_worker, process.worker = workers[PAGES.name], workers[BULK_LANE.name]
     process.leader = LeaderElection(settings.database_url, metrics=metrics)
     process.scheduler = AlertsScheduler(
         leader=process.leader, evaluator=process.evaluator, budget=process.budget,
-        worker=process.worker, evaluation_interval=settings.evaluation_interval_seconds,
+        workers=[process.page_worker, process.worker],
+        evaluation_interval=settings.evaluation_interval_seconds,
         budget_interval=settings.budget_interval_seconds,
         outbox_interval=settings.outbox_interval_seconds,
         leader_interval=settings.leader_retry_seconds,

@@ -24,6 +24,8 @@ self-signed certificate for 127.0.0.1 with the openssl command line tool.
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import email
 import email.policy
 import json
@@ -98,6 +100,7 @@ class ReceivedMail:
     login: str | None  # AUTH user name; None when the client did not log in
     tls: bool  # the session was upgraded with STARTTLS
     received_at: float  # time.monotonic() when DATA completed
+    peer: tuple[str, int] = ("", 0)  # the client's address and port: one per SMTP connection
 
     @property
     def message(self) -> EmailMessage:
@@ -146,6 +149,8 @@ class _SmtpHandler:
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.server.data_delay_seconds:  # a slow relay; other connections are served meanwhile
+            await asyncio.sleep(self.server.data_delay_seconds)
         return self.server._received(session, envelope)
 
 
@@ -155,7 +160,7 @@ class SmtpServer(ControlledSmtpServer):
     credentials: user name -> password; when given, MAIL is refused (530) until the client has
     logged in. tls + require_starttls: the client must upgrade with STARTTLS before anything
     else, and AUTH is only offered after it. Without tls, AUTH is offered in clear text (tests
-    only).
+    only). data_delay_seconds: how long each DATA takes to be answered (a slow relay).
     """
 
     def __init__(
@@ -164,7 +169,9 @@ class SmtpServer(ControlledSmtpServer):
         credentials: dict[str, str] | None = None,
         tls: TlsFiles | None = None,
         require_starttls: bool = False,
+        data_delay_seconds: float = 0.0,
     ) -> None:
+        self.data_delay_seconds = data_delay_seconds
         self.host = HOST
         self.port = free_port()
         self.credentials = dict(credentials or {})
@@ -246,6 +253,7 @@ class SmtpServer(ControlledSmtpServer):
                     login=session.auth_data if session.authenticated else None,
                     tls=session.ssl is not None,
                     received_at=time.monotonic(),
+                    peer=tuple(session.peer[:2]) if session.peer else ("", 0),
                 )
             )
         return "250 Message accepted"
@@ -272,9 +280,24 @@ class SilentTcpServer:
         self.close()
 
 
+_HELD: list[socket.socket] = []
+
+
+@atexit.register
+def _release_held() -> None:
+    for held in _HELD:
+        held.close()
+
+
 def closed_port() -> int:
-    """A port nothing listens on (connections are refused)."""
-    return free_port()
+    """A port nothing listens on (connections are refused), and that stays so: the port is
+    bound without listening and held for the life of the process. A port merely found free
+    could be handed to another test's receiver a moment later, which would then answer
+    connections meant to be refused and eat that receiver's scripted replies."""
+    held = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    held.bind((HOST, 0))
+    _HELD.append(held)
+    return int(held.getsockname()[1])
 
 
 # ---------------------------------------------------------------------------- Slack

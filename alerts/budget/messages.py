@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from alerts.budget.rules import BudgetCrossing
@@ -59,6 +59,36 @@ def budget_message(crossing: BudgetCrossing, *, plan: Plan | None, recipients: t
         values=values,
         recipients=recipients,
         console_url=f"{links.console_url}/customers?{_query({'org_id': crossing.org_id})}",
+    )
+
+
+DIGEST_ALERTNAME = "BudgetThresholdsDigest"
+
+
+def budget_digest_message(*, counts: Mapping[int, int], periods: Sequence[str],
+                          top: Sequence[BudgetCrossing], now: datetime,
+                          links: LinkSettings) -> Message:
+    """Support's one line for a round that told many orgs: how many per highest threshold,
+    and the orgs furthest over their included hours."""
+    total = sum(counts.values())
+    by_threshold = ", ".join(f"{counts[t]:,} at {t} %" for t in sorted(counts, reverse=True))
+    period_text = ", ".join(periods)
+    lines = [f"{c.org_name} ({c.org_id}): {c.percent_used:g} % "
+             f"({c.used_hours:g} h of {c.included_hours:g} h), {c.period}" for c in top]
+    return Message(
+        kind="budget",
+        fingerprint=fingerprint({"alertname": DIGEST_ALERTNAME, "period": period_text,
+                                 "at": now.isoformat()}),
+        alertname=DIGEST_ALERTNAME,
+        state="firing",
+        severity="P3",
+        summary=(f"Budget: {total:,} orgs reached usage thresholds for {period_text} "
+                 f"({by_threshold}); each was emailed once, naming its highest"),
+        description="\n".join(lines),
+        starts_at=now,
+        labels={"alertname": DIGEST_ALERTNAME, "digest": "true", "period": period_text},
+        values={f"orgs_{t}": float(n) for t, n in counts.items()},
+        console_url=f"{links.console_url}/usage",
     )
 
 

@@ -19,7 +19,10 @@ class BudgetAlertOut(BaseModel):
     included_hours: float
     percent_used: float
     reached_at: Timestamp
-    deliveries: list[NoticeDeliveryOut]
+    told_with: int = Field(description="the threshold whose message told the customer: this "
+                                       "one, or a higher one reached in the same round (one "
+                                       "message names the highest)")
+    deliveries: list[NoticeDeliveryOut] = Field(description="the messages of `told_with`")
 
 
 class BudgetHistory(BaseModel):

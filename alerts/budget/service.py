@@ -15,7 +15,7 @@ def notice_view(notice: BudgetNotice) -> BudgetAlertOut:
         period=notice.period, threshold=notice.threshold, email=notice.email, plan=notice.plan,
         used_hours=hours(used), included_hours=hours(included),
         percent_used=round(used * 100 / included, 2) if included else 100.0,
-        reached_at=notice.reached_at,
+        reached_at=notice.reached_at, told_with=notice.told_with or notice.threshold,
         deliveries=[NoticeDeliveryOut(
             channel=d.channel, receiver=d.receiver, status=d.status, attempts=d.attempts,
             sent_at=d.sent_at, last_reason=d.last_reason, last_detail=d.last_detail)

@@ -13,9 +13,10 @@ class ChannelSet:
     receiver, one Slack channel per webhook."""
 
     def __init__(self, routing: RoutingTable, *, smtp: SmtpConfig,
-                 slack_timeout_seconds: float = 10.0) -> None:
+                 slack_timeout_seconds: float = 10.0, keep_open: bool = False) -> None:
         self.routing = routing
-        self.email = EmailChannel(smtp)
+        # A lane's set keeps its SMTP connection open between messages (closed by close()).
+        self.email = EmailChannel(smtp, keep_open=keep_open)
         self._slack: dict[str, SlackChannel] = {}
         self._slack_timeout = slack_timeout_seconds
 
@@ -38,5 +39,6 @@ class ChannelSet:
         return [r for r in self.routing.receivers.values() if r.channel == "slack" and r.enabled]
 
     def close(self) -> None:
+        self.email.close()
         for channel in self._slack.values():
             channel.close()

@@ -1,5 +1,8 @@
 """The outbox worker: claim due messages, send each through its channel, then mark it.
 
+- Each lane (`lanes.py`) has its own worker and its own senders: the pages worker claims only
+  pages, so bulk mail queued before a page never delays it.
+
 - A claim is a lease written to the database before sending, so a second worker (or the next
   leader after a crash) leaves the message alone until the lease runs out.
 - A failed attempt is counted in `alert_notifications_failed_total{channel,reason}` and retried
@@ -20,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from alerts.delivery.lanes import BULK_LANE, PAGE, PAGES, Lane
 from alerts.delivery.message import Channel, DeliveryResult, message_from_json
 from alerts.delivery.store import OutboxItem, OutboxStore
 from alerts.observability.metrics import AlertsMetrics, failure_reason
@@ -71,13 +75,15 @@ def attempt(channel: Channel, item_channel: str, send: Callable[[], DeliveryResu
 class OutboxWorker:
     def __init__(self, *, store: OutboxStore, resolve: ChannelResolver, metrics: AlertsMetrics,
                  clock: Clock, policy: RetryPolicy | None = None,
-                 worker_id: str | None = None) -> None:
+                 worker_id: str | None = None, lane: Lane | None = None) -> None:
         self.store = store
         self.resolve = resolve
         self.metrics = metrics
         self.clock = clock
         self.policy = policy or RetryPolicy()
-        self.worker_id = worker_id or f"alerts-{uuid.uuid4().hex[:12]}"
+        self.lane = lane  # None: every priority (one worker for everything)
+        suffix = f"-{lane.name}" if lane is not None else ""
+        self.worker_id = worker_id or f"alerts-{uuid.uuid4().hex[:12]}{suffix}"
         self._paused_until: dict[str, datetime] = {}  # receiver -> Retry-After end
         self._lock = threading.Lock()
 
@@ -93,9 +99,10 @@ class OutboxWorker:
                     break
                 now = self.clock()
                 paused = [r for r, until in self._paused_until.items() if until > now]
-                items = self.store.claim_due(now=now, worker=self.worker_id,
-                                             lease=self.policy.lease, limit=batch,
-                                             skip_receivers=paused)
+                items = self.store.claim_due(
+                    now=now, worker=self.worker_id, lease=self.policy.lease, limit=batch,
+                    priorities=self.lane.priorities if self.lane is not None else None,
+                    skip_receivers=paused)
                 if not items:
                     break
                 for item in items:
@@ -157,6 +164,9 @@ class OutboxWorker:
         if result.ok:
             self.store.mark_sent(item.id, worker=self.worker_id, now=done, attempts=attempts)
             report.sent += 1
+            lane = PAGES.name if item.priority == PAGE else BULK_LANE.name
+            self.metrics.delivery_latency.labels(lane).observe(
+                max(0.0, (done - item.created_at).total_seconds()))
             log.info("notification sent", extra={
                 "outbox_id": item.id, "kind": item.kind, "receiver": item.receiver,
                 "channel": item.channel, "attempts": attempts})

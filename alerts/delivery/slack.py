@@ -128,11 +128,28 @@ def _rule_payload(message: Message) -> dict[str, Any]:
 
 
 def _budget_payload(message: Message) -> dict[str, Any]:
+    if message.labels.get("digest") == "true":
+        return _budget_digest_payload(message)
     line = budget_support_line(budget_facts(message))
     blocks: list[dict[str, Any]] = [
         {"type": "section", "text": _mrkdwn(_cut(f"\U0001f4b0 {escape(line)}", SECTION_LIMIT))}
     ]
     return {"text": line, "blocks": blocks}
+
+
+def _budget_digest_payload(message: Message) -> dict[str, Any]:
+    summary = one_line(message.summary)
+    blocks: list[dict[str, Any]] = [
+        {"type": "section", "text": _mrkdwn(_cut(f"\U0001f4b0 {escape(summary)}",
+                                                 SECTION_LIMIT))}]
+    if message.description.strip():
+        furthest = "*Furthest over their included hours*\n" + "\n".join(
+            f"\u2022 {escape(line)}" for line in message.description.strip().splitlines())
+        blocks.append({"type": "section", "text": _mrkdwn(_cut(furthest, SECTION_LIMIT))})
+    if message.console_url:
+        blocks.append({"type": "actions", "elements": [
+            _button("Usage in console", message.console_url, "console")]})
+    return {"text": summary, "blocks": blocks}
 
 
 def _test_payload(message: Message) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import Connection, and_, delete, func, or_, select, update
 
+from alerts.delivery.lanes import ALERT
 from alerts.delivery.message import NotificationKey
 from alerts.store.database import Id, Store, metadata
 from billing_core.sql import dialect_insert, utc, utc_or_none
@@ -31,7 +32,9 @@ alert_outbox = sa.Table(
     "alert_outbox",
     metadata,
     sa.Column("id", Id, primary_key=True, autoincrement=True),
-    sa.Column("kind", sa.String(10), nullable=False),  # rule | budget | test
+    sa.Column("kind", sa.String(10), nullable=False),  # rule | budget | test | escalation ...
+    # lanes.PAGE (0), ALERT (1) or BULK (2): which lane sends it, most urgent first
+    sa.Column("priority", sa.SmallInteger, nullable=False, server_default="1"),
     sa.Column("receiver", sa.String(100), nullable=False),
     sa.Column("channel", sa.String(20), nullable=False),  # email | slack
     sa.Column("payload", sa.Text, nullable=True),  # the Message as JSON
@@ -47,6 +50,7 @@ alert_outbox = sa.Table(
     sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     sa.Index("ix_alert_outbox_due", "status", "next_attempt_at"),
+    sa.Index("ix_alert_outbox_lane", "status", "priority", "next_attempt_at"),
     sa.Index("ix_alert_outbox_notice_key", "notice_key"),
 )
 
@@ -78,6 +82,7 @@ class QueuedMessage:
     channel: str
     keys: tuple[tuple[NotificationKey, str], ...]  # (key, alertname)
     build_payload: Callable[[Sequence[NotificationKey]], str]
+    priority: int = ALERT
 
 
 @dataclass(frozen=True)
@@ -89,6 +94,7 @@ class OutboxEntry:
     channel: str
     payload: str
     notice_key: str | None = None
+    priority: int = ALERT
 
 
 @dataclass(frozen=True)
@@ -101,6 +107,7 @@ class OutboxItem:
     notice_key: str | None
     attempts: int
     created_at: datetime
+    priority: int = ALERT
 
 
 @dataclass(frozen=True)
@@ -138,8 +145,8 @@ class NoticeDelivery:
 def enqueue_in(conn: Connection, entry: OutboxEntry, *, now: datetime) -> int:
     row = conn.execute(alert_outbox.insert().values(
         kind=entry.kind, receiver=entry.receiver, channel=entry.channel, payload=entry.payload,
-        notice_key=entry.notice_key, status=PENDING, attempts=0, next_attempt_at=now,
-        created_at=now, updated_at=now,
+        notice_key=entry.notice_key, priority=entry.priority, status=PENDING, attempts=0,
+        next_attempt_at=now, created_at=now, updated_at=now,
     ).returning(alert_outbox.c.id)).one()
     return int(row.id)
 
@@ -149,7 +156,7 @@ def enqueue_many(conn: Connection, entries: Sequence[OutboxEntry], *, now: datet
     if entries:
         conn.execute(alert_outbox.insert(), [{
             "kind": e.kind, "receiver": e.receiver, "channel": e.channel, "payload": e.payload,
-            "notice_key": e.notice_key, "status": PENDING, "attempts": 0,
+            "notice_key": e.notice_key, "priority": e.priority, "status": PENDING, "attempts": 0,
             "next_attempt_at": now, "created_at": now, "updated_at": now,
         } for e in entries])
     return len(entries)
@@ -176,7 +183,7 @@ def queue_message(conn: Connection, message: QueuedMessage, *, now: datetime) ->
     if not inserted:
         return None
     entry = OutboxEntry(kind=message.kind, receiver=message.receiver, channel=message.channel,
-                        payload=message.build_payload(inserted))
+                        payload=message.build_payload(inserted), priority=message.priority)
     outbox_id = enqueue_in(conn, entry, now=now)
     conn.execute(update(alert_notifications)
                  .where(alert_notifications.c.id.in_(row_ids))
@@ -235,16 +242,17 @@ def deliveries_by_notice(conn: Connection, notice_keys: Sequence[str]
 def _outbox_item(row: Any) -> OutboxItem:
     return OutboxItem(id=int(row.id), kind=row.kind, receiver=row.receiver, channel=row.channel,
                       payload=row.payload, notice_key=row.notice_key,
-                      attempts=int(row.attempts), created_at=utc(row.created_at))
+                      attempts=int(row.attempts), created_at=utc(row.created_at),
+                      priority=int(row.priority))
 
 
 class OutboxStore(Store):
     """The outbox worker's side: claim what is due, mark how it went, count what waits."""
 
     def enqueue(self, *, kind: str, receiver: str, channel: str, payload: str,
-                now: datetime, notice_key: str | None = None) -> int:
+                now: datetime, notice_key: str | None = None, priority: int = ALERT) -> int:
         entry = OutboxEntry(kind=kind, receiver=receiver, channel=channel, payload=payload,
-                            notice_key=notice_key)
+                            notice_key=notice_key, priority=priority)
         return self.run(lambda conn: enqueue_in(conn, entry, now=now), write=True)
 
     def notification_keys(self, fingerprints: Iterable[str]) -> list[NotificationKey]:
@@ -258,8 +266,10 @@ class OutboxStore(Store):
         return [NotificationKey(r.fingerprint, r.receiver, r.state, r.repeat_bucket) for r in rows]
 
     def claim_due(self, *, now: datetime, worker: str, lease: timedelta, limit: int,
+                  priorities: Sequence[int] | None = None,
                   skip_receivers: Iterable[str] = ()) -> list[OutboxItem]:
-        """Claim up to `limit` due messages for `worker` until now + lease."""
+        """Claim up to `limit` due messages for `worker` until now + lease: of `priorities`
+        only (None: any), the most urgent first, then the longest due."""
         o = alert_outbox
         skip = list(skip_receivers)
 
@@ -267,7 +277,9 @@ class OutboxStore(Store):
             due = (select(o.c.id).where(
                 o.c.status == PENDING, o.c.next_attempt_at <= now,
                 or_(o.c.claimed_until.is_(None), o.c.claimed_until < now))
-                .order_by(o.c.next_attempt_at, o.c.id).limit(limit))
+                .order_by(o.c.priority, o.c.next_attempt_at, o.c.id).limit(limit))
+            if priorities is not None:
+                due = due.where(o.c.priority.in_(list(priorities)))
             if skip:
                 due = due.where(o.c.receiver.not_in(skip))
             if self.dialect == "postgresql":
@@ -277,7 +289,8 @@ class OutboxStore(Store):
                 return []
             conn.execute(update(o).where(o.c.id.in_(ids))
                          .values(claimed_by=worker, claimed_until=now + lease, updated_at=now))
-            rows = conn.execute(select(o).where(o.c.id.in_(ids)).order_by(o.c.id)).all()
+            rows = conn.execute(select(o).where(o.c.id.in_(ids))
+                                .order_by(o.c.priority, o.c.next_attempt_at, o.c.id)).all()
             return [_outbox_item(r) for r in rows]
 
         return self.run(work, write=True)

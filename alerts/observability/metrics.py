@@ -12,6 +12,8 @@ from alerts import __version__
 CHANNELS = ("email", "slack")
 FAILURE_REASONS = ("timeout", "rate_limited", "server_error", "rejected", "connection")
 DURATION_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+# Queued to delivered: a page is due within seconds; bulk mail may wait for hours in a flood.
+LATENCY_BUCKETS = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 14400.0)
 disable_created_metrics()
 
 
@@ -58,6 +60,12 @@ class AlertsMetrics:
         self.outbox_oldest_age = Gauge(
             "alert_outbox_oldest_age_seconds", "Age of the oldest waiting notification.",
             registry=r)
+        self.delivery_latency = Histogram(
+            "alert_delivery_latency_seconds",
+            "From queued to delivered, by lane (pages: P0/P1, escalations, incidents; bulk).",
+            ["lane"], buckets=LATENCY_BUCKETS, registry=r)
+        for lane in ("pages", "bulk"):
+            self.delivery_latency.labels(lane)
         self.leader = Gauge(
             "alert_leader", "1 on the replica holding the advisory lock, else 0.", registry=r)
         # The engine's names, without an org or key id: why a credential or a request was refused.

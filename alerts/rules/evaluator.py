@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+from alerts.delivery.lanes import priority_for
 from alerts.delivery.links import LinkSettings
 from alerts.delivery.message import NotificationKey, message_to_json
 from alerts.delivery.routing import Receiver, RoutingTable
@@ -192,10 +193,12 @@ class Evaluator:
         messages = []
         for (receiver_name, state, _group), items in grouped(planned):
             receiver = receivers[receiver_name]
+            severities = {item.alert.severity for item in items}
             messages.append(QueuedMessage(
                 kind="rule", receiver=receiver_name, channel=receiver.channel,
                 keys=tuple((item.key, item.alert.alertname) for item in items),
-                build_payload=self._payload_builder(items, receiver, state)))
+                build_payload=self._payload_builder(items, receiver, state),
+                priority=priority_for("rule", severities)))
         return messages
 
     def _payload_builder(self, items: list[PlannedNotification], receiver: Receiver, state: str

@@ -5,18 +5,22 @@ Jobs (each at most one instance at a time; a late run is coalesced, never stacke
 - leader (every replica, LEADER_RETRY_SECONDS, 5 s): keeps the lock, or tries to take it;
 - evaluate (leader only, EVALUATION_INTERVAL_SECONDS, 15 s): one rule evaluation round;
 - budget (leader only, BUDGET_INTERVAL_SECONDS, 60 s): one budget round over every org;
-- outbox (leader only, OUTBOX_INTERVAL_SECONDS, 1 s): sends what is due;
+- outbox-pages and outbox-bulk (leader only, OUTBOX_INTERVAL_SECONDS, 1 s): send what is due,
+  one job per delivery lane, so the pages lane never waits for a bulk drain to finish;
 - gauges (every replica, 5 s): outbox depth and oldest age on the leader, 0 on standbys (so
   `sum()` across replicas is right);
 - purge (leader only, hourly): forgets delivered messages older than ALERTS_RETENTION_DAYS.
 
-A round that queues messages wakes the outbox job at once instead of waiting for its next tick.
+A round that queues messages wakes the outbox jobs at once instead of waiting for their next
+tick. APScheduler runs jobs on a pool of threads: a long budget round or bulk drain never holds
+up an evaluation round or a page.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -57,28 +61,31 @@ def evaluation_slot(now: datetime, *, anchor: datetime, interval: float,
 
 class AlertsScheduler:
     def __init__(self, *, leader: LeaderElection, evaluator: Evaluator, budget: BudgetEvaluator,
-                 worker: OutboxWorker, evaluation_interval: float, budget_interval: float,
-                 outbox_interval: float, leader_interval: float,
+                 workers: Sequence[OutboxWorker], evaluation_interval: float,
+                 budget_interval: float, outbox_interval: float, leader_interval: float,
                  retention: timedelta = timedelta(days=90)) -> None:
         self.leader = leader
         self.evaluator = evaluator
         self.budget = budget
-        self.worker = worker
+        self.workers = {f"outbox-{w.lane.name if w.lane else 'all'}": w for w in workers}
+        self.worker = workers[0]  # the gauges and the purge are the outbox's, not a lane's
         self.retention = retention
         self.intervals = {
             "leader": leader_interval,
             "evaluate": evaluation_interval,
             "budget": budget_interval,
-            "outbox": outbox_interval,
+            **{job: outbox_interval for job in self.workers},
             "gauges": GAUGE_INTERVAL_SECONDS,
             "purge": PURGE_INTERVAL_SECONDS,
         }
         self.scheduler = BackgroundScheduler(
             timezone=UTC,
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30},
+            executors={"default": {"type": "threadpool", "max_workers": len(self.intervals)}},
         )
         self._was_leader = False
         self._anchor = datetime.now(UTC)
+        self._stopping = threading.Event()  # a drain stops at its next batch
 
     def start(self) -> None:
         self._leader_job()  # know who leads before the first round
@@ -87,7 +94,7 @@ class AlertsScheduler:
             "leader": self._leader_job,
             "evaluate": self._evaluate_job,
             "budget": self._budget_job,
-            "outbox": self._outbox_job,
+            **{job: self._outbox_job(worker) for job, worker in self.workers.items()},
             "gauges": self._gauges_job,
             "purge": self._purge_job,
         }
@@ -99,16 +106,20 @@ class AlertsScheduler:
                                              for k, v in self.intervals.items()})
 
     def shutdown(self) -> None:
+        self._stopping.set()
         if self.scheduler.running:
             self.scheduler.shutdown(wait=True)
         self.leader.release()
 
     def wake(self, job_id: str) -> None:
-        """Run a job now (e.g. the outbox after a round queued messages)."""
-        try:
-            self.scheduler.modify_job(job_id, next_run_time=datetime.now(UTC))
-        except Exception:  # not started yet, or shutting down: its next tick comes anyway
-            pass
+        """Run a job now (e.g. the outbox after a round queued messages); "outbox" wakes every
+        lane's job."""
+        jobs = list(self.workers) if job_id == "outbox" else [job_id]
+        for job in jobs:
+            try:
+                self.scheduler.modify_job(job, next_run_time=datetime.now(UTC))
+            except Exception:  # not started yet, or shutting down: its next tick comes anyway
+                pass
 
     # -- jobs ---------------------------------------------------------------------------------
 
@@ -133,10 +144,16 @@ class AlertsScheduler:
             return
         self._guard("budget", self.budget.run_round)
 
-    def _outbox_job(self) -> None:
-        if not self.leader.confirm():
-            return
-        self._guard("outbox", lambda: self.worker.drain(should_continue=self.leader.confirm))
+    def _outbox_job(self, worker: OutboxWorker) -> Callable[[], None]:
+        def job() -> None:
+            if not self.leader.confirm():
+                return
+            self._guard("outbox", lambda: worker.drain(should_continue=self._keep_sending))
+
+        return job
+
+    def _keep_sending(self) -> bool:
+        return not self._stopping.is_set() and self.leader.confirm()
 
     def _gauges_job(self) -> None:
         if self.leader.confirm():

@@ -37,6 +37,7 @@ __all__ = [
     "alerts_clock",
     "alerts_db_url",
     "alerts_engine",
+    "alerts_head",
     "alerts_metrics",
     "alerts_pg_template",
     "alerts_pg_url",
@@ -49,6 +50,12 @@ __all__ = [
 ]
 
 ADMIN_KEY = "test-admin-key-0123456789"
+ALERTS_VERSIONS = Path(__file__).resolve().parents[2] / "alerts" / "migrations" / "versions"
+
+
+def alerts_head() -> str:
+    """The newest alerts migration's revision (files are named after it: a0003_lanes.py)."""
+    return sorted(p.name.split("_", 1)[0] for p in ALERTS_VERSIONS.glob("a0*.py"))[-1]
 
 
 # -- databases -----------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from sqlalchemy import Engine, select
 
 from alerts.budget.evaluator import BudgetEvaluator
 from alerts.budget.rules import open_periods, threshold_minutes
+from alerts.delivery.email import EmailRenderer
 from alerts.delivery.links import LinkSettings
 from alerts.delivery.message import message_from_json
 from alerts.delivery.routes_file import load_routes
@@ -70,7 +71,7 @@ def test_the_email_goes_to_the_orgs_billing_address_with_the_numbers(alerts_engi
     items = store.claim_due(now=NOV_18, worker="t", lease=seconds(60), limit=10)  # noqa: F405
     emails = {message_from_json(i.payload or "").labels["threshold"]: message_from_json(
         i.payload or "") for i in items if i.channel == "email"}
-    assert sorted(emails) == ["50", "90"]  # 91.5 h is past both
+    assert sorted(emails) == ["90"]  # 91.5 h is past both: one email, naming the higher
     message = emails["90"]
     assert message.recipients == ("finance@b.example",)
     assert message.values["included_hours"] == 100 and message.values["used_hours"] == 91.5
@@ -90,11 +91,63 @@ def test_crossing_50_then_90_sends_exactly_two_emails(alerts_engine, budget):
     assert emails == [("customer-email", "org_c", "50"), ("customer-email", "org_c", "90")]
 
 
-def test_one_jump_past_several_thresholds_sends_each_once(alerts_engine, budget):
+def test_one_jump_past_several_thresholds_notes_each_and_sends_one_message_naming_the_highest(
+        alerts_engine, budget):
     add_org(alerts_engine, "org_d", plan="free")
-    add_usage(alerts_engine, "org_d", date(2026, 11, 5), 11 * 60)
+    add_usage(alerts_engine, "org_d", date(2026, 11, 5), 11 * 60 + 30)  # 115 % of 10 h
     report = budget.run_round()
     assert sorted(c.threshold for c in report.crossings) == [50, 90, 100]
+    assert queued(alerts_engine) == [("customer-email", "org_d", "100"),
+                                     ("support-slack", "org_d", "100")]
+    budget.run_round()
+    assert len(queued(alerts_engine)) == 2  # and never the 50 % or 90 % one later
+
+
+def test_an_org_at_115_percent_in_its_first_round_reads_words_true_to_its_usage(
+        alerts_engine, budget, store):
+    add_org(alerts_engine, "org_k", plan="base_usage")  # overage allowed
+    add_usage(alerts_engine, "org_k", date(2026, 11, 5), 115 * 60)
+    budget.run_round()
+    [item] = [i for i in store.claim_due(now=NOV_18, worker="t", lease=seconds(60),  # noqa: F405
+                                         limit=10) if i.channel == "email"]
+    rendered = EmailRenderer().render(message_from_json(item.payload or ""))
+    text = " ".join(rendered.text.split())
+    assert rendered.subject == "You have used all the included hours of your plan for November 2026"
+    assert "used all the instance-hours included" in text and "115" in text
+    assert "Nothing changes yet" not in text and "50 %" not in rendered.subject
+
+
+def test_each_threshold_in_the_history_says_which_message_told_the_customer(
+        alerts_engine, budget, store):
+    add_org(alerts_engine, "org_l", plan="free")
+    add_usage(alerts_engine, "org_l", date(2026, 11, 1), 5 * 60)
+    budget.run_round()  # 50 %, its own email
+    add_usage(alerts_engine, "org_l", date(2026, 11, 2), 6 * 60)
+    budget.run_round()  # 90 % and 100 % together: one email naming 100 %
+    history = {n.threshold: n for n in store.budget_history("org_l")}
+    assert {t: n.told_with for t, n in history.items()} == {50: 50, 90: 100, 100: 100}
+    assert [d.channel for d in history[90].deliveries] == ["email", "slack"]
+    assert history[90].deliveries == history[100].deliveries
+
+
+def test_a_round_telling_many_orgs_gives_support_one_digest_and_each_org_its_email(
+        alerts_engine, budget, monkeypatch):
+    monkeypatch.setattr("alerts.budget.store.ROUND_PAGE_ORGS", 7)  # several pages of orgs
+    for n in range(25):
+        add_org(alerts_engine, f"org_m{n:02}", plan="free")
+        add_usage(alerts_engine, f"org_m{n:02}", date(2026, 11, 5), (5 + n % 7) * 60)
+    report = budget.run_round()
+    assert report.orgs == 25
+    with alerts_engine.connect() as conn:
+        rows = conn.execute(select(alert_outbox.c.channel, alert_outbox.c.payload)).all()
+    emails = [message_from_json(r.payload) for r in rows if r.channel == "email"]
+    assert sorted(m.labels["org_id"] for m in emails) == [f"org_m{n:02}" for n in range(25)]
+    slack = [message_from_json(r.payload) for r in rows if r.channel == "slack"]
+    [digest] = slack
+    assert digest.labels["digest"] == "true"
+    assert digest.summary.startswith("Budget: 25 orgs reached usage thresholds for 2026-11")
+    assert "org_m06" in digest.description  # 11 h of 10 h: among the furthest over
+    assert len(digest.description.splitlines()) == 10
 
 
 def test_just_below_a_threshold_sends_nothing(alerts_engine, budget):

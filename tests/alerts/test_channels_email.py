@@ -147,7 +147,8 @@ counts once, idle minutes included. The count starts again from zero on the
 (UTC).
 
 We send this email once for each of the 50 %, 90 % and 100 % marks in a
-month. Questions about your usage? Contact our support team and mention your
+month, and only once when your usage passes several of them at the same
+time. Questions about your usage? Contact our support team and mention your
 organisation id org_acme.
 """
 
