@@ -26,6 +26,8 @@ from alerts.delivery.routing import RoutingTable
 from alerts.delivery.service import DeliveryCheck
 from alerts.observability.metrics import AlertsMetrics
 from alerts.observability.service import Readiness
+from alerts.oncall.policy_file import DEFAULT_ONCALL_FILE, load_policy
+from alerts.oncall.service import OnCallService
 from alerts.rules.evaluator import Evaluator
 from alerts.rules.files import load_rules
 from alerts.rules.prometheus import PrometheusClient
@@ -71,6 +73,7 @@ class AlertsProcess:
     silences: SilenceService
     budget_history: BudgetHistoryService
     delivery_checks: DeliveryCheck
+    oncall: OnCallService
     # what the scheduler runs (left out of the CLI's one-shot commands)
     evaluator: Evaluator | None = None
     budget: BudgetEvaluator | None = None
@@ -108,17 +111,30 @@ def build_process(settings: Settings, *, environ: Mapping[str, str], clock: Cloc
     links = settings.links
     channels = ChannelSet(routing, smtp=settings.smtp,
                           slack_timeout_seconds=settings.slack_timeout_seconds)
+    oncall_policy = load_policy(settings.oncall_file, environ=environ)
+    if settings.environment == "production" and settings.oncall_file == DEFAULT_ONCALL_FILE:
+        log.warning("the on-call policy is the shipped example team: point ONCALL_FILE at your "
+                    "own", extra={"oncall_file": str(settings.oncall_file)})
+
+    def wake_outbox() -> None:
+        if process.scheduler is not None:
+            process.scheduler.wake("outbox")
+
+    oncall = OnCallService(policy=oncall_policy, alerts=store, silences=store, escalations=store,
+                           routing=routing, links=links, clock=clock, on_queued=wake_outbox)
     process = AlertsProcess(
         settings=settings, engine=engine, store=store, metrics=metrics, routing=routing,
         links=links, channels=channels, clock=clock,
         access=AlertsAccess(engine, configured_keys=settings.admin_keys(), clock=clock,
                             oidc=OidcVerifier(settings.oidc) if settings.oidc else None),
-        alerts=AlertService(alerts=store, silences=store, links=links, clock=clock),
+        alerts=AlertService(alerts=store, silences=store, links=links, clock=clock,
+                            escalations=oncall),
         silences=SilenceService(store=store, clock=clock,
                                 max_length=timedelta(days=settings.silence_max_days)),
         budget_history=BudgetHistoryService(store=store),
         delivery_checks=DeliveryCheck(channels=channels, oncall_email=settings.oncall_email,
-                                      links=links, metrics=metrics, clock=clock, audit=store))
+                                      links=links, metrics=metrics, clock=clock, audit=store),
+        oncall=oncall)
     if not scheduled:
         return process
 
@@ -130,13 +146,9 @@ def build_process(settings: Settings, *, environ: Mapping[str, str], clock: Cloc
     prometheus = PrometheusClient(settings.prometheus_url,
                                   timeout_seconds=settings.prometheus_timeout_seconds)
 
-    def wake_outbox() -> None:
-        if process.scheduler is not None:
-            process.scheduler.wake("outbox")
-
     process.evaluator = Evaluator(store=store, prometheus=prometheus, rules=rules,
                                   routing=routing, links=links, metrics=metrics, clock=clock,
-                                  on_queued=wake_outbox)
+                                  on_queued=wake_outbox, repeat_for=oncall.repeat_for)
     process.budget = BudgetEvaluator(
         store=store, catalog=load_plans(settings.plans_file), routing=routing, links=links,
         metrics=metrics, clock=clock,
@@ -157,7 +169,7 @@ def build_process(settings: Settings, *, environ: Mapping[str, str], clock: Cloc
     process.leader = LeaderElection(settings.database_url, metrics=metrics)
     process.scheduler = AlertsScheduler(
         leader=process.leader, evaluator=process.evaluator, budget=process.budget,
-        workers=[process.page_worker, process.worker],
+        oncall=oncall, workers=[process.page_worker, process.worker],
         evaluation_interval=settings.evaluation_interval_seconds,
         budget_interval=settings.budget_interval_seconds,
         outbox_interval=settings.outbox_interval_seconds,

@@ -24,6 +24,7 @@ from alerts.delivery.links import (
     LinkSettings,
 )
 from alerts.delivery.routes_file import DEFAULT_ROUTES_FILE, routes_file_from_env
+from alerts.oncall.policy_file import DEFAULT_ONCALL_FILE, oncall_file_from_env
 from billing_core.access.oidc import OidcConfig
 from billing_core.catalogue import DEFAULT_PLANS_FILE
 from billing_core.settings import (
@@ -78,6 +79,7 @@ class Settings:
 
     # delivery
     routes_file: Path = DEFAULT_ROUTES_FILE
+    oncall_file: Path = DEFAULT_ONCALL_FILE
     outbox_interval_seconds: float = 1.0
     outbox_backoff_seconds: float = 5.0  # first retry; doubles per attempt
     outbox_backoff_max_seconds: float = 900.0
@@ -133,6 +135,7 @@ class Settings:
             period_close_grace_seconds=env_int(env, "PERIOD_CLOSE_GRACE_SECONDS", 3600,
                                                minimum=0),
             routes_file=routes_file_from_env(env),
+            oncall_file=oncall_file_from_env(env),
             outbox_interval_seconds=env_float(env, "OUTBOX_INTERVAL_SECONDS", 1.0, minimum=0.05),
             outbox_backoff_seconds=env_float(env, "OUTBOX_BACKOFF_SECONDS", 5.0, minimum=0.01),
             outbox_backoff_max_seconds=env_float(env, "OUTBOX_BACKOFF_MAX_SECONDS", 900.0,

@@ -30,6 +30,7 @@ ALERTS_POLICY: Policy = {
     ("GET", "/v1/alerts"): VIEWER,
     ("GET", "/v1/silences"): VIEWER,
     ("GET", "/v1/silences/{silence_id}"): VIEWER,
+    ("GET", "/v1/oncall"): VIEWER,
     # A customer's budget alerts: what support answers "did they warn me?" with.
     ("GET", "/debug/alerts/{org_id}"): SUPPORT,
     # Changes and delivery tests.

@@ -18,6 +18,7 @@ from alerts.budget.service import BudgetHistoryService
 from alerts.delivery.service import DeliveryCheck
 from alerts.observability.metrics import AlertsMetrics
 from alerts.observability.service import Readiness
+from alerts.oncall.service import OnCallService
 from alerts.process import AlertsProcess
 from alerts.rules.service import AlertService
 from alerts.silences.service import SilenceService
@@ -53,12 +54,17 @@ def _metrics(request: Request) -> AlertsMetrics:
     return _process(request).metrics
 
 
+def _oncall(request: Request) -> OnCallService:
+    return _process(request).oncall
+
+
 Alerts = Annotated[AlertService, Depends(_alerts)]
 Silences = Annotated[SilenceService, Depends(_silences)]
 BudgetNotices = Annotated[BudgetHistoryService, Depends(_budget_notices)]
 DeliveryChecks = Annotated[DeliveryCheck, Depends(_delivery_checks)]
 ReadinessCheck = Annotated[Readiness, Depends(_readiness)]
 Metrics = Annotated[AlertsMetrics, Depends(_metrics)]
+OnCall = Annotated[OnCallService, Depends(_oncall)]
 
 
 def authorize(request: Request) -> None:

@@ -121,15 +121,19 @@ class EmailRenderer:
         )
 
     def render(self, message: Message, *, now: datetime | None = None) -> RenderedEmail:
+        template: str = message.kind
         if message.kind == "budget":
             subject, context = _budget_context(message)
         elif message.kind == "test":
             subject, context = _test_context(message, now or datetime.now(UTC))
+        elif message.kind in ("escalation", "incident"):
+            subject, context = notice_context(message)
+            template = "notice"
         else:
             subject, context = _rule_context(message)
         context["title"] = subject
-        text = self.environment.get_template(f"email_{message.kind}.txt.j2").render(context)
-        html = self.environment.get_template(f"email_{message.kind}.html.j2").render(context)
+        text = self.environment.get_template(f"email_{template}.txt.j2").render(context)
+        html = self.environment.get_template(f"email_{template}.html.j2").render(context)
         if message.kind == "budget":
             text = _wrap_paragraphs(text)
         return RenderedEmail(subject=one_line(subject), text=text, html=html)
@@ -184,6 +188,42 @@ def _budget_context(message: Message) -> tuple[str, dict[str, Any]]:
         "overage_price": facts.overage_price,
     }
     return budget_title(facts), context
+
+
+def notice_context(message: Message) -> tuple[str, dict[str, Any]]:
+    """Escalations and incident messages: a headline, what happened, a few facts, the links.
+    Facts come from the labels named in NOTICE_FACTS, in that order."""
+    resolved = message.state == "resolved"
+    if message.kind == "escalation":
+        headline = ("RESOLVED: " if resolved else f"{message.severity} ") + message.alertname
+        why = f"you are {message.labels.get('rotation', 'on call')} on call"
+    else:
+        headline = f"Incident: {message.alertname}"
+        why = "incident communication"
+    facts = [(name, message.labels[key]) for name, key in NOTICE_FACTS
+             if message.labels.get(key)]
+    context = {
+        "headline": headline,
+        "summary": message.summary,
+        "description": message.description,
+        "severity": message.severity,
+        "since": format_time(message.starts_at),
+        "facts": facts,
+        "why": why,
+        "runbook_url": message.runbook_url,
+        "dashboard_url": message.dashboard_url,
+        "console_url": message.console_url,
+        "colour": RESOLVED_COLOUR if resolved else SEVERITY_COLOURS.get(message.severity,
+                                                                        "#374151"),
+    }
+    subject = f"[{'RESOLVED' if resolved else message.severity}] {one_line(message.summary)}"
+    return subject, context
+
+
+# Label -> the name a notice shows it under.
+NOTICE_FACTS = (("Rotation", "rotation"), ("Step", "step"), ("Commander", "commander"),
+                ("Impact", "impact"), ("Status", "incident_status"),
+                ("Status page", "status_page"))
 
 
 def _test_context(message: Message, now: datetime) -> tuple[str, dict[str, Any]]:

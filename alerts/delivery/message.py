@@ -19,7 +19,7 @@ from typing import Any, Literal, Protocol
 from alerts.delivery.links import LinkSettings, runbook_url
 from alerts.rules.model import fingerprint
 
-Kind = Literal["rule", "budget", "test"]
+Kind = Literal["rule", "budget", "test", "escalation", "incident"]
 State = Literal["firing", "resolved"]
 
 
@@ -34,6 +34,10 @@ class Message:
       org_name, threshold ("50", "90", "100"), period ("2026-11"); values: used_hours,
       included_hours. Emailed to the org's billing email; support gets a Slack line.
     - kind "test": a test message sent on demand to check the configuration.
+    - kind "escalation": one person is told of a firing alert as a step of the on-call policy
+      (or that one they were told of resolved); labels carry person, person_email,
+      person_slack, rotation, step besides the alert's own.
+    - kind "incident": an incident declared, updated or resolved.
     """
 
     kind: Kind

@@ -6,6 +6,7 @@ answer to a DeliveryResult with one of the bounded reasons the failure metric us
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -70,12 +71,18 @@ def _button(text: str, url: str, action_id: str, *, primary: bool = False) -> di
     return button
 
 
+# A Slack member id (U..., W...): the only thing put inside an <@...> mention.
+SLACK_MEMBER_ID = re.compile(r"[UW][A-Z0-9]{2,20}")
+
+
 def build_payload(message: Message) -> dict[str, Any]:
     """The webhook body for a message: `text` (notification fallback) and `blocks`."""
     if message.kind == "budget":
         return _budget_payload(message)
     if message.kind == "test":
         return _test_payload(message)
+    if message.kind in ("escalation", "incident"):
+        return _notice_payload(message)
     return _rule_payload(message)
 
 
@@ -125,6 +132,30 @@ def _rule_payload(message: Message) -> dict[str, Any]:
         {"type": "context", "elements": [_mrkdwn(f"fingerprint `{escape(message.fingerprint)}`")]}
     )
     return {"text": rule_title(message), "blocks": blocks}
+
+
+def _notice_payload(message: Message) -> dict[str, Any]:
+    """An escalation step or an incident message: who it is for, what happened, the links."""
+    resolved = message.state == "resolved"
+    emoji = RESOLVED_EMOJI if resolved else SEVERITY_EMOJI.get(message.severity, "\u26a0\ufe0f")
+    member = message.labels.get("person_slack", "")
+    mention = f"<@{member}> " if member and SLACK_MEMBER_ID.fullmatch(member) else ""
+    summary = one_line(message.summary)
+    body = f"{mention}*{escape(summary)}*"
+    if message.description.strip():
+        body += f"\n{escape(message.description.strip())}"
+    blocks: list[dict[str, Any]] = [
+        {"type": "section", "text": _mrkdwn(_cut(f"{emoji} {body}", SECTION_LIMIT))}]
+    buttons = []
+    if message.runbook_url:
+        buttons.append(_button("Runbook", message.runbook_url, "runbook", primary=not resolved))
+    if message.dashboard_url:
+        buttons.append(_button("Dashboard", message.dashboard_url, "dashboard"))
+    if message.console_url:
+        buttons.append(_button("Open in console", message.console_url, "console"))
+    if buttons:
+        blocks.append({"type": "actions", "elements": buttons})
+    return {"text": f"{mention}{summary}", "blocks": blocks}
 
 
 def _budget_payload(message: Message) -> dict[str, Any]:

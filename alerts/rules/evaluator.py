@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from alerts.delivery.lanes import priority_for
@@ -90,8 +90,11 @@ class Evaluator:
         clock: Clock,
         external_labels: Mapping[str, str] | None = None,
         on_queued: Callable[[], None] | None = None,
+        repeat_for: Callable[[str], timedelta | None] | None = None,
     ) -> None:
         self.store = store
+        # The on-call policy's repeat interval for a severity, over the route's.
+        self.repeat_for = repeat_for
         self.prometheus = prometheus
         self.rules = list(rules)
         self.routing = routing
@@ -183,7 +186,10 @@ class Evaluator:
         receivers: dict[str, Receiver] = {}
         deliveries: dict[str, list[Delivery]] = {}
         for alert in notifiable:
+            repeat = self.repeat_for(alert.severity) if self.repeat_for is not None else None
             for delivery, receiver in deliveries_for(self.routing, alert):
+                if repeat is not None and delivery.repeat_interval is not None:
+                    delivery = replace(delivery, repeat_interval=repeat)
                 deliveries.setdefault(alert.fingerprint, []).append(delivery)
                 receivers[receiver.name] = receiver
         existing = self.store.notification_keys(a.fingerprint for a in notifiable)

@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 
 from alerts.api.contract import Text, Timestamp
 from alerts.delivery.schemas import DeliveryOut, LatestDelivery
+from alerts.oncall.schemas import EscalationOut
 
 
 class AlertOut(BaseModel):
@@ -36,6 +37,10 @@ class AlertOut(BaseModel):
     delivery: dict[str, LatestDelivery] = Field(description="the latest notification per "
                                                             "channel (email, slack)")
     deliveries: list[DeliveryOut] = Field(description="every notification of this episode")
+    escalation: EscalationOut | None = Field(
+        default=None, description="who was told at each step and the next step while "
+                                  "unacknowledged; null for a severity the on-call policy does "
+                                  "not escalate")
 
 
 class AlertList(BaseModel):

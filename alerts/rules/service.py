@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Literal, Protocol
 
 from alerts.access.store import AuditEntry
 from alerts.delivery.links import LinkSettings, console_alert_url, rewrite_annotations
 from alerts.delivery.schemas import DeliveryOut, LatestDelivery
 from alerts.delivery.store import DeliveryRecord
+from alerts.oncall.schemas import EscalationOut
 from alerts.rules.gofmt import format_v
 from alerts.rules.model import Alert, AlertStatus
 from alerts.rules.schemas import AlertList, AlertOut
@@ -23,6 +25,11 @@ from billing_core.clock import Clock
 from billing_core.errors import Conflict, NotFound
 
 log = logging.getLogger("alerts.api")
+
+
+class EscalationViews(Protocol):
+    def escalation_views(self, alerts: Sequence[Alert], now: datetime
+                         ) -> dict[str, EscalationOut]: ...
 RECENT = timedelta(hours=24)
 
 
@@ -40,7 +47,8 @@ def delivery_view(d: DeliveryRecord) -> DeliveryOut:
 
 
 def alert_view(alert: Alert, deliveries: list[DeliveryRecord], silences: list[Silence], *,
-               links: LinkSettings, now: datetime) -> AlertOut:
+               links: LinkSettings, now: datetime,
+               escalation: EscalationOut | None = None) -> AlertOut:
     annotations = rewrite_annotations(alert.annotations, links=links)
     latest: dict[str, LatestDelivery] = {}
     for d in deliveries:  # oldest first: the last one per channel wins
@@ -68,16 +76,18 @@ def alert_view(alert: Alert, deliveries: list[DeliveryRecord], silences: list[Si
         console_url=console_alert_url(alert.fingerprint, console_url=links.console_url),
         delivery=latest,
         deliveries=[delivery_view(d) for d in deliveries],
+        escalation=escalation,
     )
 
 
 class AlertService:
     def __init__(self, *, alerts: AlertStateStore, silences: SilenceStore, links: LinkSettings,
-                 clock: Clock) -> None:
+                 clock: Clock, escalations: EscalationViews | None = None) -> None:
         self.alerts = alerts
         self.silences = silences
         self.links = links
         self.clock = clock
+        self.escalations = escalations
 
     def list(self, state: Literal["active", "recent"]) -> AlertList:
         """Active alerts (pending and firing), or recent ones (also those resolved in the last
@@ -85,8 +95,11 @@ class AlertService:
         now = self.clock()
         rows = self.alerts.list_alerts(state=state, now=now, recent=RECENT)
         silences = self.silences.list_silences(state="active", now=now)
+        escalations = (self.escalations.escalation_views([a for a, _ in rows], now)
+                       if self.escalations is not None else {})
         return AlertList(state=state, alerts=[
-            alert_view(a, d, silences, links=self.links, now=now) for a, d in rows])
+            alert_view(a, d, silences, links=self.links, now=now,
+                       escalation=escalations.get(a.fingerprint)) for a, d in rows])
 
     def ack(self, fingerprint: str, *, by: Principal, note: str | None = None) -> AlertOut:
         """Acknowledged by the principal `by`; `note` (the body's `by`) goes to the audit row."""

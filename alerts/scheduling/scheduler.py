@@ -3,7 +3,8 @@
 Jobs (each at most one instance at a time; a late run is coalesced, never stacked):
 
 - leader (every replica, LEADER_RETRY_SECONDS, 5 s): keeps the lock, or tries to take it;
-- evaluate (leader only, EVALUATION_INTERVAL_SECONDS, 15 s): one rule evaluation round;
+- evaluate (leader only, EVALUATION_INTERVAL_SECONDS, 15 s): one rule evaluation round, then
+  one escalation round (the on-call policy's steps due for unacknowledged alerts);
 - budget (leader only, BUDGET_INTERVAL_SECONDS, 60 s): one budget round over every org;
 - outbox-pages and outbox-bulk (leader only, OUTBOX_INTERVAL_SECONDS, 1 s): send what is due,
   one job per delivery lane, so the pages lane never waits for a bulk drain to finish;
@@ -28,6 +29,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from alerts.budget.evaluator import BudgetEvaluator
 from alerts.delivery.outbox import OutboxWorker
+from alerts.oncall.service import OnCallService
 from alerts.rules.evaluator import Evaluator
 from alerts.scheduling.leader import LeaderElection
 from billing_core.errors import DatabaseUnavailable
@@ -61,12 +63,14 @@ def evaluation_slot(now: datetime, *, anchor: datetime, interval: float,
 
 class AlertsScheduler:
     def __init__(self, *, leader: LeaderElection, evaluator: Evaluator, budget: BudgetEvaluator,
-                 workers: Sequence[OutboxWorker], evaluation_interval: float,
+                 oncall: OnCallService, workers: Sequence[OutboxWorker],
+                 evaluation_interval: float,
                  budget_interval: float, outbox_interval: float, leader_interval: float,
                  retention: timedelta = timedelta(days=90)) -> None:
         self.leader = leader
         self.evaluator = evaluator
         self.budget = budget
+        self.oncall = oncall
         self.workers = {f"outbox-{w.lane.name if w.lane else 'all'}": w for w in workers}
         self.worker = workers[0]  # the gauges and the purge are the outbox's, not a lane's
         self.retention = retention
@@ -138,6 +142,7 @@ class AlertsScheduler:
         if not self.leader.confirm():
             return
         self._guard("evaluate", lambda: self.evaluator.run_round(at))
+        self._guard("escalate", lambda: self.oncall.run_round(at))
 
     def _budget_job(self) -> None:
         if not self.leader.confirm():

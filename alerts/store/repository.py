@@ -11,12 +11,15 @@ from __future__ import annotations
 from alerts.access.store import AuditStore
 from alerts.budget.store import BudgetNoticeStore
 from alerts.delivery.store import OutboxStore
+from alerts.oncall.store import EscalationStore
 from alerts.rules.store import AlertStateStore
 from alerts.silences.store import SilenceStore
 
-CONCEPT_STORES = (AlertStateStore, SilenceStore, OutboxStore, BudgetNoticeStore, AuditStore)
+CONCEPT_STORES = (AlertStateStore, SilenceStore, OutboxStore, BudgetNoticeStore, AuditStore,
+                  EscalationStore)
 
 
-class AlertStore(AlertStateStore, SilenceStore, OutboxStore, BudgetNoticeStore, AuditStore):
+class AlertStore(AlertStateStore, SilenceStore, OutboxStore, BudgetNoticeStore, AuditStore,
+                 EscalationStore):
     """Alert states, silences, the notification log and outbox, budget notices, the audit
-    log."""
+    log, escalations."""

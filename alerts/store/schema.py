@@ -10,6 +10,8 @@ Each concept declares its tables in its store:
 - silences: `alert_silences` (alerts.silences.store)
 - budget: `alert_budget_notices`, once per org, period and threshold (alerts.budget.store)
 - access: `alert_audit`, the audit log of changes (alerts.access.store)
+- oncall: `alert_escalations`, who was told of each alert episode at which step
+  (alerts.oncall.store)
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ from __future__ import annotations
 from alerts.access.store import alert_audit
 from alerts.budget.store import alert_budget_notices
 from alerts.delivery.store import alert_notifications, alert_outbox
+from alerts.oncall.store import alert_escalations
 from alerts.rules.store import alert_states
 from alerts.silences.store import alert_silences
 from alerts.store.database import metadata
 
-__all__ = ["alert_audit", "alert_budget_notices", "alert_notifications", "alert_outbox",
-           "alert_silences", "alert_states", "metadata"]
+__all__ = ["alert_audit", "alert_budget_notices", "alert_escalations", "alert_notifications",
+           "alert_outbox", "alert_silences", "alert_states", "metadata"]

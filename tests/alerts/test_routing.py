@@ -180,7 +180,8 @@ def test_continue_defaults_and_env_defaults(tmp_path: Path) -> None:
          "routes[0].send_resolved", "must be true or false"),
         ("version: 1\nreceivers: {a: {email: {to: [a@b.c]}}}\n"
          "routes: [{receivers: [a], match: {kind: alert}}]",
-         "routes[0].match.kind", "must be one of ['rule', 'budget', 'test']"),
+         "routes[0].match.kind",
+         "must be one of ['rule', 'budget', 'test', 'escalation', 'incident']"),
         ("version: 1\nreceivers: {a: {email: {to: [a@b.c]}}}\n"
          "routes: [{receivers: [a], match: {severity: {P0: yes}}}]",
          "routes[0].match.severity", "must be a list of strings"),

@@ -10,6 +10,7 @@ from tests.support.schema_drift import schema_drift
 
 def test_the_migrated_database_has_exactly_the_declared_alerts_tables(alerts_db_url):
     assert set(metadata.tables) == {"alert_states", "alert_outbox", "alert_notifications",
-                                    "alert_silences", "alert_budget_notices", "alert_audit"}
+                                    "alert_silences", "alert_budget_notices", "alert_audit",
+                                    "alert_escalations"}
     assert schema_drift(metadata, alerts_db_url,
                         include_table=lambda name: name in metadata.tables) == []

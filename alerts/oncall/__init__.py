@@ -1,0 +1,1 @@
+"""On call: the policy file, rotations, escalation of unacknowledged alerts, who is on call."""
