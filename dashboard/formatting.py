@@ -270,3 +270,56 @@ def silences_frame(silences: list[dict[str, Any]], now: datetime) -> pd.DataFram
         })
     return pd.DataFrame(rows, columns=["Silence", "Matchers", "State", "Expires", "Comment",
                                        "Created by", "Created"])
+
+
+# -- on call ----------------------------------------------------------------------------------
+
+
+def rotations_frame(rotations: list[dict[str, Any]], now: datetime) -> pd.DataFrame:
+    """Each rotation's holder now (until when) and next (from when)."""
+    rows = []
+    for r in rotations:
+        current, upcoming = r.get("now") or {}, r.get("next") or {}
+        ends = parse_time(current.get("ends"))
+        left = f" (in {format_age((ends - now).total_seconds())})" if ends and ends > now else ""
+        rows.append({
+            "Rotation": r.get("name", ""),
+            "On call now": current.get("person", "") + (" (override)"
+                                                         if current.get("override") else ""),
+            "Until": format_time(current.get("ends")) + left,
+            "Next": upcoming.get("person", ""),
+            "Members": ", ".join(r.get("members", [])),
+        })
+    return pd.DataFrame(rows, columns=["Rotation", "On call now", "Until", "Next", "Members"])
+
+
+def severities_frame(severities: list[dict[str, Any]]) -> pd.DataFrame:
+    rows = [{"Severity": s.get("severity", ""),
+             "Respond within": format_age(float(s.get("response_seconds") or 0)),
+             "Repeat every": (format_age(float(s["repeat_seconds"]))
+                              if s.get("repeat_seconds") else "never"),
+             "Escalates to": " → ".join(s.get("steps", []))} for s in severities]
+    return pd.DataFrame(rows, columns=["Severity", "Respond within", "Repeat every",
+                                       "Escalates to"])
+
+
+def escalation_words(alert: dict[str, Any], now: datetime) -> str:
+    """Who was told, and what happens next: 'told chloe (primary) 09:14 UTC; escalates to ana
+    (secondary) in 6 min unless acknowledged'."""
+    escalation = alert.get("escalation")
+    if not escalation:
+        return "not escalated (no on-call policy for its severity)"
+    parts = [f"told {s['person']} ({s['rotation']}) {format_time(s['at'])[11:]}"
+             for s in escalation.get("steps", [])]
+    upcoming = escalation.get("next")
+    if alert.get("acked"):
+        parts.append(f"acknowledged by {alert.get('acked_by') or '?'}: escalation stopped")
+    elif upcoming:
+        due = parse_time(upcoming.get("at"))
+        wait = (due - now).total_seconds() if due is not None else 0
+        when = f"in {format_age(wait)}" if wait > 0 else "now"
+        parts.append(f"escalates to {upcoming['person']} ({upcoming['rotation']}) {when} "
+                     "unless acknowledged")
+    elif alert.get("state") == "firing":
+        parts.append("last step reached")
+    return "; ".join(parts) or "nobody told yet"

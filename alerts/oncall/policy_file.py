@@ -25,6 +25,7 @@ from alerts.oncall.rules import (
     Rotation,
     SeverityPolicy,
 )
+from alerts.silences.rules import Matcher, SilenceError, parse_matcher
 from billing_core.errors import ConfigError
 
 DEFAULT_ONCALL_FILE = Path(__file__).resolve().parent.parent / "oncall.yml"
@@ -65,17 +66,32 @@ def parse_policy(data: object, *, environ: Mapping[str, str] | None = None,
     if not isinstance(data, dict):
         raise OnCallFileError(source, [FieldError("", "must be a mapping")])
     data = cast(dict[str, Any], expand_env(data, os.environ if environ is None else environ))
-    _unknown(data, {"version", "people", "rotations", "overrides", "severities"}, "", errors)
+    _unknown(data, {"version", "people", "rotations", "overrides", "severities", "exclude"},
+             "", errors)
     if data.get("version") != 1:
         errors.append(FieldError("version", "must be 1"))
     people = _people(data.get("people"), errors)
     rotations = _rotations(data.get("rotations"), people, errors)
     overrides = _overrides(data.get("overrides") or [], people, rotations, errors)
     severities = _severities(data.get("severities"), rotations, errors)
+    exclude = _exclude(data.get("exclude") or [], errors)
     if errors:
         raise OnCallFileError(source, errors)
     return OnCallPolicy(people=people, rotations=rotations, overrides=tuple(overrides),
-                        severities=severities)
+                        severities=severities, exclude=tuple(exclude))
+
+
+def _exclude(raw: object, errors: list[FieldError]) -> list[Matcher]:
+    if not isinstance(raw, list) or not all(isinstance(item, str) for item in raw):
+        errors.append(FieldError("exclude", "must be a list of matchers like alertname=Watchdog"))
+        return []
+    matchers = []
+    for index, text in enumerate(raw):
+        try:
+            matchers.append(parse_matcher(text))
+        except SilenceError as exc:
+            errors.append(FieldError(f"exclude[{index}]", exc.reason))
+    return matchers
 
 
 def _unknown(mapping: Mapping[str, Any], allowed: set[str], where: str,

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from alerts.silences.rules import Matcher
+
 SEVERITIES = ("P0", "P1", "P2", "P3")
 WEEK = timedelta(days=7)
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -69,6 +71,15 @@ class OnCallPolicy:
     rotations: Mapping[str, Rotation]
     overrides: tuple[Override, ...]
     severities: Mapping[str, SeverityPolicy]
+    exclude: tuple[Matcher, ...] = ()  # alerts matching any of these never escalate
+
+    def escalates(self, labels: Mapping[str, str]) -> bool:
+        """Whether an alert with these labels escalates: its severity has steps, and no
+        `exclude` matcher matches it (the Watchdog fires forever by design)."""
+        rule = self.severities.get(labels.get("severity", ""))
+        if rule is None or not rule.steps:
+            return False
+        return not any(matcher.matches(labels) for matcher in self.exclude)
 
 
 @dataclass(frozen=True)

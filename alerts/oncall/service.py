@@ -77,7 +77,7 @@ class OnCallService:
         now = now or self.clock()
         report = EscalationReport(at=now)
         alerts = [a for a in self.alerts.load_alerts()
-                  if a.severity in self.policy.severities
+                  if self.policy.escalates(a.labels)
                   and (a.status == AlertStatus.FIRING
                        or (a.status == AlertStatus.RESOLVED and a.resolved_at is not None
                            and now - a.resolved_at <= RESOLVED_NOTIFY_WINDOW))]
@@ -187,7 +187,7 @@ class OnCallService:
     def escalation_views(self, alerts: Sequence[Alert], now: datetime
                          ) -> dict[str, EscalationOut]:
         """Per fingerprint: the steps taken this episode and, while unacknowledged, the next."""
-        relevant = [a for a in alerts if a.severity in self.policy.severities]
+        relevant = [a for a in alerts if self.policy.escalates(a.labels)]
         rows = self.escalations.escalations_of([(a.fingerprint, a.episode) for a in relevant])
         holders = self._holders(now)
         views = {}

@@ -103,6 +103,7 @@ def test_escalation_steps_come_every_response_time_up_to_the_last():
     ({"severities": {"P7": {"response": "5m"}}}, "severities.P7", "must be one of"),
     ({"severities": {"P0": {"response": "5m", "steps": ["nobody"]}}}, "severities.P0.steps",
      "names no rotation"),
+    ({"exclude": ["alertname"]}, "exclude[0]", "is not name=value"),
     ({"overrides": [{"rotation": "primary", "person": "ana", "from": "2026-12-02T00:00:00Z",
                      "until": "2026-12-01T00:00:00Z"}]}, "overrides[0].until", "after from"),
 ])
@@ -180,6 +181,13 @@ def test_an_acknowledgement_stops_the_escalation(oncall, store, alerts_engine):
     store.ack(alert.fingerprint, by="chloe@example.com", now=MONDAY + timedelta(minutes=4))
     oncall.run_round(MONDAY + timedelta(minutes=20))
     assert {person for _, person, _ in told(alerts_engine)} == {"chloe"}
+
+
+def test_the_always_firing_watchdog_pages_nobody(oncall, store, alerts_engine):
+    labels = {"alertname": "Watchdog", "severity": "P3", "service": "alerting"}
+    fire(store, MONDAY, labels=labels, alertname="Watchdog", fingerprint=fingerprint(labels))
+    oncall.run_round(MONDAY + timedelta(days=1))
+    assert told(alerts_engine) == []
 
 
 def test_a_silenced_alert_is_not_escalated(oncall, store, alerts_engine):

@@ -241,6 +241,22 @@ def test_expire_is_not_offered_to_a_viewer(open_alerts, alerts_stack):
                      headers={"X-Admin-Key": ADMIN})
 
 
+def test_the_oncall_page_shows_rotations_and_the_watchdog_paging_nobody(open_alerts,
+                                                                        alerts_stack):
+    app = open_alerts(person=VIEWER)
+    app.switch_page("views/oncall.py").run()
+    assert not app.exception and not _errors(app)
+    rotations = next(d.value for d in app.dataframe if "Rotation" in d.value.columns)
+    assert list(rotations["Rotation"]) == ["primary", "secondary", "manager"]
+    assert set(rotations["On call now"]) <= {"ana", "ben", "chloe", "dana"}
+    policy = next(d.value for d in app.dataframe if "Escalates to" in d.value.columns)
+    assert policy.set_index("Severity").loc["P0", "Escalates to"] == (
+        "primary → secondary → manager")
+    assert "not escalated" in _text(app)  # the Watchdog, excluded by the policy
+    assert not [b for b in app.button if (b.key or "").startswith("oncall_ack_")]
+    assert any("operator role" in c.value for c in app.caption)
+
+
 def test_alerts_api_stopped_gives_a_banner_and_prometheus_alerts(open_alerts, alerts_stack):
     # Last in this module: it stops the module's alerts process.
     alerts_stack.alerts.stop()

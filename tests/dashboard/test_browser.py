@@ -50,6 +50,7 @@ PAGES = [
     ("", "Overview", "Availability, 30 d (objective 99.9 %)", 1),  # burn rate per window
     ("errors", "Errors and latency", "Slowest endpoints (p95)", 2),  # rates, status codes...
     ("alerts", "Alerts", "Watchdog", 0),
+    ("oncall", "On call", "alerts API unreachable", 0),  # this stack runs no alerts process
     ("customers", "Customers", "Type the start of an org id, a name or a billing email.", 0),
     ("usage", "Usage and payments", "Heartbeat ingest", 0),
     ("runbooks", "Runbooks", "What to do when something breaks", 0),  # the README index

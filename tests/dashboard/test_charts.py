@@ -282,3 +282,30 @@ def test_plain_text_is_a_code_span_holding_every_character():
     assert plain("a`b") == "``a`b``"
     assert plain("`x`") == "`` `x` ``"
     assert plain("  \n ") == ""
+
+
+def test_an_alerts_escalation_reads_who_was_told_and_the_countdown():
+    from dashboard.formatting import escalation_words, rotations_frame
+
+    now = datetime(2026, 12, 7, 10, 9, tzinfo=UTC)
+    alert = {"state": "firing", "acked": False, "escalation": {
+        "response_seconds": 900,
+        "steps": [{"step": 0, "rotation": "primary", "person": "chloe",
+                   "at": "2026-12-07T10:00:00+00:00"}],
+        "next": {"step": 1, "rotation": "secondary", "person": "ana",
+                 "at": "2026-12-07T10:15:00+00:00"}}}
+    assert escalation_words(alert, now) == (
+        "told chloe (primary) 10:00 UTC; escalates to ana (secondary) in 6 min unless "
+        "acknowledged")
+    acked = {**alert, "acked": True, "acked_by": "chloe@example.com"}
+    assert escalation_words(acked, now).endswith(
+        "acknowledged by chloe@example.com: escalation stopped")
+    assert escalation_words({"state": "firing"}, now).startswith("not escalated")
+    frame = rotations_frame([{"name": "primary", "members": ["ana", "ben", "chloe"],
+                              "now": {"person": "chloe", "ends": "2026-12-14T09:00:00+00:00",
+                                      "override": False},
+                              "next": {"person": "ana"}}], now)
+    assert frame.to_dict("records") == [{
+        "Rotation": "primary", "On call now": "chloe",
+        "Until": "2026-12-14 09:00 UTC (in 6 d 22 h)", "Next": "ana",
+        "Members": "ana, ben, chloe"}]
