@@ -1,5 +1,5 @@
 """python -m alerts [serve] | migrate | schema-version | silence add/list/expire | ack |
-test-email | test-slack
+incident declare/update/resolve/list/show/postmortem | test-email | test-slack
 
 `serve` (the default) applies the alerts migrations, then runs the scheduler and the HTTP API.
 The other commands work on the database directly, with the same code as the API, so they work
@@ -61,6 +61,34 @@ def _parser() -> argparse.ArgumentParser:
     ack = sub.add_parser("ack", help="acknowledge a firing alert (stops its repeats)")
     ack.add_argument("fingerprint")
     ack.add_argument("--by", default=os.environ.get("USER", "") or "cli")
+
+    incident = sub.add_parser("incident", help="declare and run incidents")
+    incident_sub = incident.add_subparsers(dest="incident_command", required=True)
+    declare = incident_sub.add_parser(
+        "declare", help="declare an incident (tells the channel and the stakeholders)",
+        description='example: python -m alerts incident declare --severity P1 --title '
+                    '"Card payments failing" --impact "a third of card payments declined" '
+                    '--commander ana --alert 3f2a9c0d1e4b5a6f')
+    declare.add_argument("--severity", required=True, choices=("P0", "P1", "P2"))
+    declare.add_argument("--title", required=True)
+    declare.add_argument("--impact", required=True, help="one line: who is hurt, how")
+    declare.add_argument("--commander", required=True)
+    declare.add_argument("--alert", dest="fingerprints", action="append", default=[],
+                         help="an alert's fingerprint it is declared from (repeatable)")
+    update = incident_sub.add_parser("update", help="post a status update (or --note)")
+    update.add_argument("incident_id", type=int)
+    update.add_argument("text")
+    update.add_argument("--status", choices=("investigating", "identified", "monitoring"))
+    update.add_argument("--note", action="store_true", help="timeline only, not the channel")
+    resolve = incident_sub.add_parser("resolve", help="resolve; starts the checklist")
+    resolve.add_argument("incident_id", type=int)
+    resolve.add_argument("summary")
+    incidents = incident_sub.add_parser("list", help="incidents of the last 90 days")
+    incidents.add_argument("--open", action="store_true", help="open ones only")
+    show = incident_sub.add_parser("show", help="one incident with its timeline and checklist")
+    show.add_argument("incident_id", type=int)
+    postmortem = incident_sub.add_parser("postmortem", help="print the post-mortem (Markdown)")
+    postmortem.add_argument("incident_id", type=int)
 
     test_email = sub.add_parser("test-email", help="send a test email now and say how it went")
     test_email.add_argument("--to", default=None, help="default: ONCALL_EMAIL")
@@ -139,6 +167,25 @@ def _serve(settings: Settings, env: Mapping[str, str], args: argparse.Namespace)
     return 0
 
 
+def _incident(client: Any, args: argparse.Namespace) -> Any:
+    what = args.incident_command
+    if what == "declare":
+        return client.post("/v1/incidents", json={
+            "severity": args.severity, "title": args.title, "impact": args.impact,
+            "commander": args.commander, "fingerprints": args.fingerprints})
+    if what == "update":
+        return client.post(f"/v1/incidents/{args.incident_id}/updates", json={
+            "text": args.text, "status": args.status, "kind": "note" if args.note else "update"})
+    if what == "resolve":
+        return client.post(f"/v1/incidents/{args.incident_id}/resolve",
+                           json={"summary": args.summary})
+    if what == "list":
+        return client.get("/v1/incidents", params={"open_only": args.open})
+    if what == "show":
+        return client.get(f"/v1/incidents/{args.incident_id}")
+    return client.get(f"/v1/incidents/{args.incident_id}/postmortem")
+
+
 def _one_shot(settings: Settings, env: Mapping[str, str], command: str,
               args: argparse.Namespace) -> int:
     from fastapi.testclient import TestClient
@@ -147,9 +194,12 @@ def _one_shot(settings: Settings, env: Mapping[str, str], command: str,
     from alerts.process import build_process
 
     # The API's own handlers do the work, so CLI and HTTP validate and answer alike. The CLI
-    # acts as ADMIN_API_KEY (recorded as "admin"); --by is kept in the audit row as a note.
+    # acts as STAFF_API_KEY when set (a person's own staff key: the audit log names them), else
+    # as ADMIN_API_KEY (recorded as "admin"); --by is kept in the audit row as a note.
     process = build_process(settings, environ=env, scheduled=False)
-    headers = {"X-Admin-Key": settings.admin_api_key}
+    staff_key = (env.get("STAFF_API_KEY") or "").strip()
+    headers = ({"Authorization": f"Bearer {staff_key}"} if staff_key
+               else {"X-Admin-Key": settings.admin_api_key})
     try:
         with TestClient(create_app(process, run_scheduler=False), headers=headers) as client:
             if command == "silence" and args.silence_command == "add":
@@ -167,6 +217,11 @@ def _one_shot(settings: Settings, env: Mapping[str, str], command: str,
             elif command == "ack":
                 response = client.post(f"/v1/alerts/{args.fingerprint}/ack",
                                        json={"by": args.by}, headers=headers)
+            elif command == "incident":
+                response = _incident(client, args)
+                if args.incident_command == "postmortem" and response.status_code == 200:
+                    print(response.json()["markdown"], end="")
+                    return 0
             elif command == "test-email":
                 response = client.post("/admin/test-email",
                                        json={"to": args.to, "requested_by": "cli"},

@@ -24,6 +24,7 @@ from alerts.delivery.outbox import OutboxWorker, RetryPolicy
 from alerts.delivery.routes_file import load_routes
 from alerts.delivery.routing import RoutingTable
 from alerts.delivery.service import DeliveryCheck
+from alerts.incidents.service import IncidentService
 from alerts.observability.metrics import AlertsMetrics
 from alerts.observability.service import Readiness
 from alerts.oncall.policy_file import DEFAULT_ONCALL_FILE, load_policy
@@ -54,6 +55,8 @@ def routes_environ(settings: Settings, environ: Mapping[str, str]) -> dict[str, 
         **environ,
         "ONCALL_EMAIL": settings.oncall_email,
         "SLACK_WEBHOOK_URL": settings.slack_webhook_url or "",
+        "SLACK_INCIDENTS_WEBHOOK_URL": (settings.slack_incidents_webhook_url
+                                        or settings.slack_webhook_url or ""),
     }
 
 
@@ -74,6 +77,7 @@ class AlertsProcess:
     budget_history: BudgetHistoryService
     delivery_checks: DeliveryCheck
     oncall: OnCallService
+    incidents: IncidentService
     # what the scheduler runs (left out of the CLI's one-shot commands)
     evaluator: Evaluator | None = None
     budget: BudgetEvaluator | None = None
@@ -122,6 +126,11 @@ def build_process(settings: Settings, *, environ: Mapping[str, str], clock: Cloc
 
     oncall = OnCallService(policy=oncall_policy, alerts=store, silences=store, escalations=store,
                            routing=routing, links=links, clock=clock, on_queued=wake_outbox)
+    prometheus = PrometheusClient(settings.prometheus_url,
+                                  timeout_seconds=settings.prometheus_timeout_seconds)
+    incidents = IncidentService(
+        store=store, data=store, policy=oncall_policy, routing=routing, links=links,
+        clock=clock, query=lambda expr, at: prometheus.query(expr, at=at))
     process = AlertsProcess(
         settings=settings, engine=engine, store=store, metrics=metrics, routing=routing,
         links=links, channels=channels, clock=clock,
@@ -134,7 +143,7 @@ def build_process(settings: Settings, *, environ: Mapping[str, str], clock: Cloc
         budget_history=BudgetHistoryService(store=store),
         delivery_checks=DeliveryCheck(channels=channels, oncall_email=settings.oncall_email,
                                       links=links, metrics=metrics, clock=clock, audit=store),
-        oncall=oncall)
+        oncall=oncall, incidents=incidents)
     if not scheduled:
         return process
 
@@ -143,8 +152,6 @@ def build_process(settings: Settings, *, environ: Mapping[str, str], clock: Cloc
                     extra={"receiver": receiver.name, "channel": receiver.channel})
     rules = load_rules(settings.rule_files)
     log.info("rules loaded", extra={"rules": len(rules), "rule_files": settings.rule_files})
-    prometheus = PrometheusClient(settings.prometheus_url,
-                                  timeout_seconds=settings.prometheus_timeout_seconds)
 
     process.evaluator = Evaluator(store=store, prometheus=prometheus, rules=rules,
                                   routing=routing, links=links, metrics=metrics, clock=clock,
@@ -169,7 +176,7 @@ def build_process(settings: Settings, *, environ: Mapping[str, str], clock: Cloc
     process.leader = LeaderElection(settings.database_url, metrics=metrics)
     process.scheduler = AlertsScheduler(
         leader=process.leader, evaluator=process.evaluator, budget=process.budget,
-        oncall=oncall, workers=[process.page_worker, process.worker],
+        oncall=oncall, incidents=incidents, workers=[process.page_worker, process.worker],
         evaluation_interval=settings.evaluation_interval_seconds,
         budget_interval=settings.budget_interval_seconds,
         outbox_interval=settings.outbox_interval_seconds,

@@ -95,6 +95,8 @@ class Settings:
     smtp_timeout_seconds: float = 10.0
     oncall_email: str = "oncall@billing.local"
     slack_webhook_url: str | None = field(default=None, repr=False)
+    # The incidents channel (defaults to SLACK_WEBHOOK_URL's).
+    slack_incidents_webhook_url: str | None = field(default=None, repr=False)
     slack_timeout_seconds: float = 10.0
 
     # links in every message
@@ -152,6 +154,7 @@ class Settings:
             smtp_timeout_seconds=smtp.timeout_seconds,
             oncall_email=env.get("ONCALL_EMAIL") or "oncall@billing.local",
             slack_webhook_url=env.get("SLACK_WEBHOOK_URL") or None,
+            slack_incidents_webhook_url=env.get("SLACK_INCIDENTS_WEBHOOK_URL") or None,
             slack_timeout_seconds=env_float(env, "SLACK_TIMEOUT_SECONDS", 10.0, minimum=0.1),
             runbook_base_url=links.runbook_base_url,
             console_url=links.console_url,
@@ -198,5 +201,6 @@ class Settings:
     def secret_values(self) -> tuple[str, ...]:
         """Strings that must never appear in a log line."""
         return secrets_to_scrub([self.admin_api_key, self.smtp_password, self.slack_webhook_url,
+                                 self.slack_incidents_webhook_url,
                                  *(key for _name, key in self.admin_api_keys),
                                  url_password(self.database_url)])

@@ -21,6 +21,7 @@ PAGES = (
     ("views/errors_latency.py", "Errors and latency", "errors", Role.viewer),
     ("views/alerts.py", "Alerts", "alerts", Role.viewer),
     ("views/oncall.py", "On call", "oncall", Role.viewer),
+    ("views/incidents.py", "Incidents", "incidents", Role.viewer),
     ("views/customers.py", "Customers", "customers", Role.support),
     ("views/usage_payments.py", "Usage and payments", "usage", Role.viewer),
     ("views/runbooks.py", "Runbooks", "runbooks", Role.viewer),

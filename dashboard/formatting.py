@@ -323,3 +323,28 @@ def escalation_words(alert: dict[str, Any], now: datetime) -> str:
     elif alert.get("state") == "firing":
         parts.append("last step reached")
     return "; ".join(parts) or "nobody told yet"
+
+
+def _age_or_dash(seconds: float | None) -> str:
+    return format_age(seconds) if seconds is not None else "-"
+
+
+def history_frame(episodes: list[dict[str, Any]]) -> pd.DataFrame:
+    rows = [{"Fired (UTC)": format_time(e["fired_at"]), "Severity": e["severity"],
+             "Alert": e["alertname"], "Summary": e.get("summary", ""),
+             "Acknowledged by": e.get("acked_by") or "",
+             "To acknowledge": _age_or_dash(e.get("seconds_to_ack")),
+             "To resolve": (_age_or_dash(e.get("seconds_to_resolve"))
+                            if e.get("resolved_at") else "still firing")} for e in episodes]
+    return pd.DataFrame(rows, columns=["Fired (UTC)", "Severity", "Alert", "Summary",
+                                       "Acknowledged by", "To acknowledge", "To resolve"])
+
+
+def history_stats_frame(stats: list[dict[str, Any]]) -> pd.DataFrame:
+    rows = [{"Alert": s["alertname"], "Severity": s["severity"], "Fired": s["fired"],
+             "Acknowledged": s["acknowledged"],
+             "Median to acknowledge": _age_or_dash(s.get("median_seconds_to_ack")),
+             "Median to resolve": _age_or_dash(s.get("median_seconds_to_resolve"))}
+            for s in stats]
+    return pd.DataFrame(rows, columns=["Alert", "Severity", "Fired", "Acknowledged",
+                                       "Median to acknowledge", "Median to resolve"])

@@ -28,14 +28,24 @@ ALERTS_POLICY: Policy = {
     ("GET", "/redoc"): PUBLIC,
     # On-call views: no customer personal data.
     ("GET", "/v1/alerts"): VIEWER,
+    ("GET", "/v1/alerts/history"): VIEWER,
     ("GET", "/v1/silences"): VIEWER,
     ("GET", "/v1/silences/{silence_id}"): VIEWER,
     ("GET", "/v1/oncall"): VIEWER,
+    ("GET", "/v1/incidents"): VIEWER,
+    ("GET", "/v1/incidents/{incident_id}"): VIEWER,
+    ("GET", "/v1/incidents/{incident_id}/postmortem"): VIEWER,
     # A customer's budget alerts: what support answers "did they warn me?" with.
     ("GET", "/debug/alerts/{org_id}"): SUPPORT,
     # Changes and delivery tests.
     ("POST", "/v1/alerts/{fingerprint}/ack"): OPERATOR,
     ("POST", "/v1/silences"): OPERATOR,
+    # Incidents: whoever may acknowledge may declare and run one.
+    ("POST", "/v1/incidents"): OPERATOR,
+    ("POST", "/v1/incidents/{incident_id}/updates"): OPERATOR,
+    ("POST", "/v1/incidents/{incident_id}/resolve"): OPERATOR,
+    ("POST", "/v1/incidents/{incident_id}/tasks/{key}/done"): OPERATOR,
+    ("PUT", "/v1/incidents/{incident_id}/postmortem"): OPERATOR,
     ("DELETE", "/v1/silences/{silence_id}"): OPERATOR,
     ("POST", "/admin/test-email"): OPERATOR,
     ("POST", "/admin/test-slack"): OPERATOR,

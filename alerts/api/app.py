@@ -19,6 +19,7 @@ from alerts.access.policy import ALERTS_POLICY
 from alerts.api.deps import authorize
 from alerts.budget.routes import router as budget_router
 from alerts.delivery.routes import router as delivery_router
+from alerts.incidents.routes import router as incidents_router
 from alerts.observability.routes import router as health_router
 from alerts.oncall.routes import router as oncall_router
 from alerts.process import AlertsProcess
@@ -28,7 +29,7 @@ from billing_core.access import Public, StaffRole
 from billing_core.http import api_routes, error_responses, install_error_handlers
 
 ROUTERS = (health_router, alerts_router, silences_router, budget_router, delivery_router,
-           oncall_router)
+           oncall_router, incidents_router)
 
 
 def create_app(process: AlertsProcess, *, run_scheduler: bool = True) -> FastAPI:

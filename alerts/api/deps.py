@@ -16,6 +16,7 @@ from alerts.access.policy import ALERTS_POLICY
 from alerts.access.service import MISSING, REFUSAL_TEXT
 from alerts.budget.service import BudgetHistoryService
 from alerts.delivery.service import DeliveryCheck
+from alerts.incidents.service import IncidentService
 from alerts.observability.metrics import AlertsMetrics
 from alerts.observability.service import Readiness
 from alerts.oncall.service import OnCallService
@@ -58,6 +59,10 @@ def _oncall(request: Request) -> OnCallService:
     return _process(request).oncall
 
 
+def _incidents(request: Request) -> IncidentService:
+    return _process(request).incidents
+
+
 Alerts = Annotated[AlertService, Depends(_alerts)]
 Silences = Annotated[SilenceService, Depends(_silences)]
 BudgetNotices = Annotated[BudgetHistoryService, Depends(_budget_notices)]
@@ -65,6 +70,7 @@ DeliveryChecks = Annotated[DeliveryCheck, Depends(_delivery_checks)]
 ReadinessCheck = Annotated[Readiness, Depends(_readiness)]
 Metrics = Annotated[AlertsMetrics, Depends(_metrics)]
 OnCall = Annotated[OnCallService, Depends(_oncall)]
+Incidents = Annotated[IncidentService, Depends(_incidents)]
 
 
 def authorize(request: Request) -> None:

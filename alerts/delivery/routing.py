@@ -38,10 +38,11 @@ class Receiver:
     def recipients(self, labels: Mapping[str, str]) -> tuple[str, ...]:
         """The email addresses for one alert: the fixed ones, then the label's if it has one."""
         found = list(self.to)
-        if self.to_label:
-            address = labels.get(self.to_label, "").strip()
-            if address and address not in found:
-                found.append(address)
+        if self.to_label:  # one address, or several separated by commas
+            for address in labels.get(self.to_label, "").split(","):
+                address = address.strip()
+                if address and address not in found:
+                    found.append(address)
         return tuple(found)
 
 

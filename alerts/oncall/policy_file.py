@@ -19,6 +19,7 @@ from alerts.delivery.routes_file import FieldError, expand_env, parse_duration
 from alerts.oncall.rules import (
     SEVERITIES,
     WEEKDAYS,
+    IncidentContacts,
     OnCallPolicy,
     Override,
     Person,
@@ -66,8 +67,8 @@ def parse_policy(data: object, *, environ: Mapping[str, str] | None = None,
     if not isinstance(data, dict):
         raise OnCallFileError(source, [FieldError("", "must be a mapping")])
     data = cast(dict[str, Any], expand_env(data, os.environ if environ is None else environ))
-    _unknown(data, {"version", "people", "rotations", "overrides", "severities", "exclude"},
-             "", errors)
+    _unknown(data, {"version", "people", "rotations", "overrides", "severities", "exclude",
+                    "incidents"}, "", errors)
     if data.get("version") != 1:
         errors.append(FieldError("version", "must be 1"))
     people = _people(data.get("people"), errors)
@@ -75,10 +76,42 @@ def parse_policy(data: object, *, environ: Mapping[str, str] | None = None,
     overrides = _overrides(data.get("overrides") or [], people, rotations, errors)
     severities = _severities(data.get("severities"), rotations, errors)
     exclude = _exclude(data.get("exclude") or [], errors)
+    incidents = _incidents(data.get("incidents") or {}, errors)
     if errors:
         raise OnCallFileError(source, errors)
     return OnCallPolicy(people=people, rotations=rotations, overrides=tuple(overrides),
-                        severities=severities, exclude=tuple(exclude))
+                        severities=severities, exclude=tuple(exclude), incidents=incidents)
+
+
+def _incidents(raw: object, errors: list[FieldError]) -> IncidentContacts:
+    if not isinstance(raw, dict):
+        errors.append(FieldError("incidents", "must be a mapping with status_page and "
+                                              "stakeholders"))
+        return IncidentContacts()
+    _unknown(raw, {"status_page", "stakeholders"}, "incidents", errors)
+    status_page = str(raw.get("status_page") or "").strip()
+    if status_page and not status_page.startswith(("https://", "http://")):
+        errors.append(FieldError("incidents.status_page", "must be a URL (https://...)"))
+    stakeholders: dict[str, tuple[str, ...]] = {}
+    listed = raw.get("stakeholders") or {}
+    if not isinstance(listed, dict):
+        errors.append(FieldError("incidents.stakeholders", "must map P0..P2 to email lists"))
+        listed = {}
+    for severity, emails in listed.items():
+        where = f"incidents.stakeholders.{severity}"
+        if severity not in ("P0", "P1", "P2"):
+            errors.append(FieldError(where, "must be one of ['P0', 'P1', 'P2']"))
+            continue
+        if isinstance(emails, str):
+            emails = [e for e in emails.split(",")]
+        if not isinstance(emails, list) or not all(isinstance(e, str) for e in emails):
+            errors.append(FieldError(where, "must be a list of email addresses"))
+            continue
+        found = tuple(e.strip() for e in emails if e.strip())
+        if any("@" not in e or any(c.isspace() for c in e) for e in found):
+            errors.append(FieldError(where, "must be a list of email addresses"))
+        stakeholders[str(severity)] = found
+    return IncidentContacts(status_page=status_page, stakeholders=stakeholders)
 
 
 def _exclude(raw: object, errors: list[FieldError]) -> list[Matcher]:

@@ -16,7 +16,7 @@ Severities and response times are the incident runbook's: P0 15 min, P1 30 min, 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -66,12 +66,21 @@ class SeverityPolicy:
 
 
 @dataclass(frozen=True)
+class IncidentContacts:
+    """Who hears of incidents besides the incidents channel, and where customers read status."""
+
+    status_page: str = ""
+    stakeholders: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # P0..P2 -> emails
+
+
+@dataclass(frozen=True)
 class OnCallPolicy:
     people: Mapping[str, Person]
     rotations: Mapping[str, Rotation]
     overrides: tuple[Override, ...]
     severities: Mapping[str, SeverityPolicy]
     exclude: tuple[Matcher, ...] = ()  # alerts matching any of these never escalate
+    incidents: IncidentContacts = field(default_factory=IncidentContacts)
 
     def escalates(self, labels: Mapping[str, str]) -> bool:
         """Whether an alert with these labels escalates: its severity has steps, and no

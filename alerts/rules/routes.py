@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 
 from alerts.api.contract import BODY_ERRORS, identifier
 from alerts.api.deps import Alerts, Caller
-from alerts.rules.schemas import AckIn, AlertList, AlertOut
+from alerts.rules.schemas import AckIn, AlertHistory, AlertList, AlertOut
 from billing_core.http import ErrorBody, error_responses
 
 router = APIRouter(tags=["alerts"])
@@ -20,6 +20,21 @@ def list_alerts(alerts: Alerts, state: Literal["active", "recent"] = "active") -
     """Active alerts (pending and firing), or recent ones (also those resolved in the last
     24 hours), each with its delivery status per channel."""
     return alerts.list(state)
+
+
+@router.get("/v1/alerts/history", response_model=AlertHistory,
+            responses=error_responses(422, 503))
+def alert_history(
+    alerts: Alerts,
+    days: Annotated[int, Query(ge=1, le=3650, description="how far back")] = 30,
+    alertname: Annotated[str | None, Query(max_length=200, pattern=r"^[A-Za-z_:][A-Za-z0-9_:]*$")]
+    = None,
+    severity: Annotated[str | None, Query(pattern=r"^P[0-3]$")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> AlertHistory:
+    """Every alert episode that fired in the window (kept ALERTS_RETENTION_DAYS), with the time
+    to acknowledge and to resolve, and per alert name how often it fired and the medians."""
+    return alerts.history(days=days, alertname=alertname, severity=severity, limit=limit)
 
 
 @router.post("/v1/alerts/{fingerprint}/ack", response_model=AlertOut,

@@ -52,3 +52,37 @@ class AckIn(BaseModel):
     by: Text | None = Field(default=None, max_length=200,
                             description="a note of whom it is done for; who acknowledged is "
                                         "the credential's name")
+
+
+class EpisodeOut(BaseModel):
+    """One firing of one alert, from the history."""
+
+    fingerprint: str
+    alertname: str
+    severity: str
+    labels: dict[str, str]
+    summary: str
+    fired_at: Timestamp
+    resolved_at: Timestamp | None
+    acked_at: Timestamp | None
+    acked_by: str | None
+    seconds_to_ack: float | None = Field(description="fired to acknowledged")
+    seconds_to_resolve: float | None = Field(description="fired to resolved")
+
+
+class AlertStats(BaseModel):
+    """Per alert name over the window: how often it fired and how fast people answered."""
+
+    alertname: str
+    severity: str
+    fired: int
+    acknowledged: int
+    median_seconds_to_ack: float | None
+    median_seconds_to_resolve: float | None
+
+
+class AlertHistory(BaseModel):
+    since: Timestamp
+    until: Timestamp
+    episodes: list[EpisodeOut] = Field(description="newest first, at most `limit`")
+    stats: list[AlertStats] = Field(description="per alert name, most fired first")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import math
+import statistics
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Literal, Protocol
@@ -16,7 +17,7 @@ from alerts.delivery.store import DeliveryRecord
 from alerts.oncall.schemas import EscalationOut
 from alerts.rules.gofmt import format_v
 from alerts.rules.model import Alert, AlertStatus
-from alerts.rules.schemas import AlertList, AlertOut
+from alerts.rules.schemas import AlertHistory, AlertList, AlertOut, AlertStats, EpisodeOut
 from alerts.rules.store import AlertStateStore
 from alerts.silences.rules import Silence, silenced_by
 from alerts.silences.store import SilenceStore
@@ -31,6 +32,15 @@ class EscalationViews(Protocol):
     def escalation_views(self, alerts: Sequence[Alert], now: datetime
                          ) -> dict[str, EscalationOut]: ...
 RECENT = timedelta(hours=24)
+
+
+def _seconds(start: datetime, end: datetime | None) -> float | None:
+    return max(0.0, (end - start).total_seconds()) if end is not None else None
+
+
+def _median(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return statistics.median(known) if known else None
 
 
 def _number(value: float | None) -> float | None:
@@ -100,6 +110,32 @@ class AlertService:
         return AlertList(state=state, alerts=[
             alert_view(a, d, silences, links=self.links, now=now,
                        escalation=escalations.get(a.fingerprint)) for a, d in rows])
+
+    def history(self, *, days: int, alertname: str | None, severity: str | None,
+                limit: int) -> AlertHistory:
+        """Episodes that fired in the last `days`, with time to acknowledge and to resolve, and
+        per alert name how often and how fast."""
+        until = self.clock()
+        since = until - timedelta(days=days)
+        episodes = self.alerts.history(since=since, until=until, alertname=alertname,
+                                       severity=severity, limit=100_000)
+        views = [EpisodeOut(
+            fingerprint=e.fingerprint, alertname=e.alertname, severity=e.severity,
+            labels=e.labels, summary=e.summary, fired_at=e.fired_at, resolved_at=e.resolved_at,
+            acked_at=e.acked_at, acked_by=e.acked_by,
+            seconds_to_ack=_seconds(e.fired_at, e.acked_at),
+            seconds_to_resolve=_seconds(e.fired_at, e.resolved_at)) for e in episodes]
+        by_name: dict[str, list[EpisodeOut]] = {}
+        for view in views:
+            by_name.setdefault(view.alertname, []).append(view)
+        stats = [AlertStats(
+            alertname=name, severity=items[0].severity, fired=len(items),
+            acknowledged=sum(1 for i in items if i.acked_at is not None),
+            median_seconds_to_ack=_median([i.seconds_to_ack for i in items]),
+            median_seconds_to_resolve=_median([i.seconds_to_resolve for i in items]))
+            for name, items in by_name.items()]
+        stats.sort(key=lambda s: (-s.fired, s.alertname))
+        return AlertHistory(since=since, until=until, episodes=views[:limit], stats=stats)
 
     def ack(self, fingerprint: str, *, by: Principal, note: str | None = None) -> AlertOut:
         """Acknowledged by the principal `by`; `note` (the body's `by`) goes to the audit row."""

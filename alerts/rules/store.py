@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -41,6 +42,47 @@ alert_states = sa.Table(
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     sa.Index("ix_alert_states_status", "status"),
 )
+
+# One row per episode that fired: the history people search, kept ALERTS_RETENTION_DAYS.
+alert_episodes = sa.Table(
+    "alert_episodes",
+    metadata,
+    sa.Column("fingerprint", sa.String(64), primary_key=True),
+    sa.Column("episode", sa.BigInteger, primary_key=True),
+    sa.Column("alertname", sa.String(200), nullable=False),
+    sa.Column("severity", sa.String(8), nullable=False),
+    sa.Column("labels", sa.Text, nullable=False),  # JSON object
+    sa.Column("summary", sa.Text, nullable=False),
+    sa.Column("fired_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("resolved_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("acked_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("acked_by", sa.String(200), nullable=True),
+    sa.Index("ix_alert_episodes_fired", "fired_at"),
+    sa.Index("ix_alert_episodes_name", "alertname", "fired_at"),
+)
+
+
+@dataclass(frozen=True)
+class Episode:
+    """One firing of one alert, from the history."""
+
+    fingerprint: str
+    episode: int
+    alertname: str
+    severity: str
+    labels: dict[str, str]
+    summary: str
+    fired_at: datetime
+    resolved_at: datetime | None
+    acked_at: datetime | None
+    acked_by: str | None
+
+
+def _episode(r: Any) -> Episode:
+    return Episode(fingerprint=r.fingerprint, episode=int(r.episode), alertname=r.alertname,
+                   severity=r.severity, labels=json.loads(r.labels), summary=r.summary,
+                   fired_at=utc(r.fired_at), resolved_at=utc_or_none(r.resolved_at),
+                   acked_at=utc_or_none(r.acked_at), acked_by=r.acked_by)
 
 
 def value_text(value: float | None) -> str | None:
@@ -155,6 +197,48 @@ class AlertStateStore(Store):
             },
         )
         conn.execute(statement, rows)
+        fired = [a for a in alerts if a.fired_at is not None]
+        if not fired:
+            return
+        history = self.insert(alert_episodes)
+        e = alert_episodes
+        history = history.on_conflict_do_update(
+            index_elements=[e.c.fingerprint, e.c.episode],
+            set_={"resolved_at": history.excluded.resolved_at,
+                  "acked_at": func.coalesce(e.c.acked_at, history.excluded.acked_at),
+                  "acked_by": func.coalesce(e.c.acked_by, history.excluded.acked_by)})
+        conn.execute(history, [{
+            "fingerprint": a.fingerprint, "episode": a.episode, "alertname": a.alertname,
+            "severity": a.severity[:8], "labels": json.dumps(dict(a.labels), sort_keys=True),
+            "summary": a.annotations.get("summary", "")[:2000], "fired_at": a.fired_at,
+            "resolved_at": a.resolved_at, "acked_at": a.acked_at, "acked_by": a.acked_by,
+        } for a in fired])
+
+    def history(self, *, since: datetime, until: datetime, alertname: str | None = None,
+                severity: str | None = None, limit: int = 500) -> list[Episode]:
+        """Episodes that fired in [since, until), newest first."""
+        e = alert_episodes
+        query = select(e).where(e.c.fired_at >= since, e.c.fired_at < until)
+        if alertname:
+            query = query.where(e.c.alertname == alertname)
+        if severity:
+            query = query.where(e.c.severity == severity)
+        query = query.order_by(e.c.fired_at.desc(), e.c.fingerprint).limit(limit)
+        return [_episode(r) for r in self.run(lambda conn: conn.execute(query).all())]
+
+    def episodes_between(self, starts: datetime, ends: datetime) -> list[Episode]:
+        """Episodes firing at any moment of [starts, ends): fired before it ends, not resolved
+        before it starts."""
+        e = alert_episodes
+        query = (select(e).where(e.c.fired_at < ends,
+                                 or_(e.c.resolved_at.is_(None), e.c.resolved_at >= starts))
+                 .order_by(e.c.fired_at, e.c.fingerprint))
+        return [_episode(r) for r in self.run(lambda conn: conn.execute(query).all())]
+
+    def purge_history(self, *, before: datetime) -> int:
+        """Forget episodes resolved before `before`."""
+        statement = delete(alert_episodes).where(alert_episodes.c.resolved_at < before)
+        return int(self.run(lambda conn: conn.execute(statement).rowcount, write=True) or 0)
 
     def ack(self, fingerprint: str, *, by: str, now: datetime,
             audit: AuditEntry | None = None) -> Alert | None:
@@ -168,7 +252,14 @@ class AlertStateStore(Store):
                 record(conn, audit)
             row = conn.execute(select(alert_states).where(
                 alert_states.c.fingerprint == fingerprint)).first()
-            return _alert_from_row(row) if row is not None else None
+            if row is None:
+                return None
+            alert = _alert_from_row(row)
+            e = alert_episodes
+            conn.execute(update(e).where(e.c.fingerprint == fingerprint,
+                                         e.c.episode == alert.episode, e.c.acked_at.is_(None))
+                         .values(acked_at=now, acked_by=by))
+            return alert
 
         return self.run(work, write=True)
 

@@ -4,13 +4,15 @@ Jobs (each at most one instance at a time; a late run is coalesced, never stacke
 
 - leader (every replica, LEADER_RETRY_SECONDS, 5 s): keeps the lock, or tries to take it;
 - evaluate (leader only, EVALUATION_INTERVAL_SECONDS, 15 s): one rule evaluation round, then
-  one escalation round (the on-call policy's steps due for unacknowledged alerts);
+  one escalation round (the on-call policy's steps due for unacknowledged alerts) and one
+  incident round (commanders reminded of updates and checklist items due);
 - budget (leader only, BUDGET_INTERVAL_SECONDS, 60 s): one budget round over every org;
 - outbox-pages and outbox-bulk (leader only, OUTBOX_INTERVAL_SECONDS, 1 s): send what is due,
   one job per delivery lane, so the pages lane never waits for a bulk drain to finish;
 - gauges (every replica, 5 s): outbox depth and oldest age on the leader, 0 on standbys (so
   `sum()` across replicas is right);
-- purge (leader only, hourly): forgets delivered messages older than ALERTS_RETENTION_DAYS.
+- purge (leader only, hourly): forgets delivered messages, alert episodes and incidents resolved
+  more than ALERTS_RETENTION_DAYS (90) ago.
 
 A round that queues messages wakes the outbox jobs at once instead of waiting for their next
 tick. APScheduler runs jobs on a pool of threads: a long budget round or bulk drain never holds
@@ -29,6 +31,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from alerts.budget.evaluator import BudgetEvaluator
 from alerts.delivery.outbox import OutboxWorker
+from alerts.incidents.service import IncidentService
 from alerts.oncall.service import OnCallService
 from alerts.rules.evaluator import Evaluator
 from alerts.scheduling.leader import LeaderElection
@@ -63,7 +66,8 @@ def evaluation_slot(now: datetime, *, anchor: datetime, interval: float,
 
 class AlertsScheduler:
     def __init__(self, *, leader: LeaderElection, evaluator: Evaluator, budget: BudgetEvaluator,
-                 oncall: OnCallService, workers: Sequence[OutboxWorker],
+                 oncall: OnCallService, incidents: IncidentService,
+                 workers: Sequence[OutboxWorker],
                  evaluation_interval: float,
                  budget_interval: float, outbox_interval: float, leader_interval: float,
                  retention: timedelta = timedelta(days=90)) -> None:
@@ -71,6 +75,7 @@ class AlertsScheduler:
         self.evaluator = evaluator
         self.budget = budget
         self.oncall = oncall
+        self.incidents = incidents
         self.workers = {f"outbox-{w.lane.name if w.lane else 'all'}": w for w in workers}
         self.worker = workers[0]  # the gauges and the purge are the outbox's, not a lane's
         self.retention = retention
@@ -143,6 +148,7 @@ class AlertsScheduler:
             return
         self._guard("evaluate", lambda: self.evaluator.run_round(at))
         self._guard("escalate", lambda: self.oncall.run_round(at))
+        self._guard("incidents", lambda: self.incidents.run_round(at))
 
     def _budget_job(self) -> None:
         if not self.leader.confirm():
@@ -170,6 +176,9 @@ class AlertsScheduler:
         if not self.leader.confirm():
             return
         self._guard("purge", lambda: self.worker.purge(retention=self.retention))
+        before = datetime.now(UTC) - self.retention
+        self._guard("purge", lambda: self.incidents.store.purge_incidents(before=before))
+        self._guard("purge", lambda: self.oncall.alerts.purge_history(before=before))
 
     def _guard(self, job: str, work: Callable[[], Any]) -> None:
         try:

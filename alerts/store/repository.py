@@ -11,15 +11,16 @@ from __future__ import annotations
 from alerts.access.store import AuditStore
 from alerts.budget.store import BudgetNoticeStore
 from alerts.delivery.store import OutboxStore
+from alerts.incidents.store import IncidentStore
 from alerts.oncall.store import EscalationStore
 from alerts.rules.store import AlertStateStore
 from alerts.silences.store import SilenceStore
 
 CONCEPT_STORES = (AlertStateStore, SilenceStore, OutboxStore, BudgetNoticeStore, AuditStore,
-                  EscalationStore)
+                  EscalationStore, IncidentStore)
 
 
 class AlertStore(AlertStateStore, SilenceStore, OutboxStore, BudgetNoticeStore, AuditStore,
-                 EscalationStore):
-    """Alert states, silences, the notification log and outbox, budget notices, the audit
-    log, escalations."""
+                 EscalationStore, IncidentStore):
+    """Alert states and their history, silences, the notification log and outbox, budget
+    notices, the audit log, escalations, incidents."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlencode
 
 import streamlit as st
 
@@ -20,6 +21,8 @@ from dashboard.formatting import (
     delivery_lines,
     format_since,
     format_time,
+    history_frame,
+    history_stats_frame,
     matcher_text,
     silences_frame,
 )
@@ -146,6 +149,9 @@ def show_alert(alert: dict[str, Any], silences: dict[str, dict[str, Any]], now: 
         dashboard = alert.get("dashboard_url") or annotations.get("dashboard_url")
         if dashboard:
             links.append(f"[Dashboard]({dashboard})")
+        if from_api and alert.get("state") == "firing" and alert.get("fingerprint"):
+            declare = urlencode({"alert": alert["fingerprint"]})
+            links.append(f"[Declare an incident](/incidents?{declare})")
         st.markdown(" · ".join(links))
         if not from_api:
             return
@@ -266,6 +272,31 @@ def show_silences(person: Person) -> None:
                   key=f"expire_{silence['id']}", on_click=expire_silence, args=(silence["id"],))
 
 
+def show_history() -> None:
+    """Every episode that fired (kept 90 days), searchable, with how fast it was answered."""
+    st.subheader("History and response times")
+    cols = st.columns(3)
+    days = cols[0].selectbox("Window", [1, 7, 30, 90], index=2, key="history_days",
+                             format_func=lambda d: f"last {d} day{'s' if d > 1 else ''}")
+    severity = cols[1].selectbox("Severity", ["any", "P0", "P1", "P2", "P3"], key="history_sev")
+    name = cols[2].text_input("Alert name", key="history_name").strip()
+    params: dict[str, Any] = {"days": days}
+    if severity != "any":
+        params["severity"] = severity
+    if name:
+        params["alertname"] = name
+    answer = data.alerts_api("/v1/alerts/history", **params)
+    if isinstance(answer, data.BackendDown):
+        st.info("The history needs the alerts API.")  # its banner is at the top already
+        return
+    if answer is None or not answer.get("episodes"):
+        st.info("Nothing fired in that window" + (" matching the search." if name or
+                                                   severity != "any" else "."))
+        return
+    st.dataframe(history_stats_frame(answer["stats"]), hide_index=True)
+    st.dataframe(history_frame(answer["episodes"]), hide_index=True)
+
+
 # -- the page -------------------------------------------------------------------------------------
 
 person = require(Role.viewer)
@@ -276,3 +307,4 @@ st.radio("Show", list(STATES), format_func=STATES.__getitem__, key="alerts_state
 live_alerts()
 show_actions(person)
 show_silences(person)
+show_history()

@@ -23,6 +23,7 @@ from alerts.access.policy import ALERTS_POLICY
 from alerts.api.app import create_app
 from alerts.delivery.message import NotificationKey
 from alerts.delivery.store import QueuedMessage
+from alerts.incidents.rules import checklist
 from alerts.process import AlertsProcess, build_process, utc_now
 from alerts.rules.model import Alert, AlertStatus, fingerprint
 from alerts.settings import Settings
@@ -42,6 +43,11 @@ VALID_BODIES: dict[str, dict[str, Any]] = {
                   "comment": "planned failover", "created_by": "alice"},
     "TestEmailIn": {"to": "me@example.com", "requested_by": "alice"},
     "TestSlackIn": {"receiver": "oncall-slack", "requested_by": "alice"},
+    "IncidentIn": {"severity": "P1", "title": "Payments failing", "impact": "card payments "
+                   "declined for all customers", "commander": "ana", "fingerprints": []},
+    "UpdateIn": {"text": "Rolled back the deploy", "status": "monitoring", "kind": "update"},
+    "ResolveIn": {"summary": "Rolled back; payments succeed again"},
+    "PostmortemIn": {"text": "# Post-mortem\n\nWhat happened."},
 }
 ODD_IDS = ["0123456789abcdef", "no-such-thing", "a\x00b", "\x1b[31m", "x" * 5000, "9" * 400,
            "é✓😀", "%00", " ", "'; DROP TABLE alert_states; --", "-1"]
@@ -168,7 +174,16 @@ def seed(process: AlertsProcess) -> dict[str, str]:
     silence = process.store.add_silence(matchers=[Matcher("instance", "b")], starts_at=now,
                                         expires_at=now + timedelta(hours=1), comment="c",
                                         created_by="me", now=now)
-    return {"fingerprint": alert.fingerprint, "silence_id": silence.id, "org_id": "org_acme"}
+    incident = process.store.declare(title="t", severity="P2", impact="i", commander="ana",
+                                     fingerprints=[], by="me", now=now, audit=None,
+                                     messages=lambda _incident: [])
+    process.store.resolve(incident.id, by="me", now=now, tasks=checklist(now), summary="s",
+                          audit=None, messages=[])
+    open_one = process.store.declare(title="t", severity="P2", impact="i", commander="ana",
+                                     fingerprints=[], by="me", now=now, audit=None,
+                                     messages=lambda _incident: [])
+    return {"fingerprint": alert.fingerprint, "silence_id": silence.id, "org_id": "org_acme",
+            "incident_id": str(open_one.id), "key": "2h-1"}
 
 
 def test_odd_input_gets_a_declared_answer_and_never_a_500(process: AlertsProcess):

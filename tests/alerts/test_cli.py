@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +20,7 @@ pytestmark = pytest.mark.processes  # runs the command line as a subprocess
 
 
 def cli(*args: str, env: dict[str, str]) -> tuple[int, Any, str]:
-    import os
+
 
     result = subprocess.run(
         [sys.executable, "-m", "alerts", *args], cwd=ROOT, capture_output=True, text=True,
@@ -76,3 +77,31 @@ def test_test_email_reaches_the_smtp_server(tmp_path: Path):
 def test_a_configuration_error_names_the_variable(tmp_path: Path):
     code, _, err = cli("silence", "list", env={"EVALUATION_INTERVAL_SECONDS": "often"})
     assert code == 2 and "EVALUATION_INTERVAL_SECONDS" in err
+
+
+def test_an_incident_is_declared_updated_resolved_and_its_postmortem_printed(tmp_path: Path):
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'billing.db'}",
+           # A person's own key: the audit log and the incident name them, not "admin".
+           "ADMIN_API_KEYS": "ana:ana-key-0123456789abcdef", "STAFF_API_KEY":
+               "ana-key-0123456789abcdef"}
+    cli("migrate", env=env)
+    code, declared, err = cli("incident", "declare", "--severity", "P1", "--title",
+                              "Card payments failing", "--impact", "a third declined",
+                              "--commander", "ana", env=env)
+    assert code == 0, err
+    assert (declared["key"], declared["declared_by"]) == ("INC-1", "ana")
+    code, updated, _ = cli("incident", "update", "1", "Rolled back", "--status", "monitoring",
+                           env=env)
+    assert code == 0 and updated["status"] == "monitoring"
+    code, listed, _ = cli("incident", "list", "--open", env=env)
+    assert [i["key"] for i in listed["incidents"]] == ["INC-1"]
+    code, resolved, _ = cli("incident", "resolve", "1", "Payments succeed again", env=env)
+    assert code == 0 and resolved["resolved_by"] == "ana"
+    printed = subprocess.run(
+        [sys.executable, "-m", "alerts", "incident", "postmortem", "1"], cwd=ROOT,
+        env={**os.environ, "APP_ENV": "test", "ADMIN_API_KEY": ADMIN_KEY, **env},
+        capture_output=True, text=True, timeout=60)
+    assert printed.returncode == 0
+    assert printed.stdout.startswith("# Post-mortem: INC-1 Card payments failing")
+    code, body, _ = cli("incident", "resolve", "1", "again", env=env)
+    assert code == 1 and body["errors"][0]["field"] == "incident_id"

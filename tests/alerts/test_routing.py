@@ -99,7 +99,8 @@ def test_slack_stays_off_until_a_webhook_is_set() -> None:
     assert names(table, {"severity": "P0"}) == ["oncall-email"]
     assert names(table, {"severity": "P3"}) == []
     assert names(table, {"billing_email": "b@acme.example"}, kind="budget") == ["customer-email"]
-    assert {r.name for r in table.disabled_receivers()} == {"oncall-slack", "support-slack"}
+    assert {r.name for r in table.disabled_receivers()} == {"oncall-slack", "support-slack",
+                                                             "incidents-slack"}
 
 
 def test_webhook_urls_are_not_in_the_repr(table: RoutingTable) -> None:

@@ -11,6 +11,7 @@ from tests.support.schema_drift import schema_drift
 def test_the_migrated_database_has_exactly_the_declared_alerts_tables(alerts_db_url):
     assert set(metadata.tables) == {"alert_states", "alert_outbox", "alert_notifications",
                                     "alert_silences", "alert_budget_notices", "alert_audit",
-                                    "alert_escalations"}
+                                    "alert_escalations", "alert_episodes", "alert_incidents",
+                                    "alert_incident_events", "alert_incident_tasks"}
     assert schema_drift(metadata, alerts_db_url,
                         include_table=lambda name: name in metadata.tables) == []

@@ -177,6 +177,12 @@ def test_watchdog_is_listed_with_its_runbook_since_and_delivery_per_channel(open
     app.radio(key="alerts_state").set_value("recent").run()
     assert not app.exception
     assert "Watchdog" in _text(app)
+    # The history: it fired and is still firing, with how fast it was answered per alert.
+    history = next(d.value for d in app.dataframe if "To acknowledge" in d.value.columns)
+    watchdog = history[history["Alert"] == "Watchdog"].iloc[0]
+    assert (watchdog["Severity"], watchdog["To resolve"]) == ("P3", "still firing")
+    stats = next(d.value for d in app.dataframe if "Median to resolve" in d.value.columns)
+    assert "Watchdog" in list(stats["Alert"])
 
 
 def test_acknowledging_is_offered_to_operators_and_records_the_person(open_alerts, alerts_stack):
@@ -255,6 +261,44 @@ def test_the_oncall_page_shows_rotations_and_the_watchdog_paging_nobody(open_ale
     assert "not escalated" in _text(app)  # the Watchdog, excluded by the policy
     assert not [b for b in app.button if (b.key or "").startswith("oncall_ack_")]
     assert any("operator role" in c.value for c in app.caption)
+
+
+def test_an_operator_declares_updates_and_resolves_an_incident_from_the_console(
+        open_alerts, alerts_stack):
+    app = open_alerts(person=OPERATOR)
+    app.switch_page("views/incidents.py").run()
+    assert not app.exception
+    app.selectbox(key="inc_severity").set_value("P1")
+    app.text_input(key="inc_title").input("Card payments failing")
+    app.text_input(key="inc_impact").input("a third of card payments declined")
+    app.button(key="FormSubmitter:declare_incident-Declare").click().run()
+    assert any("Incident declared" in s.value for s in app.success), _errors(app)
+    assert any(h.value.startswith("INC-") and "P1 · investigating" in h.value
+               for h in app.subheader)
+    app.text_area(key="upd_text").input("Rolled back the payment client")
+    app.selectbox(key="upd_status").set_value("monitoring")
+    app.button(key=next(b.key for b in app.button if "update_" in (b.key or ""))).click().run()
+    assert any("Update posted" in s.value for s in app.success), _errors(app)
+    timeline = next(d.value for d in app.dataframe if "Detail" in d.value.columns)
+    people = timeline[timeline["What"].isin(["declared", "update"])]
+    assert list(people["What"]) == ["declared", "update"]
+    assert set(people["Who"]) == {OPERATOR}  # the signed-in person, not a key
+    # Declared from nothing: every alert firing meanwhile is in its timeline, the Watchdog too.
+    assert "Watchdog (P3) fired" in list(timeline["Detail"])
+    app.text_area(key="res_summary").input("Payments succeed again")
+    app.button(key=next(b.key for b in app.button if "resolve_" in (b.key or ""))).click().run()
+    assert any("Resolved" in s.value for s in app.success), _errors(app)
+    done = next(b for b in app.button if (b.key or "").startswith("task_"))
+    done.click().run()
+    assert any("Checklist item done" in s.value for s in app.success), _errors(app)
+    postmortem = next(t for t in app.text_area if (t.key or "").startswith("pm_"))
+    assert postmortem.value.startswith("# Post-mortem: INC-")
+
+    viewer = open_alerts(person=VIEWER)
+    viewer.switch_page("views/incidents.py").run()
+    assert not viewer.exception
+    assert not [f for f in viewer.text_input if f.key == "inc_title"]
+    assert not [b for b in viewer.button if (b.key or "").startswith("task_")]
 
 
 def test_alerts_api_stopped_gives_a_banner_and_prometheus_alerts(open_alerts, alerts_stack):

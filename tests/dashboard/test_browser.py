@@ -51,6 +51,7 @@ PAGES = [
     ("errors", "Errors and latency", "Slowest endpoints (p95)", 2),  # rates, status codes...
     ("alerts", "Alerts", "Watchdog", 0),
     ("oncall", "On call", "alerts API unreachable", 0),  # this stack runs no alerts process
+    ("incidents", "Incidents", "alerts API unreachable", 0),
     ("customers", "Customers", "Type the start of an org id, a name or a billing email.", 0),
     ("usage", "Usage and payments", "Heartbeat ingest", 0),
     ("runbooks", "Runbooks", "What to do when something breaks", 0),  # the README index

@@ -1,0 +1,1 @@
+"""Incidents: declared, updated, resolved, their timeline, checklist and post-mortem."""
