@@ -5,7 +5,10 @@ clients), a local SMTP sink writing every mail it gets to var/mail/ as .eml file
 Prometheus scraping the engine and the alerts process with the shipped rules, the alerts process
 (rule and budget alerts, mailed to the sink; Slack only when SLACK_WEBHOOK_URL is set), and the
 Streamlit console (the first URL printed), which people sign in to through a local OpenID Connect
-provider with one demo person per staff role (printed with the URLs).
+provider with one demo person per staff role (printed with the URLs). A scripted incident runs a
+few minutes after start and every half hour (billing_engine/demo/fault.py), answered by a
+simulated on-call engineer (devstack/responder.py) under a demo on-call policy that escalates
+within 2 minutes (devstack/oncall.demo.yml).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # devstack lives beside the packages, not inside them
 
 from devstack.processes import DEMO_USERS  # noqa: E402
+from devstack.responder import DemoResponder  # noqa: E402
 from devstack.stack import PARTS, Stack  # noqa: E402
 
 VAR = ROOT / "var"
@@ -54,7 +58,8 @@ def build_stack() -> Stack:
         database_url=os.environ.get("DATABASE_URL", f"sqlite:///{VAR / 'billing.db'}"),
         admin_key=os.environ.get("ADMIN_API_KEY", "dev-admin-key"),
         parts=parts, demo=True, ports=dict(PORTS),
-        engine_env=common, alerts_env={**common, **{
+        engine_env=common, alerts_env={**common, "ONCALL_FILE": os.environ.get(
+            "ONCALL_FILE", str(ROOT / "devstack" / "oncall.demo.yml")), **{
             name: os.environ[name] for name in ("PROMETHEUS_URL", "SMTP_HOST", "SMTP_PORT",
                                                 "CONSOLE_URL", "RUNBOOK_BASE_URL")
             if name in os.environ}},
@@ -83,6 +88,9 @@ def banner(stack: Stack) -> str:
         lines.append(f"  Prometheus            {stack.url('prometheus')}/alerts")
     lines.append(f"  Sign-in (local OIDC)  {stack.url('oidc')}/")
     lines.append(f"  Admin key (dev only)  {stack.admin_key}")
+    lines.append("A scripted incident (errors and slow reads) starts 4 minutes from now and every "
+                 "30 minutes;\n  a simulated on-call engineer answers the page and runs the "
+                 "incident (console: On call, Incidents).")
     lines.append("Sign in to the console as a demo person (pick one on the provider's page):")
     lines += [f"  {sub:<22}{group.removeprefix('billing-')}" for sub, _, group in DEMO_USERS]
     return "\n".join(lines) + "\n"
@@ -105,6 +113,8 @@ def main() -> int:
             print(f"the stack did not start: {exc}\nsee var/logs/", file=sys.stderr)
             return 1
         print(banner(stack), flush=True)
+        if "alerts" in stack.parts:
+            DemoResponder(stack.url("engine"), stack.url("alerts"), stack.admin_key).start()
         while True:
             gone = stack.exited()
             if gone is not None:

@@ -67,6 +67,9 @@ ENGINE_POLICY: Policy = {
     ("POST", "/admin/credits/{org_id}"): ADMIN,
     ("POST", "/admin/invoices/close"): ADMIN,
     ("GET", "/admin/audit"): ADMIN,
+    # The demo's scripted incident (404 outside the demo).
+    ("GET", "/admin/demo/fault"): ADMIN,
+    ("POST", "/admin/demo/fault"): ADMIN,
     ("POST", "/admin/orgs/{org_id}/keys"): ADMIN,
     ("GET", "/admin/orgs/{org_id}/keys"): ADMIN,
     ("DELETE", "/admin/orgs/{org_id}/keys/{key_id}"): ADMIN,

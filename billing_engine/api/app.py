@@ -23,6 +23,8 @@ from billing_engine.audit.middleware import AuditMiddleware
 from billing_engine.billing_view import routes as billing_routes
 from billing_engine.customers import routes as customer_routes
 from billing_engine.db.database import Database
+from billing_engine.demo import routes as demo_routes
+from billing_engine.demo.fault import DemoFault, DemoFaultMiddleware
 from billing_engine.entitlements import routes as entitlement_routes
 from billing_engine.invoicing import routes as invoicing_routes
 from billing_engine.operability import routes as health_routes
@@ -42,6 +44,7 @@ from billing_engine.wiring import Services, build_services
 log = logging.getLogger("billing_engine")
 
 ROUTERS = (
+    demo_routes.router,
     usage_routes.public,
     billing_routes.router,
     customer_routes.public,
@@ -73,6 +76,7 @@ def create_app(
     clock: Clock = utc_now,
     housekeeping: bool = True,
     payment_provider: PaymentProvider | None = None,
+    demo_fault: DemoFault | None = None,
 ) -> FastAPI:
     services = services or build_services(
         settings,
@@ -108,6 +112,7 @@ def create_app(
         dependencies=[AuthorizeDep],
     )
     app.state.services = services
+    app.state.demo_fault = demo_fault  # the demo's scripted incident; None outside the demo
     app.state.access_policy = ENGINE_POLICY  # routes added to the app later need an entry
     install_error_handlers(app)
     _publish_heartbeat_schema(app)
@@ -117,6 +122,8 @@ def create_app(
     # Innermost: an oversized body is refused before any route runs or the audit log sees it.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(AuditMiddleware, audit=services.audit)  # inside: sees the request id
+    if demo_fault is not None:  # inside the metrics: the demo's errors and delay are measured
+        app.add_middleware(DemoFaultMiddleware, fault=demo_fault, routes=app.router.routes)
     app.add_middleware(ObservabilityMiddleware, metrics=services.metrics)
     return app
 

@@ -24,6 +24,7 @@ from billing_core.access import Role, Scope
 from billing_core.periods import period_containing
 from billing_core.plans import PlanCatalog
 from billing_engine.api import create_app
+from billing_engine.demo.fault import DemoFault
 from billing_engine.demo.stripe_events import DemoStripe
 from billing_engine.settings import Settings
 from billing_engine.usage.rules import (
@@ -355,7 +356,8 @@ def run_demo(settings: Settings, *, host: str, port: int, org_count: int) -> Non
     services = build_services(settings)
     orgs = seed(services, org_count)
     org_keys, support_key = demo_keys(services, orgs)
-    app = create_app(settings, services=services)
+    fault = DemoFault(services.clock)
+    app = create_app(settings, services=services, demo_fault=fault)
     url_host = "127.0.0.1" if host in {"0.0.0.0", "::"} else host
     simulator = Simulator(
         f"http://{url_host}:{port}",

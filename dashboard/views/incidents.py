@@ -162,6 +162,32 @@ def show_incident(incident: dict[str, Any]) -> None:
                                 mime="text/markdown", key=f"dl_{key}")
 
 
+def start_demo_fault() -> None:
+    answer = data.engine_post("/admin/demo/fault", json_body={"minutes": 6})
+    if isinstance(answer, data.BackendDown):
+        _outcome("error", answer.message)
+    elif answer[0] == 200:
+        _outcome("success", "The demo's scripted incident started: errors and slow reads for 6 "
+                            "minutes. A page fires within a few minutes.")
+    else:
+        _outcome("error", f"Refused: HTTP {answer[0]}")
+
+
+def demo_controls() -> None:
+    """Only for admins, and only while the engine runs the demo (outside it: 404)."""
+    state = data.engine("/admin/demo/fault")
+    if not isinstance(state, dict):
+        return
+    with st.expander("Demo: the scripted incident"):
+        active = state.get("active")
+        upcoming = state.get("next_scheduled")
+        if active:
+            st.write(f"Running until {format_time(active['ends'])} ({active['why']}).")
+        elif upcoming:
+            st.write(f"Next scheduled at {format_time(upcoming['starts'])}.")
+        st.button("Start it now", key="demo_fault", on_click=start_demo_fault)
+
+
 outcome = st.session_state.pop(OUTCOME, None)
 if outcome is not None:
     (st.success if outcome[0] == "success" else st.error)(outcome[1])
@@ -174,6 +200,8 @@ incidents = (listing or {}).get("incidents", [])
 open_ones = [i for i in incidents if not i.get("resolved_at")]
 st.caption(f"{len(open_ones)} open, {len(incidents)} in the last 90 days · "
            f"as of {datetime.now(UTC):%H:%M:%S} UTC")
+if person.may(Role.admin):
+    demo_controls()
 if operator:
     declare_form()
 if incidents:
