@@ -46,6 +46,7 @@ test-fast: venv test-deps
 	$(PY) -m pytest $(PYTEST_PARALLEL) -m "not processes"
 
 bench: venv test-deps
+	@scripts/ensure-system-packages.sh prometheus-alertmanager
 	$(PY) -m bench
 
 clean:

@@ -22,7 +22,12 @@ from pathlib import Path
 import httpx
 import psycopg
 
-from bench.alerts_bench import bench_alerts_budget, bench_alerts_page, print_alerts
+from bench.alerts_bench import (
+    bench_alerts_budget,
+    bench_alerts_page,
+    bench_page_behind_flood,
+    print_alerts,
+)
 from bench.console import bench_console, print_console
 from bench.load import open_loop
 from billing_core.access.tokens import display_prefix, new_token, token_hash
@@ -268,6 +273,7 @@ def main() -> int:
             ),
             ("alerts_budget", lambda u: bench_alerts_budget(u, orgs=args.alert_orgs)),
             ("alerts_page", bench_alerts_page),
+            ("alerts_flood", bench_page_behind_flood),
         ):
             with scratch_database(server_url, prefix="billing_bench", setup=migrate) as url:
                 results[name] = run(url)

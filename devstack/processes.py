@@ -324,6 +324,8 @@ class PrometheusServer(ServiceProcess):
     targets: dict[str, str] = field(default_factory=dict)  # job name -> host:port
     rule_files: Sequence[Path] | None = None  # None: the shipped prometheus/rules/*.yml
     scrape_interval: str = "1s"
+    evaluation_interval: str | None = None  # None: the scrape interval
+    alertmanager: str | None = None  # host:port of an Alertmanager to send alerts to
     config_file: Path | None = None
     storage: Path | None = None
     retention: str = "15d"
@@ -337,15 +339,19 @@ class PrometheusServer(ServiceProcess):
         import yaml
 
         rules = SHIPPED_RULES if self.rule_files is None else self.rule_files
-        config = {
+        config: dict[str, Any] = {
             "global": {"scrape_interval": self.scrape_interval,
-                       "evaluation_interval": self.scrape_interval, "scrape_timeout": "1s"},
+                       "evaluation_interval": self.evaluation_interval or self.scrape_interval,
+                       "scrape_timeout": "1s"},
             "rule_files": [str(p) for p in rules],
             "scrape_configs": [
                 {"job_name": job, "static_configs": [{"targets": [target]}]}
                 for job, target in self.targets.items()
             ],
         }
+        if self.alertmanager is not None:
+            config["alerting"] = {"alertmanagers": [
+                {"static_configs": [{"targets": [self.alertmanager]}]}]}
         (self.base / "prometheus.yml").write_text(yaml.safe_dump(config))
 
     def argv(self) -> list[str]:
@@ -368,3 +374,36 @@ class PrometheusServer(ServiceProcess):
         shutil.rmtree(self.base, ignore_errors=True)
 
     destroy = stop
+
+
+@dataclass
+class Alertmanager(ServiceProcess):
+    """Debian's prometheus-alertmanager (a bench comparison, never part of the stack), sending
+    every alert to one webhook with its defaults otherwise (group_wait 30 s)."""
+
+    name: ClassVar[str] = "alertmanager"
+    ready_path: ClassVar[str] = "/-/ready"
+
+    webhook_url: str = ""
+    base: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="alertmanager-")))
+
+    def prepare(self) -> None:
+        import yaml
+
+        config = {"route": {"receiver": "webhook", "group_by": ["alertname"]},
+                  "receivers": [{"name": "webhook",
+                                 "webhook_configs": [{"url": self.webhook_url}]}]}
+        (self.base / "alertmanager.yml").write_text(yaml.safe_dump(config))
+
+    def argv(self) -> list[str]:
+        binary = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
+        if binary is None:
+            raise RuntimeError("alertmanager is needed: apt-get install prometheus-alertmanager")
+        return [binary, f"--config.file={self.base / 'alertmanager.yml'}",
+                f"--storage.path={self.base / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}", "--cluster.listen-address=",
+                "--log.level=warn"]
+
+    def stop(self) -> None:
+        super().stop()
+        shutil.rmtree(self.base, ignore_errors=True)

@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import text
 
 from alerts.delivery.email import EmailChannel, SmtpConfig
 from alerts.delivery.lanes import ALERT, BULK, PAGE, priority_for
 from alerts.delivery.message import message_to_json
 from alerts.process import AlertsProcess, build_process
 from alerts.settings import Settings
+from devstack.pages import flood, time_to_page
 from devstack.receivers import SlackReceiver, SmtpServer
 from tests.alerts.core import *  # noqa: F403
 from tests.alerts.core import ADMIN_KEY, NOV_18, seconds
@@ -96,58 +95,20 @@ def flood_process(alerts_pg_url) -> Iterator[tuple[AlertsProcess, SmtpServer, Sl
             process.close()
 
 
-def _queue_page(process: AlertsProcess, name: str) -> float:
-    """A P0 page to on-call email and Slack, as a round queues it; returns when it was queued."""
-    message = replace(rule_message("BillingAvailabilityFastBurn"), summary=name,
-                      recipients=("oncall@example.com",))
-    queued = time.monotonic()
-    for receiver, channel in (("oncall-email", "email"), ("oncall-slack", "slack")):
-        process.store.enqueue(kind="rule", receiver=receiver, channel=channel,
-                              payload=message_to_json(message), now=datetime.now(UTC),
-                              priority=PAGE)
-    assert process.scheduler is not None
-    process.scheduler.wake("outbox")
-    return queued
-
-
-def _time_to_page(process: AlertsProcess, smtp: SmtpServer, slack: SlackReceiver,
-                  name: str) -> float:
-    """Seconds from queueing a page to its arrival at both the SMTP relay and Slack."""
-    queued = _queue_page(process, name)
-
-    def arrived() -> float | None:
-        mail = [m.received_at for m in smtp.messages if name in m.subject]
-        posts = [p.received_at for p in slack.posts if name.encode() in p.body]
-        return max(mail[0], posts[0]) if mail and posts else None
-
-    deadline = time.monotonic() + 120
-    while (at := arrived()) is None:
-        assert time.monotonic() < deadline, f"page {name!r} not delivered within 120 s"
-        time.sleep(0.02)
-    return at - queued
-
-
 @pytest.mark.postgres
 def test_a_p0_page_behind_100000_queued_budget_emails_arrives_as_fast_as_with_none(
         flood_process):
     process, smtp, slack = flood_process
     assert process.scheduler is not None
     process.scheduler.start()
-    empty = _time_to_page(process, smtp, slack, "page with an empty queue")
+    page = rule_message("BillingAvailabilityFastBurn")
+    empty = time_to_page(process, smtp, slack, page, "page with an empty queue")
 
     # The first budget round of a busy month: 100,000 customer emails, queued before the page.
-    payload = message_to_json(budget_message(90))
-    with process.engine.begin() as conn:
-        conn.execute(text(
-            "INSERT INTO alert_outbox (kind, priority, receiver, channel, payload, status, "
-            "attempts, next_attempt_at, created_at, updated_at) "
-            "SELECT 'budget', :priority, 'customer-email', 'email', :payload, 'pending', 0, "
-            ":now, :now, :now FROM generate_series(1, :count)"),
-            {"priority": BULK, "payload": payload, "now": datetime.now(UTC), "count": FLOOD})
-    process.scheduler.wake("outbox")
+    flood(process, message_to_json(budget_message(90)), count=FLOOD)
     time.sleep(1)  # the bulk lane is busy with the flood
     sent_before = len(smtp.messages)
-    flooded = _time_to_page(process, smtp, slack, "page behind the flood")
+    flooded = time_to_page(process, smtp, slack, page, "page behind the flood")
 
     budget_sent = len(smtp.messages) - sent_before
     assert budget_sent > 0, "the bulk lane was draining the flood meanwhile"

@@ -14,9 +14,9 @@ FORBIDDEN = ("sqlalchemy", "redis", "httpx", "streamlit", "fastapi", "psycopg", 
              "prometheus_api_client", "apscheduler", "smtplib", "os", "time")
 
 
-def test_defaults_run_embedded_on_port_8007_every_15_seconds():
+def test_defaults_run_embedded_on_port_8007_every_5_seconds():
     settings = Settings.from_env({})
-    assert settings.port == 8007 and settings.evaluation_interval_seconds == 15
+    assert settings.port == 8007 and settings.evaluation_interval_seconds == 5
     assert settings.database_url.startswith("sqlite:///") and not settings.slack_enabled
     assert settings.rule_files.endswith("prometheus/rules/*.yml")
 
