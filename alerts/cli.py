@@ -1,5 +1,5 @@
 """python -m alerts [serve] | migrate | schema-version | silence add/list/expire | ack |
-incident declare/update/resolve/list/show/postmortem | test-email | test-slack
+incident declare/update/resolve/list/show/postmortem/task-done | test-email | test-slack
 
 `serve` (the default) applies the alerts migrations, then runs the scheduler and the HTTP API.
 The other commands work on the database directly, with the same code as the API, so they work
@@ -52,7 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--comment", required=True, help="why (required)")
     add.add_argument("--by", dest="created_by", default=os.environ.get("USER", ""),
                      help="for whom, kept in the audit log as a note (default: $USER); the "
-                          "silence is recorded as made by ADMIN_API_KEY's name, admin")
+                          "silence is recorded as made by STAFF_API_KEY's holder, or admin")
     listing = silence_sub.add_parser("list", help="list silences")
     listing.add_argument("--state", choices=("active", "expired", "all"), default="active")
     expire = silence_sub.add_parser("expire", help="end a silence now")
@@ -87,8 +87,14 @@ def _parser() -> argparse.ArgumentParser:
     incidents.add_argument("--open", action="store_true", help="open ones only")
     show = incident_sub.add_parser("show", help="one incident with its timeline and checklist")
     show.add_argument("incident_id", type=int)
-    postmortem = incident_sub.add_parser("postmortem", help="print the post-mortem (Markdown)")
+    postmortem = incident_sub.add_parser(
+        "postmortem", help="print the post-mortem (Markdown), or save an edited one")
     postmortem.add_argument("incident_id", type=int)
+    postmortem.add_argument("--save", type=argparse.FileType("r", encoding="utf-8"),
+                            help="a Markdown file to save as the post-mortem")
+    task = incident_sub.add_parser("task-done", help="tick a checklist item off (e.g. 24h-2)")
+    task.add_argument("incident_id", type=int)
+    task.add_argument("key")
 
     test_email = sub.add_parser("test-email", help="send a test email now and say how it went")
     test_email.add_argument("--to", default=None, help="default: ONCALL_EMAIL")
@@ -183,6 +189,11 @@ def _incident(client: Any, args: argparse.Namespace) -> Any:
         return client.get("/v1/incidents", params={"open_only": args.open})
     if what == "show":
         return client.get(f"/v1/incidents/{args.incident_id}")
+    if what == "task-done":
+        return client.post(f"/v1/incidents/{args.incident_id}/tasks/{args.key}/done")
+    if args.save is not None:
+        return client.put(f"/v1/incidents/{args.incident_id}/postmortem",
+                          json={"text": args.save.read()})
     return client.get(f"/v1/incidents/{args.incident_id}/postmortem")
 
 
@@ -219,7 +230,8 @@ def _one_shot(settings: Settings, env: Mapping[str, str], command: str,
                                        json={"by": args.by}, headers=headers)
             elif command == "incident":
                 response = _incident(client, args)
-                if args.incident_command == "postmortem" and response.status_code == 200:
+                if (args.incident_command == "postmortem" and args.save is None
+                        and response.status_code == 200):
                     print(response.json()["markdown"], end="")
                     return 0
             elif command == "test-email":

@@ -84,7 +84,7 @@ class Settings:
     outbox_interval_seconds: float = 1.0
     outbox_backoff_seconds: float = 5.0  # first retry; doubles per attempt
     outbox_backoff_max_seconds: float = 900.0
-    outbox_max_attempts: int = 12  # about 2 hours of retries with the defaults above
+    outbox_max_attempts: int = 12  # about 66 minutes of retries with the defaults above
     outbox_lease_seconds: float = 120.0  # a claimed message is retried after this if unmarked
     retention_days: int = 90  # sent and failed messages, and their log keys, are kept this long
     smtp_host: str = DEFAULT_SMTP_HOST

@@ -308,7 +308,7 @@ def escalation_words(alert: dict[str, Any], now: datetime) -> str:
     (secondary) in 6 min unless acknowledged'."""
     escalation = alert.get("escalation")
     if not escalation:
-        return "not escalated (no on-call policy for its severity)"
+        return "not escalated by the on-call policy (its severity has no steps, or it is excluded)"
     parts = [f"told {s['person']} ({s['rotation']}) {format_time(s['at'])[11:]}"
              for s in escalation.get("steps", [])]
     upcoming = escalation.get("next")

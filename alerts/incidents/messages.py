@@ -24,9 +24,11 @@ def incident_url(incident: Incident, links: LinkSettings) -> str:
 def incident_message(incident: Incident, *, what: str, text: str, at: datetime,
                      links: LinkSettings, status_page: str = "",
                      stakeholders: tuple[str, ...] = (), commander_email: str = "",
-                     task: Task | None = None) -> Message:
+                     task: Task | None = None, tell_stakeholders: bool = False) -> Message:
     """`what`: declared, update, resolved, reminder (an update is due) or task (a checklist item
-    is due). `text`: the update's words, the resolution's summary, or the reminder's."""
+    is due). `text`: the update's words, the resolution's summary, or the reminder's. The
+    stakeholders are emailed at declaration and resolution, and with `tell_stakeholders` (an
+    update that changed the severity)."""
     key = incident.key
     if what == "declared":
         summary = f"Incident declared: {key} {incident.title}"
@@ -39,7 +41,7 @@ def incident_message(incident: Incident, *, what: str, text: str, at: datetime,
     else:
         summary = f"{key}: checklist item due: {task.title if task else ''}"
     lines = []
-    if what in ("declared", "resolved"):
+    if what in ("declared", "resolved") or tell_stakeholders:
         lines += [f"Severity: {incident.severity}", f"Impact: {incident.impact}",
                   f"Commander: {incident.commander}",
                   f"Status page: {status_page or 'not configured: update it by hand'}"]
@@ -49,7 +51,8 @@ def incident_message(incident: Incident, *, what: str, text: str, at: datetime,
               "severity": incident.severity, "commander": incident.commander,
               "impact": incident.impact, "incident_status": incident.status,
               "status_page": status_page,
-              "stakeholders": ",".join(stakeholders) if what in ("declared", "resolved") else "",
+              "stakeholders": (",".join(stakeholders)
+                               if what in ("declared", "resolved") or tell_stakeholders else ""),
               "commander_email": commander_email if what in ("reminder", "task") else ""}
     return Message(
         kind="incident",

@@ -25,6 +25,10 @@ class IncidentIn(BaseModel):
 class UpdateIn(BaseModel):
     text: Text = Field(min_length=1, max_length=4000)
     status: Status | None = Field(default=None, description="a new status, if it changed")
+    severity: Severity | None = Field(default=None, description="a new severity: the "
+                                                                "stakeholders it names are told")
+    commander: Text | None = Field(default=None, min_length=1, max_length=200,
+                                   description="a new commander (a hand-over)")
     kind: Literal["update", "note"] = Field(
         default="update", description="an update goes to the channel and resets the update "
                                       "clock; a note only goes to the timeline")

@@ -118,17 +118,33 @@ class IncidentService:
         return self.detail(incident.id)
 
     def update(self, incident_id: int, body: UpdateIn, *, by: Principal) -> IncidentDetail:
+        """An update or a note; either may change the status, the severity (the new
+        severity's stakeholders are told) or the commander (a hand-over)."""
         now = self.clock()
         incident = self._open(incident_id)
-        text = body.text if body.status is None else f"Status: {body.status}. {body.text}"
-        counts = body.kind == "update"
-        shown = incident if body.status is None else replace(incident, status=body.status)
-        messages = self._entries(shown, what="update", text=text, at=now) if counts else []
+        changes = []
+        severity = body.severity if body.severity not in (None, incident.severity) else None
+        commander = body.commander if body.commander not in (None, incident.commander) else None
+        if body.status is not None:
+            changes.append(f"Status: {body.status}.")
+        if severity is not None:
+            changes.append(f"Severity: {incident.severity} -> {severity}.")
+        if commander is not None:
+            changes.append(f"Commander: {incident.commander} -> {commander}.")
+        text = " ".join([*changes, body.text])
+        shown = replace(incident, status=body.status or incident.status,
+                        severity=severity or incident.severity,
+                        commander=commander or incident.commander)
+        # An update, or any change of who leads or how bad it is, goes to the channel; a new
+        # severity also reaches the stakeholders it names.
+        counts = body.kind == "update" or severity is not None or commander is not None
+        messages = (self._entries(shown, what="update", text=text, at=now,
+                                  stakeholders=severity is not None) if counts else [])
         audit = AuditEntry.of(by, action=f"incident.{body.kind}", target=incident.key, at=now,
-                              status=body.status)
+                              status=body.status, severity=severity, commander=commander)
         self.store.add_event(incident_id, Event(at=now, kind=body.kind, who=by.actor, text=text),
                              status=body.status, counts_as_update=counts, audit=audit,
-                             messages=messages)
+                             messages=messages, severity=severity, commander=commander)
         return self.detail(incident_id)
 
     def resolve(self, incident_id: int, body: ResolveIn, *, by: Principal) -> IncidentDetail:
@@ -219,10 +235,15 @@ class IncidentService:
         """The post-mortem drafted from data, with the template of the incident runbook."""
         now = self.clock()
         ends = incident.resolved_at or now
-        impact = (measure(self.query, starts=incident.declared_at, ends=ends)
+        timeline_entries = self.timeline(incident, now=now)
+        # The damage began with the first of its alerts to fire, often before the declaration.
+        fired = [e.at for e in timeline_entries if e.kind == "alert fired"]
+        starts = min([incident.declared_at, *fired])
+        impact = (measure(self.query, starts=starts, ends=ends)
                   if self.query is not None else None)
         return self.templates.get_template("postmortem.md.j2").render(
-            incident=incident, impact=impact, timeline=self.timeline(incident, now=now),
+            incident=incident, impact=impact, timeline=timeline_entries,
+            impact_from=f"{starts:%Y-%m-%d %H:%M UTC}",
             tasks=self.store.tasks(incident.id),
             declared=f"{incident.declared_at:%Y-%m-%d %H:%M UTC}",
             resolved=f"{incident.resolved_at:%Y-%m-%d %H:%M UTC}" if incident.resolved_at else "",
@@ -286,13 +307,14 @@ class IncidentService:
         return name if "@" in name.strip("@") and "." in name and " " not in name else ""
 
     def _entries(self, incident: Incident, *, what: str, text: str, at: datetime,
-                 task: Task | None = None) -> list[OutboxEntry]:
+                 task: Task | None = None, stakeholders: bool = False) -> list[OutboxEntry]:
         contacts = self.policy.incidents
         message = incident_message(
             incident, what=what, text=text, at=at, links=self.links,
             status_page=contacts.status_page,
             stakeholders=contacts.stakeholders.get(incident.severity, ()),
-            commander_email=self.commander_email(incident), task=task)
+            commander_email=self.commander_email(incident), task=task,
+            tell_stakeholders=stakeholders)
         entries = []
         for destination in self.routing.route(message.labels, kind="incident"):
             receiver = destination.receiver

@@ -148,8 +148,10 @@ class IncidentStore(Store):
 
     def add_event(self, incident_id: int, event: Event, *, status: str | None,
                   counts_as_update: bool, audit: AuditEntry | None,
-                  messages: Sequence[OutboxEntry]) -> Incident | None:
-        """Note an update, a note or a status change, and queue its messages."""
+                  messages: Sequence[OutboxEntry], severity: str | None = None,
+                  commander: str | None = None) -> Incident | None:
+        """Note an update, a note, a status, severity or commander change, and queue its
+        messages."""
 
         def work(conn: Connection) -> Incident | None:
             values: dict[str, Any] = {}
@@ -157,6 +159,10 @@ class IncidentStore(Store):
                 values["last_update_at"] = event.at
             if status is not None:
                 values["status"] = status
+            if severity is not None:
+                values["severity"] = severity
+            if commander is not None:
+                values["commander"] = commander
             if values:
                 conn.execute(update(alert_incidents).where(
                     alert_incidents.c.id == incident_id,

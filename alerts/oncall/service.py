@@ -112,10 +112,12 @@ class OnCallService:
         noted = {r.step for r in rows if r.kind == ESCALATED}
         holders = self._holders(now)
         steps = self.policy.severities[alert.severity].steps
+        pending = [step for step in range(max(noted, default=-1) + 1, due + 1)]
+        # Several steps due at once (a silence just ended, or no leader ran for a while): the
+        # first of them (so whoever should have heard first does) and the furthest are told;
+        # the ones in between would only be told in the same second.
         told = []
-        for step in range(due + 1):
-            if step in noted:
-                continue
+        for step in sorted({pending[0], pending[-1]}) if pending else []:
             rotation = steps[step]
             person = holders[rotation]
             escalation = Escalation(
@@ -186,10 +188,12 @@ class OnCallService:
 
     def escalation_views(self, alerts: Sequence[Alert], now: datetime
                          ) -> dict[str, EscalationOut]:
-        """Per fingerprint: the steps taken this episode and, while unacknowledged, the next."""
+        """Per fingerprint: the steps taken this episode and, while unacknowledged and not
+        silenced, the next."""
         relevant = [a for a in alerts if self.policy.escalates(a.labels)]
         rows = self.escalations.escalations_of([(a.fingerprint, a.episode) for a in relevant])
         holders = self._holders(now)
+        silences = self.silences.list_silences(state="active", now=now) if relevant else []
         views = {}
         for alert in relevant:
             taken = [EscalationStepOut(step=r.step, rotation=r.rotation, person=r.person, at=r.at)
@@ -197,7 +201,8 @@ class OnCallService:
                      if r.kind == ESCALATED]
             upcoming = None
             fired = alert.fired_at or alert.active_at
-            if alert.status == AlertStatus.FIRING and alert.acked_at is None:
+            if (alert.status == AlertStatus.FIRING and alert.acked_at is None
+                    and not silenced_by(alert.labels, silences, now)):
                 following = next_step(self.policy, alert.severity, fired, now)
                 if following is not None:
                     step, at = following

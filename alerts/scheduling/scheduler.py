@@ -3,7 +3,7 @@
 Jobs (each at most one instance at a time; a late run is coalesced, never stacked):
 
 - leader (every replica, LEADER_RETRY_SECONDS, 5 s): keeps the lock, or tries to take it;
-- evaluate (leader only, EVALUATION_INTERVAL_SECONDS, 15 s): one rule evaluation round, then
+- evaluate (leader only, EVALUATION_INTERVAL_SECONDS, 5 s): one rule evaluation round, then
   one escalation round (the on-call policy's steps due for unacknowledged alerts) and one
   incident round (commanders reminded of updates and checklist items due);
 - budget (leader only, BUDGET_INTERVAL_SECONDS, 60 s): one budget round over every org;

@@ -55,11 +55,17 @@ def declare() -> None:
 
 def post_update(incident_id: int) -> None:
     state = st.session_state
-    status = state.get("upd_status")
-    _send("POST", f"/v1/incidents/{incident_id}/updates", {
+    status, severity = state.get("upd_status"), state.get("upd_severity")
+    commander = (state.get("upd_commander") or "").strip()
+    posted = _send("POST", f"/v1/incidents/{incident_id}/updates", {
         "text": state["upd_text"].strip(), "kind": "note" if state.get("upd_note") else "update",
-        "status": None if status in (None, "(unchanged)") else status},
+        "status": None if status in (None, "(unchanged)") else status,
+        "severity": None if severity in (None, "(unchanged)") else severity,
+        "commander": commander or None},
         "Note added." if state.get("upd_note") else "Update posted to the incidents channel.")
+    if posted:  # a new form: a second click is not the same update again
+        state["upd_text"], state["upd_commander"] = "", ""
+        state["upd_status"] = state["upd_severity"] = "(unchanged)"
 
 
 def resolve(incident_id: int) -> None:
@@ -72,9 +78,9 @@ def tick(incident_id: int, key: str) -> None:
     _send("POST", f"/v1/incidents/{incident_id}/tasks/{key}/done", None, "Checklist item done.")
 
 
-def save_postmortem(incident_id: int) -> None:
-    _send("PUT", f"/v1/incidents/{incident_id}/postmortem",
-          {"text": st.session_state[f"pm_{incident_id}"]}, "Post-mortem saved.")
+def save_postmortem(incident_id: int, key: str) -> None:
+    _send("PUT", f"/v1/incidents/{incident_id}/postmortem", {"text": st.session_state[key]},
+          "Post-mortem saved.")
 
 
 def incident_frame(incidents: list[dict[str, Any]]) -> pd.DataFrame:
@@ -125,6 +131,8 @@ def show_incident(incident: dict[str, Any]) -> None:
             st.markdown("**Post an update**")
             st.text_area("What changed, what is next", key="upd_text")
             st.selectbox("Status", ["(unchanged)", *STATUSES], key="upd_status")
+            st.selectbox("Severity", ["(unchanged)", "P0", "P1", "P2"], key="upd_severity")
+            st.text_input("Hand over to a new commander", key="upd_commander")
             st.checkbox("A note for the timeline only (not posted to the channel)",
                         key="upd_note")
             st.form_submit_button("Post", on_click=post_update, args=(incident_id,))
@@ -150,13 +158,16 @@ def show_incident(incident: dict[str, Any]) -> None:
         st.markdown("**Post-mortem**" + (" (drafted from data; edit and save to keep it)"
                                          if postmortem.get("edited_by") is None else
                                          f" (last saved by {plain(postmortem['edited_by'])})"))
-        key = f"pm_{incident_id}"
+        # One editor per saved version: after a save (or before any), the text shown is the
+        # API's, so an old draft is never saved over a newer one.
+        version = postmortem.get("edited_at") or f"draft-{incident['last_update_at']}"
+        key = f"pm_{incident_id}_{version}"
         st.session_state.setdefault(key, postmortem["markdown"])
         st.text_area("Markdown", key=key, height=400, disabled=not operator)
         buttons = st.columns(2)
         if operator:
             buttons[0].button("Save post-mortem", key=f"save_{key}", on_click=save_postmortem,
-                           args=(incident_id,))
+                              args=(incident_id, key))
         buttons[1].download_button("Download Markdown", st.session_state[key],
                                 file_name=f"{incident['key']}-postmortem.md",
                                 mime="text/markdown", key=f"dl_{key}")

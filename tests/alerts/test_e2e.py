@@ -124,8 +124,15 @@ def test_engine_down_pages_both_channels_with_a_working_runbook_link_then_resolv
                           if "RESOLVED" in p.json["text"]], timeout=10,
                  what="the resolved Slack post")
         time.sleep(1.5)  # a few more rounds: nothing is sent twice
-        assert len(emails_about(smtp, "BillingEngineDown")) == 2
-        assert len(posts_about(slack, "BillingEngineDown")) == 2
+        to_oncall = [m for m in emails_about(smtp, "BillingEngineDown") if m.rcpt_tos == (ONCALL,)]
+        assert len(to_oncall) == 2
+        # The on-call policy's primary was told personally too, then told it resolved.
+        to_primary = [m for m in emails_about(smtp, "BillingEngineDown") if m.rcpt_tos != (ONCALL,)]
+        assert len(to_primary) == 2 and "you are primary on call" in to_primary[0].subject
+        posts = posts_about(slack, "BillingEngineDown")
+        pages = [p for p in posts if "on call" not in p.json["text"]]
+        assert len(pages) == 2  # firing and resolved
+        assert len(posts) - len(pages) == 2  # the primary told in the channel, then resolved
         assert len(posts_about(slack, "Watchdog")) == 1
 
         listed = httpx.get(f"{alerts.url}/v1/alerts", params={"state": "recent"},

@@ -124,6 +124,21 @@ def test_an_update_goes_to_the_channel_and_resets_the_clock_a_note_does_not(api,
     assert kinds == [("declared", "admin"), ("update", "admin"), ("note", "admin")]
 
 
+def test_raising_the_severity_tells_its_stakeholders_and_a_hand_over_names_the_new_commander(
+        api, process, clock):
+    declare(api, severity="P2")
+    clock.now = DECLARED + timedelta(minutes=10)
+    raised = api.post("/v1/incidents/1/updates", json={
+        "text": "Every card payment fails now", "severity": "P0", "commander": "dana"}).json()
+    assert (raised["severity"], raised["commander"]) == ("P0", "dana")
+    assert raised["next_update_due"] == "2026-12-07T10:25:00+00:00"  # P0: every 15 min
+    told = [(r, recipients) for r, s, recipients in queued(process) if "update" in s]
+    assert told == [("incidents-slack", ()), ("stakeholder-email", (
+        "cto@oncall.example", "vp-engineering@oncall.example"))]
+    texts = [e["text"] for e in raised["timeline"] if e["kind"] == "update"]
+    assert texts == ["Severity: P2 -> P0. Commander: ana -> dana. Every card payment fails now"]
+
+
 def test_the_commander_is_reminded_once_per_missed_update(api, process, clock):
     declare(api)
     incidents = process.incidents
@@ -186,6 +201,7 @@ def test_the_postmortem_is_drafted_from_data_and_keeps_an_edit(api, process, clo
     text = draft["markdown"]
     assert text.startswith("# Post-mortem: INC-1 Billing down")
     assert "| Duration | 42 min |" in text
+    assert "From 2026-12-07 10:00 UTC (the first of its alerts to fire, or the declaration)" in text
     assert "## Timeline (UTC)" in text and "restarted the database" in text
     # Prometheus is not running here: each number says so, none is made up.
     assert "Not measured (Prometheus did not answer): requests, requests failed" in text

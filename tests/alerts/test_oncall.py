@@ -199,6 +199,20 @@ def test_a_silenced_alert_is_not_escalated(oncall, store, alerts_engine):
     assert told(alerts_engine) == []
 
 
+def test_when_a_silence_ends_only_the_step_due_now_is_told_and_no_countdown_shows_meanwhile(
+        oncall, store, alerts_engine):
+    alert = fire(store, MONDAY)
+    store.add_silence(matchers=[parse_matcher("alertname=BillingEngineDown")],
+                      starts_at=MONDAY, expires_at=MONDAY + timedelta(minutes=40),
+                      created_by="chloe", comment="maintenance", now=MONDAY)
+    views = oncall.escalation_views([alert], MONDAY + timedelta(minutes=20))
+    assert views[alert.fingerprint].next is None  # silenced: nothing is coming
+    oncall.run_round(MONDAY + timedelta(minutes=41))  # silence over, step 2 due by now
+    assert [(p, s.split(":")[0]) for r, p, s in told(alerts_engine) if r == "oncall-slack"] == [
+        ("chloe", "P0 BillingEngineDown is firing"),  # the first step, so primary knows
+        ("dana", "P0 BillingEngineDown unacknowledged for 41 min")]  # and the one due now
+
+
 def test_the_resolution_reaches_everyone_who_was_told(oncall, store, alerts_engine):
     alert = fire(store, MONDAY)
     oncall.run_round(MONDAY)

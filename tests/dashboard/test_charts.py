@@ -300,7 +300,7 @@ def test_an_alerts_escalation_reads_who_was_told_and_the_countdown():
     acked = {**alert, "acked": True, "acked_by": "chloe@example.com"}
     assert escalation_words(acked, now).endswith(
         "acknowledged by chloe@example.com: escalation stopped")
-    assert escalation_words({"state": "firing"}, now).startswith("not escalated")
+    assert escalation_words({"state": "firing"}, now).startswith("not escalated by the on-call")
     frame = rotations_frame([{"name": "primary", "members": ["ana", "ben", "chloe"],
                               "now": {"person": "chloe", "ends": "2026-12-14T09:00:00+00:00",
                                       "override": False},
