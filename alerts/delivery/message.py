@@ -82,11 +82,14 @@ class Message:
 
 
 def alert_details(message: Message) -> tuple[AlertDetail, ...]:
-    """The alerts of a message; one made of the message's own fields when it lists none."""
+    """The alerts of a message; one made of the message's own fields when it lists none. The
+    messages of one incident (declared, updates, resolved) are one alert, keyed by the incident,
+    so a receiver that tracks alerts (PagerDuty) opens it once and closes it at resolution."""
     if message.alerts:
         return message.alerts
+    incident = message.labels.get("incident_id") if message.kind == "incident" else None
     return (AlertDetail(
-        fingerprint=message.fingerprint,
+        fingerprint=fingerprint({"incident": incident}) if incident else message.fingerprint,
         status="resolved" if message.state == "resolved" else "firing",
         labels=message.labels, annotations=message.annotations, starts_at=message.starts_at,
         ends_at=message.ends_at if message.state == "resolved" else None,

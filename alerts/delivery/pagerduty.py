@@ -13,6 +13,9 @@ a trigger also carries `payload` (`summary` of at most 1024 characters, `source`
   one event per alert.
 - firing -> trigger, acked -> acknowledge, resolved -> resolve. Acknowledgements made in
   PagerDuty are not read back.
+- Escalation messages (routes.yml kind `escalation`) are keyed by their alert's fingerprint,
+  so they add to the alert the page opened; an incident's messages (kind `incident`) are one
+  alert keyed by the incident: declaring triggers it, updates add to it, resolving resolves it.
 - Severity: P0 critical, P1 error, P2 warning, P3 info; any other severity error.
 - Answers: 202 (any 2xx) is sent; 400 (PagerDuty found the event invalid) and other 4xx are a
   permanent `rejected`; 429 is `rate_limited`, retried after `Retry-After` or, when PagerDuty
@@ -58,9 +61,11 @@ def _trigger_payload(detail: AlertDetail, message: Message) -> dict[str, Any]:
     labels = detail.labels
     severity = labels.get("severity", message.severity)
     name = labels.get("alertname", message.alertname)
-    summary = one_line(detail.annotations.get("summary", "")) or name
+    summary = one_line(detail.annotations.get("summary", ""))
+    # An alert's own summary after its name; an incident's message says it all by itself.
+    title = f"{name}: {summary}" if summary else one_line(message.summary) or name
     payload: dict[str, Any] = {
-        "summary": _cut(f"[{severity}] {name}: {summary}", SUMMARY_LIMIT),
+        "summary": _cut(f"[{severity}] {title}", SUMMARY_LIMIT),
         "timestamp": detail.starts_at.isoformat(),
         "severity": SEVERITIES.get(severity, "error"),
         # where it broke: the instance, else the service, else the scrape job
@@ -68,7 +73,7 @@ def _trigger_payload(detail: AlertDetail, message: Message) -> dict[str, Any]:
         or "billing-alerts",
         "component": labels.get("service") or labels.get("job", ""),
         "group": labels.get("slo", ""),
-        "class": name,
+        "class": "incident" if message.kind == "incident" else name,
     }
     details: dict[str, Any] = {
         "description": detail.annotations.get("description", "").strip(),

@@ -12,6 +12,11 @@ import pytest
 from alerts.delivery.links import LinkSettings
 from alerts.delivery.message import message_from_json, message_to_json
 from alerts.delivery.pagerduty import PagerDutyChannel, build_events
+from alerts.incidents.messages import incident_message
+from alerts.incidents.rules import Incident
+from alerts.oncall.messages import escalation_message
+from alerts.oncall.policy_file import DEFAULT_ONCALL_FILE, load_policy
+from alerts.oncall.store import ESCALATED, Escalation
 from alerts.rules.messages import rule_message
 from alerts.rules.model import Alert, AlertStatus, fingerprint
 from devstack.receivers import PagerDutyReceiver, Reply, closed_port
@@ -197,3 +202,50 @@ def test_budget_messages_never_reach_pagerduty(pagerduty):
     result = channel(pagerduty).send(budget_message(90))
     assert (result.ok, result.permanent, result.reason) == (False, True, "rejected")
     assert pagerduty.posts == []
+
+
+# ------------------------------------------------------------------ escalations, incidents
+
+
+def test_an_escalation_adds_to_the_pagerduty_alert_its_page_opened(pagerduty):
+    alert = burn()
+    policy = load_policy(DEFAULT_ONCALL_FILE, environ={})
+    step = Escalation(fingerprint=alert.fingerprint, episode=alert.episode,
+                      alertname=alert.alertname, severity="P1", step=1, kind=ESCALATED,
+                      rotation="secondary", person="ben", at=FIRED + timedelta(minutes=30))
+    escalated = escalation_message(alert, step, person=policy.people["ben"], policy=policy,
+                                   next_up=None, recipients=(), links=LINKS)
+    sender = channel(pagerduty)
+
+    assert sender.send(message([alert])).ok
+    assert sender.send(message_from_json(message_to_json(escalated))).ok
+
+    first, second = pagerduty.wait_for_events(2)
+    assert first["dedup_key"] == second["dedup_key"] == alert.fingerprint
+    assert second["payload"]["summary"] == first["payload"]["summary"]
+    assert pagerduty.alert(KEY, alert.fingerprint).actions == ["trigger", "trigger"]
+
+
+def test_an_incident_is_one_pagerduty_alert_from_declaration_to_resolution(pagerduty):
+    declared_at = FIRED
+    incident = Incident(id=12, title="Card payments failing", severity="P1",
+                        impact="a third of card payments declined", commander="ana",
+                        status="investigating", declared_at=declared_at, declared_by="ana",
+                        last_update_at=declared_at)
+    done = replace(incident, status="resolved", resolved_at=declared_at + timedelta(hours=1))
+    sender = channel(pagerduty)
+
+    for what, state, at in (("declared", incident, declared_at),
+                            ("update", incident, declared_at + timedelta(minutes=20)),
+                            ("resolved", done, declared_at + timedelta(hours=1))):
+        sent = incident_message(state, what=what, text="", at=at, links=LINKS)
+        assert sender.send(message_from_json(message_to_json(sent))).ok
+
+    trigger, update, resolve = pagerduty.wait_for_events(3)
+    assert trigger["dedup_key"] == update["dedup_key"] == resolve["dedup_key"]
+    assert trigger["payload"]["summary"] == "[P1] Incident declared: INC-12 Card payments failing"
+    assert trigger["payload"]["class"] == "incident"
+    assert trigger["links"][-1]["href"] == "https://console.example.com/incidents?id=12"
+    assert resolve["event_action"] == "resolve"
+    pd_alert = pagerduty.alert(KEY, trigger["dedup_key"])
+    assert (pd_alert.status, pd_alert.actions) == ("resolved", ["trigger", "trigger", "resolve"])

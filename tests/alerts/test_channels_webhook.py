@@ -4,6 +4,7 @@ version 4, field by field, as a receiver built for Alertmanager reads it; creden
 from __future__ import annotations
 
 import base64
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -12,6 +13,8 @@ import pytest
 from alerts.delivery.links import LinkSettings
 from alerts.delivery.message import message_from_json, message_to_json
 from alerts.delivery.webhook import WebhookChannel, build_payload, go_time, label_set
+from alerts.incidents.messages import incident_message
+from alerts.incidents.rules import Incident
 from alerts.rules.messages import rule_message
 from alerts.rules.model import Alert, AlertStatus, fingerprint
 from devstack.receivers import Reply, WebhookReceiver, closed_port
@@ -228,3 +231,23 @@ def test_times_and_label_sets_are_written_as_go_writes_them() -> None:
     assert label_set({"slo": "availability", "alertname": 'A "q"'}) == (
         '{alertname="A \\"q\\"", slo="availability"}')
     assert label_set({}) == "{}"
+
+
+def test_an_incidents_messages_reach_a_webhook_as_one_alert_that_resolves(
+        hook: WebhookReceiver) -> None:
+    incident = Incident(id=7, title="Invoices not sent", severity="P2", impact="no invoices",
+                        commander="ana", status="investigating", declared_at=FIRED,
+                        declared_by="ana", last_update_at=FIRED)
+    resolved = replace(incident, status="resolved", resolved_at=FIRED + timedelta(hours=2))
+    channel = WebhookChannel(hook.url, receiver="tickets")
+
+    for what, state in (("declared", incident), ("resolved", resolved)):
+        sent = incident_message(state, what=what, text="", at=FIRED, links=LINKS)
+        assert channel.send(message_from_json(message_to_json(sent))).ok
+
+    declared, ended = (p.json for p in hook.wait_for_posts(2))
+    assert declared["groupKey"] == ended["groupKey"] == '{}:{alertname="INC-7"}'
+    assert declared["alerts"][0]["fingerprint"] == ended["alerts"][0]["fingerprint"]
+    assert (declared["status"], ended["status"]) == ("firing", "resolved")
+    assert ended["alerts"][0]["endsAt"] == "2026-11-03T16:05:00.25Z"
+    assert declared["alerts"][0]["generatorURL"] == "https://console.example.com/incidents?id=7"
