@@ -124,7 +124,8 @@ def _run(settings: Settings, env: Mapping[str, str], command: str,
          args: argparse.Namespace) -> int:
     from billing_core.logs import configure_logging
 
-    configure_logging(settings.log_level, settings.secret_values())
+    configure_logging(settings.log_level, (*settings.secret_values(),
+                                           *_routes_secrets(settings, env)))
     # A job woken while it runs is skipped by design; httpx would log every Slack post.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
@@ -145,6 +146,20 @@ def _run(settings: Settings, env: Mapping[str, str], command: str,
     if command == "serve":
         return _serve(settings, env, args)
     return _one_shot(settings, env, command, args)
+
+
+def _routes_secrets(settings: Settings, env: Mapping[str, str]) -> tuple[str, ...]:
+    """The routes file's URLs, tokens and routing keys, scrubbed from the logs like the
+    settings' secrets (a bad file is reported when the process is built)."""
+    from alerts.delivery.routes_file import RoutesFileError, load_routes
+    from alerts.process import routes_environ
+    from billing_core.settings import secrets_to_scrub
+
+    try:
+        routing = load_routes(settings.routes_file, environ=routes_environ(settings, env))
+    except RoutesFileError:
+        return ()
+    return secrets_to_scrub(routing.secret_values())
 
 
 def _serve(settings: Settings, env: Mapping[str, str], args: argparse.Namespace) -> int:

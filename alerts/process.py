@@ -148,8 +148,9 @@ def build_process(settings: Settings, *, environ: Mapping[str, str], clock: Cloc
         return process
 
     for receiver in routing.disabled_receivers():
-        log.warning("receiver disabled: its address or webhook is empty",
-                    extra={"receiver": receiver.name, "channel": receiver.channel})
+        log.warning("receiver disabled: its address, URL, key or credential is empty",
+                    extra={"receiver": receiver.name, "channel": receiver.channel,
+                           "empty": list(receiver.unset)})
     rules = load_rules(settings.rule_files)
     log.info("rules loaded", extra={"rules": len(rules), "rule_files": settings.rule_files})
 

@@ -243,7 +243,7 @@ def delivery_lines(alert: dict[str, Any]) -> list[str]:
         if status != "sent" and (d.get("last_reason") or d.get("last_detail")):
             why = ", " + ": ".join(str(p) for p in (d.get("last_reason"), d.get("last_detail"))
                                    if p)
-        what = f" ({d['state']} message)" if d.get("state") == "resolved" else ""
+        what = f" ({d['state']} message)" if d.get("state") in ("resolved", "acked") else ""
         lines.append(f"{channel} via {d.get('receiver', '?')}: {status}{when}{why}{tries}{what}")
     return lines
 

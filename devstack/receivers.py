@@ -1,6 +1,7 @@
-"""Real receivers for delivery tests: an SMTP server and a Slack incoming-webhook stand-in.
+"""Real receivers for delivery tests: an SMTP server, and HTTP stand-ins for a Slack incoming
+webhook, a receiver built for Alertmanager's webhook, and PagerDuty's Events API v2.
 
-Both listen on 127.0.0.1 on a free port, run in background threads, record what they receive
+All listen on 127.0.0.1 on a free port, run in background threads, record what they receive
 with the arrival time, and can be told how to answer:
 
     with SmtpServer() as smtp:                       # aiosmtpd, accepts everything
@@ -16,6 +17,13 @@ with the arrival time, and can be told how to answer:
     with SlackReceiver(Reply(429, retry_after="2"), Reply(500)) as slack:
         ... post to slack.url ...                    # 429, then 500, then 200 "ok" from then on
         posts = slack.wait_for_posts(3)              # bodies (post.json), status answered, times
+
+    with WebhookReceiver() as hook:                  # the same, answering 200 with no body
+        ... post to hook.url ...
+
+    with PagerDutyReceiver() as pagerduty:           # checks every event as PagerDuty does
+        ... post events to pagerduty.url ...         # 202 or 400 "invalid event"
+        pagerduty.alert(routing_key, dedup_key).status  # triggered, acknowledged, resolved
 
 `SilentTcpServer` accepts connections and never says a word (for timeouts); `closed_port()`
 gives a port nothing listens on (for refused connections). `make_tls_files()` writes a
@@ -45,6 +53,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from alerts.delivery.mailsink import ControlledSmtpServer
+from devstack.pagerduty_events import AlertBook, PagerDutyAlert
 from devstack.servers import free_port, wait_for
 
 HOST = "127.0.0.1"
@@ -300,46 +309,52 @@ def closed_port() -> int:
     return int(held.getsockname()[1])
 
 
-# ---------------------------------------------------------------------------- Slack
+# ---------------------------------------------------------------------------- HTTP receivers
 
 
 @dataclass(frozen=True)
 class Reply:
-    """How the Slack receiver answers one post."""
+    """How an HTTP receiver answers one post."""
 
     status: int = 200
     body: str = "ok"
     retry_after: str | None = None  # Retry-After header value, e.g. "2"
     delay: float = 0.0  # seconds to wait before answering (to make a client time out)
+    content_type: str = "text/plain; charset=utf-8"
 
 
 @dataclass(frozen=True)
-class SlackPost:
-    """One post the Slack receiver got, and what it answered."""
+class HttpPost:
+    """One post an HTTP receiver got, and what it answered."""
 
     path: str
-    headers: dict[str, str]
+    headers: dict[str, str]  # names in lower case
     body: bytes
     received_at: float  # time.monotonic() on arrival
     answered: int  # the HTTP status it answered with
+    answer: str = ""  # the body it answered with
 
     @property
     def json(self) -> Any:
         return json.loads(self.body)
 
 
-class SlackReceiver:
-    """A threaded HTTP server answering like a Slack incoming webhook.
+SlackPost = HttpPost  # the name the Slack tests know
 
-    Answers come from a queue of scripted Replies, then `default` (200 "ok") once it is empty.
+
+class HttpReceiver:
+    """A threaded HTTP server on a free port recording every post.
+
+    Answers come from a queue of scripted Replies; once it is empty, `respond(post)` decides
+    (by default: `default`). Subclasses speak one service's protocol by overriding `respond`.
     """
 
-    webhook_path = "/services/T0000TEST/B0000TEST/testsecrettoken"
+    webhook_path = "/"
 
     def __init__(self, *replies: Reply, default: Reply = Reply()) -> None:
         self.default = default
         self._replies: deque[Reply] = deque(replies)
-        self._posts: list[SlackPost] = []
+        self._posts: list[HttpPost] = []
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -347,7 +362,7 @@ class SlackReceiver:
 
     @property
     def url(self) -> str:
-        """The webhook URL to configure (SLACK_WEBHOOK_URL)."""
+        """The URL to configure (for Slack: SLACK_WEBHOOK_URL)."""
         return f"http://{HOST}:{self.port}{self.webhook_path}"
 
     def script(self, *replies: Reply) -> None:
@@ -356,33 +371,39 @@ class SlackReceiver:
             self._replies.extend(replies)
 
     @property
-    def posts(self) -> list[SlackPost]:
+    def posts(self) -> list[HttpPost]:
         with self._lock:
             return list(self._posts)
 
-    def wait_for_posts(self, count: int, *, timeout: float = 5.0) -> list[SlackPost]:
-        wait_for(lambda: len(self.posts) >= count, timeout=timeout, what=f"{count} Slack post(s)")
+    def wait_for_posts(self, count: int, *, timeout: float = 5.0) -> list[HttpPost]:
+        wait_for(lambda: len(self.posts) >= count, timeout=timeout,
+                 what=f"{count} post(s) to {type(self).__name__}")
         return self.posts
 
     def clear(self) -> None:
         with self._lock:
             self._posts.clear()
 
-    def start(self) -> SlackReceiver:
+    def respond(self, path: str, body: bytes) -> Reply:
+        """The answer to a post no scripted reply was left for."""
+        return self.default
+
+    def start(self) -> Self:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
-                reply = receiver._next_reply()
+                reply = receiver._next_reply(self.path, body)
                 receiver._record(
-                    SlackPost(
+                    HttpPost(
                         path=self.path,
                         headers={k.lower(): v for k, v in self.headers.items()},
                         body=body,
                         received_at=time.monotonic(),
                         answered=reply.status,
+                        answer=reply.body,
                     )
                 )
                 if reply.delay:
@@ -390,7 +411,7 @@ class SlackReceiver:
                 payload = reply.body.encode("utf-8")
                 try:
                     self.send_response(reply.status)
-                    self.send_header("Content-Type", "text/plain; charset=utf-8")
+                    self.send_header("Content-Type", reply.content_type)
                     self.send_header("Content-Length", str(len(payload)))
                     if reply.retry_after is not None:
                         self.send_header("Retry-After", reply.retry_after)
@@ -421,16 +442,81 @@ class SlackReceiver:
             self._thread.join(timeout=5)
             self._thread = None
 
-    def __enter__(self) -> SlackReceiver:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
-    def _next_reply(self) -> Reply:
+    def _next_reply(self, path: str, body: bytes) -> Reply:
         with self._lock:
-            return self._replies.popleft() if self._replies else self.default
+            if self._replies:
+                return self._replies.popleft()
+        return self.respond(path, body)
 
-    def _record(self, post: SlackPost) -> None:
+    def _record(self, post: HttpPost) -> None:
         with self._lock:
             self._posts.append(post)
+
+
+class SlackReceiver(HttpReceiver):
+    """Answers like a Slack incoming webhook: scripted Replies, then 200 "ok"."""
+
+    webhook_path = "/services/T0000TEST/B0000TEST/testsecrettoken"
+
+
+class WebhookReceiver(HttpReceiver):
+    """A receiver built for Alertmanager's webhook (a Teams bridge, a ticket system): scripted
+    Replies, then 200 with an empty body. `post.headers["authorization"]` shows the credential
+    it was sent."""
+
+    webhook_path = "/alertmanager/webhook"
+
+    def __init__(self, *replies: Reply, default: Reply = Reply(200, body="")) -> None:
+        super().__init__(*replies, default=default)
+
+
+class PagerDutyReceiver(HttpReceiver):
+    """A stand-in for PagerDuty's Events API v2 (`POST /v2/enqueue`).
+
+    It checks each event as PagerDuty documents it (`devstack/pagerduty_events.py`) and answers
+    202 `{"status": "success", "message": "Event processed", "dedup_key": ...}` or 400
+    `{"status": "invalid event", "message": ..., "errors": [...]}`, and keeps PagerDuty's alert
+    lifecycle per routing key and dedup key: a trigger opens an alert (or adds to the open one),
+    acknowledge and resolve act on the open one and are dropped when there is none.
+    Scripted Replies (429, 500, a delay) come first and are not ingested.
+
+        with PagerDutyReceiver() as pagerduty:
+            ... post events to pagerduty.url ...
+            pagerduty.alert(routing_key, dedup_key).status   # triggered, acknowledged, resolved
+            pagerduty.events                                   # every accepted event, in order
+    """
+
+    webhook_path = "/v2/enqueue"
+
+    def __init__(self, *replies: Reply) -> None:
+        super().__init__(*replies)
+        self.book = AlertBook()
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        return self.book.events
+
+    def alert(self, routing_key: str, dedup_key: str) -> PagerDutyAlert | None:
+        """The latest alert PagerDuty would hold for this key (None if none was triggered)."""
+        return self.book.latest(routing_key, dedup_key)
+
+    def wait_for_events(self, count: int, *, timeout: float = 5.0) -> list[dict[str, Any]]:
+        wait_for(lambda: len(self.events) >= count, timeout=timeout,
+                 what=f"{count} accepted PagerDuty event(s)")
+        return self.events
+
+    def respond(self, path: str, body: bytes) -> Reply:
+        if path.split("?", 1)[0] != self.webhook_path:
+            return _json_reply(404, {"status": "Not found", "message": "Unknown endpoint"})
+        status, answer = self.book.ingest(body)
+        return _json_reply(status, answer)
+
+
+def _json_reply(status: int, body: dict[str, Any]) -> Reply:
+    return Reply(status, body=json.dumps(body), content_type="application/json")

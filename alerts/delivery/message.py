@@ -20,7 +20,23 @@ from alerts.delivery.links import LinkSettings, runbook_url
 from alerts.rules.model import fingerprint
 
 Kind = Literal["rule", "budget", "test", "escalation", "incident"]
-State = Literal["firing", "resolved"]
+# "acked": someone acknowledged the alert (told to channels that track acknowledgements).
+State = Literal["firing", "resolved", "acked"]
+
+
+@dataclass(frozen=True)
+class AlertDetail:
+    """One alert of a rule message with its own labels, annotations (links made real) and
+    times: what receivers built for Alertmanager, and PagerDuty, get for each alert of a group.
+    `starts_at` is when it fired; `ends_at` when it resolved (None while it fires)."""
+
+    fingerprint: str
+    status: Literal["firing", "resolved"]
+    labels: Mapping[str, str]
+    annotations: Mapping[str, str]
+    starts_at: datetime
+    ends_at: datetime | None = None
+    console_url: str = ""  # the console's page for this alert
 
 
 @dataclass(frozen=True)
@@ -59,6 +75,25 @@ class Message:
     runbook_url: str = ""
     dashboard_url: str = ""
     console_url: str = ""  # the console's alert page for this alert
+    # Rule messages: each alert it carries, and the labels that made its group at the route
+    # (group_by, or the slo label). Messages queued before these existed have neither.
+    alerts: tuple[AlertDetail, ...] = ()
+    group_labels: Mapping[str, str] = field(default_factory=dict)
+
+
+def alert_details(message: Message) -> tuple[AlertDetail, ...]:
+    """The alerts of a message; one made of the message's own fields when it lists none. The
+    messages of one incident (declared, updates, resolved) are one alert, keyed by the incident,
+    so a receiver that tracks alerts (PagerDuty) opens it once and closes it at resolution."""
+    if message.alerts:
+        return message.alerts
+    incident = message.labels.get("incident_id") if message.kind == "incident" else None
+    return (AlertDetail(
+        fingerprint=fingerprint({"incident": incident}) if incident else message.fingerprint,
+        status="resolved" if message.state == "resolved" else "firing",
+        labels=message.labels, annotations=message.annotations, starts_at=message.starts_at,
+        ends_at=message.ends_at if message.state == "resolved" else None,
+        console_url=message.console_url),)
 
 
 @dataclass(frozen=True)
@@ -90,7 +125,7 @@ class DeliveryResult:
 
 
 class Channel(Protocol):
-    name: str  # "email" | "slack"
+    name: str  # "email" | "slack" | "webhook" | "pagerduty"
 
     def send(self, message: Message) -> DeliveryResult: ...
 
@@ -130,7 +165,26 @@ def message_to_json(message: Message) -> str:
         "runbook_url": message.runbook_url,
         "dashboard_url": message.dashboard_url,
         "console_url": message.console_url,
+        "alerts": [_detail_out(detail) for detail in message.alerts],
+        "group_labels": dict(message.group_labels),
     }, sort_keys=True)
+
+
+def _detail_out(detail: AlertDetail) -> dict[str, Any]:
+    return {"fingerprint": detail.fingerprint, "status": detail.status,
+            "labels": dict(detail.labels), "annotations": dict(detail.annotations),
+            "starts_at": detail.starts_at.isoformat(),
+            "ends_at": detail.ends_at.isoformat() if detail.ends_at else None,
+            "console_url": detail.console_url}
+
+
+def _detail_in(data: dict[str, Any]) -> AlertDetail:
+    return AlertDetail(fingerprint=data["fingerprint"], status=data["status"],
+                       labels=data.get("labels", {}), annotations=data.get("annotations", {}),
+                       starts_at=datetime.fromisoformat(data["starts_at"]),
+                       ends_at=datetime.fromisoformat(data["ends_at"]) if data.get("ends_at")
+                       else None,
+                       console_url=data.get("console_url", ""))
 
 
 def message_from_json(raw: str) -> Message:
@@ -154,6 +208,8 @@ def message_from_json(raw: str) -> Message:
         runbook_url=data.get("runbook_url", ""),
         dashboard_url=data.get("dashboard_url", ""),
         console_url=data.get("console_url", ""),
+        alerts=tuple(_detail_in(detail) for detail in data.get("alerts", [])),
+        group_labels=data.get("group_labels", {}),
     )
 
 

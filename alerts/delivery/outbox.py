@@ -146,7 +146,8 @@ class OutboxWorker:
         if channel is None:
             result = DeliveryResult(ok=False, permanent=True, reason="rejected",
                                     detail=f"receiver {item.receiver!r} is not configured "
-                                           "(unknown, or its address or webhook is empty)")
+                                           "(unknown, or its address, URL, key or credential is "
+                                           "empty)")
             self.metrics.failed.labels(item.channel, "rejected").inc()
         else:
             try:

@@ -1,8 +1,9 @@
 """The routes file: read it once at start, check every field, build the routing table.
 
 Every problem of a file is reported at once, each naming its field and the reason, and none
-echoes a webhook URL (it carries Slack's token). `${VAR}` and `${VAR:-text}` in any string are
-replaced from the environment the process was started with.
+echoes a URL, token, password or routing key (Slack's webhook URL carries its token).
+`${VAR}` and `${VAR:-text}` in any string are replaced from the environment the process was
+started with; a receiver whose address, URL, key or credential comes out empty is disabled.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from typing import Any, cast, get_args
 import yaml
 
 from alerts.delivery.message import Kind
+from alerts.delivery.pagerduty import DEFAULT_EVENTS_URL, ROUTING_KEY_LENGTH
 from alerts.delivery.routing import (
+    BUDGET_CHANNELS,
     DEFAULT_GROUP_BY,
     DEFAULT_REPEAT_INTERVAL,
     Receiver,
@@ -29,6 +32,7 @@ from billing_core.errors import ConfigError
 
 DEFAULT_ROUTES_FILE = Path(__file__).resolve().parent / "routes.yml"
 KINDS: tuple[str, ...] = get_args(Kind)
+RECEIVER_KINDS = ("email", "slack", "webhook", "pagerduty")
 
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
@@ -155,9 +159,10 @@ def _receivers(raw: object, errors: list[FieldError]) -> dict[str, Receiver]:
         if (
             not isinstance(spec, dict)
             or len(spec) != 1
-            or next(iter(spec)) not in ("email", "slack")
+            or next(iter(spec)) not in RECEIVER_KINDS
         ):
-            errors.append(FieldError(where, "must have exactly one of email or slack"))
+            errors.append(FieldError(where, "must have exactly one of email, slack, webhook "
+                                            "or pagerduty"))
             continue
         channel, options = next(iter(spec.items()))
         where = f"{where}.{channel}"
@@ -166,8 +171,12 @@ def _receivers(raw: object, errors: list[FieldError]) -> dict[str, Receiver]:
             continue
         if channel == "email":
             receiver = _email_receiver(str(name), options, where, errors)
-        else:
+        elif channel == "slack":
             receiver = _slack_receiver(str(name), options, where, errors)
+        elif channel == "webhook":
+            receiver = _webhook_receiver(str(name), options, where, errors)
+        else:
+            receiver = _pagerduty_receiver(str(name), options, where, errors)
         if receiver is not None:
             receivers[str(name)] = receiver
     return receivers
@@ -212,6 +221,98 @@ def _slack_receiver(
         errors.append(FieldError(f"{where}.webhook_url", "must be an http(s) URL"))
         return None
     return Receiver(name=name, channel="slack", webhook_url=url)
+
+
+def _url(options: dict[str, Any], key: str, where: str, errors: list[FieldError], *,
+         default: str | None = None) -> str | None:
+    """An http(s) URL ("" when it came out empty); None when it is not one. Never echoed."""
+    url = options.get(key, default)
+    if not isinstance(url, str):
+        errors.append(FieldError(f"{where}.{key}", "is required (a string)"))
+        return None
+    url = url.strip()
+    if url and not url.startswith(("https://", "http://")):
+        errors.append(FieldError(f"{where}.{key}", "must be an http(s) URL"))
+        return None
+    return url
+
+
+def _secret(options: dict[str, Any], key: str, where: str, errors: list[FieldError]) -> str:
+    value = options.get(key, "")
+    if not isinstance(value, str):
+        errors.append(FieldError(f"{where}.{key}", "must be a string"))
+        return ""
+    return value.strip()
+
+
+def _timeout(options: dict[str, Any], where: str, errors: list[FieldError]) -> float | None:
+    if "timeout" not in options:
+        return None
+    try:
+        duration = parse_duration(options["timeout"])
+    except ValueError as exc:
+        errors.append(FieldError(f"{where}.timeout", str(exc)))
+        return None
+    if duration is None:
+        errors.append(FieldError(f"{where}.timeout", "must be a duration like 10s"))
+        return None
+    return duration.total_seconds()
+
+
+def _webhook_receiver(
+    name: str, options: dict[str, Any], where: str, errors: list[FieldError]
+) -> Receiver | None:
+    _unknown_keys(options, {"url", "bearer_token", "basic_auth", "send_resolved", "timeout"},
+                  where, errors)
+    url = _url(options, "url", where, errors)
+    unset = [] if url else ["url"]
+    token = _secret(options, "bearer_token", where, errors)
+    if "bearer_token" in options and not token:
+        unset.append("bearer_token")
+    basic_auth = None
+    if "basic_auth" in options:
+        if "bearer_token" in options:
+            errors.append(FieldError(f"{where}.basic_auth", "use bearer_token or basic_auth, "
+                                                            "not both"))
+        raw = options["basic_auth"]
+        if not isinstance(raw, dict) or not {"username", "password"} <= set(raw):
+            errors.append(FieldError(f"{where}.basic_auth", "must have username and password"))
+        else:
+            _unknown_keys(raw, {"username", "password"}, f"{where}.basic_auth", errors)
+            user = _secret(raw, "username", f"{where}.basic_auth", errors)
+            password = _secret(raw, "password", f"{where}.basic_auth", errors)
+            unset += [f"basic_auth.{key}" for key, value in
+                      (("username", user), ("password", password)) if not value]
+            basic_auth = (user, password)
+    send_resolved = options.get("send_resolved", True)
+    if not isinstance(send_resolved, bool):
+        errors.append(FieldError(f"{where}.send_resolved", "must be true or false"))
+    timeout = _timeout(options, where, errors)
+    if url is None:
+        return None
+    return Receiver(name=name, channel="webhook", webhook_url=url, bearer_token=token,
+                    basic_auth=basic_auth, timeout_seconds=timeout,
+                    send_resolved=send_resolved is not False, unset=tuple(unset))
+
+
+def _pagerduty_receiver(
+    name: str, options: dict[str, Any], where: str, errors: list[FieldError]
+) -> Receiver | None:
+    _unknown_keys(options, {"routing_key", "url", "timeout"}, where, errors)
+    if "routing_key" not in options:
+        errors.append(FieldError(f"{where}.routing_key", "is required (the integration key)"))
+        return None
+    key = _secret(options, "routing_key", where, errors)
+    if key and len(key) != ROUTING_KEY_LENGTH:
+        errors.append(FieldError(f"{where}.routing_key", f"must be the {ROUTING_KEY_LENGTH}-"
+                                 "character integration key of an Events API v2 integration"))
+    url = _url(options, "url", where, errors, default=DEFAULT_EVENTS_URL)
+    timeout = _timeout(options, where, errors)
+    if url is None:
+        return None
+    unset = [field for field, value in (("routing_key", key), ("url", url)) if not value]
+    return Receiver(name=name, channel="pagerduty", routing_key=key, events_url=url,
+                    timeout_seconds=timeout, unset=tuple(unset))
 
 
 @dataclass(frozen=True)
@@ -307,13 +408,20 @@ def _routes(
             if not names and isinstance(spec["receivers"], list):
                 errors.append(FieldError(f"{where}.receivers", "must name at least one receiver"))
         chosen = []
+        match = _match(spec.get("match"), f"{where}.match", errors)
         for position, name in enumerate(names):
             if name not in receivers:
                 errors.append(
                     FieldError(f"{where}.receivers[{position}]", f"unknown receiver {name!r}")
                 )
-            else:
-                chosen.append(receivers[name])
+                continue
+            receiver = receivers[name]
+            if "budget" in match.get("kind", ()) and receiver.channel not in BUDGET_CHANNELS:
+                errors.append(FieldError(
+                    f"{where}.receivers[{position}]",
+                    f"{name!r} is a {receiver.channel} receiver: budget messages go to email "
+                    "and Slack receivers only"))
+            chosen.append(receiver)
         settings = _route_settings(spec, where, errors, fallback=defaults)
         keep_going = spec.get("continue", False)
         if not isinstance(keep_going, bool):
@@ -322,7 +430,7 @@ def _routes(
         routes.append(
             Route(
                 name=str(spec.get("name") or f"route {index}"),
-                match=_match(spec.get("match"), f"{where}.match", errors),
+                match=match,
                 receivers=tuple(chosen),
                 group_by=settings.group_by,
                 repeat_interval=settings.repeat_interval,

@@ -16,24 +16,47 @@ from typing import Literal
 DEFAULT_GROUP_BY: tuple[str, ...] = ("alertname",)
 DEFAULT_REPEAT_INTERVAL = timedelta(hours=4)
 
-ChannelName = Literal["email", "slack"]
+ChannelName = Literal["email", "slack", "webhook", "pagerduty"]
+# Budget messages are about a customer's usage: email and Slack only, whatever a route says.
+BUDGET_CHANNELS = frozenset({"email", "slack"})
+# Channels told when someone acknowledges an alert, because they track it until it resolves.
+ACK_CHANNELS = frozenset({"pagerduty"})
 
 
 @dataclass(frozen=True)
 class Receiver:
-    """One place notifications go: a set of email addresses or one Slack webhook."""
+    """One place notifications go: a set of email addresses, a Slack webhook, a webhook taking
+    Alertmanager's payload, or a PagerDuty service."""
 
     name: str
     channel: ChannelName
     to: tuple[str, ...] = ()  # fixed email addresses
     to_label: str = ""  # email: the address is also taken from this label of the alert
-    webhook_url: str = field(default="", repr=False)  # a secret: the URL carries the token
+    # Slack's or the webhook's URL; a secret (Slack's carries its token)
+    webhook_url: str = field(default="", repr=False)
+    bearer_token: str = field(default="", repr=False)  # webhook
+    basic_auth: tuple[str, str] | None = field(default=None, repr=False)  # webhook
+    routing_key: str = field(default="", repr=False)  # PagerDuty's integration key
+    events_url: str = ""  # PagerDuty's Events API v2 endpoint
+    timeout_seconds: float | None = None  # webhook, PagerDuty; None: the process's default
+    send_resolved: bool = True  # webhook: also send resolved messages (and the route says so)
+    unset: tuple[str, ...] = ()  # settings that came out empty (unset variables): disabled
 
     @property
     def enabled(self) -> bool:
-        if self.channel == "slack":
+        if self.unset:
+            return False
+        if self.channel in ("slack", "webhook"):
             return bool(self.webhook_url)
+        if self.channel == "pagerduty":
+            return bool(self.routing_key and self.events_url)
         return bool(self.to or self.to_label)
+
+    def secret_values(self) -> tuple[str, ...]:
+        """What no log line may carry: URLs (they may hold tokens), tokens, passwords, keys."""
+        values = (self.webhook_url, self.bearer_token, self.routing_key,
+                  self.basic_auth[1] if self.basic_auth else "")
+        return tuple(v for v in values if v)
 
     def recipients(self, labels: Mapping[str, str]) -> tuple[str, ...]:
         """The email addresses for one alert: the fixed ones, then the label's if it has one."""
@@ -85,7 +108,7 @@ class Destination:
 
     @property
     def send_resolved(self) -> bool:
-        return self.route.send_resolved
+        return self.route.send_resolved and self.receiver.send_resolved
 
     def group_key(self, labels: Mapping[str, str]) -> str:
         """A stable text naming the alert's group at this receiver, e.g. `alertname="X",slo=""`."""
@@ -100,12 +123,15 @@ class RoutingTable:
     source: str = ""
 
     def route(self, labels: Mapping[str, str], *, kind: str = "rule") -> tuple[Destination, ...]:
-        """Where an alert goes: each enabled receiver once, in the order the routes name them."""
+        """Where an alert goes: each enabled receiver once, in the order the routes name them
+        (a budget alert: its email and Slack receivers only)."""
         found: dict[str, Destination] = {}
         for candidate in self.routes:
             if not candidate.matches(labels, kind=kind):
                 continue
             for receiver in candidate.receivers:
+                if kind == "budget" and receiver.channel not in BUDGET_CHANNELS:
+                    continue
                 if receiver.enabled and receiver.name not in found:
                     found[receiver.name] = Destination(receiver, candidate)
             if not candidate.continue_matching:
@@ -116,8 +142,13 @@ class RoutingTable:
         return self.receivers[name]
 
     def disabled_receivers(self) -> tuple[Receiver, ...]:
-        """Receivers routing skips because their address or webhook is empty: log them at start."""
+        """Receivers routing skips because an address, URL, key or credential came out empty:
+        log them at start."""
         return tuple(r for r in self.receivers.values() if not r.enabled)
+
+    def secret_values(self) -> tuple[str, ...]:
+        """Every receiver's secrets, for the log scrubber."""
+        return tuple(v for r in self.receivers.values() for v in r.secret_values())
 
 
 def route(

@@ -14,7 +14,8 @@ class LatestDelivery(BaseModel):
     """The last notification of an alert's episode on one channel."""
 
     status: str = Field(description="pending, sent or failed")
-    state: str = Field(description="the alert state it announced: firing or resolved")
+    state: str = Field(description="the alert state it announced: firing, resolved or acked "
+                                   "(an acknowledgement told to PagerDuty)")
     receiver: str
     sent_at: Timestamp | None
     last_reason: str | None = Field(description="why the last attempt failed, if it did")
@@ -26,7 +27,8 @@ class DeliveryOut(BaseModel):
     receiver: str
     channel: str
     state: str
-    repeat_bucket: str = Field(description="<episode>/<n> or <episode>/resolved")
+    repeat_bucket: str = Field(description="<episode>/<n>, <episode>/resolved or "
+                                           "<episode>/acked")
     status: str = Field(description="pending, sent or failed")
     attempts: int
     queued_at: Timestamp

@@ -191,6 +191,17 @@ def queue_message(conn: Connection, message: QueuedMessage, *, now: datetime) ->
     return outbox_id
 
 
+def receivers_told(conn: Connection, fingerprint: str, episode: int) -> list[tuple[str, str]]:
+    """(receiver, channel) of every receiver an episode's firing notification was queued for."""
+    n = alert_notifications
+    rows = conn.execute(
+        select(n.c.receiver, n.c.channel).distinct()
+        .where(n.c.fingerprint == fingerprint, n.c.episode == episode, n.c.state == "firing")
+        .order_by(n.c.receiver)
+    ).all()
+    return [(r.receiver, r.channel) for r in rows]
+
+
 def deliveries_of(conn: Connection, episodes: Sequence[tuple[str, int]]
                   ) -> dict[str, list[DeliveryRecord]]:
     """Each alert's notifications in one episode ((fingerprint, episode) pairs), oldest first."""

@@ -9,7 +9,7 @@ from prometheus_client.process_collector import ProcessCollector
 
 from alerts import __version__
 
-CHANNELS = ("email", "slack")
+CHANNELS = ("email", "slack", "webhook", "pagerduty")
 FAILURE_REASONS = ("timeout", "rate_limited", "server_error", "rejected", "connection")
 DURATION_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 # Queued to delivered: a page is due within seconds; bulk mail may wait for hours in a flood.

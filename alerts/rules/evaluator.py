@@ -27,6 +27,7 @@ from alerts.rules.notify import (
     RESOLVED_NOTIFY_WINDOW,
     Delivery,
     PlannedNotification,
+    group_labels,
     grouped,
     plan,
 )
@@ -200,15 +201,19 @@ class Evaluator:
         for (receiver_name, state, _group), items in grouped(planned):
             receiver = receivers[receiver_name]
             severities = {item.alert.severity for item in items}
+            lead = items[0].alert
+            [group_by] = [d.group_by for d in deliveries[lead.fingerprint]
+                          if d.receiver == receiver_name]
             messages.append(QueuedMessage(
                 kind="rule", receiver=receiver_name, channel=receiver.channel,
                 keys=tuple((item.key, item.alert.alertname) for item in items),
-                build_payload=self._payload_builder(items, receiver, state),
+                build_payload=self._payload_builder(items, receiver, state,
+                                                    group_labels(lead, group_by)),
                 priority=priority_for("rule", severities)))
         return messages
 
-    def _payload_builder(self, items: list[PlannedNotification], receiver: Receiver, state: str
-                         ) -> Callable[[Sequence[NotificationKey]], str]:
+    def _payload_builder(self, items: list[PlannedNotification], receiver: Receiver, state: str,
+                         group: Mapping[str, str]) -> Callable[[Sequence[NotificationKey]], str]:
         by_key = {item.key: item.alert for item in items}
         links = self.links
 
@@ -220,7 +225,7 @@ class Evaluator:
                     if address not in recipients:
                         recipients.append(address)
             message = rule_message(members, state=state, recipients=tuple(recipients),
-                                   links=links)
+                                   links=links, group_labels=group)
             return message_to_json(message)
 
         return build

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from alerts.delivery.links import LinkSettings, console_alert_url, rewrite_annotations
-from alerts.delivery.message import Message
+from alerts.delivery.message import AlertDetail, Message
 from alerts.rules.model import Alert
 
 SEVERITY_ORDER = {"P0": 0, "P1": 1, "P2": 2, "P3": 3}
@@ -17,17 +17,31 @@ def primary_first(alerts: Sequence[Alert]) -> list[Alert]:
                                          a.fingerprint))
 
 
+def alert_detail(alert: Alert, *, resolved: bool, links: LinkSettings) -> AlertDetail:
+    return AlertDetail(
+        fingerprint=alert.fingerprint,
+        status="resolved" if resolved else "firing",
+        labels=dict(alert.labels),
+        annotations=rewrite_annotations(alert.annotations, links=links),
+        starts_at=alert.fired_at or alert.active_at,
+        ends_at=alert.resolved_at if resolved else None,
+        console_url=console_alert_url(alert.fingerprint, console_url=links.console_url),
+    )
+
+
 def rule_message(alerts: Sequence[Alert], *, state: str, recipients: tuple[str, ...],
-                 links: LinkSettings) -> Message:
-    """One message for a group of alerts of one receiver (one alert is a group of one)."""
+                 links: LinkSettings, group_labels: Mapping[str, str] | None = None) -> Message:
+    """One message for a group of alerts of one receiver (one alert is a group of one).
+    `state` is firing, resolved, or acked (someone acknowledged them)."""
     ordered = primary_first(alerts)
     lead = ordered[0]
     annotations = rewrite_annotations(lead.annotations, links=links)
+    resolved = state == "resolved"
     return Message(
         kind="rule",
         fingerprint=lead.fingerprint,
         alertname=lead.alertname,
-        state="resolved" if state == "resolved" else "firing",
+        state="resolved" if resolved else "acked" if state == "acked" else "firing",
         severity=lead.severity,
         summary=annotations.get("summary", lead.alertname),
         description=annotations.get("description", ""),
@@ -42,4 +56,7 @@ def rule_message(alerts: Sequence[Alert], *, state: str, recipients: tuple[str, 
         runbook_url=annotations.get("runbook_url", ""),
         dashboard_url=annotations.get("dashboard_url", ""),
         console_url=console_alert_url(lead.fingerprint, console_url=links.console_url),
+        alerts=tuple(alert_detail(a, resolved=resolved, links=links) for a in ordered),
+        group_labels=dict(group_labels) if group_labels is not None
+        else {"alertname": lead.alertname},
     )

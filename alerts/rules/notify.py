@@ -67,6 +67,14 @@ def group_key(alert: Alert, group_by: Sequence[str]) -> str:
     return ",".join(f"{name}={alert.labels.get(name, '')}" for name in group_by)
 
 
+def group_labels(alert: Alert, group_by: Sequence[str]) -> dict[str, str]:
+    """The labels that make the alert's group, as Alertmanager reports a group's labels: those
+    of `group_key` the alert has (an SLO page: its slo label)."""
+    if alert.labels.get(SLO_LABEL):
+        return {SLO_LABEL: alert.labels[SLO_LABEL]}
+    return {name: alert.labels[name] for name in group_by if alert.labels.get(name)}
+
+
 def plan(
     alerts: Iterable[Alert],
     *,

@@ -15,6 +15,7 @@ from alerts.delivery.links import LinkSettings, console_alert_url, rewrite_annot
 from alerts.delivery.schemas import DeliveryOut, LatestDelivery
 from alerts.delivery.store import DeliveryRecord
 from alerts.oncall.schemas import EscalationOut
+from alerts.rules.acks import ack_messages
 from alerts.rules.gofmt import format_v
 from alerts.rules.model import Alert, AlertStatus
 from alerts.rules.schemas import AlertHistory, AlertList, AlertOut, AlertStats, EpisodeOut
@@ -148,7 +149,8 @@ class AlertService:
         audit = AuditEntry.of(by, action="alert.ack", target=fingerprint, at=now,
                               alertname=alert.alertname,
                               on_behalf_of=note if note not in (None, "api", by.actor) else None)
-        acked = self.alerts.ack(fingerprint, by=by.actor, now=now, audit=audit)
+        acked = self.alerts.ack(fingerprint, by=by.actor, now=now, audit=audit,
+                                relay=lambda a, told: ack_messages(a, told, links=self.links))
         if acked is None:  # a pending alert whose condition went away meanwhile
             raise NotFound("fingerprint", "no such alert")
         log.info("alert acknowledged", extra={"fingerprint": fingerprint, "by": by.actor})

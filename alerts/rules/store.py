@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,7 +18,13 @@ import sqlalchemy as sa
 from sqlalchemy import Connection, case, delete, func, or_, select, update
 
 from alerts.access.store import AuditEntry, record
-from alerts.delivery.store import DeliveryRecord, QueuedMessage, deliveries_of, queue_message
+from alerts.delivery.store import (
+    DeliveryRecord,
+    QueuedMessage,
+    deliveries_of,
+    queue_message,
+    receivers_told,
+)
 from alerts.rules.model import Alert, AlertStatus
 from alerts.store.database import Store, metadata
 from billing_core.sql import utc, utc_or_none
@@ -83,6 +89,10 @@ def _episode(r: Any) -> Episode:
                    severity=r.severity, labels=json.loads(r.labels), summary=r.summary,
                    fired_at=utc(r.fired_at), resolved_at=utc_or_none(r.resolved_at),
                    acked_at=utc_or_none(r.acked_at), acked_by=r.acked_by)
+
+
+# An acknowledged alert and the (receiver, channel) pairs told it fired -> messages to queue.
+AckRelay = Callable[[Alert, Sequence[tuple[str, str]]], Sequence[QueuedMessage]]
 
 
 def value_text(value: float | None) -> str | None:
@@ -241,8 +251,10 @@ class AlertStateStore(Store):
         return int(self.run(lambda conn: conn.execute(statement).rowcount, write=True) or 0)
 
     def ack(self, fingerprint: str, *, by: str, now: datetime,
-            audit: AuditEntry | None = None) -> Alert | None:
-        """Acknowledge, and write its audit row in the same transaction."""
+            audit: AuditEntry | None = None, relay: AckRelay | None = None) -> Alert | None:
+        """Acknowledge, and write its audit row in the same transaction. `relay` makes the
+        messages telling receivers about it from the receivers (and their channels) that were
+        sent the episode's firing notification; they are queued in that transaction too."""
         def work(conn: Connection) -> Alert | None:
             acked = conn.execute(update(alert_states)
                                  .where(alert_states.c.fingerprint == fingerprint,
@@ -259,6 +271,9 @@ class AlertStateStore(Store):
             conn.execute(update(e).where(e.c.fingerprint == fingerprint,
                                          e.c.episode == alert.episode, e.c.acked_at.is_(None))
                          .values(acked_at=now, acked_by=by))
+            if relay is not None and acked.rowcount:
+                for message in relay(alert, receivers_told(conn, fingerprint, alert.episode)):
+                    queue_message(conn, message, now=now)
             return alert
 
         return self.run(work, write=True)

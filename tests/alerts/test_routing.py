@@ -94,13 +94,13 @@ def test_an_unknown_severity_still_reaches_oncall(table: RoutingTable) -> None:
     assert names(table, {"alertname": "NoSeverity"}) == ["oncall-email", "oncall-slack"]
 
 
-def test_slack_stays_off_until_a_webhook_is_set() -> None:
+def test_slack_and_pagerduty_stay_off_until_a_webhook_and_a_routing_key_are_set() -> None:
     table = load_routes(environ={"ONCALL_EMAIL": "oncall@example.com"})
     assert names(table, {"severity": "P0"}) == ["oncall-email"]
     assert names(table, {"severity": "P3"}) == []
     assert names(table, {"billing_email": "b@acme.example"}, kind="budget") == ["customer-email"]
-    assert {r.name for r in table.disabled_receivers()} == {"oncall-slack", "support-slack",
-                                                             "incidents-slack"}
+    assert {r.name for r in table.disabled_receivers()} == {
+        "oncall-slack", "support-slack", "incidents-slack", "oncall-pagerduty"}
 
 
 def test_webhook_urls_are_not_in_the_repr(table: RoutingTable) -> None:
@@ -157,7 +157,7 @@ def test_continue_defaults_and_env_defaults(tmp_path: Path) -> None:
         ("version: 1\nreceivers: {}\nroutes: [{receivers: [a]}]",
          "receivers", "must be a non-empty mapping"),
         ("version: 1\nreceivers: {a: {pager: {}}}\nroutes: [{receivers: [a]}]",
-         "receivers.a", "exactly one of email or slack"),
+         "receivers.a", "exactly one of email, slack, webhook or pagerduty"),
         ("version: 1\nreceivers: {a: {email: {to: [not-an-address]}}}\nroutes: [{receivers: [a]}]",
          "receivers.a.email.to[0]", "is not an address"),
         ("version: 1\nreceivers: {a: {email: {}}}\nroutes: [{receivers: [a]}]",
@@ -246,3 +246,141 @@ def test_durations() -> None:
     for bad in ("", "4", "h", "4 h", "-1h", 3600):
         with pytest.raises(ValueError):
             parse_duration(bad)
+
+
+# ---------------------------------------------------------------------------- webhook, PagerDuty
+
+PD_KEY = "pd0routing0key0for0tests0000001a"
+CHANNELS = """
+version: 1
+receivers:
+  ops: {email: {to: [ops@example.com]}}
+  chat: {slack: {webhook_url: "${CHAT_URL}"}}
+  teams:
+    webhook:
+      url: "${TEAMS_URL}"
+      bearer_token: "${TEAMS_TOKEN}"
+      timeout: 5s
+  tickets:
+    webhook:
+      url: https://tickets.example.com/alertmanager
+      basic_auth: {username: alerts, password: "${TICKETS_PASSWORD}"}
+      send_resolved: false
+  pager:
+    pagerduty:
+      routing_key: "${PAGERDUTY_ROUTING_KEY}"
+      url: "${PAGERDUTY_URL:-https://events.pagerduty.com/v2/enqueue}"
+routes:
+  - match: {kind: budget}
+    receivers: [ops, chat]
+  - receivers: [ops, chat, teams, tickets, pager]
+"""
+CHANNELS_ENV = {"CHAT_URL": "https://chat.example/x", "TEAMS_URL": "https://teams.example/hook",
+                "TEAMS_TOKEN": "teams-token-7a1", "TICKETS_PASSWORD": "tickets-pw-3c9",
+                "PAGERDUTY_ROUTING_KEY": PD_KEY}
+
+
+def test_p0_and_p1_page_pagerduty_once_its_routing_key_is_set() -> None:
+    table = load_routes(environ={**ENV, "PAGERDUTY_ROUTING_KEY": PD_KEY})
+    for severity in ("P0", "P1"):
+        assert names(table, {"alertname": "X", "severity": severity}) == [
+            "oncall-email", "oncall-slack", "oncall-pagerduty"]
+    assert names(table, {"alertname": "X", "severity": "P2"}) == ["oncall-slack"]
+    pager = table.receiver("oncall-pagerduty")
+    assert (pager.channel, pager.routing_key) == ("pagerduty", PD_KEY)
+    assert pager.events_url == "https://events.pagerduty.com/v2/enqueue"
+
+
+def test_webhook_and_pagerduty_receivers_read_their_settings(tmp_path: Path) -> None:
+    table = load_routes(write(tmp_path, CHANNELS), environ=CHANNELS_ENV)
+
+    teams, tickets, pager = (table.receiver(n) for n in ("teams", "tickets", "pager"))
+    assert (teams.channel, teams.webhook_url, teams.bearer_token, teams.timeout_seconds) == (
+        "webhook", "https://teams.example/hook", "teams-token-7a1", 5.0)
+    assert tickets.basic_auth == ("alerts", "tickets-pw-3c9")
+    assert pager.routing_key == PD_KEY and pager.timeout_seconds is None
+    assert all(r.enabled for r in (teams, tickets, pager))
+    resolved = {d.receiver.name: d.send_resolved for d in table.route({"severity": "P1"})}
+    assert resolved == {"ops": True, "chat": True, "teams": True, "tickets": False,
+                        "pager": True}
+
+
+def test_budget_messages_skip_webhook_and_pagerduty_receivers(tmp_path: Path) -> None:
+    catch_all = CHANNELS.replace("  - match: {kind: budget}\n    receivers: [ops, chat]\n", "")
+    table = load_routes(write(tmp_path, catch_all), environ=CHANNELS_ENV)
+
+    assert names(table, {"org_id": "org_acme"}, kind="budget") == ["ops", "chat"]
+    assert names(table, {"severity": "P1"}) == ["ops", "chat", "teams", "tickets", "pager"]
+
+
+@pytest.mark.parametrize("variable", ["TEAMS_URL", "TEAMS_TOKEN", "TICKETS_PASSWORD",
+                                      "PAGERDUTY_ROUTING_KEY"])
+def test_a_receiver_whose_url_or_secret_comes_out_empty_is_disabled(
+        tmp_path: Path, variable: str) -> None:
+    table = load_routes(write(tmp_path, CHANNELS), environ={**CHANNELS_ENV, variable: ""})
+
+    [disabled] = table.disabled_receivers()
+    expected = {"TEAMS_URL": ("teams", ("url",)), "TEAMS_TOKEN": ("teams", ("bearer_token",)),
+                "TICKETS_PASSWORD": ("tickets", ("basic_auth.password",)),
+                "PAGERDUTY_ROUTING_KEY": ("pager", ("routing_key",))}[variable]
+    assert (disabled.name, disabled.unset) == expected
+    assert disabled.name not in names(table, {"severity": "P0"})
+
+
+@pytest.mark.parametrize(
+    ("receiver", "field", "reason"),
+    [
+        ("{webhook: {url: ftp://x}}", "receivers.a.webhook.url", "must be an http(s) URL"),
+        ("{webhook: {}}", "receivers.a.webhook.url", "is required"),
+        ("{webhook: {url: 'https://x', bearer_token: t, basic_auth: {username: u, password: p}}}",
+         "receivers.a.webhook.basic_auth", "bearer_token or basic_auth, not both"),
+        ("{webhook: {url: 'https://x', basic_auth: {username: u}}}",
+         "receivers.a.webhook.basic_auth", "must have username and password"),
+        ("{webhook: {url: 'https://x', bearer_token: [t]}}",
+         "receivers.a.webhook.bearer_token", "must be a string"),
+        ("{webhook: {url: 'https://x', timeout: soon}}", "receivers.a.webhook.timeout",
+         "must be a duration"),
+        ("{webhook: {url: 'https://x', send_resolved: maybe}}",
+         "receivers.a.webhook.send_resolved", "must be true or false"),
+        ("{webhook: {url: 'https://x', max_alerts: 5}}", "receivers.a.webhook.max_alerts",
+         "unknown field"),
+        ("{pagerduty: {}}", "receivers.a.pagerduty.routing_key", "is required"),
+        ("{pagerduty: {routing_key: short-key-4f}}", "receivers.a.pagerduty.routing_key",
+         "must be the 32-character integration key"),
+        (f"{{pagerduty: {{routing_key: {PD_KEY}, url: events.pagerduty.com}}}}",
+         "receivers.a.pagerduty.url", "must be an http(s) URL"),
+        (f"{{pagerduty: {{routing_key: {PD_KEY}, service_key: x}}}}",
+         "receivers.a.pagerduty.service_key", "unknown field"),
+    ],
+)  # fmt: skip
+def test_a_bad_webhook_or_pagerduty_receiver_names_the_field(
+        tmp_path: Path, receiver: str, field: str, reason: str) -> None:
+    text = f"version: 1\nreceivers: {{a: {receiver}}}\nroutes: [{{receivers: [a]}}]"
+    with pytest.raises(RoutesFileError) as caught:
+        load_routes(write(tmp_path, text), environ={})
+    matching = [e for e in caught.value.errors if e.field == field]
+    assert matching, f"no error for {field}: {caught.value}"
+    assert reason in matching[0].reason
+    assert "short-key-4f" not in str(caught.value)
+
+
+@pytest.mark.parametrize("receiver", ["{webhook: {url: 'https://x'}}",
+                                      f"{{pagerduty: {{routing_key: {PD_KEY}}}}}"])
+def test_a_budget_route_naming_a_webhook_or_pagerduty_receiver_is_refused(
+        tmp_path: Path, receiver: str) -> None:
+    text = (f"version: 1\nreceivers: {{a: {receiver}, b: {{email: {{to_label: billing_email}}}}}}"
+            "\nroutes: [{match: {kind: [rule, budget]}, receivers: [b, a]}]")
+    with pytest.raises(RoutesFileError) as caught:
+        load_routes(write(tmp_path, text), environ={})
+    [error] = caught.value.errors
+    assert error.field == "routes[0].receivers[1]"
+    assert "budget messages go to email and Slack receivers only" in error.reason
+
+
+def test_secrets_are_listed_for_the_log_scrubber_and_never_in_a_repr(tmp_path: Path) -> None:
+    table = load_routes(write(tmp_path, CHANNELS), environ=CHANNELS_ENV)
+
+    secrets = set(table.secret_values())
+    assert {"https://teams.example/hook", "teams-token-7a1", "tickets-pw-3c9", PD_KEY,
+            "https://chat.example/x"} <= secrets
+    assert not any(secret in repr(table) for secret in secrets)
