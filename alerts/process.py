@@ -57,6 +57,7 @@ def routes_environ(settings: Settings, environ: Mapping[str, str]) -> dict[str, 
         "SLACK_WEBHOOK_URL": settings.slack_webhook_url or "",
         "SLACK_INCIDENTS_WEBHOOK_URL": (settings.slack_incidents_webhook_url
                                         or settings.slack_webhook_url or ""),
+        "SLACK_BOT_TOKEN": settings.slack_bot_token or "",
     }
 
 
@@ -168,7 +169,7 @@ def build_process(settings: Settings, *, environ: Mapping[str, str], clock: Cloc
                          lease=timedelta(seconds=settings.outbox_lease_seconds))
     workers = {}
     for lane in LANES:  # each lane sends through its own SMTP connection and Slack clients
-        lane_channels = ChannelSet(routing, smtp=settings.smtp, keep_open=True,
+        lane_channels = ChannelSet(routing, smtp=settings.smtp, keep_open=True, threads=store,
                                    slack_timeout_seconds=settings.slack_timeout_seconds)
         process.lane_channels.append(lane_channels)
         workers[lane.name] = OutboxWorker(store=store, resolve=lane_channels.for_receiver,

@@ -98,6 +98,9 @@ class Settings:
     slack_webhook_url: str | None = field(default=None, repr=False)
     # The incidents channel (defaults to SLACK_WEBHOOK_URL's).
     slack_incidents_webhook_url: str | None = field(default=None, repr=False)
+    # A Slack bot token (xoxb-...): with SLACK_INCIDENTS_CHANNEL, incidents are posted through
+    # the Web API, each in its own thread (routes.yml, incidents-slack).
+    slack_bot_token: str | None = field(default=None, repr=False)
     slack_timeout_seconds: float = 10.0
 
     # links in every message
@@ -156,6 +159,7 @@ class Settings:
             oncall_email=env.get("ONCALL_EMAIL") or "oncall@billing.local",
             slack_webhook_url=env.get("SLACK_WEBHOOK_URL") or None,
             slack_incidents_webhook_url=env.get("SLACK_INCIDENTS_WEBHOOK_URL") or None,
+            slack_bot_token=env.get("SLACK_BOT_TOKEN") or None,
             slack_timeout_seconds=env_float(env, "SLACK_TIMEOUT_SECONDS", 10.0, minimum=0.1),
             runbook_base_url=links.runbook_base_url,
             console_url=links.console_url,
@@ -202,6 +206,6 @@ class Settings:
     def secret_values(self) -> tuple[str, ...]:
         """Strings that must never appear in a log line."""
         return secrets_to_scrub([self.admin_api_key, self.smtp_password, self.slack_webhook_url,
-                                 self.slack_incidents_webhook_url,
+                                 self.slack_incidents_webhook_url, self.slack_bot_token,
                                  *(key for _name, key in self.admin_api_keys),
                                  url_password(self.database_url)])

@@ -384,8 +384,8 @@ class HttpReceiver:
         with self._lock:
             self._posts.clear()
 
-    def respond(self, path: str, body: bytes) -> Reply:
-        """The answer to a post no scripted reply was left for."""
+    def respond(self, path: str, body: bytes, headers: dict[str, str] | None = None) -> Reply:
+        """The answer to a post no scripted reply was left for (`headers`: lower-case names)."""
         return self.default
 
     def start(self) -> Self:
@@ -395,11 +395,12 @@ class HttpReceiver:
             def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
-                reply = receiver._next_reply(self.path, body)
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                reply = receiver._next_reply(self.path, body, headers)
                 receiver._record(
                     HttpPost(
                         path=self.path,
-                        headers={k.lower(): v for k, v in self.headers.items()},
+                        headers=headers,
                         body=body,
                         received_at=time.monotonic(),
                         answered=reply.status,
@@ -448,11 +449,11 @@ class HttpReceiver:
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
-    def _next_reply(self, path: str, body: bytes) -> Reply:
+    def _next_reply(self, path: str, body: bytes, headers: dict[str, str]) -> Reply:
         with self._lock:
             if self._replies:
                 return self._replies.popleft()
-        return self.respond(path, body)
+        return self.respond(path, body, headers)
 
     def _record(self, post: HttpPost) -> None:
         with self._lock:
@@ -511,11 +512,65 @@ class PagerDutyReceiver(HttpReceiver):
                  what=f"{count} accepted PagerDuty event(s)")
         return self.events
 
-    def respond(self, path: str, body: bytes) -> Reply:
+    def respond(self, path: str, body: bytes, headers: dict[str, str] | None = None) -> Reply:
         if path.split("?", 1)[0] != self.webhook_path:
             return _json_reply(404, {"status": "Not found", "message": "Unknown endpoint"})
         status, answer = self.book.ingest(body)
         return _json_reply(status, answer)
+
+
+class SlackApiReceiver(HttpReceiver):
+    """A stand-in for Slack's Web API `chat.postMessage` with a bot token.
+
+    Like Slack it answers HTTP 200 with `{"ok": true, "channel", "ts", "message"}`, or HTTP 200
+    with `{"ok": false, "error": ...}`: `not_authed` without a token, `invalid_auth` for another
+    token, `channel_not_found` for another channel, `no_text` without text or blocks, and
+    `thread_not_found` for a `thread_ts` it never gave out. Scripted Replies (429, 500) first.
+
+        with SlackApiReceiver(token="xoxb-test", channel="C0INCIDENT") as slack:
+            ... post to slack.api_url + "/chat.postMessage" ...
+            slack.messages   # the accepted ones: channel, ts, thread_ts, text, blocks
+    """
+
+    webhook_path = "/api"
+
+    def __init__(self, *replies: Reply, token: str = "xoxb-0000-test-token",
+                 channel: str = "C0INCIDENTS") -> None:
+        super().__init__(*replies)
+        self.token, self.channel = token, channel
+        self.messages: list[dict[str, Any]] = []
+        self._clock = 1_765_000_000
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{HOST}:{self.port}/api"
+
+    def respond(self, path: str, body: bytes, headers: dict[str, str] | None = None) -> Reply:
+        if path.split("?", 1)[0] != "/api/chat.postMessage":
+            return _json_reply(404, {"ok": False, "error": "unknown_method"})
+        auth = (headers or {}).get("authorization", "")
+        if not auth.startswith("Bearer "):
+            return _json_reply(200, {"ok": False, "error": "not_authed"})
+        if auth[len("Bearer "):] != self.token:
+            return _json_reply(200, {"ok": False, "error": "invalid_auth"})
+        try:
+            message = json.loads(body)
+        except ValueError:
+            return _json_reply(200, {"ok": False, "error": "invalid_json"})
+        if message.get("channel") != self.channel:
+            return _json_reply(200, {"ok": False, "error": "channel_not_found"})
+        if not message.get("text") and not message.get("blocks"):
+            return _json_reply(200, {"ok": False, "error": "no_text"})
+        thread = message.get("thread_ts")
+        with self._lock:
+            if thread is not None and thread not in {m["ts"] for m in self.messages}:
+                return _json_reply(200, {"ok": False, "error": "thread_not_found"})
+            self._clock += 1
+            ts = f"{self._clock}.000100"
+            self.messages.append({**message, "ts": ts})
+        return _json_reply(200, {"ok": True, "channel": self.channel, "ts": ts,
+                                 "message": {"type": "message", "text": message.get("text", ""),
+                                             "ts": ts, "thread_ts": thread}})
 
 
 def _json_reply(status: int, body: dict[str, Any]) -> Reply:

@@ -7,6 +7,7 @@ from alerts.delivery.message import Channel
 from alerts.delivery.pagerduty import DEFAULT_PAGERDUTY_TIMEOUT_SECONDS, PagerDutyChannel
 from alerts.delivery.routing import Receiver, RoutingTable
 from alerts.delivery.slack import SlackChannel
+from alerts.delivery.slack_api import DEFAULT_SLACK_API_URL, IncidentThreads, SlackApiChannel
 from alerts.delivery.webhook import DEFAULT_WEBHOOK_TIMEOUT_SECONDS, WebhookChannel
 
 
@@ -15,8 +16,11 @@ class ChannelSet:
     receiver, one Slack channel per webhook, one channel per webhook or PagerDuty receiver."""
 
     def __init__(self, routing: RoutingTable, *, smtp: SmtpConfig,
-                 slack_timeout_seconds: float = 10.0, keep_open: bool = False) -> None:
+                 slack_timeout_seconds: float = 10.0, keep_open: bool = False,
+                 threads: IncidentThreads | None = None) -> None:
         self.routing = routing
+        self.threads = threads  # where incident threads are kept, for Slack's Web API
+        self._slack_api: dict[str, SlackApiChannel] = {}
         # A lane's set keeps its SMTP connection open between messages (closed by close()).
         self.email = EmailChannel(smtp, keep_open=keep_open)
         self._slack: dict[str, SlackChannel] = {}
@@ -34,6 +38,14 @@ class ChannelSet:
             return self.email
         if receiver.channel in ("webhook", "pagerduty"):
             return self._http_channel(receiver)
+        if receiver.slack_api:
+            api = self._slack_api.get(receiver.name)
+            if api is None:
+                api = SlackApiChannel(receiver.bearer_token, receiver.slack_channel,
+                                      api_url=receiver.api_url or DEFAULT_SLACK_API_URL,
+                                      threads=self.threads, timeout_seconds=self._slack_timeout)
+                self._slack_api[receiver.name] = api
+            return api
         channel = self._slack.get(receiver.webhook_url)
         if channel is None:
             channel = SlackChannel(receiver.webhook_url, timeout_seconds=self._slack_timeout)
@@ -65,3 +77,5 @@ class ChannelSet:
             channel.close()
         for other in self._http.values():
             other.close()
+        for api in self._slack_api.values():
+            api.close()

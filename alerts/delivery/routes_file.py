@@ -28,6 +28,7 @@ from alerts.delivery.routing import (
     Route,
     RoutingTable,
 )
+from alerts.delivery.slack_api import DEFAULT_SLACK_API_URL
 from billing_core.errors import ConfigError
 
 DEFAULT_ROUTES_FILE = Path(__file__).resolve().parent / "routes.yml"
@@ -210,17 +211,27 @@ def _email_receiver(
 def _slack_receiver(
     name: str, options: dict[str, Any], where: str, errors: list[FieldError]
 ) -> Receiver | None:
-    _unknown_keys(options, {"webhook_url"}, where, errors)
-    url = options.get("webhook_url")
-    if not isinstance(url, str):
-        errors.append(FieldError(f"{where}.webhook_url", "is required (a string)"))
+    _unknown_keys(options, {"webhook_url", "api_token", "channel", "api_url"}, where, errors)
+    if "webhook_url" not in options and "api_token" not in options:
+        errors.append(FieldError(f"{where}.webhook_url", "is required (a string), unless "
+                                                          "api_token and channel are given"))
         return None
-    url = url.strip()
-    if url and not url.startswith(("https://", "http://")):
-        # Never echo the value: a webhook URL is a secret.
-        errors.append(FieldError(f"{where}.webhook_url", "must be an http(s) URL"))
+    url = _url(options, "webhook_url", where, errors, default="")
+    api_url = _url(options, "api_url", where, errors, default=DEFAULT_SLACK_API_URL)
+    token = options.get("api_token", "")
+    channel = options.get("channel", "")
+    if not isinstance(token, str) or not isinstance(channel, str):
+        errors.append(FieldError(where, "api_token and channel must be strings"))
         return None
-    return Receiver(name=name, channel="slack", webhook_url=url)
+    if url is None or api_url is None:
+        return None
+    if token.strip() and not channel.strip():
+        errors.append(FieldError(f"{where}.channel", "is required with api_token (a channel "
+                                                      "id such as C0123ABCD)"))
+        return None
+    # A bot token and a channel win over a webhook: threads need the Web API.
+    return Receiver(name=name, channel="slack", webhook_url=url, bearer_token=token.strip(),
+                    slack_channel=channel.strip(), api_url=api_url)
 
 
 def _url(options: dict[str, Any], key: str, where: str, errors: list[FieldError], *,

@@ -37,6 +37,10 @@ class Receiver:
     bearer_token: str = field(default="", repr=False)  # webhook
     basic_auth: tuple[str, str] | None = field(default=None, repr=False)  # webhook
     routing_key: str = field(default="", repr=False)  # PagerDuty's integration key
+    # Slack through the Web API instead of a webhook: a bot token (bearer_token), a channel
+    # id and the API's base URL; needed for incident threads.
+    slack_channel: str = ""
+    api_url: str = ""
     events_url: str = ""  # PagerDuty's Events API v2 endpoint
     timeout_seconds: float | None = None  # webhook, PagerDuty; None: the process's default
     send_resolved: bool = True  # webhook: also send resolved messages (and the route says so)
@@ -46,11 +50,18 @@ class Receiver:
     def enabled(self) -> bool:
         if self.unset:
             return False
-        if self.channel in ("slack", "webhook"):
+        if self.channel == "slack":
+            return bool(self.webhook_url) or self.slack_api
+        if self.channel == "webhook":
             return bool(self.webhook_url)
         if self.channel == "pagerduty":
             return bool(self.routing_key and self.events_url)
         return bool(self.to or self.to_label)
+
+    @property
+    def slack_api(self) -> bool:
+        """Slack through the Web API (a bot token and a channel), not a webhook."""
+        return self.channel == "slack" and bool(self.bearer_token and self.slack_channel)
 
     def secret_values(self) -> tuple[str, ...]:
         """What no log line may carry: URLs (they may hold tokens), tokens, passwords, keys."""

@@ -12,13 +12,16 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from alerts.api.app import create_app
+from alerts.delivery.links import LinkSettings
 from alerts.delivery.message import message_from_json
-from alerts.incidents.rules import checklist
+from alerts.delivery.slack_api import SlackApiChannel
+from alerts.incidents.messages import incident_message
+from alerts.incidents.rules import Incident, checklist
 from alerts.process import AlertsProcess, build_process
 from alerts.rules.model import Alert, AlertStatus, fingerprint
 from alerts.settings import Settings
 from alerts.store.schema import alert_audit, alert_outbox
-from devstack.receivers import closed_port
+from devstack.receivers import Reply, SlackApiReceiver, closed_port
 from tests.alerts.core import *  # noqa: F403
 from tests.alerts.core import ADMIN_KEY
 from tests.support.clock import FrozenClock
@@ -238,3 +241,60 @@ def test_alert_history_gives_time_to_acknowledge_and_resolve(api, process, clock
     assert stats["PaymentSuccessRateLow"]["median_seconds_to_ack"] == 240
     only_p0 = api.get("/v1/alerts/history", params={"severity": "P0"}).json()
     assert [e["alertname"] for e in only_p0["episodes"]] == ["BillingEngineDown"]
+
+
+@pytest.fixture
+def slack_api() -> Iterator[SlackApiReceiver]:
+    with SlackApiReceiver(token="xoxb-1234-incidents", channel="C0INCIDENTS") as receiver:
+        yield receiver
+
+
+def test_with_a_bot_token_each_incident_lives_in_its_own_slack_thread(alerts_pg_url, clock,
+                                                                      slack_api):
+    settings = Settings(database_url=alerts_pg_url, admin_api_key=ADMIN_KEY, environment="test",
+                        smtp_port=closed_port(), oncall_email="oncall@example.com",
+                        slack_bot_token="xoxb-1234-incidents",
+                        prometheus_url=f"http://127.0.0.1:{closed_port()}")
+    environ = {"SLACK_INCIDENTS_CHANNEL": "C0INCIDENTS", "SLACK_API_URL": slack_api.api_url}
+    process = build_process(settings, environ=environ, clock=clock)
+    try:
+        with TestClient(create_app(process, run_scheduler=False), headers=ADMIN) as api:
+            assert process.page_worker is not None
+            declare(api)
+            declare(api, title="Usage page slow", severity="P2")
+            process.page_worker.drain()
+            api.post("/v1/incidents/1/updates", json={"text": "Rolled back"})
+            api.post("/v1/incidents/1/resolve", json={"summary": "Payments succeed again"})
+            process.page_worker.drain()
+    finally:
+        process.close()
+    [first, second, update, resolved] = slack_api.messages
+    assert first["text"].startswith("Incident declared: INC-1") and "thread_ts" not in first
+    assert second["text"].startswith("Incident declared: INC-2") and "thread_ts" not in second
+    assert (update["thread_ts"], update.get("reply_broadcast")) == (first["ts"], None)
+    assert (resolved["thread_ts"], resolved["reply_broadcast"]) == (first["ts"], True)
+    assert all(p.headers["authorization"] == "Bearer xoxb-1234-incidents"
+               for p in slack_api.posts)
+
+
+def test_slack_api_refusals_are_permanent_and_its_rate_limit_waits(slack_api):
+    wrong = SlackApiChannel("xoxb-wrong", "C0INCIDENTS", api_url=slack_api.api_url)
+    elsewhere = SlackApiChannel("xoxb-1234-incidents", "C0OTHER", api_url=slack_api.api_url)
+    slack_api.script(Reply(429, body='{"ok": false, "error": "ratelimited"}', retry_after="3"))
+    right = SlackApiChannel("xoxb-1234-incidents", "C0INCIDENTS", api_url=slack_api.api_url)
+    message = incident_message(
+        Incident(id=9, title="t", severity="P1", impact="i", commander="ana",
+                 status="investigating", declared_at=DECLARED, declared_by="me",
+                 last_update_at=DECLARED), what="declared", text="", at=DECLARED,
+        links=LinkSettings())
+    try:
+        limited = right.send(message)
+        assert (limited.ok, limited.reason, limited.retry_after) == (False, "rate_limited", 3.0)
+        refused = wrong.send(message)
+        assert (refused.permanent, refused.detail) == (True, "Slack: invalid_auth")
+        assert "xoxb-wrong" not in refused.detail
+        assert elsewhere.send(message).detail == "Slack: channel_not_found"
+        assert right.send(message).ok
+    finally:
+        for channel in (wrong, elsewhere, right):
+            channel.close()
