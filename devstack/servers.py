@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import glob
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -26,8 +27,27 @@ INSTALL_HINT = (
 )
 
 
+# Ports handed to test and bench servers come from below Linux's ephemeral range (32768 and up,
+# where the OS picks ports for outgoing connections and for bind(0)): a port found free there can
+# be taken by any outgoing connection on a busy machine before our server binds it. Picked at
+# random, so parallel workers rarely try the same one, and never twice in one process.
+PORT_RANGE = range(20_000, 32_000)
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
+    for _ in range(200):
+        port = random.choice(PORT_RANGE)
+        if port in _handed_out:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    with socket.socket() as s:  # a crowded range: let the OS choose
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
