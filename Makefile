@@ -47,8 +47,9 @@ test-fast: venv test-deps
 	$(PY) -m pytest $(PYTEST_PARALLEL) -m "not processes"
 
 # The schemathesis tests `make test` runs small and derandomized (tests/support/fuzz.py), run
-# with many more examples per operation and a new seed each time; a failure prints its seed,
-# and `make fuzz FUZZ_SEED=<seed>` replays it.
+# with many more examples per operation and a new seed each time; each test prints its seed and
+# request count (-rP), and `make fuzz FUZZ_SEED=<seed>` replays a run. The per-test hang guard
+# is raised above the time budget (about 7 minutes on 2 cores with the defaults).
 FUZZ_TESTS    := tests/api/test_fuzz_openapi.py tests/alerts/test_fuzz_openapi.py
 FUZZ_EXAMPLES ?= 500
 FUZZ_SEED     ?= random
@@ -56,7 +57,7 @@ FUZZ_SECONDS  ?= 3600
 
 fuzz: venv test-deps
 	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_SEED=$(FUZZ_SEED) FUZZ_SECONDS=$(FUZZ_SECONDS) \
-		$(PY) -m pytest $(PYTEST_PARALLEL) $(FUZZ_TESTS)
+		$(PY) -m pytest $(PYTEST_PARALLEL) -rP --timeout $$(( $(FUZZ_SECONDS) * 2 )) $(FUZZ_TESTS)
 
 bench: venv test-deps
 	@scripts/ensure-system-packages.sh prometheus-alertmanager

@@ -109,6 +109,7 @@ class FuzzReport:
         summary = (f"{self.requests} requests to {self.operations} operations in "
                    f"{self.elapsed:.1f} s ({self.settings.examples} examples per operation and "
                    f"mode, {seed})")
+        print(summary)  # shown for passing tests too by `pytest -rP` (make fuzz)
         assert self.problems == [], summary + "\n\n" + "\n\n".join(self.problems)
         if self.not_reached:
             pytest.skip(f"fuzz time budget of {self.settings.seconds:.0f} s spent after "
