@@ -10,8 +10,8 @@ gets it past the access check, and every answer is checked against what the docu
 same tests with many more examples and a random seed. The environment says how much:
 
     FUZZ_EXAMPLES  examples per operation in each generation mode (default 15)
-    FUZZ_SEED      unset: derandomized; an integer: that seed; `random`: a new one per run,
-                   printed with any failure so the run can be replayed
+    FUZZ_SEED      unset: derandomized; an integer: that seed; `random`: a new one per test,
+                   printed with the test's outcome so the run can be replayed
     FUZZ_SECONDS   a time budget per test (default 120). Once spent, no new operation is
                    started, and the test is skipped naming the operations it did not reach.
                    A slow machine fuzzes less; it does not fail for being slow.
@@ -127,6 +127,9 @@ def fuzz(schema: Any, settings: FuzzSettings, *, select: Select | None = None) -
     started = time.monotonic()
     try:
         for result in schema.get_all_operations():
+            if not hasattr(result, "ok"):  # an Err: schemathesis cannot read this operation
+                report.problems.append(f"an operation schemathesis cannot read: {result.err()}")
+                continue
             operation = result.ok()
             if select is not None and not select(operation.method.upper(), operation.path):
                 continue
