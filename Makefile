@@ -49,7 +49,7 @@ test-fast: venv test-deps
 # The schemathesis tests `make test` runs small and derandomized (tests/support/fuzz.py), run
 # with many more examples per operation and a new seed each time; each test prints its seed and
 # request count (-rP), and `make fuzz FUZZ_SEED=<seed>` replays a run. The per-test hang guard
-# is raised above the time budget (about 7 minutes on 2 cores with the defaults).
+# is raised above the time budget (7 to 25 minutes on 2 cores, with the defaults, as load goes).
 FUZZ_TESTS    := tests/api/test_fuzz_openapi.py tests/alerts/test_fuzz_openapi.py
 FUZZ_EXAMPLES ?= 500
 FUZZ_SEED     ?= random
