@@ -53,7 +53,7 @@ def test_no_input_gets_a_5xx_or_an_undeclared_answer_from_an_admin(engine):
     schema = openapi_schema(engine, token=token, likely={
         "org_id": [ORG], "body.org_id": [ORG], "instance_id": [INSTANCE], "body.plan": plans})
     report = fuzz(schema, FuzzSettings.from_env())
-    assert report.operations == len(api_routes(engine))  # every route in the document
+    assert report.selected == len(api_routes(engine))  # every route in the document
     report.assert_clean()
 
 
@@ -70,5 +70,5 @@ def test_no_input_gets_a_5xx_or_an_undeclared_answer_from_an_org_key(engine):
     schema = openapi_schema(engine, token=token, likely={"org_id": [ORG]},
                             fixed={"body.heartbeats[*].org_id": ORG})
     report = fuzz(schema, FuzzSettings.from_env(), select=an_org_key_may_call)
-    assert report.operations == len({r for r in api_routes(engine) if an_org_key_may_call(*r)})
+    assert report.selected == len({r for r in api_routes(engine) if an_org_key_may_call(*r)})
     report.assert_clean()

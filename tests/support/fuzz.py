@@ -74,10 +74,11 @@ class FuzzSettings:
                    seconds=float(env.get("FUZZ_SECONDS") or DEFAULT_SECONDS))
 
 
-def openapi_schema(app: Any, *, token: str, likely: Mapping[str, Sequence[str]] | None = None,
+def openapi_schema(app: Any, *, token: str,
+                   likely: Mapping[str, Sequence[str | int]] | None = None,
                    fixed: Mapping[str, str] | None = None) -> Any:
     """The app's /openapi.json as a schemathesis schema whose requests carry `token` as
-    `Authorization: Bearer`. Parameters named in `likely` (`org_id`, `instance_id`) take one of
+    `Authorization: Bearer`. Parameters named in `likely` (`org_id`, `incident_id`) take one of
     the given values in about half the requests, so that part of them name things that exist
     and go past the 404; those in `fixed` (a body path such as `body.heartbeats[*].org_id`)
     always take theirs."""
@@ -103,6 +104,11 @@ class FuzzReport:
     elapsed: float = 0.0
     problems: list[str] = field(default_factory=list)
     not_reached: list[str] = field(default_factory=list)
+
+    @property
+    def selected(self) -> int:
+        """Operations the run was to fuzz, reached before the time budget ran out or not."""
+        return self.operations + len(self.not_reached)
 
     def assert_clean(self) -> None:
         seed = "derandomized" if self.settings.seed is None else f"FUZZ_SEED={self.settings.seed}"
