@@ -167,12 +167,19 @@ def install_error_handlers(app: FastAPI) -> None:
             )
         if exc.status_code == 404:
             return JSONResponse(status_code=404, content=error_body("not_found", "no such route"))
+        # Starlette's own headers (the 405's `Allow`, which RFC 9110 requires) go out with it.
+        headers = dict(exc.headers) if exc.headers else None
         if exc.status_code == 405:
+            allowed = (headers or {}).get("Allow", "")
+            reason = f"is not served here; allowed: {allowed}" if allowed else "is not served here"
             return JSONResponse(
-                status_code=405, content=error_body("method_not_allowed", str(exc.detail))
+                status_code=405, headers=headers,
+                content=error_body("method_not_allowed", str(exc.detail),
+                                   [{"field": "method", "reason": reason}]),
             )
         return JSONResponse(
-            status_code=exc.status_code, content=error_body("http_error", str(exc.detail))
+            status_code=exc.status_code, content=error_body("http_error", str(exc.detail)),
+            headers=headers,
         )
 
 

@@ -134,3 +134,14 @@ def test_odd_input_to_any_route_gets_an_answer_it_declares(client, admin, docume
                     undeclared.append(f"{method.upper()} {request['url']} -> "
                                       f"{answer.status_code} {answer.text[:120]}")
     assert undeclared == []
+
+
+def test_a_method_the_route_does_not_serve_gets_405_with_allow(client, admin):
+    """Starlette says which methods a path serves; our error shape used to drop that header."""
+    for method in ("DELETE", "TRACE", "PATCH"):
+        answer = client.request(method, "/v1/billing", params={"org_id": "org_x"},
+                                headers=admin)
+        assert answer.status_code == 405
+        assert answer.headers["Allow"] == "GET"
+        assert answer.json()["errors"] == [
+            {"field": "method", "reason": "is not served here; allowed: GET"}]
