@@ -119,15 +119,7 @@ def _rule_payload(message: Message) -> dict[str, Any]:
         text = f"*{len(members)} alerts in this group*\n" + "\n".join(lines)
         blocks.append({"type": "section", "text": _mrkdwn(_cut(text, SECTION_LIMIT))})
 
-    buttons = []
-    if message.runbook_url:
-        buttons.append(_button("Runbook", message.runbook_url, "runbook", primary=not resolved))
-    if message.dashboard_url:
-        buttons.append(_button("Dashboard", message.dashboard_url, "dashboard"))
-    if message.console_url:
-        buttons.append(_button("Alert in console", message.console_url, "console"))
-    if buttons:
-        blocks.append({"type": "actions", "elements": buttons})
+    blocks += _link_buttons(message, console="Alert in console", primary=not resolved)
     blocks.append(
         {"type": "context", "elements": [_mrkdwn(f"fingerprint `{escape(message.fingerprint)}`")]}
     )
@@ -146,16 +138,21 @@ def _notice_payload(message: Message) -> dict[str, Any]:
         body += f"\n{escape(message.description.strip())}"
     blocks: list[dict[str, Any]] = [
         {"type": "section", "text": _mrkdwn(_cut(f"{emoji} {body}", SECTION_LIMIT))}]
+    blocks += _link_buttons(message, console="Open in console", primary=not resolved)
+    return {"text": f"{mention}{summary}", "blocks": blocks}
+
+
+def _link_buttons(message: Message, *, console: str, primary: bool) -> list[dict[str, Any]]:
+    """The runbook, dashboard and console buttons a message has links for, as one actions
+    block (none when it has no link)."""
     buttons = []
     if message.runbook_url:
-        buttons.append(_button("Runbook", message.runbook_url, "runbook", primary=not resolved))
+        buttons.append(_button("Runbook", message.runbook_url, "runbook", primary=primary))
     if message.dashboard_url:
         buttons.append(_button("Dashboard", message.dashboard_url, "dashboard"))
     if message.console_url:
-        buttons.append(_button("Open in console", message.console_url, "console"))
-    if buttons:
-        blocks.append({"type": "actions", "elements": buttons})
-    return {"text": f"{mention}{summary}", "blocks": blocks}
+        buttons.append(_button(console, message.console_url, "console"))
+    return [{"type": "actions", "elements": buttons}] if buttons else []
 
 
 def _budget_payload(message: Message) -> dict[str, Any]:
