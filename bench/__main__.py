@@ -157,7 +157,13 @@ def bench_ingest(url: str, *, total: int, workers: int, clients: int) -> dict[st
         engine.stop()
 
     with psycopg.connect(libpq(url), autocommit=True) as conn:
-        conn.execute("CREATE TABLE copy_reference (LIKE usage_slots INCLUDING ALL)")
+        # The table a row per instance-minute took before instance-hours (migration 0007).
+        conn.execute(
+            "CREATE TABLE copy_reference (instance_id varchar(128) NOT NULL,"
+            " minute bigint NOT NULL, org_id varchar(64) NOT NULL, state varchar(8) NOT NULL,"
+            " PRIMARY KEY (instance_id, minute))"
+        )
+        conn.execute("CREATE INDEX ON copy_reference (org_id, minute)")
         copy_rows = [(iid, int(ts.timestamp() // 60), org, "running") for iid, ts, org in rows]
         started = time.perf_counter()
         with (

@@ -61,8 +61,14 @@ def create_sql_engine(url: str, *, pool_size: int, application_name: str) -> Eng
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
+        # PostgreSQL's bit_count, for the engine's minute masks (integers on SQLite).
+        dbapi_conn.create_function("bit_count", 1, _bit_count, deterministic=True)
 
     return engine
+
+
+def _bit_count(value: int | None) -> int | None:
+    return None if value is None else int(value).bit_count()
 
 
 def is_postgres(engine: Engine) -> bool:

@@ -89,6 +89,10 @@ class Settings:
     meter_close_delay: timedelta = timedelta(seconds=300)
     # Payment attempts and refunds older than this are deleted by the hourly retention job.
     payment_retention_days: int = 90
+    # Raw usage (instance-hours) of a month is kept this many complete months, then archived to
+    # USAGE_ARCHIVE_DIR and dropped once the month is invoiced; rollups and invoices stay.
+    usage_retention_months: int = 13
+    usage_archive_dir: Path = Path("var/usage-archive")
     # Abuse limits (docs/security.md#limits). A body larger than this is refused with 413.
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     # Failed authentications allowed per window from one client address and with one key
@@ -131,6 +135,8 @@ class Settings:
             meter_flush_batch_size=env_int(env, "METER_FLUSH_BATCH_SIZE", 500),
             meter_close_delay=timedelta(seconds=env_int(env, "METER_CLOSE_DELAY_SECONDS", 300)),
             payment_retention_days=env_int(env, "PAYMENT_RETENTION_DAYS", 90),
+            usage_retention_months=env_int(env, "USAGE_RETENTION_MONTHS", 13),
+            usage_archive_dir=Path(env.get("USAGE_ARCHIVE_DIR") or "var/usage-archive"),
             max_body_bytes=env_int(env, "MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
             auth_failure_limit_per_address=env_int(env, "AUTH_FAILURE_LIMIT_PER_ADDRESS", 20),
             auth_failure_limit_per_key_prefix=env_int(
@@ -150,6 +156,8 @@ class Settings:
             raise SettingsError("ENTITLEMENTS_CACHE_TTL_SECONDS must be at least 1")
         if self.payment_retention_days < 1:
             raise SettingsError("PAYMENT_RETENTION_DAYS must be at least 1")
+        if self.usage_retention_months < 1:
+            raise SettingsError("USAGE_RETENTION_MONTHS must be at least 1")
         check_port("PORT", self.port)
         if self.meter_flush_interval_seconds < 1:
             raise SettingsError("METER_FLUSH_INTERVAL_SECONDS must be at least 1")

@@ -46,6 +46,9 @@ from billing_engine.stripe.webhooks.store import InboxStore
 from billing_engine.subscriptions.store import SubscriptionStore
 from billing_engine.throttling.service import Throttling
 from billing_engine.throttling.store import ThrottleStore
+from billing_engine.usage.archive import UsageArchive
+from billing_engine.usage.partitions import PartitionStore
+from billing_engine.usage.retention import UsageRetention
 from billing_engine.usage.rules import MeteringPolicy
 from billing_engine.usage.service import Usage
 from billing_engine.usage.store import UsageStore
@@ -70,6 +73,7 @@ class Services:
     meters: MeterReporting
     reconciler: Reconciler
     retention: PaymentRetention
+    usage_retention: UsageRetention
     audit: AuditLog
     access: AccessKeys
     auth_limits: FailedAuthLimiter
@@ -203,6 +207,17 @@ def build_services(
     housekeeper.add("reconciliation_gauge", reconciler.refresh_gauge)
     # Closes last month once its grace has passed; a no-op check on every other round.
     housekeeper.add("close_period", invoicing.close_due_period)
+    invoice_store = InvoiceStore(database)
+    usage_retention = UsageRetention(
+        store=PartitionStore(database),
+        archive=UsageArchive(settings.usage_archive_dir),
+        keep_months=settings.usage_retention_months,
+        is_period_closed=invoice_store.is_period_closed,
+        metrics=metrics,
+        clock=clock,
+    )
+    # Partitions ahead, storage gauges, and months past retention archived and dropped.
+    housekeeper.add("usage_retention", usage_retention.run, every=3600)
     return Services(
         settings=settings,
         database=database,
@@ -221,6 +236,7 @@ def build_services(
         meters=meters,
         reconciler=reconciler,
         retention=retention,
+        usage_retention=usage_retention,
         audit=AuditLog(
             AuditStore(database), metrics=metrics, clock=clock, secrets=settings.secret_values()
         ),

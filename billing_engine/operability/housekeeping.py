@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 from billing_engine.db.database import Database
@@ -23,9 +24,23 @@ class Housekeeper:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="housekeeping", daemon=True)
         self.tasks: list[tuple[str, Callable[[], object]]] = []
+        self._monotonic = time.monotonic
 
-    def add(self, name: str, task: Callable[[], object]) -> None:
-        self.tasks.append((name, task))
+    def add(self, name: str, task: Callable[[], object], *, every: float | None = None) -> None:
+        """Run `task` every round, or at most once per `every` seconds (the first round runs
+        it)."""
+        if every is None:
+            self.tasks.append((name, task))
+            return
+        next_due = [0.0]
+
+        def when_due() -> object:
+            if self._monotonic() < next_due[0]:
+                return None
+            next_due[0] = self._monotonic() + every
+            return task()
+
+        self.tasks.append((name, when_due))
 
     def check_ready(self) -> None:
         """Raise DatabaseUnavailable unless the database answers; sets `engine_ready`."""

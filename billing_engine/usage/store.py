@@ -1,24 +1,38 @@
-"""Metering storage: minute slots, daily rollups and instances. Every statement is parameterised;
-the ingest path is one transaction (slots, rollups and sightings commit together)."""
+"""Metering storage: instance-hours with minute masks, daily rollups and instances. Every
+statement is parameterised; the ingest path is one transaction (minutes, rollups and sightings
+commit together). Every statement on the usage tables names the org (docs/scaling.md)."""
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Select, case, func, select, text
+from sqlalchemy import Connection, Select, and_, case, func, select, text, tuple_
+from sqlalchemy.exc import IntegrityError
 
-from billing_core.periods import BillingPeriod, day_of_minute
+from billing_core.errors import DatabaseUnavailable
+from billing_core.periods import EPOCH_DAY, BillingPeriod, day_of_minute
 from billing_core.sql import utc, utc_or_none
 from billing_engine.customers.store import OrgRecord, org_from_row
 from billing_engine.customers.tables import orgs
 from billing_engine.db.database import Store
 from billing_engine.throttling.tables import instance_throttle
-from billing_engine.usage.rules import BatchPlan
-from billing_engine.usage.tables import daily_usage, instances, usage_slots
+from billing_engine.usage.partitions import (
+    create_partitions,
+    is_missing_partition,
+    periods_of_hours,
+)
+from billing_engine.usage.rules import (
+    MINUTES_PER_HOUR,
+    BatchPlan,
+    HourMask,
+    hour_masks,
+    minutes_added,
+)
+from billing_engine.usage.tables import daily_usage, instances, minute_count, usage_hours
 
 
 @dataclass(frozen=True)
@@ -50,35 +64,72 @@ class OrgInstance:
 
 
 
+def _chunks(items: Sequence[HourMask], size: int) -> Iterator[Sequence[HourMask]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
 def _as_date(value: date | str) -> date:
     return date.fromisoformat(value) if isinstance(value, str) else value
 
 
-# The hot path on PostgreSQL: insert the batch's new minute slots and fold exactly those into the
-# daily rollups, in one round trip. Rows go in key order so overlapping batches lock in the same
-# order and cannot deadlock each other.
+# The hot path on PostgreSQL, one round trip: lock the batch's instance-hours already stored (in
+# key order, so overlapping batches cannot deadlock), OR the new minutes into them, insert the
+# instance-hours not stored yet, and add exactly the minutes that were new to the daily rollups.
+# A locked row cannot change under us, so "new" is exact. An instance-hour another transaction
+# inserted after this statement's snapshot is skipped by ON CONFLICT DO NOTHING and shows as
+# `written` < the batch's rows: the caller rolls back and runs the batch again.
 _PG_INGEST = text(
     """
     WITH input AS (
         SELECT * FROM unnest(
-            CAST(:instance_ids AS text[]), CAST(:minutes AS bigint[]),
-            CAST(:org_ids AS text[]), CAST(:states AS text[])
-        ) AS t(instance_id, minute, org_id, state)
-    ), new_slots AS (
-        INSERT INTO usage_slots (instance_id, minute, org_id, state)
-        SELECT instance_id, minute, org_id, state FROM input ORDER BY instance_id, minute
+            CAST(:org_ids AS text[]), CAST(:instance_ids AS text[]),
+            CAST(:hours AS integer[]), CAST(:masks AS bigint[])
+        ) AS t(org_id, instance_id, hour, minute_mask)
+    ), held AS (
+        SELECT u.org_id, u.instance_id, u.hour, u.minute_mask AS stored, i.minute_mask AS sent
+        FROM usage_hours u
+        JOIN input i ON u.org_id = i.org_id AND u.instance_id = i.instance_id AND u.hour = i.hour
+        ORDER BY u.org_id, u.instance_id, u.hour
+        FOR UPDATE OF u
+    ), grown AS (
+        UPDATE usage_hours u SET minute_mask = u.minute_mask | h.sent
+        FROM held h
+        WHERE u.org_id = h.org_id AND u.instance_id = h.instance_id AND u.hour = h.hour
+          AND h.sent & ~h.stored <> 0
+        RETURNING u.org_id, u.hour, h.sent & ~h.stored AS added
+    ), fresh AS (
+        INSERT INTO usage_hours (minute_mask, hour, org_id, instance_id)
+        SELECT i.minute_mask, i.hour, i.org_id, i.instance_id FROM input i
+        WHERE NOT EXISTS (
+            SELECT 1 FROM held h
+            WHERE h.org_id = i.org_id AND h.instance_id = i.instance_id AND h.hour = i.hour
+        )
+        ORDER BY i.org_id, i.instance_id, i.hour
         ON CONFLICT DO NOTHING
-        RETURNING org_id, minute
+        RETURNING org_id, hour, minute_mask AS added
+    ), added AS (
+        SELECT org_id, hour, bit_count(CAST(added AS bit(64))) AS minutes FROM grown
+        UNION ALL
+        SELECT org_id, hour, bit_count(CAST(added AS bit(64))) AS minutes FROM fresh
     ), rolled AS (
         INSERT INTO daily_usage (org_id, day, minutes)
-        SELECT org_id, DATE '1970-01-01' + CAST(minute / 1440 AS integer) AS day, count(*)
-        FROM new_slots GROUP BY 1, 2 ORDER BY 1, 2
+        SELECT org_id, DATE '1970-01-01' + hour / 24 AS day, sum(minutes)
+        FROM added GROUP BY 1, 2 ORDER BY 1, 2
         ON CONFLICT (org_id, day) DO UPDATE SET minutes = daily_usage.minutes + EXCLUDED.minutes
         RETURNING 1
     )
-    SELECT (SELECT count(*) FROM new_slots) AS new_slots, (SELECT count(*) FROM rolled) AS days
+    SELECT (SELECT coalesce(sum(minutes), 0) FROM added) AS new_minutes,
+           (SELECT count(*) FROM rolled) AS days,
+           (SELECT count(*) FROM held) + (SELECT count(*) FROM fresh) AS written
     """
 )
+# Attempts at a batch that keeps meeting instance-hours inserted concurrently (see above).
+_INGEST_ATTEMPTS = 5
+
+
+class _InsertedConcurrently(Exception):
+    """Another transaction inserted one of the batch's instance-hours after our snapshot."""
 
 
 def period_minutes_query(org_id: str, period: BillingPeriod) -> Select[Any]:
@@ -91,17 +142,52 @@ def period_minutes_query(org_id: str, period: BillingPeriod) -> Select[Any]:
 
 
 def _raw_daily_query(org_id: str, period: BillingPeriod | None = None) -> Select[Any]:
-    """An org's raw slots counted per UTC day (epoch day), over a period or all time."""
-    day_expr = usage_slots.c.minute // 1440
-    query = select(day_expr.label("epoch_day"), func.count().label("minutes")).where(
-        usage_slots.c.org_id == org_id
-    )
+    """An org's raw minutes counted per UTC day (epoch day), over a period or all time."""
+    u = usage_hours.c
+    day_expr = u.hour // 24
+    query = select(
+        day_expr.label("epoch_day"), func.sum(minute_count(u.minute_mask)).label("minutes")
+    ).where(u.org_id == org_id)
     if period is not None:
-        query = query.where(
-            usage_slots.c.minute >= period.start_minute,
-            usage_slots.c.minute < period.end_minute,
-        )
+        query = query.where(*_hours_of(period))
     return query.group_by(day_expr)
+
+
+def _hours_of(period: BillingPeriod) -> tuple[Any, ...]:
+    return (
+        usage_hours.c.hour >= period.start_minute // MINUTES_PER_HOUR,
+        usage_hours.c.hour < period.end_minute // MINUTES_PER_HOUR,
+    )
+
+
+def hourly_minutes(
+    orgs_and_days: Any, *, first_minute: int, end_minute: int
+) -> Select[Any]:
+    """(org_id, hour, minutes) of the raw instance-hours of the (org_id, epoch_day) rows of
+    `orgs_and_days` (a selectable), within [first_minute, end_minute) rounded to whole hours:
+    what the usage meter reports per hour. Published for the meter outbox, so that it does not
+    depend on how usage is stored."""
+    u = usage_hours.c
+    return (
+        select(
+            u.org_id,
+            u.hour.label("hour"),
+            func.sum(minute_count(u.minute_mask)).label("minutes"),
+        )
+        .join(
+            orgs_and_days,
+            and_(
+                orgs_and_days.c.org_id == u.org_id,
+                u.hour >= orgs_and_days.c.epoch_day * 24,
+                u.hour < (orgs_and_days.c.epoch_day + 1) * 24,
+            ),
+        )
+        .where(
+            u.hour >= first_minute // MINUTES_PER_HOUR,
+            u.hour < end_minute // MINUTES_PER_HOUR,
+        )
+        .group_by(u.org_id, u.hour)
+    )
 
 
 def _by_day(rows: Iterable[Any]) -> dict[date, int]:
@@ -118,8 +204,13 @@ class UsageStore(Store):
         together, and the instance owners the plan was made against are read in the same
         transaction. `make_plan` is pure; it may run again if the transaction is retried."""
         wanted = sorted(set(instance_ids))
+        planned: list[tuple[HourMask, ...]] = []
 
         def work(conn: Connection) -> tuple[BatchPlan, IngestOutcome]:
+            if not self.db.is_postgres:
+                # SQLite: take the write lock first, so the masks read below stay as read until
+                # commit (a deferred transaction would read, then find them changed).
+                conn.execute(text("UPDATE usage_hours SET minute_mask = minute_mask WHERE 0"))
             owners: dict[str, str] = {}
             if wanted:
                 rows = conn.execute(
@@ -131,43 +222,83 @@ class UsageStore(Store):
             plan = make_plan(owners)
             if not plan.slots:
                 return plan, IngestOutcome(0, 0)
+            masks = hour_masks(plan.slots)
+            planned.append(masks)
             if self.db.is_postgres:
                 row = conn.execute(
                     _PG_INGEST,
                     {
-                        "instance_ids": [s.instance_id for s in plan.slots],
-                        "minutes": [s.minute for s in plan.slots],
-                        "org_ids": [s.org_id for s in plan.slots],
-                        "states": [s.state.value for s in plan.slots],
+                        "org_ids": [m.org_id for m in masks],
+                        "instance_ids": [m.instance_id for m in masks],
+                        "hours": [m.hour for m in masks],
+                        "masks": [m.minute_mask for m in masks],
                     },
                 ).one()
-                outcome = IngestOutcome(int(row.new_slots), int(row.days))
+                if int(row.written) != len(masks):
+                    raise _InsertedConcurrently
+                outcome = IngestOutcome(int(row.new_minutes), int(row.days))
             else:
-                outcome = self._ingest_generic(conn, plan)
+                outcome = self._ingest_generic(conn, masks)
             self._record_sightings(conn, plan)
             return plan, outcome
 
-        return self._run(work, write=True)
+        for attempt in range(1, _INGEST_ATTEMPTS + 1):
+            try:
+                return self._run(work, write=True)
+            except _InsertedConcurrently:
+                if attempt == _INGEST_ATTEMPTS:
+                    raise DatabaseUnavailable(
+                        "instance-hours kept being inserted concurrently; try again"
+                    ) from None
+            except IntegrityError as exc:
+                # A month without its partition (housekeeping creates them ahead; this is the
+                # safety net): create it, then store the batch.
+                if not is_missing_partition(exc) or attempt == _INGEST_ATTEMPTS:
+                    raise
+                self._create_partitions(periods_of_hours(m.hour for m in planned[-1]))
+        raise AssertionError("unreachable")
 
-    def _ingest_generic(self, conn: Connection, plan: BatchPlan) -> IngestOutcome:
-        stmt = (
-            self._insert(usage_slots)
-            .on_conflict_do_nothing()
-            .returning(usage_slots.c.org_id, usage_slots.c.minute)
-        )
-        rows = conn.execute(
-            stmt,
-            [
-                {
-                    "instance_id": s.instance_id,
-                    "minute": s.minute,
-                    "org_id": s.org_id,
-                    "state": s.state.value,
-                }
-                for s in plan.slots
-            ],
-        ).all()
-        per_day = Counter((r.org_id, day_of_minute(r.minute)) for r in rows)
+    def _create_partitions(self, months: list[BillingPeriod]) -> None:
+        self._run(lambda conn: create_partitions(conn, months), write=True)
+
+    def _ingest_generic(self, conn: Connection, masks: Sequence[HourMask]) -> IngestOutcome:
+        """SQLite: read the stored masks (under the write lock), add what is new."""
+        u = usage_hours.c
+        stored: dict[tuple[str, str, int], int] = {}
+        for org_id in sorted({m.org_id for m in masks}):
+            theirs = [m for m in masks if m.org_id == org_id]
+            for chunk in _chunks(theirs, 300):
+                rows = conn.execute(
+                    select(u.instance_id, u.hour, u.minute_mask).where(
+                        u.org_id == org_id,
+                        tuple_(u.instance_id, u.hour).in_(
+                            [(m.instance_id, m.hour) for m in chunk]
+                        ),
+                    )
+                )
+                stored.update({(org_id, r.instance_id, r.hour): r.minute_mask for r in rows})
+        per_day: Counter[tuple[str, date]] = Counter()
+        changed = []
+        for m in masks:
+            old = stored.get((m.org_id, m.instance_id, m.hour), 0)
+            added = minutes_added(old, m.minute_mask)
+            if added:
+                per_day[(m.org_id, day_of_minute(m.hour * MINUTES_PER_HOUR))] += added
+                changed.append(
+                    {
+                        "org_id": m.org_id,
+                        "instance_id": m.instance_id,
+                        "hour": m.hour,
+                        "minute_mask": old | m.minute_mask,
+                    }
+                )
+        if changed:
+            upsert = self._insert(usage_hours)
+            upsert = upsert.on_conflict_do_update(
+                index_elements=[u.org_id, u.instance_id, u.hour],
+                set_={"minute_mask": upsert.excluded.minute_mask},
+            )
+            conn.execute(upsert, changed)
         if per_day:
             upsert = self._insert(daily_usage)
             upsert = upsert.on_conflict_do_update(
@@ -178,7 +309,7 @@ class UsageStore(Store):
                 upsert,
                 [{"org_id": o, "day": d, "minutes": n} for (o, d), n in sorted(per_day.items())],
             )
-        return IngestOutcome(len(rows), len(per_day))
+        return IngestOutcome(sum(per_day.values()), len(per_day))
 
     def _record_sightings(self, conn: Connection, plan: BatchPlan) -> None:
         if not plan.sightings:
@@ -241,7 +372,8 @@ class UsageStore(Store):
         return [(r.id, r.plan, int(r.minutes)) for r in self._run(lambda c: c.execute(query))]
 
     def raw_daily_minutes(self, org_id: str, period: BillingPeriod) -> dict[date, int]:
-        """Count an org's raw slots per day (debug and repair only: this scans slots)."""
+        """Count an org's raw minutes per day (debug and repair only: this reads every
+        instance-hour of the org in the period)."""
         query = _raw_daily_query(org_id, period)
         return _by_day(self._run(lambda c: c.execute(query).all()))
 
@@ -267,26 +399,36 @@ class UsageStore(Store):
             last_state=row.last_state,
         )
 
-    def instance_minutes(self, instance_id: str, period: BillingPeriod) -> int:
-        # A primary-key range read over one instance's slots: bounded by minutes in a month.
-        query = select(func.count()).where(
-            usage_slots.c.instance_id == instance_id,
-            usage_slots.c.minute >= period.start_minute,
-            usage_slots.c.minute < period.end_minute,
+    def instance_minutes(self, org_id: str, instance_id: str, period: BillingPeriod) -> int:
+        # A primary-key range read over one instance's hours: at most 744 rows a month.
+        u = usage_hours.c
+        query = select(func.coalesce(func.sum(minute_count(u.minute_mask)), 0)).where(
+            u.org_id == org_id, u.instance_id == instance_id, *_hours_of(period)
         )
         return int(self._run(lambda c: c.execute(query).scalar_one()))
 
     # -- repair -----------------------------------------------------------------------------
 
-    def rebuild_rollups(self, org_id: str) -> dict[date, int]:
-        """Recompute an org's daily rollups from its raw minute slots; returns the new rollups."""
+    def rebuild_rollups(self, org_id: str, *, first_day: date) -> dict[date, int]:
+        """Recompute an org's daily rollups from `first_day` on from its raw instance-hours;
+        returns the new rollups. Days before `first_day` are left alone: their months are
+        closed and invoiced, and their raw usage may be archived away."""
+        first_hour = (first_day - EPOCH_DAY).days * 24
 
         def work(conn: Connection) -> dict[date, int]:
             if self.db.is_postgres:
                 # Hold off concurrent ingest for this short repair so no increment is lost.
-                conn.execute(text("LOCK TABLE usage_slots IN SHARE MODE"))
-            rebuilt = _by_day(conn.execute(_raw_daily_query(org_id)).all())
-            conn.execute(daily_usage.delete().where(daily_usage.c.org_id == org_id))
+                conn.execute(text("LOCK TABLE usage_hours IN SHARE MODE"))
+            rebuilt = _by_day(
+                conn.execute(
+                    _raw_daily_query(org_id).where(usage_hours.c.hour >= first_hour)
+                ).all()
+            )
+            conn.execute(
+                daily_usage.delete().where(
+                    daily_usage.c.org_id == org_id, daily_usage.c.day >= first_day
+                )
+            )
             if rebuilt:
                 conn.execute(
                     daily_usage.insert(),
@@ -305,7 +447,7 @@ class UsageStore(Store):
         self, org_id: str, period: BillingPeriod, *, limit: int
     ) -> tuple[list[OrgInstance], int]:
         """An org's instances, most recently seen first, with their stored throttle state and
-        minutes this period (one grouped range read over just these instances' slots)."""
+        minutes this period (one grouped range read over just these instances' hours)."""
 
         def work(conn: Connection) -> tuple[list[OrgInstance], int]:
             total = int(
@@ -334,14 +476,11 @@ class UsageStore(Store):
             ids = [r.instance_id for r in rows]
             minutes: dict[str, int] = {}
             if ids:
+                u = usage_hours.c
                 counted = conn.execute(
-                    select(usage_slots.c.instance_id, func.count().label("n"))
-                    .where(
-                        usage_slots.c.instance_id.in_(ids),
-                        usage_slots.c.minute >= period.start_minute,
-                        usage_slots.c.minute < period.end_minute,
-                    )
-                    .group_by(usage_slots.c.instance_id)
+                    select(u.instance_id, func.sum(minute_count(u.minute_mask)).label("n"))
+                    .where(u.org_id == org_id, u.instance_id.in_(ids), *_hours_of(period))
+                    .group_by(u.instance_id)
                 )
                 minutes = {r.instance_id: int(r.n) for r in counted}
             return [_instance(r, minutes.get(r.instance_id, 0)) for r in rows], total
