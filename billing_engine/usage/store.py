@@ -10,10 +10,9 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Select, and_, case, func, select, text, tuple_
+from sqlalchemy import Connection, Select, and_, case, func, select, text
 from sqlalchemy.exc import IntegrityError
 
-from billing_core.errors import DatabaseUnavailable
 from billing_core.periods import EPOCH_DAY, BillingPeriod, day_of_minute
 from billing_core.sql import utc, utc_or_none
 from billing_engine.customers.store import OrgRecord, org_from_row
@@ -25,13 +24,7 @@ from billing_engine.usage.partitions import (
     is_missing_partition,
     periods_of_hours,
 )
-from billing_engine.usage.rules import (
-    MINUTES_PER_HOUR,
-    BatchPlan,
-    HourMask,
-    hour_masks,
-    minutes_added,
-)
+from billing_engine.usage.rules import MINUTES_PER_HOUR, BatchPlan, HourMask, hour_masks
 from billing_engine.usage.tables import daily_usage, instances, minute_count, usage_hours
 
 
@@ -73,12 +66,11 @@ def _as_date(value: date | str) -> date:
     return date.fromisoformat(value) if isinstance(value, str) else value
 
 
-# The hot path on PostgreSQL, one round trip: lock the batch's instance-hours already stored (in
-# key order, so overlapping batches cannot deadlock), OR the new minutes into them, insert the
-# instance-hours not stored yet, and add exactly the minutes that were new to the daily rollups.
-# A locked row cannot change under us, so "new" is exact. An instance-hour another transaction
-# inserted after this statement's snapshot is skipped by ON CONFLICT DO NOTHING and shows as
-# `written` < the batch's rows: the caller rolls back and runs the batch again.
+# The hot path on PostgreSQL, one round trip: upsert the batch's instance-hours in key order (so
+# overlapping batches lock rows in the same order and cannot deadlock), ORing the minutes into
+# the stored mask, and add exactly the minutes that were new to the daily rollups. The conflict
+# branch runs on the stored row, locked, so "new" is exact even against a concurrent batch; a
+# batch that adds nothing to a row leaves it unwritten.
 _PG_INGEST = text(
     """
     WITH input AS (
@@ -86,50 +78,28 @@ _PG_INGEST = text(
             CAST(:org_ids AS text[]), CAST(:instance_ids AS text[]),
             CAST(:hours AS integer[]), CAST(:masks AS bigint[])
         ) AS t(org_id, instance_id, hour, minute_mask)
-    ), held AS (
-        SELECT u.org_id, u.instance_id, u.hour, u.minute_mask AS stored, i.minute_mask AS sent
-        FROM usage_hours u
-        JOIN input i ON u.org_id = i.org_id AND u.instance_id = i.instance_id AND u.hour = i.hour
-        ORDER BY u.org_id, u.instance_id, u.hour
-        FOR UPDATE OF u
-    ), grown AS (
-        UPDATE usage_hours u SET minute_mask = u.minute_mask | h.sent
-        FROM held h
-        WHERE u.org_id = h.org_id AND u.instance_id = h.instance_id AND u.hour = h.hour
-          AND h.sent & ~h.stored <> 0
-        RETURNING u.org_id, u.hour, h.sent & ~h.stored AS added
-    ), fresh AS (
-        INSERT INTO usage_hours (minute_mask, hour, org_id, instance_id)
-        SELECT i.minute_mask, i.hour, i.org_id, i.instance_id FROM input i
-        WHERE NOT EXISTS (
-            SELECT 1 FROM held h
-            WHERE h.org_id = i.org_id AND h.instance_id = i.instance_id AND h.hour = i.hour
-        )
-        ORDER BY i.org_id, i.instance_id, i.hour
-        ON CONFLICT DO NOTHING
-        RETURNING org_id, hour, minute_mask AS added
-    ), added AS (
-        SELECT org_id, hour, bit_count(CAST(added AS bit(64))) AS minutes FROM grown
-        UNION ALL
-        SELECT org_id, hour, bit_count(CAST(added AS bit(64))) AS minutes FROM fresh
+    ), written AS (
+        INSERT INTO usage_hours AS u (minute_mask, hour, minutes_added, org_id, instance_id)
+        SELECT minute_mask, hour, bit_count(CAST(minute_mask AS bit(64))), org_id, instance_id
+        FROM input ORDER BY org_id, instance_id, hour
+        ON CONFLICT (org_id, instance_id, hour) DO UPDATE
+        SET minute_mask = u.minute_mask | EXCLUDED.minute_mask,
+            minutes_added = bit_count(CAST(EXCLUDED.minute_mask & ~u.minute_mask AS bit(64)))
+        WHERE EXCLUDED.minute_mask & ~u.minute_mask <> 0
+        RETURNING u.org_id, u.hour, u.minutes_added
     ), rolled AS (
         INSERT INTO daily_usage (org_id, day, minutes)
-        SELECT org_id, DATE '1970-01-01' + hour / 24 AS day, sum(minutes)
-        FROM added GROUP BY 1, 2 ORDER BY 1, 2
+        SELECT org_id, DATE '1970-01-01' + hour / 24 AS day, sum(minutes_added)
+        FROM written GROUP BY 1, 2 ORDER BY 1, 2
         ON CONFLICT (org_id, day) DO UPDATE SET minutes = daily_usage.minutes + EXCLUDED.minutes
         RETURNING 1
     )
-    SELECT (SELECT coalesce(sum(minutes), 0) FROM added) AS new_minutes,
-           (SELECT count(*) FROM rolled) AS days,
-           (SELECT count(*) FROM held) + (SELECT count(*) FROM fresh) AS written
+    SELECT (SELECT coalesce(sum(minutes_added), 0) FROM written) AS new_minutes,
+           (SELECT count(*) FROM rolled) AS days
     """
 )
-# Attempts at a batch that keeps meeting instance-hours inserted concurrently (see above).
-_INGEST_ATTEMPTS = 5
-
-
-class _InsertedConcurrently(Exception):
-    """Another transaction inserted one of the batch's instance-hours after our snapshot."""
+# Attempts at a batch whose month had no partition (the first creates it).
+_INGEST_ATTEMPTS = 2
 
 
 def period_minutes_query(org_id: str, period: BillingPeriod) -> Select[Any]:
@@ -207,10 +177,6 @@ class UsageStore(Store):
         planned: list[tuple[HourMask, ...]] = []
 
         def work(conn: Connection) -> tuple[BatchPlan, IngestOutcome]:
-            if not self.db.is_postgres:
-                # SQLite: take the write lock first, so the masks read below stay as read until
-                # commit (a deferred transaction would read, then find them changed).
-                conn.execute(text("UPDATE usage_hours SET minute_mask = minute_mask WHERE 0"))
             owners: dict[str, str] = {}
             if wanted:
                 rows = conn.execute(
@@ -234,8 +200,6 @@ class UsageStore(Store):
                         "masks": [m.minute_mask for m in masks],
                     },
                 ).one()
-                if int(row.written) != len(masks):
-                    raise _InsertedConcurrently
                 outcome = IngestOutcome(int(row.new_minutes), int(row.days))
             else:
                 outcome = self._ingest_generic(conn, masks)
@@ -245,11 +209,6 @@ class UsageStore(Store):
         for attempt in range(1, _INGEST_ATTEMPTS + 1):
             try:
                 return self._run(work, write=True)
-            except _InsertedConcurrently:
-                if attempt == _INGEST_ATTEMPTS:
-                    raise DatabaseUnavailable(
-                        "instance-hours kept being inserted concurrently; try again"
-                    ) from None
             except IntegrityError as exc:
                 # A month without its partition (housekeeping creates them ahead; this is the
                 # safety net): create it, then store the batch.
@@ -262,43 +221,35 @@ class UsageStore(Store):
         self._run(lambda conn: create_partitions(conn, months), write=True)
 
     def _ingest_generic(self, conn: Connection, masks: Sequence[HourMask]) -> IngestOutcome:
-        """SQLite: read the stored masks (under the write lock), add what is new."""
+        """SQLite: the same upsert through SQLAlchemy, the rollups from what it returns."""
         u = usage_hours.c
-        stored: dict[tuple[str, str, int], int] = {}
-        for org_id in sorted({m.org_id for m in masks}):
-            theirs = [m for m in masks if m.org_id == org_id]
-            for chunk in _chunks(theirs, 300):
-                rows = conn.execute(
-                    select(u.instance_id, u.hour, u.minute_mask).where(
-                        u.org_id == org_id,
-                        tuple_(u.instance_id, u.hour).in_(
-                            [(m.instance_id, m.hour) for m in chunk]
-                        ),
-                    )
-                )
-                stored.update({(org_id, r.instance_id, r.hour): r.minute_mask for r in rows})
         per_day: Counter[tuple[str, date]] = Counter()
-        changed = []
-        for m in masks:
-            old = stored.get((m.org_id, m.instance_id, m.hour), 0)
-            added = minutes_added(old, m.minute_mask)
-            if added:
-                per_day[(m.org_id, day_of_minute(m.hour * MINUTES_PER_HOUR))] += added
-                changed.append(
+        for chunk in _chunks(masks, 1000):
+            stmt = self._insert(usage_hours).values(
+                [
                     {
+                        "minute_mask": m.minute_mask,
+                        "hour": m.hour,
+                        "minutes_added": m.minutes,
                         "org_id": m.org_id,
                         "instance_id": m.instance_id,
-                        "hour": m.hour,
-                        "minute_mask": old | m.minute_mask,
                     }
-                )
-        if changed:
-            upsert = self._insert(usage_hours)
-            upsert = upsert.on_conflict_do_update(
-                index_elements=[u.org_id, u.instance_id, u.hour],
-                set_={"minute_mask": upsert.excluded.minute_mask},
+                    for m in chunk
+                ]
             )
-            conn.execute(upsert, changed)
+            new_bits = stmt.excluded.minute_mask.bitwise_and(u.minute_mask.bitwise_not())
+            stmt = stmt.on_conflict_do_update(
+                index_elements=[u.org_id, u.instance_id, u.hour],
+                set_={
+                    "minute_mask": u.minute_mask.bitwise_or(stmt.excluded.minute_mask),
+                    "minutes_added": minute_count(new_bits),
+                },
+                where=new_bits != 0,
+            ).returning(u.org_id, u.hour, u.minutes_added)
+            for row in conn.execute(stmt):
+                per_day[(row.org_id, day_of_minute(row.hour * MINUTES_PER_HOUR))] += int(
+                    row.minutes_added
+                )
         if per_day:
             upsert = self._insert(daily_usage)
             upsert = upsert.on_conflict_do_update(

@@ -13,6 +13,7 @@ from sqlalchemy import (
     Index,
     Integer,
     PrimaryKeyConstraint,
+    SmallInteger,
     String,
     Table,
 )
@@ -28,11 +29,17 @@ from billing_engine.db.metadata import metadata
 # distributed PostgreSQL (Citus) would shard on. The fixed-width columns come first so
 # PostgreSQL pads nothing between them. On PostgreSQL the table is partitioned by month of
 # `hour` (`usage/partitions.py` keeps the partitions); on SQLite it is one B-tree (no rowid).
+#
+# `minutes_added` is how many minutes the row's last write added. It is how one upsert both
+# merges and counts: the conflict branch sees the stored mask (locked) and the one sent, and
+# RETURNING can only show the row as written. It costs nothing on PostgreSQL (it fills the
+# padding after `hour`) and means nothing between writes.
 usage_hours = Table(
     "usage_hours",
     metadata,
     Column("minute_mask", BigInteger, nullable=False),
     Column("hour", Integer, nullable=False),
+    Column("minutes_added", SmallInteger, nullable=False),
     Column("org_id", String(64), nullable=False),
     Column("instance_id", String(128), nullable=False),
     PrimaryKeyConstraint("org_id", "instance_id", "hour"),

@@ -110,7 +110,7 @@ def test_a_late_minute_joins_its_stored_hour_and_counts_once(database):
 
 
 def test_overlapping_batches_sent_at_once_are_billed_exactly(pg_database):
-    """Retries racing their originals: batches that share instance-hours, some not stored yet,
+    """Retries racing their originals: batches that share instance-hours, many not stored yet,
     committed concurrently from eight threads, count each minute once."""
     empty_tables(pg_database)
     repo = UsageStore(pg_database)

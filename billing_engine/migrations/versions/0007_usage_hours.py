@@ -61,6 +61,7 @@ def upgrade() -> None:
     columns: list[sa.schema.SchemaItem] = [
         sa.Column("minute_mask", sa.BigInteger, nullable=False),
         sa.Column("hour", sa.Integer, nullable=False),
+        sa.Column("minutes_added", sa.SmallInteger, nullable=False),
         sa.Column("org_id", sa.String(64), nullable=False),
         sa.Column("instance_id", sa.String(128), nullable=False),
     ]
@@ -76,16 +77,18 @@ def upgrade() -> None:
         for year, month in _months(first, last):
             _create_month(year, month)
         mask = "CAST(sum(CAST(1 AS bigint) << CAST(minute % 60 AS integer)) AS bigint)"
+        added = "CAST(count(*) AS smallint)"
     else:
         op.create_table(
             PARENT, *columns, sa.PrimaryKeyConstraint("org_id", "instance_id", "hour"),
             sqlite_with_rowid=False,
         )
         mask = "sum(1 << (minute % 60))"
+        added = "count(*)"
     # (instance_id, minute) is unique in usage_slots, so the bits summed are distinct: an OR.
     op.execute(
-        "INSERT INTO usage_hours (minute_mask, hour, org_id, instance_id) "
-        "SELECT " + mask + ", CAST(minute / 60 AS integer), org_id, instance_id "
+        "INSERT INTO usage_hours (minute_mask, hour, minutes_added, org_id, instance_id) "
+        "SELECT " + mask + ", CAST(minute / 60 AS integer), " + added + ", org_id, instance_id "
         "FROM usage_slots GROUP BY org_id, instance_id, CAST(minute / 60 AS integer) "
         "ORDER BY org_id, instance_id, CAST(minute / 60 AS integer)"
     )
