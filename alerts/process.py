@@ -143,7 +143,7 @@ def build_process(settings: Settings, *, environ: Mapping[str, str], clock: Cloc
                            backoff_max=timedelta(seconds=settings.outbox_backoff_max_seconds),
                            max_attempts=settings.outbox_max_attempts,
                            lease=timedelta(seconds=settings.outbox_lease_seconds)))
-    process.leader = LeaderElection(settings.database_url, metrics=metrics)
+    process.leader = LeaderElection(settings.leader_lock_url, metrics=metrics)
     process.scheduler = AlertsScheduler(
         leader=process.leader, evaluator=process.evaluator, budget=process.budget,
         worker=process.worker, evaluation_interval=settings.evaluation_interval_seconds,

@@ -20,6 +20,7 @@ from billing_core.settings import (
     check_admin_key,
     check_port,
     default_admin_key,
+    env_float,
     env_int,
     parse_admin_api_keys,
     secrets_to_scrub,
@@ -121,6 +122,7 @@ class Settings:
                 seconds=env_int(env, "HEARTBEAT_CLOCK_SKEW_SECONDS", 120)
             ),
             period_close_grace=timedelta(seconds=env_int(env, "PERIOD_CLOSE_GRACE_SECONDS", 3600)),
+            housekeeping_interval_seconds=env_float(env, "HOUSEKEEPING_INTERVAL_SECONDS", 15.0),
             log_level=(env.get("LOG_LEVEL") or "INFO").upper(),
             db_pool_size=env_int(env, "DB_POOL_SIZE", 10),
             stripe_secret_key=env.get("STRIPE_SECRET_KEY") or None,
@@ -156,6 +158,8 @@ class Settings:
             raise SettingsError("ENTITLEMENTS_CACHE_TTL_SECONDS must be at least 1")
         if self.payment_retention_days < 1:
             raise SettingsError("PAYMENT_RETENTION_DAYS must be at least 1")
+        if not 0.05 <= self.housekeeping_interval_seconds <= 3600:
+            raise SettingsError("HOUSEKEEPING_INTERVAL_SECONDS must be between 0.05 and 3600")
         if self.usage_retention_months < 1:
             raise SettingsError("USAGE_RETENTION_MONTHS must be at least 1")
         check_port("PORT", self.port)

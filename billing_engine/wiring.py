@@ -196,17 +196,24 @@ def build_services(
         payment_store, inbox=inbox, days=settings.payment_retention_days, clock=clock
     )
     housekeeper = Housekeeper(
-        database=database, metrics=metrics, interval=settings.housekeeping_interval_seconds
+        database=database,
+        metrics=metrics,
+        interval=settings.housekeeping_interval_seconds,
+        clock=clock,
     )
+    # Gauges: every round, on every replica (each exports its own metrics).
     housekeeper.add("usage_gauges", usage.refresh_gauges)
     housekeeper.add("entitlements_cache", cache.ping)
     housekeeper.add("throttle_gauges", throttling.refresh_over_limit)
     housekeeper.add("webhook_gauges", webhooks.refresh_gauges)
-    housekeeper.add("payment_retention", retention.run_if_due)
     housekeeper.add("meter_gauges", meters.refresh_gauges)
     housekeeper.add("reconciliation_gauge", reconciler.refresh_gauge)
-    # Closes last month once its grace has passed; a no-op check on every other round.
-    housekeeper.add("close_period", invoicing.close_due_period)
+    housekeeper.add("job_gauges", housekeeper.refresh_job_gauges)
+    # Jobs: once per period across every replica and worker (operability/housekeeping.py).
+    # Closing last month once its grace has passed is a no-op check on every other run.
+    housekeeper.add_job("close_period", invoicing.close_due_period,
+                        every=4 * settings.housekeeping_interval_seconds)
+    housekeeper.add_job("payment_retention", retention.run, every=3600)
     invoice_store = InvoiceStore(database)
     usage_retention = UsageRetention(
         store=PartitionStore(database),
@@ -217,7 +224,8 @@ def build_services(
         clock=clock,
     )
     # Partitions ahead, storage gauges, and months past retention archived and dropped.
-    housekeeper.add("usage_retention", usage_retention.run, every=3600)
+    housekeeper.add_job("usage_retention", usage_retention.run, every=3600)
+    housekeeper.add_job("forget_old_job_claims", housekeeper.forget_old_claims, every=3600)
     return Services(
         settings=settings,
         database=database,
@@ -256,5 +264,11 @@ def build_services(
         cache=cache,
         dedup=dedup,
         housekeeper=housekeeper,
-        meter_flusher=MeterFlusher(meters, settings.meter_flush_interval_seconds),
+        meter_flusher=MeterFlusher(
+            meters,
+            settings.meter_flush_interval_seconds,
+            claim=lambda: housekeeper.holds(
+                "meter_flush", every=settings.meter_flush_interval_seconds
+            ),
+        ),
     )

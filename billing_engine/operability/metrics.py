@@ -151,6 +151,18 @@ class EngineMetrics:
             "Months past raw-usage retention kept because their period is not closed yet.",
             registry=r,
         )
+        self.housekeeping_job_runs = Counter(
+            "housekeeping_job_runs_total",
+            "Periodic jobs this replica ran (it held the job's slot), by job and outcome.",
+            ["job", "outcome"],
+            registry=r,
+        )
+        self.housekeeping_job_last_success = Gauge(
+            "housekeeping_job_last_success_timestamp_seconds",
+            "When each periodic job last finished well, on whichever replica ran it.",
+            ["job"],
+            registry=r,
+        )
         self.usage_months_retired = Counter(
             "usage_months_retired_total",
             "Months of raw usage archived and dropped under the retention setting.",
