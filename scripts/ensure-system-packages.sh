@@ -10,6 +10,7 @@ for pkg in "$@"; do
     prometheus)   { command -v promtool >/dev/null && command -v prometheus >/dev/null; } || missing+=("$pkg") ;;
     haproxy)      { command -v haproxy || [ -x /usr/sbin/haproxy ]; } >/dev/null || missing+=("$pkg") ;;
     pgbouncer)    { command -v pgbouncer || [ -x /usr/sbin/pgbouncer ]; } >/dev/null || missing+=("$pkg") ;;
+    kubectl)      command -v kubectl >/dev/null || missing+=("$pkg") ;;
     python3*-venv) dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg") ;;
     *)            dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg") ;;
   esac
