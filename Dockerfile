@@ -20,7 +20,10 @@ COPY alerts ./alerts
 COPY dashboard ./dashboard
 COPY runbooks ./runbooks
 COPY prometheus ./prometheus
-RUN pip install ".${INSTALL_EXTRAS:+[$INSTALL_EXTRAS]}" && useradd --system --uid 10001 app
+# /var/lib/billing/usage-archive: retired months of raw usage (USAGE_ARCHIVE_DIR), a volume in
+# compose and Kubernetes; made here so a fresh volume belongs to the app user.
+RUN pip install ".${INSTALL_EXTRAS:+[$INSTALL_EXTRAS]}" && useradd --system --uid 10001 app \
+    && mkdir -p /var/lib/billing/usage-archive && chown app /var/lib/billing/usage-archive
 USER app
 
 EXPOSE 8006 8007 8501

@@ -30,7 +30,7 @@ run-deps:
 	@scripts/ensure-system-packages.sh prometheus
 
 test-deps:
-	@scripts/ensure-system-packages.sh postgresql redis-server prometheus chromium
+	@scripts/ensure-system-packages.sh postgresql redis-server prometheus chromium haproxy pgbouncer kubectl
 
 run: venv run-deps
 	$(PY) scripts/run_local.py

@@ -175,7 +175,7 @@ def build_process(settings: Settings, *, environ: Mapping[str, str], clock: Cloc
         workers[lane.name] = OutboxWorker(store=store, resolve=lane_channels.for_receiver,
                                           metrics=metrics, clock=clock, policy=policy, lane=lane)
     process.page_worker, process.worker = workers[PAGES.name], workers[BULK_LANE.name]
-    process.leader = LeaderElection(settings.database_url, metrics=metrics)
+    process.leader = LeaderElection(settings.leader_lock_url, metrics=metrics)
     process.scheduler = AlertsScheduler(
         leader=process.leader, evaluator=process.evaluator, budget=process.budget,
         oncall=oncall, incidents=incidents, workers=[process.page_worker, process.worker],

@@ -43,6 +43,7 @@ from billing_core.settings import (
     secrets_to_scrub,
     url_password,
 )
+from billing_core.sql import through_pgbouncer
 
 __all__ = ["DEFAULT_DATABASE_URL", "DEFAULT_PORT", "Settings", "SettingsError"]
 
@@ -113,6 +114,10 @@ class Settings:
 
     # leadership (PostgreSQL advisory lock); SQLite: always the leader
     leader_retry_seconds: float = 5.0
+    # Where the leader lock's session goes: DATABASE_URL unless set. A session-level lock needs
+    # a session of its own, which PgBouncer in transaction mode does not give: with
+    # DATABASE_URL through it, this must name PostgreSQL (or a session-mode pool) directly.
+    leader_database_url: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -166,6 +171,7 @@ class Settings:
             grafana_url=links.grafana_url,
             silence_max_days=env_int(env, "SILENCE_MAX_DAYS", 30, minimum=1),
             leader_retry_seconds=env_float(env, "LEADER_RETRY_SECONDS", 5.0, minimum=0.1),
+            leader_database_url=env.get("LEADER_DATABASE_URL") or None,
         )
         settings.validate()
         return settings
@@ -182,6 +188,16 @@ class Settings:
         if self.leader_retry_seconds > 10:
             # A standby must notice a dead leader well within 30 seconds.
             raise SettingsError("LEADER_RETRY_SECONDS must be at most 10")
+        if through_pgbouncer(self.leader_lock_url):
+            # Two replicas could each believe they hold the lock, and both send.
+            raise SettingsError(
+                "the leader lock needs a database session of its own, which PgBouncer in "
+                "transaction mode does not keep: set LEADER_DATABASE_URL to PostgreSQL itself "
+                "(or a session-mode pool) when DATABASE_URL goes through PgBouncer")
+
+    @property
+    def leader_lock_url(self) -> str:
+        return self.leader_database_url or self.database_url
 
     def admin_keys(self) -> tuple[tuple[str, str], ...]:
         """(name, key) of every configured admin key; ADMIN_API_KEY is named "admin"."""
@@ -208,4 +224,5 @@ class Settings:
         return secrets_to_scrub([self.admin_api_key, self.smtp_password, self.slack_webhook_url,
                                  self.slack_incidents_webhook_url, self.slack_bot_token,
                                  *(key for _name, key in self.admin_api_keys),
-                                 url_password(self.database_url)])
+                                 url_password(self.database_url),
+                                 url_password(self.leader_database_url)])

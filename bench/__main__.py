@@ -1,8 +1,11 @@
-"""make bench: ingest, lookup, console and alerts figures, each beside a same-run reference.
+"""make bench: ingest, lookup, storage, console and alerts figures, each beside a same-run
+reference.
 
-Ingest: heartbeats/s through POST /v1/heartbeats (1,000 per batch) into PostgreSQL, beside a raw
-COPY of the same rows into a copy of the same table. Lookup: GET /v1/billing latency at a fixed
-arrival rate with 10,000 orgs holding 30 days of usage, beside GET /healthz on the same server.
+At 0, 10 million and 100 million stored instance-minutes (bench/scale.py): ingest in heartbeats/s
+through POST /v1/heartbeats (1,000 per batch) into PostgreSQL, in two shapes, beside a raw COPY
+of the same heartbeats as minute rows; GET /v1/billing latency at a fixed arrival rate with
+10,000 orgs holding 30 days of usage, beside GET /healthz on the same server; bytes per stored
+instance-minute. Then the console, budget rounds at 100,000 and 1,000,000 orgs, and page latency.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -30,6 +34,7 @@ from bench.alerts_bench import (
 )
 from bench.console import bench_console, print_console
 from bench.load import open_loop
+from bench.scale import seed_stored_minutes, stored
 from billing_core.access.tokens import display_prefix, new_token, token_hash
 from billing_engine.db import migrate
 from devstack.processes import EngineProcess
@@ -65,11 +70,25 @@ def percentile(values: list[float], q: float) -> float:
 # -- ingest --------------------------------------------------------------------------------------
 
 
-def ingest_rows(orgs: int, instances_per_org: int, minutes: int, start: datetime):
-    for o in range(orgs):
-        for i in range(instances_per_org):
-            for m in range(minutes):
-                yield (f"bench{o}-i{i}", start + timedelta(minutes=m), f"org_bench{o}")
+def ingest_rows(shape: str, tag: str, now: datetime) -> list[tuple[str, datetime, str]]:
+    """(instance_id, ts, org_id) of one ingest run, in the order bodies are cut from them."""
+    rows = []
+    if shape == "backfill":  # 100 orgs x 10 instances x 195 consecutive minutes
+        start = max(now.replace(day=1, hour=0, minute=0, second=0, microsecond=0),
+                    now - timedelta(days=5))
+        for o in range(100):
+            for i in range(10):
+                for m in range(195):
+                    rows.append((f"{tag}{o}-i{i}", start + timedelta(minutes=m), f"org_{tag}{o}"))
+        return rows
+    # stream: 10 orgs x 1,000 instances, each org's fleet sending one minute per body
+    start = now.replace(second=0, microsecond=0) - timedelta(minutes=25)
+    for m in range(20):
+        for o in range(10):
+            for i in range(1000):
+                rows.append((f"{tag}{o}-i{i:04d}", start + timedelta(minutes=m, seconds=7),
+                             f"org_{tag}{o}"))
+    return rows
 
 
 def create_org_key(engine_url: str, org: str, scopes: tuple[str, ...] = ("usage:write",)) -> str:
@@ -99,24 +118,22 @@ def seed_read_keys(url: str, orgs: list[str]) -> dict[str, str]:
     return keys
 
 
-def bench_ingest(url: str, *, total: int, workers: int, clients: int) -> dict[str, float]:
-    with psycopg.connect(libpq(url), autocommit=True) as conn:
-        for o in range(100):
-            conn.execute(
-                "INSERT INTO orgs (id, name, billing_email, plan, created_at, updated_at) "
-                "VALUES (%s, %s, %s, 'team', now(), now()) ON CONFLICT DO NOTHING",
-                (f"org_bench{o}", f"Bench {o}", f"b{o}@bench.example"),
-            )
-    now = datetime.now(UTC)
-    start = max(
-        now.replace(day=1, hour=0, minute=0, second=0, microsecond=0), now - timedelta(days=5)
-    )
-    minutes = max(1, total // (100 * 10))
-    rows = list(ingest_rows(100, 10, minutes, start))[:total]
-    # A fleet sends for its own org only: each body holds one org's heartbeats.
+def bench_ingest(url: str, *, shape: str, tag: str, workers: int, clients: int
+                 ) -> dict[str, Any]:
+    """Heartbeats/s through the API in one of two shapes (bench/scale.py), beside a COPY of the
+    same heartbeats as minute rows."""
+    rows = ingest_rows(shape, tag, datetime.now(UTC))
+    # A fleet sends for its own org only: each body holds one org's heartbeats, 1,000 at most.
     by_org: dict[str, list[tuple[str, datetime, str]]] = {}
     for row in rows:
         by_org.setdefault(row[2], []).append(row)
+    with psycopg.connect(libpq(url), autocommit=True) as conn:
+        for org in by_org:
+            conn.execute(
+                "INSERT INTO orgs (id, name, billing_email, plan, created_at, updated_at) "
+                "VALUES (%s, %s, %s, 'team', now(), now()) ON CONFLICT DO NOTHING",
+                (org, f"Bench {org}", f"{org}@bench.example"),
+            )
     bodies: list[tuple[str, bytes]] = []
     for org, org_rows in by_org.items():
         for i in range(0, len(org_rows), 1000):
@@ -126,6 +143,8 @@ def bench_ingest(url: str, *, total: int, workers: int, clients: int) -> dict[st
                 for iid, ts, _org in chunk
             ]
             bodies.append((org, json.dumps({"heartbeats": beats}).encode()))
+    if shape == "stream":  # minute by minute, the orgs of a minute side by side
+        bodies.sort(key=lambda body: body[1][body[1].index(b'"ts"'):][:30])
 
     engine = EngineProcess(
         url, admin_key=ADMIN, workers=workers, extra_env={"LOG_LEVEL": "WARNING"}
@@ -162,22 +181,31 @@ def bench_ingest(url: str, *, total: int, workers: int, clients: int) -> dict[st
         engine.stop()
 
     with psycopg.connect(libpq(url), autocommit=True) as conn:
-        conn.execute("CREATE TABLE copy_reference (LIKE usage_slots INCLUDING ALL)")
-        copy_rows = [(iid, int(ts.timestamp() // 60), org, "running") for iid, ts, org in rows]
+        # The table a row per instance-minute took before instance-hours (migration 0007).
+        conn.execute("DROP TABLE IF EXISTS copy_reference")
+        conn.execute(
+            "CREATE TABLE copy_reference (instance_id varchar(128) NOT NULL,"
+            " minute bigint NOT NULL, org_id varchar(64) NOT NULL, state varchar(8) NOT NULL,"
+            " PRIMARY KEY (instance_id, minute))"
+        )
+        conn.execute("CREATE INDEX ON copy_reference (org_id, minute)")
+        minute_rows = [(iid, int(ts.timestamp() // 60), org, "running") for iid, ts, org in rows]
         started = time.perf_counter()
         with (
             conn.cursor() as cur,
             cur.copy("COPY copy_reference (instance_id, minute, org_id, state) FROM STDIN") as copy,
         ):
-            for row in copy_rows:
-                copy.write_row(row)
+            for minute_row in minute_rows:
+                copy.write_row(minute_row)
         copy_seconds = time.perf_counter() - started
+        conn.execute("DROP TABLE copy_reference")
     api_rate = api_rows / api_seconds
-    copy_rate = len(copy_rows) / copy_seconds
+    copy_rate = len(minute_rows) / copy_seconds
     return {
+        "shape": shape,
         "api_rows": api_rows,
         "api_per_s": api_rate,
-        "copy_rows": len(copy_rows),
+        "copy_rows": len(minute_rows),
         "copy_per_s": copy_rate,
         "ratio": api_rate / copy_rate,
     }
@@ -241,69 +269,99 @@ def bench_lookup(url: str, *, orgs: int, rate: float, seconds: float) -> dict[st
     }
 
 
+def bench_at_size(url: str, size: int, args: argparse.Namespace) -> dict[str, object]:
+    """Seed `size` stored instance-minutes, then ingest (both shapes), lookup and storage."""
+    seeded = seed_stored_minutes(url, size)
+    tag = f"s{size // 1_000_000}m"
+    backfill = bench_ingest(url, shape="backfill", tag=f"{tag}b", workers=args.workers,
+                            clients=args.clients)
+    stream = bench_ingest(url, shape="stream", tag=f"{tag}s", workers=args.workers,
+                          clients=args.clients)
+    lookup = bench_lookup(url, orgs=args.orgs, rate=args.rate, seconds=args.seconds)
+    return {"stored_minutes": size, "seed": seeded, "backfill": backfill, "stream": stream,
+            "lookup": lookup, "storage": stored(url)}
+
+
+def print_scale(scale: dict[str, dict[str, Any]], args: argparse.Namespace) -> None:
+    print(f"\nscale   at each size: stored instance-minutes seeded straight into the tables, "
+          f"then ingest through the API ({args.workers} workers, {args.clients} clients) beside "
+          "COPY of the same heartbeats as minute rows")
+    print(f"{'stored':>12} {'shape':>9} {'API hb/s':>10} {'COPY rows/s':>12} {'ratio':>6}   "
+          f"{'billing p50/p95 ms':>18} {'healthz p50/p95 ms':>18} {'bytes/min':>9}")
+    for size, r in scale.items():
+        lookup, storage = r["lookup"], r["storage"]
+        for shape in ("backfill", "stream"):
+            ingest = r[shape]
+            print(f"{int(size):>12,} {shape:>9} {ingest['api_per_s']:>10,.0f} "
+                  f"{ingest['copy_per_s']:>12,.0f} {ingest['ratio']:>6.3f}   "
+                  f"{lookup['billing_p50_ms']:>8.1f} / {lookup['billing_p95_ms']:<7.1f} "
+                  f"{lookup['bare_p50_ms']:>8.1f} / {lookup['bare_p95_ms']:<7.1f} "
+                  f"{storage['bytes_per_minute']:>9.2f}")
+    sizes = list(scale)
+    if len(sizes) > 1:
+        first, last = scale[sizes[0]], scale[sizes[-1]]
+        for shape in ("backfill", "stream"):
+            kept = last[shape]["api_per_s"] / first[shape]["api_per_s"]
+            print(f"scale   {shape}: ingest at {int(sizes[-1]):,} stored is {kept:.2f} of ingest "
+                  f"at {int(sizes[0]):,} (target >= 0.80); {last[shape]['ratio']:.2f} of raw "
+                  "minute-row COPY (target >= 1.00)")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("--heartbeats", type=int, default=200_000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--clients", type=int, default=6)
     parser.add_argument("--orgs", type=int, default=10_000)
     parser.add_argument("--rate", type=float, default=200)
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--console-runs", type=int, default=20)
-    parser.add_argument("--alert-orgs", type=int, default=100_000)
+    parser.add_argument("--sizes", default="0,10000000,100000000",
+                        help="stored instance-minutes to measure at, comma-separated")
+    parser.add_argument("--alert-orgs", default="100000,1000000",
+                        help="orgs of each budget-round measurement, comma-separated")
+    parser.add_argument("--only", default="scale,console,alerts_budget,alerts_page",
+                        help="parts to run, comma-separated")
     parser.add_argument("--json", type=Path, default=ROOT / "var" / "bench" / "results.json")
     args = parser.parse_args()
+    parts = set(args.only.split(","))
 
-    results: dict[str, object] = {"machine": machine(), "date": date.today().isoformat()}
+    results: dict[str, Any] = {"machine": machine(), "date": date.today().isoformat()}
     with postgres_server("BENCH_DATABASE_URL", "TEST_DATABASE_URL") as server_url:
-        for name, run in (
-            (
-                "ingest",
-                lambda u: bench_ingest(
-                    u, total=args.heartbeats, workers=args.workers, clients=args.clients
-                ),
-            ),
-            (
-                "lookup",
-                lambda u: bench_lookup(u, orgs=args.orgs, rate=args.rate, seconds=args.seconds),
-            ),
-            (
-                "console",
-                lambda u: bench_console(u, runs=args.console_runs, orgs=args.orgs),
-            ),
-            ("alerts_budget", lambda u: bench_alerts_budget(u, orgs=args.alert_orgs)),
-            ("alerts_page", bench_alerts_page),
-            ("alerts_flood", bench_page_behind_flood),
-        ):
+        runs: list[tuple[str, Any]] = []
+        if "scale" in parts:
+            for size in (int(v) for v in args.sizes.split(",")):
+                runs.append((f"scale/{size}", lambda u, n=size: bench_at_size(u, n, args)))
+        if "console" in parts:
+            runs.append(("console",
+                         lambda u: bench_console(u, runs=args.console_runs, orgs=args.orgs)))
+        if "alerts_budget" in parts:
+            for orgs in (int(v) for v in args.alert_orgs.split(",")):
+                runs.append((f"alerts_budget/{orgs}",
+                             lambda u, n=orgs: bench_alerts_budget(u, orgs=n)))
+        if "alerts_page" in parts:
+            runs.append(("alerts_page", bench_alerts_page))
+            runs.append(("alerts_flood", bench_page_behind_flood))
+        for name, run in runs:
             with scratch_database(server_url, prefix="billing_bench", setup=migrate) as url:
-                results[name] = run(url)
+                group, _, key = name.partition("/")
+                if key:
+                    results.setdefault(group, {})[key] = run(url)
+                else:
+                    results[name] = run(url)
+                args.json.parent.mkdir(parents=True, exist_ok=True)
+                args.json.write_text(json.dumps(results, indent=2))  # each part as it ends
 
-    ingest, lookup = results["ingest"], results["lookup"]
     print(f"\nmachine: {results['machine']}")
-    print(
-        f"ingest  API   {ingest['api_per_s']:>10,.0f} heartbeats/s  ({ingest['api_rows']:,} rows, "
-        f"1,000 per batch, {args.workers} workers, {args.clients} clients)"
-    )
-    print(
-        f"ingest  COPY  {ingest['copy_per_s']:>10,.0f} rows/s        (same rows, same table shape)"
-    )
-    print(f"ingest  ratio {ingest['ratio']:.3f} of raw COPY  (target: >= 50,000 heartbeats/s)")
-    print(
-        f"lookup  GET /v1/billing  p50 {lookup['billing_p50_ms']:.1f} ms  p95 "
-        f"{lookup['billing_p95_ms']:.1f} ms  p99 {lookup['billing_p99_ms']:.1f} ms  "
-        f"({lookup['requests']:,} requests at {args.rate:.0f}/s, {args.orgs:,} orgs x 30 days)"
-    )
-    print(
-        f"lookup  GET /healthz     p50 {lookup['bare_p50_ms']:.1f} ms  p95 "
-        f"{lookup['bare_p95_ms']:.1f} ms  p99 {lookup['bare_p99_ms']:.1f} ms  (bare endpoint)"
-    )
-    print(
-        f"lookup  mean latency ratio billing/bare {lookup['mean_ratio']:.2f}  (target: p95 < 50 ms)"
-    )
-    print_console(results["console"])
-    print_alerts(results)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(results, indent=2))
+    if "scale" in results:
+        print_scale(results["scale"], args)
+    if "console" in results:
+        print_console(results["console"])
+    for budget in results.get("alerts_budget", {}).values():
+        print_alerts({"alerts_budget": budget})
+    if "alerts_page" in results:
+        print_alerts({"alerts_page": results["alerts_page"]})
+    if "alerts_flood" in results:
+        print_alerts({"alerts_flood": results["alerts_flood"]})
     return 0
 
 

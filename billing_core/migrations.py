@@ -14,7 +14,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
-from billing_core.sql import normalise_url
+from billing_core.sql import connectable_url, normalise_url
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,8 @@ class MigrationHistory:
         from alembic.runtime.migration import MigrationContext
         from sqlalchemy import create_engine, pool
 
-        engine = create_engine(normalise_url(url), poolclass=pool.NullPool)
+        plain, connect_args = connectable_url(url)
+        engine = create_engine(plain, poolclass=pool.NullPool, connect_args=connect_args)
         try:
             with engine.connect() as conn:
                 context = MigrationContext.configure(
@@ -88,7 +89,8 @@ def run_environment(*, version_table: str, lock_key: int) -> None:
 
     url = context.config.get_main_option("sqlalchemy.url")
     assert url, "sqlalchemy.url must be set"
-    connectable = create_engine(url, poolclass=pool.NullPool)
+    plain, connect_args = connectable_url(url)
+    connectable = create_engine(plain, poolclass=pool.NullPool, connect_args=connect_args)
     with connectable.connect() as connection:
         context.configure(
             connection=connection,

@@ -47,6 +47,14 @@ class BillingPeriod:
     def previous(self) -> BillingPeriod:
         return period_containing(self.start - timedelta(microseconds=1))
 
+    def next(self) -> BillingPeriod:
+        return period_containing(self.end)
+
+    def shifted(self, months: int) -> BillingPeriod:
+        """The period `months` months later (earlier when negative)."""
+        index = self.start.year * 12 + self.start.month - 1 + months
+        return period_containing(datetime(index // 12, index % 12 + 1, 1, tzinfo=UTC))
+
 
 def period_containing(ts: datetime) -> BillingPeriod:
     ts = ts.astimezone(UTC)

@@ -33,9 +33,31 @@ def normalise_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+# `?pgbouncer=true` on a PostgreSQL URL says it names PgBouncer in transaction pooling mode (the
+# parameter Prisma users know). It is taken off before connecting, and psycopg then never
+# prepares statements: a prepared statement lives in one server session, and in transaction
+# mode the next transaction may run on another (PgBouncer tracks them only from 1.21 on).
+POOLER_PARAMETER = "pgbouncer"
+
+
+def through_pgbouncer(url: str) -> bool:
+    """Whether the URL is marked as going through PgBouncer in transaction mode."""
+    value = make_url(url).query.get(POOLER_PARAMETER, "")
+    return str(value).lower() in {"1", "true", "yes", "on"}
+
+
+def connectable_url(url: str) -> tuple[str, dict[str, Any]]:
+    """The URL as the driver takes it (our own parameter removed, psycopg 3 chosen), and the
+    connect arguments it calls for."""
+    pooled = through_pgbouncer(url)
+    parsed = make_url(normalise_url(url)).difference_update_query([POOLER_PARAMETER])
+    connect_args: dict[str, Any] = {"prepare_threshold": None} if pooled else {}
+    return parsed.render_as_string(hide_password=False), connect_args
+
+
 def create_sql_engine(url: str, *, pool_size: int, application_name: str) -> Engine:
     """A SQLAlchemy engine for either backend."""
-    url = normalise_url(url)
+    url, pooler_args = connectable_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         return create_engine(
@@ -44,7 +66,8 @@ def create_sql_engine(url: str, *, pool_size: int, application_name: str) -> Eng
             max_overflow=pool_size,
             pool_pre_ping=True,
             pool_timeout=5,
-            connect_args={"connect_timeout": 3, "application_name": application_name},
+            connect_args={"connect_timeout": 3, "application_name": application_name,
+                          **pooler_args},
         )
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
@@ -61,8 +84,14 @@ def create_sql_engine(url: str, *, pool_size: int, application_name: str) -> Eng
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
+        # PostgreSQL's bit_count, for the engine's minute masks (integers on SQLite).
+        dbapi_conn.create_function("bit_count", 1, _bit_count, deterministic=True)
 
     return engine
+
+
+def _bit_count(value: int | None) -> int | None:
+    return None if value is None else int(value).bit_count()
 
 
 def is_postgres(engine: Engine) -> bool:

@@ -20,6 +20,7 @@ from billing_core.settings import (
     check_admin_key,
     check_port,
     default_admin_key,
+    env_float,
     env_int,
     parse_admin_api_keys,
     secrets_to_scrub,
@@ -89,6 +90,10 @@ class Settings:
     meter_close_delay: timedelta = timedelta(seconds=300)
     # Payment attempts and refunds older than this are deleted by the hourly retention job.
     payment_retention_days: int = 90
+    # Raw usage (instance-hours) of a month is kept this many complete months, then archived to
+    # USAGE_ARCHIVE_DIR and dropped once the month is invoiced; rollups and invoices stay.
+    usage_retention_months: int = 13
+    usage_archive_dir: Path = Path("var/usage-archive")
     # Abuse limits (docs/security.md#limits). A body larger than this is refused with 413.
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     # Failed authentications allowed per window from one client address and with one key
@@ -117,6 +122,7 @@ class Settings:
                 seconds=env_int(env, "HEARTBEAT_CLOCK_SKEW_SECONDS", 120)
             ),
             period_close_grace=timedelta(seconds=env_int(env, "PERIOD_CLOSE_GRACE_SECONDS", 3600)),
+            housekeeping_interval_seconds=env_float(env, "HOUSEKEEPING_INTERVAL_SECONDS", 15.0),
             log_level=(env.get("LOG_LEVEL") or "INFO").upper(),
             db_pool_size=env_int(env, "DB_POOL_SIZE", 10),
             stripe_secret_key=env.get("STRIPE_SECRET_KEY") or None,
@@ -131,6 +137,8 @@ class Settings:
             meter_flush_batch_size=env_int(env, "METER_FLUSH_BATCH_SIZE", 500),
             meter_close_delay=timedelta(seconds=env_int(env, "METER_CLOSE_DELAY_SECONDS", 300)),
             payment_retention_days=env_int(env, "PAYMENT_RETENTION_DAYS", 90),
+            usage_retention_months=env_int(env, "USAGE_RETENTION_MONTHS", 13),
+            usage_archive_dir=Path(env.get("USAGE_ARCHIVE_DIR") or "var/usage-archive"),
             max_body_bytes=env_int(env, "MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
             auth_failure_limit_per_address=env_int(env, "AUTH_FAILURE_LIMIT_PER_ADDRESS", 20),
             auth_failure_limit_per_key_prefix=env_int(
@@ -150,6 +158,10 @@ class Settings:
             raise SettingsError("ENTITLEMENTS_CACHE_TTL_SECONDS must be at least 1")
         if self.payment_retention_days < 1:
             raise SettingsError("PAYMENT_RETENTION_DAYS must be at least 1")
+        if not 0.05 <= self.housekeeping_interval_seconds <= 3600:
+            raise SettingsError("HOUSEKEEPING_INTERVAL_SECONDS must be between 0.05 and 3600")
+        if self.usage_retention_months < 1:
+            raise SettingsError("USAGE_RETENTION_MONTHS must be at least 1")
         check_port("PORT", self.port)
         if self.meter_flush_interval_seconds < 1:
             raise SettingsError("METER_FLUSH_INTERVAL_SECONDS must be at least 1")

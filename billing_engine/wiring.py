@@ -46,6 +46,9 @@ from billing_engine.stripe.webhooks.store import InboxStore
 from billing_engine.subscriptions.store import SubscriptionStore
 from billing_engine.throttling.service import Throttling
 from billing_engine.throttling.store import ThrottleStore
+from billing_engine.usage.archive import UsageArchive
+from billing_engine.usage.partitions import PartitionStore
+from billing_engine.usage.retention import UsageRetention
 from billing_engine.usage.rules import MeteringPolicy
 from billing_engine.usage.service import Usage
 from billing_engine.usage.store import UsageStore
@@ -70,6 +73,7 @@ class Services:
     meters: MeterReporting
     reconciler: Reconciler
     retention: PaymentRetention
+    usage_retention: UsageRetention
     audit: AuditLog
     access: AccessKeys
     auth_limits: FailedAuthLimiter
@@ -192,17 +196,36 @@ def build_services(
         payment_store, inbox=inbox, days=settings.payment_retention_days, clock=clock
     )
     housekeeper = Housekeeper(
-        database=database, metrics=metrics, interval=settings.housekeeping_interval_seconds
+        database=database,
+        metrics=metrics,
+        interval=settings.housekeeping_interval_seconds,
+        clock=clock,
     )
+    # Gauges: every round, on every replica (each exports its own metrics).
     housekeeper.add("usage_gauges", usage.refresh_gauges)
     housekeeper.add("entitlements_cache", cache.ping)
     housekeeper.add("throttle_gauges", throttling.refresh_over_limit)
     housekeeper.add("webhook_gauges", webhooks.refresh_gauges)
-    housekeeper.add("payment_retention", retention.run_if_due)
     housekeeper.add("meter_gauges", meters.refresh_gauges)
     housekeeper.add("reconciliation_gauge", reconciler.refresh_gauge)
-    # Closes last month once its grace has passed; a no-op check on every other round.
-    housekeeper.add("close_period", invoicing.close_due_period)
+    housekeeper.add("job_gauges", housekeeper.refresh_job_gauges)
+    # Jobs: once per period across every replica and worker (operability/housekeeping.py).
+    # Closing last month once its grace has passed is a no-op check on every other run.
+    housekeeper.add_job("close_period", invoicing.close_due_period,
+                        every=4 * settings.housekeeping_interval_seconds)
+    housekeeper.add_job("payment_retention", retention.run, every=3600)
+    invoice_store = InvoiceStore(database)
+    usage_retention = UsageRetention(
+        store=PartitionStore(database),
+        archive=UsageArchive(settings.usage_archive_dir),
+        keep_months=settings.usage_retention_months,
+        is_period_closed=invoice_store.is_period_closed,
+        metrics=metrics,
+        clock=clock,
+    )
+    # Partitions ahead, storage gauges, and months past retention archived and dropped.
+    housekeeper.add_job("usage_retention", usage_retention.run, every=3600)
+    housekeeper.add_job("forget_old_job_claims", housekeeper.forget_old_claims, every=3600)
     return Services(
         settings=settings,
         database=database,
@@ -221,6 +244,7 @@ def build_services(
         meters=meters,
         reconciler=reconciler,
         retention=retention,
+        usage_retention=usage_retention,
         audit=AuditLog(
             AuditStore(database), metrics=metrics, clock=clock, secrets=settings.secret_values()
         ),
@@ -240,5 +264,11 @@ def build_services(
         cache=cache,
         dedup=dedup,
         housekeeper=housekeeper,
-        meter_flusher=MeterFlusher(meters, settings.meter_flush_interval_seconds),
+        meter_flusher=MeterFlusher(
+            meters,
+            settings.meter_flush_interval_seconds,
+            claim=lambda: housekeeper.holds(
+                "meter_flush", every=settings.meter_flush_interval_seconds
+            ),
+        ),
     )

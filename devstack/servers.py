@@ -212,6 +212,72 @@ class RedisServer:
             self.process.wait(10)
 
 
+@dataclass
+class RedisCluster:
+    """A Redis Cluster of `nodes` primaries (no replicas) on free ports, each node with its own
+    folder for its cluster state, created with `redis-cli --cluster create`. Its URL names the
+    first node, as an operator would give one node of a managed cluster."""
+
+    nodes: int = 3
+    ports: list[int] = field(default_factory=list)
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    base: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="redis-cluster-")))
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.ports[0]}/0"
+
+    def start(self) -> RedisCluster:
+        binary, cli = shutil.which("redis-server"), shutil.which("redis-cli")
+        if binary is None or cli is None:
+            raise RuntimeError("redis-server and redis-cli are needed: apt-get install "
+                               "redis-server")
+        self.ports = [free_port() for _ in range(self.nodes)]
+        try:
+            for port in self.ports:
+                folder = self.base / str(port)
+                folder.mkdir()
+                self.processes.append(subprocess.Popen(
+                    [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                     "--appendonly", "no", "--cluster-enabled", "yes",
+                     "--cluster-config-file", str(folder / "nodes.conf"), "--dir", str(folder),
+                     # The bus on a free port of its own (not port + 10000, maybe taken).
+                     "--cluster-port", str(free_port()), "--logfile", str(folder / "redis.log")],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            for port, process in zip(self.ports, self.processes, strict=True):
+                wait_for(lambda port=port, process=process: self._listening(port, process),
+                         timeout=30, what=f"redis node {port}")
+            subprocess.run(
+                [cli, "--cluster", "create", *(f"127.0.0.1:{p}" for p in self.ports),
+                 "--cluster-replicas", "0", "--cluster-yes"],
+                check=True, capture_output=True, timeout=60)
+            wait_for(self._ok, timeout=30, what="the redis cluster to agree on its slots")
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _listening(self, port: int, process: subprocess.Popen[bytes]) -> bool:
+        if process.poll() is not None:
+            log = (self.base / str(port) / "redis.log")
+            raise RuntimeError(f"redis node {port} exited: "
+                               f"{log.read_text()[-2000:] if log.exists() else ''}")
+        return tcp_open(port)
+
+    def _ok(self) -> bool:
+        cli = shutil.which("redis-cli") or "redis-cli"
+        states = [subprocess.run([cli, "-p", str(port), "cluster", "info"], capture_output=True,
+                                 text=True, timeout=5).stdout for port in self.ports]
+        return all("cluster_state:ok" in state for state in states)
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.terminate()
+                process.wait(10)
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
 def tcp_open(port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(0.5)

@@ -8,6 +8,9 @@ for pkg in "$@"; do
     postgresql)   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || missing+=("$pkg") ;;
     redis-server) command -v redis-server >/dev/null || missing+=("$pkg") ;;
     prometheus)   { command -v promtool >/dev/null && command -v prometheus >/dev/null; } || missing+=("$pkg") ;;
+    haproxy)      { command -v haproxy || [ -x /usr/sbin/haproxy ]; } >/dev/null || missing+=("$pkg") ;;
+    pgbouncer)    { command -v pgbouncer || [ -x /usr/sbin/pgbouncer ]; } >/dev/null || missing+=("$pkg") ;;
+    kubectl)      command -v kubectl >/dev/null || missing+=("$pkg") ;;
     python3*-venv) dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg") ;;
     *)            dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg") ;;
   esac

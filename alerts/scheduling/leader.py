@@ -30,8 +30,10 @@ LEADER_LOCK_KEY = 8007001
 def _libpq_url(url: str) -> str:
     from sqlalchemy.engine import make_url
 
-    parsed = make_url(url).set(drivername="postgresql")
-    return parsed.render_as_string(hide_password=False)
+    from billing_core.sql import connectable_url
+
+    plain, _args = connectable_url(url)
+    return make_url(plain).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 class LeaderElection:

@@ -20,6 +20,7 @@ def engine_metadata() -> MetaData:
     from billing_engine.audit import tables as _audit  # noqa: F401
     from billing_engine.customers import tables as _customers  # noqa: F401
     from billing_engine.invoicing import tables as _invoicing  # noqa: F401
+    from billing_engine.operability import tables as _operability  # noqa: F401
     from billing_engine.payments import tables as _payments  # noqa: F401
     from billing_engine.stripe.meters import tables as _meters  # noqa: F401
     from billing_engine.stripe.reconcile import tables as _reconcile  # noqa: F401

@@ -390,7 +390,9 @@ class InvoiceStore(Store):
                 )
             row = conn.execute(stmt.returning(credits.c.id)).first()
             if row is not None:
-                stored = conn.execute(select(credits).where(credits.c.id == row.id)).one()
+                stored = conn.execute(
+                    select(credits).where(credits.c.org_id == org_id, credits.c.id == row.id)
+                ).one()
                 return _credit(stored), True
             existing = conn.execute(
                 select(credits).where(

@@ -134,6 +134,40 @@ class EngineMetrics:
         )
         for threshold in BUDGET_THRESHOLDS:
             self.orgs_over_threshold.labels(str(threshold))
+        self.usage_storage_bytes = Gauge(
+            "usage_storage_bytes",
+            "Bytes the raw usage (instance-hours) takes on disk, indexes included.",
+            registry=r,
+        )
+        self.usage_storage_bytes.set(math.nan)
+        self.usage_partition_months_ahead = Gauge(
+            "usage_partition_months_ahead",
+            "Months after the current one whose usage partition exists (PostgreSQL).",
+            registry=r,
+        )
+        self.usage_partition_months_ahead.set(math.nan)
+        self.usage_retention_months_waiting = Gauge(
+            "usage_retention_months_waiting",
+            "Months past raw-usage retention kept because their period is not closed yet.",
+            registry=r,
+        )
+        self.housekeeping_job_runs = Counter(
+            "housekeeping_job_runs_total",
+            "Periodic jobs this replica ran (it held the job's slot), by job and outcome.",
+            ["job", "outcome"],
+            registry=r,
+        )
+        self.housekeeping_job_last_success = Gauge(
+            "housekeeping_job_last_success_timestamp_seconds",
+            "When each periodic job last finished well, on whichever replica ran it.",
+            ["job"],
+            registry=r,
+        )
+        self.usage_months_retired = Counter(
+            "usage_months_retired_total",
+            "Months of raw usage archived and dropped under the retention setting.",
+            registry=r,
+        )
         self.db_pool_in_use = Gauge(
             "db_pool_connections_in_use",
             "Database connections checked out of the pool.",

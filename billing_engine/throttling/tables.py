@@ -23,7 +23,7 @@ instance_throttle = Table(
 
 
 # An admin reset of an org's daily throttle counter: minutes up to the offset no longer count
-# towards the daily cap. Usage itself (daily_usage, usage_slots) is never touched.
+# towards the daily cap. Usage itself (daily_usage, usage_hours) is never touched.
 daily_counter_resets = Table(
     "daily_counter_resets",
     metadata,

@@ -4,6 +4,11 @@ The billing unit is the instance-minute: an (instance_id, UTC minute) slot with 
 heartbeat counts once. Whatever the number, order, batching or lateness of heartbeats, the set of
 slots is the same, so the bill is the same. Both running and idle heartbeats are billable: an idle
 instance still holds its resources, which is why plans pause idle instances rather than ignore them.
+
+Slots are stored compactly: one instance-hour per row, its minutes as a 60-bit mask (bit m set:
+minute m of the hour had a heartbeat). Storing is a bitwise OR, so it is idempotent, commutative
+and associative like the set of slots it stands for, and the minutes a batch adds are the bits
+it sets that were not set before (`HourMask`, `hour_masks`).
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
-from billing_core.periods import minute_of, period_containing
+from billing_core.periods import BillingPeriod, minute_of, period_containing
 
 
 class InstanceState(StrEnum):
@@ -66,10 +71,12 @@ class MeteringPolicy:
 
 @dataclass(frozen=True)
 class Slot:
+    """A billable instance-minute. Whether the instance was running or idle in it does not
+    change the bill and is not kept: the instance's newest state is (`InstanceSighting`)."""
+
     instance_id: str
     minute: int
     org_id: str
-    state: InstanceState
 
 
 @dataclass(frozen=True)
@@ -141,7 +148,7 @@ def classify(
         if key in slots:
             duplicates += 1
         else:
-            slots[key] = Slot(hb.instance_id, key[1], hb.org_id, hb.state)
+            slots[key] = Slot(hb.instance_id, key[1], hb.org_id)
         record = seen.get(hb.instance_id)
         if record is None:
             seen[hb.instance_id] = [hb.org_id, ts, ts, hb.state]
@@ -157,6 +164,40 @@ def classify(
         in_batch_duplicates=duplicates,
         rejections=tuple(rejections),
     )
+
+
+MINUTES_PER_HOUR = 60
+FULL_HOUR_MASK = (1 << MINUTES_PER_HOUR) - 1
+
+
+@dataclass(frozen=True)
+class HourMask:
+    """The minutes of one instance-hour, as stored: bit m of `minute_mask` is minute m."""
+
+    org_id: str
+    instance_id: str
+    hour: int  # hours since the Unix epoch, UTC
+    minute_mask: int
+
+    @property
+    def minutes(self) -> int:
+        return self.minute_mask.bit_count()
+
+
+def hour_masks(slots: Iterable[Slot]) -> tuple[HourMask, ...]:
+    """Fold minute slots into instance-hours, sorted by (org_id, instance_id, hour): the order
+    rows are written in, so overlapping batches lock rows in the same order."""
+    masks: dict[tuple[str, str, int], int] = {}
+    for slot in slots:
+        hour, offset = divmod(slot.minute, MINUTES_PER_HOUR)
+        key = (slot.org_id, slot.instance_id, hour)
+        masks[key] = masks.get(key, 0) | (1 << offset)
+    return tuple(HourMask(o, i, h, masks[(o, i, h)]) for o, i, h in sorted(masks))
+
+
+def minutes_added(stored: int, sent: int) -> int:
+    """How many minutes `sent` adds to an instance-hour that already holds `stored`."""
+    return (sent & ~stored).bit_count()
 
 
 def earliest_open_instant(*, now: datetime, grace: timedelta) -> datetime:
@@ -175,3 +216,10 @@ def billable_minutes_by_org(heartbeats: Iterable[Heartbeat]) -> dict[str, int]:
     for org_id in slots.values():
         totals[org_id] = totals.get(org_id, 0) + 1
     return totals
+
+
+def first_month_kept(*, now: datetime, keep_months: int) -> BillingPeriod:
+    """Raw usage retention: the oldest month whose raw usage is still kept, `keep_months`
+    complete months before the current one. Older months may be archived and dropped once
+    they are invoiced; their daily rollups and invoices stay."""
+    return period_containing(now).shifted(-keep_months)

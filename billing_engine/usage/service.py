@@ -1,6 +1,6 @@
 """Use cases of metering: ingest heartbeats, and the usage views support and on-call read.
 
-The domain rules (`usage.rules`) decide what a heartbeat is worth; the store keeps slots,
+The domain rules (`usage.rules`) decide what a heartbeat is worth; the store keeps minutes,
 rollups and instances in one transaction; this service adds the time, the orgs that exist and
 the metrics, and shapes what the routes answer.
 """
@@ -22,7 +22,13 @@ from billing_core.quota import BUDGET_THRESHOLDS, Quota, compute_quota
 from billing_engine.customers.service import Customers
 from billing_engine.customers.store import OrgRecord
 from billing_engine.operability.metrics import EngineMetrics
-from billing_engine.usage.rules import HeartbeatLike, MeteringPolicy, RejectReason, classify
+from billing_engine.usage.rules import (
+    HeartbeatLike,
+    MeteringPolicy,
+    RejectReason,
+    classify,
+    earliest_open_instant,
+)
 from billing_engine.usage.store import (
     InstanceRecord,
     OrgInstance,
@@ -151,7 +157,7 @@ class Usage:
         return series
 
     def drift(self, org_id: str) -> tuple[BillingPeriod, list[DayDrift]]:
-        """Rollups beside a fresh count from raw slots, day by day, for the current period."""
+        """Rollups beside a fresh count from raw usage, day by day, for the current period."""
         self.customers.require(org_id)
         period = period_containing(self.clock())
         rollups = self.store.daily_minutes(
@@ -167,7 +173,8 @@ class Usage:
             raise NotFound("instance_id", f"no heartbeat was ever received from {instance_id!r}")
         now = self.clock()
         period = period_containing(now)
-        return InstanceUsage(record, period, self.store.instance_minutes(instance_id, period), now)
+        minutes = self.store.instance_minutes(record.org_id, instance_id, period)
+        return InstanceUsage(record, period, minutes, now)
 
     def org_instances(self, org_id: str, *, limit: int) -> OrgInstances:
         self.customers.require(org_id)
@@ -188,11 +195,14 @@ class Usage:
     # -- repair -----------------------------------------------------------------------------
 
     def rebuild(self, org_id: str) -> Rebuilt:
-        """Rebuild an org's daily rollups from its raw slots."""
+        """Rebuild an org's daily rollups of the periods still open from its raw usage (closed
+        periods are invoiced: their rollups are what the invoices say)."""
         self.customers.require(org_id)
-        period = period_containing(self.clock())
+        now = self.clock()
+        period = period_containing(now)
         before = self.store.period_minutes(org_id, period)
-        rebuilt = self.store.rebuild_rollups(org_id)
+        first_open = earliest_open_instant(now=now, grace=self.policy.close_grace)
+        rebuilt = self.store.rebuild_rollups(org_id, first_day=first_open.date())
         after = sum(m for d, m in rebuilt.items() if period.first_day <= d < period.end_day)
         log.info("quota refreshed", extra={"before_minutes": before, "after_minutes": after})
         return Rebuilt(org_id, period, before, after, len(rebuilt))

@@ -1,24 +1,31 @@
-"""Metering storage: minute slots, daily rollups and instances. Every statement is parameterised;
-the ingest path is one transaction (slots, rollups and sightings commit together)."""
+"""Metering storage: instance-hours with minute masks, daily rollups and instances. Every
+statement is parameterised; the ingest path is one transaction (minutes, rollups and sightings
+commit together). Every statement on the usage tables names the org (docs/scaling.md)."""
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Select, case, func, select, text
+from sqlalchemy import Connection, Select, and_, case, func, select, text
+from sqlalchemy.exc import IntegrityError
 
-from billing_core.periods import BillingPeriod, day_of_minute
+from billing_core.periods import EPOCH_DAY, BillingPeriod, day_of_minute
 from billing_core.sql import utc, utc_or_none
 from billing_engine.customers.store import OrgRecord, org_from_row
 from billing_engine.customers.tables import orgs
 from billing_engine.db.database import Store
 from billing_engine.throttling.tables import instance_throttle
-from billing_engine.usage.rules import BatchPlan
-from billing_engine.usage.tables import daily_usage, instances, usage_slots
+from billing_engine.usage.partitions import (
+    create_partitions,
+    is_missing_partition,
+    periods_of_hours,
+)
+from billing_engine.usage.rules import MINUTES_PER_HOUR, BatchPlan, HourMask, hour_masks
+from billing_engine.usage.tables import daily_usage, instances, minute_count, usage_hours
 
 
 @dataclass(frozen=True)
@@ -50,35 +57,49 @@ class OrgInstance:
 
 
 
+def _chunks(items: Sequence[HourMask], size: int) -> Iterator[Sequence[HourMask]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
 def _as_date(value: date | str) -> date:
     return date.fromisoformat(value) if isinstance(value, str) else value
 
 
-# The hot path on PostgreSQL: insert the batch's new minute slots and fold exactly those into the
-# daily rollups, in one round trip. Rows go in key order so overlapping batches lock in the same
-# order and cannot deadlock each other.
+# The hot path on PostgreSQL, one round trip: upsert the batch's instance-hours in key order (so
+# overlapping batches lock rows in the same order and cannot deadlock), ORing the minutes into
+# the stored mask, and add exactly the minutes that were new to the daily rollups. The conflict
+# branch runs on the stored row, locked, so "new" is exact even against a concurrent batch; a
+# batch that adds nothing to a row leaves it unwritten.
 _PG_INGEST = text(
     """
     WITH input AS (
         SELECT * FROM unnest(
-            CAST(:instance_ids AS text[]), CAST(:minutes AS bigint[]),
-            CAST(:org_ids AS text[]), CAST(:states AS text[])
-        ) AS t(instance_id, minute, org_id, state)
-    ), new_slots AS (
-        INSERT INTO usage_slots (instance_id, minute, org_id, state)
-        SELECT instance_id, minute, org_id, state FROM input ORDER BY instance_id, minute
-        ON CONFLICT DO NOTHING
-        RETURNING org_id, minute
+            CAST(:org_ids AS text[]), CAST(:instance_ids AS text[]),
+            CAST(:hours AS integer[]), CAST(:masks AS bigint[])
+        ) AS t(org_id, instance_id, hour, minute_mask)
+    ), written AS (
+        INSERT INTO usage_hours AS u (minute_mask, hour, minutes_added, org_id, instance_id)
+        SELECT minute_mask, hour, bit_count(CAST(minute_mask AS bit(64))), org_id, instance_id
+        FROM input ORDER BY org_id, instance_id, hour
+        ON CONFLICT (org_id, instance_id, hour) DO UPDATE
+        SET minute_mask = u.minute_mask | EXCLUDED.minute_mask,
+            minutes_added = bit_count(CAST(EXCLUDED.minute_mask & ~u.minute_mask AS bit(64)))
+        WHERE EXCLUDED.minute_mask & ~u.minute_mask <> 0
+        RETURNING u.org_id, u.hour, u.minutes_added
     ), rolled AS (
         INSERT INTO daily_usage (org_id, day, minutes)
-        SELECT org_id, DATE '1970-01-01' + CAST(minute / 1440 AS integer) AS day, count(*)
-        FROM new_slots GROUP BY 1, 2 ORDER BY 1, 2
+        SELECT org_id, DATE '1970-01-01' + hour / 24 AS day, sum(minutes_added)
+        FROM written GROUP BY 1, 2 ORDER BY 1, 2
         ON CONFLICT (org_id, day) DO UPDATE SET minutes = daily_usage.minutes + EXCLUDED.minutes
         RETURNING 1
     )
-    SELECT (SELECT count(*) FROM new_slots) AS new_slots, (SELECT count(*) FROM rolled) AS days
+    SELECT (SELECT coalesce(sum(minutes_added), 0) FROM written) AS new_minutes,
+           (SELECT count(*) FROM rolled) AS days
     """
 )
+# Attempts at a batch whose month had no partition (the first creates it).
+_INGEST_ATTEMPTS = 2
 
 
 def period_minutes_query(org_id: str, period: BillingPeriod) -> Select[Any]:
@@ -91,17 +112,52 @@ def period_minutes_query(org_id: str, period: BillingPeriod) -> Select[Any]:
 
 
 def _raw_daily_query(org_id: str, period: BillingPeriod | None = None) -> Select[Any]:
-    """An org's raw slots counted per UTC day (epoch day), over a period or all time."""
-    day_expr = usage_slots.c.minute // 1440
-    query = select(day_expr.label("epoch_day"), func.count().label("minutes")).where(
-        usage_slots.c.org_id == org_id
-    )
+    """An org's raw minutes counted per UTC day (epoch day), over a period or all time."""
+    u = usage_hours.c
+    day_expr = u.hour // 24
+    query = select(
+        day_expr.label("epoch_day"), func.sum(minute_count(u.minute_mask)).label("minutes")
+    ).where(u.org_id == org_id)
     if period is not None:
-        query = query.where(
-            usage_slots.c.minute >= period.start_minute,
-            usage_slots.c.minute < period.end_minute,
-        )
+        query = query.where(*_hours_of(period))
     return query.group_by(day_expr)
+
+
+def _hours_of(period: BillingPeriod) -> tuple[Any, ...]:
+    return (
+        usage_hours.c.hour >= period.start_minute // MINUTES_PER_HOUR,
+        usage_hours.c.hour < period.end_minute // MINUTES_PER_HOUR,
+    )
+
+
+def hourly_minutes(
+    orgs_and_days: Any, *, first_minute: int, end_minute: int
+) -> Select[Any]:
+    """(org_id, hour, minutes) of the raw instance-hours of the (org_id, epoch_day) rows of
+    `orgs_and_days` (a selectable), within [first_minute, end_minute) rounded to whole hours:
+    what the usage meter reports per hour. Published for the meter outbox, so that it does not
+    depend on how usage is stored."""
+    u = usage_hours.c
+    return (
+        select(
+            u.org_id,
+            u.hour.label("hour"),
+            func.sum(minute_count(u.minute_mask)).label("minutes"),
+        )
+        .join(
+            orgs_and_days,
+            and_(
+                orgs_and_days.c.org_id == u.org_id,
+                u.hour >= orgs_and_days.c.epoch_day * 24,
+                u.hour < (orgs_and_days.c.epoch_day + 1) * 24,
+            ),
+        )
+        .where(
+            u.hour >= first_minute // MINUTES_PER_HOUR,
+            u.hour < end_minute // MINUTES_PER_HOUR,
+        )
+        .group_by(u.org_id, u.hour)
+    )
 
 
 def _by_day(rows: Iterable[Any]) -> dict[date, int]:
@@ -118,6 +174,7 @@ class UsageStore(Store):
         together, and the instance owners the plan was made against are read in the same
         transaction. `make_plan` is pure; it may run again if the transaction is retried."""
         wanted = sorted(set(instance_ids))
+        planned: list[tuple[HourMask, ...]] = []
 
         def work(conn: Connection) -> tuple[BatchPlan, IngestOutcome]:
             owners: dict[str, str] = {}
@@ -131,43 +188,68 @@ class UsageStore(Store):
             plan = make_plan(owners)
             if not plan.slots:
                 return plan, IngestOutcome(0, 0)
+            masks = hour_masks(plan.slots)
+            planned.append(masks)
             if self.db.is_postgres:
                 row = conn.execute(
                     _PG_INGEST,
                     {
-                        "instance_ids": [s.instance_id for s in plan.slots],
-                        "minutes": [s.minute for s in plan.slots],
-                        "org_ids": [s.org_id for s in plan.slots],
-                        "states": [s.state.value for s in plan.slots],
+                        "org_ids": [m.org_id for m in masks],
+                        "instance_ids": [m.instance_id for m in masks],
+                        "hours": [m.hour for m in masks],
+                        "masks": [m.minute_mask for m in masks],
                     },
                 ).one()
-                outcome = IngestOutcome(int(row.new_slots), int(row.days))
+                outcome = IngestOutcome(int(row.new_minutes), int(row.days))
             else:
-                outcome = self._ingest_generic(conn, plan)
+                outcome = self._ingest_generic(conn, masks)
             self._record_sightings(conn, plan)
             return plan, outcome
 
-        return self._run(work, write=True)
+        for attempt in range(1, _INGEST_ATTEMPTS + 1):
+            try:
+                return self._run(work, write=True)
+            except IntegrityError as exc:
+                # A month without its partition (housekeeping creates them ahead; this is the
+                # safety net): create it, then store the batch.
+                if not is_missing_partition(exc) or attempt == _INGEST_ATTEMPTS:
+                    raise
+                self._create_partitions(periods_of_hours(m.hour for m in planned[-1]))
+        raise AssertionError("unreachable")
 
-    def _ingest_generic(self, conn: Connection, plan: BatchPlan) -> IngestOutcome:
-        stmt = (
-            self._insert(usage_slots)
-            .on_conflict_do_nothing()
-            .returning(usage_slots.c.org_id, usage_slots.c.minute)
-        )
-        rows = conn.execute(
-            stmt,
-            [
-                {
-                    "instance_id": s.instance_id,
-                    "minute": s.minute,
-                    "org_id": s.org_id,
-                    "state": s.state.value,
-                }
-                for s in plan.slots
-            ],
-        ).all()
-        per_day = Counter((r.org_id, day_of_minute(r.minute)) for r in rows)
+    def _create_partitions(self, months: list[BillingPeriod]) -> None:
+        self._run(lambda conn: create_partitions(conn, months), write=True)
+
+    def _ingest_generic(self, conn: Connection, masks: Sequence[HourMask]) -> IngestOutcome:
+        """SQLite: the same upsert through SQLAlchemy, the rollups from what it returns."""
+        u = usage_hours.c
+        per_day: Counter[tuple[str, date]] = Counter()
+        for chunk in _chunks(masks, 1000):
+            stmt = self._insert(usage_hours).values(
+                [
+                    {
+                        "minute_mask": m.minute_mask,
+                        "hour": m.hour,
+                        "minutes_added": m.minutes,
+                        "org_id": m.org_id,
+                        "instance_id": m.instance_id,
+                    }
+                    for m in chunk
+                ]
+            )
+            new_bits = stmt.excluded.minute_mask.bitwise_and(u.minute_mask.bitwise_not())
+            stmt = stmt.on_conflict_do_update(
+                index_elements=[u.org_id, u.instance_id, u.hour],
+                set_={
+                    "minute_mask": u.minute_mask.bitwise_or(stmt.excluded.minute_mask),
+                    "minutes_added": minute_count(new_bits),
+                },
+                where=new_bits != 0,
+            ).returning(u.org_id, u.hour, u.minutes_added)
+            for row in conn.execute(stmt):
+                per_day[(row.org_id, day_of_minute(row.hour * MINUTES_PER_HOUR))] += int(
+                    row.minutes_added
+                )
         if per_day:
             upsert = self._insert(daily_usage)
             upsert = upsert.on_conflict_do_update(
@@ -178,7 +260,7 @@ class UsageStore(Store):
                 upsert,
                 [{"org_id": o, "day": d, "minutes": n} for (o, d), n in sorted(per_day.items())],
             )
-        return IngestOutcome(len(rows), len(per_day))
+        return IngestOutcome(sum(per_day.values()), len(per_day))
 
     def _record_sightings(self, conn: Connection, plan: BatchPlan) -> None:
         if not plan.sightings:
@@ -241,7 +323,8 @@ class UsageStore(Store):
         return [(r.id, r.plan, int(r.minutes)) for r in self._run(lambda c: c.execute(query))]
 
     def raw_daily_minutes(self, org_id: str, period: BillingPeriod) -> dict[date, int]:
-        """Count an org's raw slots per day (debug and repair only: this scans slots)."""
+        """Count an org's raw minutes per day (debug and repair only: this reads every
+        instance-hour of the org in the period)."""
         query = _raw_daily_query(org_id, period)
         return _by_day(self._run(lambda c: c.execute(query).all()))
 
@@ -267,26 +350,36 @@ class UsageStore(Store):
             last_state=row.last_state,
         )
 
-    def instance_minutes(self, instance_id: str, period: BillingPeriod) -> int:
-        # A primary-key range read over one instance's slots: bounded by minutes in a month.
-        query = select(func.count()).where(
-            usage_slots.c.instance_id == instance_id,
-            usage_slots.c.minute >= period.start_minute,
-            usage_slots.c.minute < period.end_minute,
+    def instance_minutes(self, org_id: str, instance_id: str, period: BillingPeriod) -> int:
+        # A primary-key range read over one instance's hours: at most 744 rows a month.
+        u = usage_hours.c
+        query = select(func.coalesce(func.sum(minute_count(u.minute_mask)), 0)).where(
+            u.org_id == org_id, u.instance_id == instance_id, *_hours_of(period)
         )
         return int(self._run(lambda c: c.execute(query).scalar_one()))
 
     # -- repair -----------------------------------------------------------------------------
 
-    def rebuild_rollups(self, org_id: str) -> dict[date, int]:
-        """Recompute an org's daily rollups from its raw minute slots; returns the new rollups."""
+    def rebuild_rollups(self, org_id: str, *, first_day: date) -> dict[date, int]:
+        """Recompute an org's daily rollups from `first_day` on from its raw instance-hours;
+        returns the new rollups. Days before `first_day` are left alone: their months are
+        closed and invoiced, and their raw usage may be archived away."""
+        first_hour = (first_day - EPOCH_DAY).days * 24
 
         def work(conn: Connection) -> dict[date, int]:
             if self.db.is_postgres:
                 # Hold off concurrent ingest for this short repair so no increment is lost.
-                conn.execute(text("LOCK TABLE usage_slots IN SHARE MODE"))
-            rebuilt = _by_day(conn.execute(_raw_daily_query(org_id)).all())
-            conn.execute(daily_usage.delete().where(daily_usage.c.org_id == org_id))
+                conn.execute(text("LOCK TABLE usage_hours IN SHARE MODE"))
+            rebuilt = _by_day(
+                conn.execute(
+                    _raw_daily_query(org_id).where(usage_hours.c.hour >= first_hour)
+                ).all()
+            )
+            conn.execute(
+                daily_usage.delete().where(
+                    daily_usage.c.org_id == org_id, daily_usage.c.day >= first_day
+                )
+            )
             if rebuilt:
                 conn.execute(
                     daily_usage.insert(),
@@ -305,7 +398,7 @@ class UsageStore(Store):
         self, org_id: str, period: BillingPeriod, *, limit: int
     ) -> tuple[list[OrgInstance], int]:
         """An org's instances, most recently seen first, with their stored throttle state and
-        minutes this period (one grouped range read over just these instances' slots)."""
+        minutes this period (one grouped range read over just these instances' hours)."""
 
         def work(conn: Connection) -> tuple[list[OrgInstance], int]:
             total = int(
@@ -334,14 +427,11 @@ class UsageStore(Store):
             ids = [r.instance_id for r in rows]
             minutes: dict[str, int] = {}
             if ids:
+                u = usage_hours.c
                 counted = conn.execute(
-                    select(usage_slots.c.instance_id, func.count().label("n"))
-                    .where(
-                        usage_slots.c.instance_id.in_(ids),
-                        usage_slots.c.minute >= period.start_minute,
-                        usage_slots.c.minute < period.end_minute,
-                    )
-                    .group_by(usage_slots.c.instance_id)
+                    select(u.instance_id, func.sum(minute_count(u.minute_mask)).label("n"))
+                    .where(u.org_id == org_id, u.instance_id.in_(ids), *_hours_of(period))
+                    .group_by(u.instance_id)
                 )
                 minutes = {r.instance_id: int(r.n) for r in counted}
             return [_instance(r, minutes.get(r.instance_id, 0)) for r in rows], total

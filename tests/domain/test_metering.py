@@ -12,8 +12,11 @@ from billing_engine.usage.rules import (
     InstanceState,
     MeteringPolicy,
     RejectReason,
+    Slot,
     billable_minutes_by_org,
     classify,
+    hour_masks,
+    minutes_added,
 )
 
 NOW = datetime(2026, 11, 18, 12, 0, tzinfo=UTC)
@@ -142,3 +145,22 @@ def test_the_latest_heartbeat_sets_the_instance_state_whatever_the_arrival_order
     assert sighting.last_state is InstanceState.IDLE
     assert sighting.first_seen == NOW - timedelta(minutes=10)
     assert sighting.last_seen == NOW
+
+
+@settings(max_examples=200, deadline=None)
+@given(slots=st.lists(st.tuples(st.sampled_from(["i1", "i2", "i3"]),
+                                st.integers(min_value=0, max_value=5000)), max_size=200))
+def test_instance_hours_hold_exactly_the_minute_slots_they_fold(slots):
+    folded = hour_masks(Slot(i, m, "org_a") for i, m in slots)
+    unfolded = {(h.instance_id, h.hour * 60 + bit) for h in folded
+                for bit in range(60) if h.minute_mask >> bit & 1}
+    assert unfolded == set(slots)
+    assert sum(h.minutes for h in folded) == len(set(slots))
+    assert [(h.org_id, h.instance_id, h.hour) for h in folded] == sorted(
+        (h.org_id, h.instance_id, h.hour) for h in folded)
+
+
+@given(stored=st.integers(0, 2**60 - 1), sent=st.integers(0, 2**60 - 1))
+def test_minutes_added_counts_only_the_bits_not_stored_yet(stored, sent):
+    assert minutes_added(stored, sent) == (stored | sent).bit_count() - stored.bit_count()
+    assert minutes_added(stored | sent, sent) == 0

@@ -73,7 +73,7 @@ def test_rebuilding_rollups_from_raw_slots_repairs_drift(database: Database):
         conn.execute(daily_usage.update().values(minutes=999))
     assert repo.period_minutes("org_a", PERIOD) == 999
     assert repo.raw_daily_minutes("org_a", PERIOD) == {NOW.date(): 7}
-    rebuilt = repo.rebuild_rollups("org_a")
+    rebuilt = repo.rebuild_rollups("org_a", first_day=PERIOD.first_day)
     assert rebuilt == {NOW.date(): 7}
     assert repo.period_minutes("org_a", PERIOD) == 7
 
@@ -90,7 +90,7 @@ def test_instance_keeps_its_newest_state_and_first_sighting(database: Database):
     assert record.last_state == "idle"
     assert record.last_seen == NOW
     assert record.first_seen == NOW - timedelta(hours=1)
-    assert repo.instance_minutes("i1", PERIOD) == 2
+    assert repo.instance_minutes("org_a", "i1", PERIOD) == 2
     assert repo.newest_heartbeat() == NOW
 
 

@@ -14,10 +14,10 @@ from billing_engine.db.metadata import engine_metadata
 from tests.support.schema_drift import schema_drift
 
 ENGINE_TABLES = {
-    "orgs", "usage_slots", "daily_usage", "instances", "instance_throttle",
+    "orgs", "usage_hours", "daily_usage", "instances", "instance_throttle",
     "daily_counter_resets", "stripe_events", "subscriptions", "payment_attempts", "refunds",
     "meter_outbox", "reconciliation_runs", "invoices", "invoice_lines", "credits",
-    "closed_periods", "audit_log", "api_keys",
+    "closed_periods", "audit_log", "api_keys", "housekeeping_runs",
 }
 
 

@@ -334,9 +334,13 @@ class MeterReporting:
 class MeterFlusher:
     """Runs the flush every `interval` seconds in a background thread, like the Housekeeper."""
 
-    def __init__(self, reporting: MeterReporting, interval: float) -> None:
+    def __init__(self, reporting: MeterReporting, interval: float,
+                 claim: Callable[[], bool] = lambda: True) -> None:
         self.reporting = reporting
         self.interval = interval
+        # Whether this replica flushes now: housekeeping's claim of the current slot, so one
+        # replica enqueues and sends per interval (operability/housekeeping.py).
+        self.claim = claim
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="meter-flush", daemon=True)
 
@@ -351,6 +355,9 @@ class MeterFlusher:
         while not self._stop.is_set():
             wait = self.interval
             try:
+                if not self.claim():
+                    self._stop.wait(wait)
+                    continue
                 result = self.reporting.flush()
                 if result.attempted >= self.reporting.config.batch_size and not result.stopped:
                     wait = 0  # a full batch went out: work off the backlog without pausing

@@ -1,7 +1,8 @@
 """Queries and writes of the usage-meter outbox.
 
-Enqueueing is one set-based INSERT ... SELECT from the minute slots; sending claims due records
-with a short lease so replicas (and the admin flush) never send the same record at the same time.
+Enqueueing is one set-based INSERT ... SELECT from the minutes per hour the usage store
+publishes (`usage.store.hourly_minutes`); sending claims due records with a short lease so
+replicas (and the admin flush) never send the same record at the same time.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from billing_core.sql import utc, utc_or_none
 from billing_engine.customers.tables import orgs
 from billing_engine.db.database import Store
 from billing_engine.stripe.meters.tables import meter_outbox
-from billing_engine.usage.tables import daily_usage, usage_slots
+from billing_engine.usage.store import hourly_minutes
+from billing_engine.usage.tables import daily_usage
 
 PENDING = "pending"
 SENT = "sent"
@@ -110,8 +112,9 @@ class MeterStore(Store):
         difference only) for an hour that gained late minutes. One statement; running it again
         adds nothing. Returns the records added.
 
-        Only days whose rollup differs from the outbox's total are read from the raw slots, so
-        a run costs about one day of slots per active org, not the whole period."""
+        Only days whose rollup differs from the outbox's total are read from the raw
+        instance-hours, so a run costs about one day of them per active org, not the whole
+        period."""
         if closed_before_minute <= window_start_minute:
             return 0
         first_hour = window_start_minute // MINUTES_PER_HOUR
@@ -147,22 +150,9 @@ class MeterStore(Store):
             )
             .cte("candidates")
         )
-        s = usage_slots.c
-        hour_of = s.minute // MINUTES_PER_HOUR
-        closed_hours = (
-            select(s.org_id, hour_of.label("hour"), func.count().label("minutes"))
-            .join(
-                candidates,
-                and_(
-                    candidates.c.org_id == s.org_id,
-                    s.minute >= candidates.c.epoch_day * 1440,
-                    s.minute < (candidates.c.epoch_day + 1) * 1440,
-                ),
-            )
-            .where(s.minute >= window_start_minute, s.minute < closed_before_minute)
-            .group_by(s.org_id, hour_of)
-            .cte("closed_hours")
-        )
+        closed_hours = hourly_minutes(
+            candidates, first_minute=window_start_minute, end_minute=closed_before_minute
+        ).cte("closed_hours")
         reported = (
             select(
                 o.org_id,

@@ -1,0 +1,200 @@
+"""Would each statement stay on one shard if the billing tables were Citus distributed tables?
+
+    with captured_statements(engine) as seen:
+        ... drive the engine ...
+    assert shard_violations(seen) == []
+
+`captured_statements` records every statement an SQLAlchemy engine sends (a `before_cursor_execute`
+listener) with the store function that sent it (the nearest engine or alerts frame on the stack).
+`shard_violations` parses each with sqlglot (PostgreSQL dialect) and keeps those that touch a
+table meant to be distributed without naming its distribution column: an equality, `IN` or
+`= ANY` on it, a join on it with a table distributed the same way, or an INSERT that writes it.
+A statement sent from a function of `FLEET_WIDE` is a fleet-wide job, allowed to span shards;
+docs/scaling.md lists each with the reason.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import sqlglot
+from sqlalchemy import Engine, event
+from sqlglot import exp
+
+# table -> the column it would be distributed on (docs/scaling.md#past-one-postgresql)
+DISTRIBUTED = {
+    "usage_hours": "org_id",
+    "daily_usage": "org_id",
+    "daily_counter_resets": "org_id",
+    "invoices": "org_id",
+    "credits": "org_id",
+    "payment_attempts": "org_id",
+    "refunds": "org_id",
+    "meter_outbox": "org_id",
+    "subscriptions": "org_id",
+    # Keyed by instance: an instance belongs to one org, found by its id on every heartbeat.
+    "instances": "instance_id",
+    "instance_throttle": "instance_id",
+}
+
+# (module, function) -> why it may touch every shard: a job over the whole fleet run by
+# housekeeping or an operator, a support view across an org's instances, or a lookup by a Stripe
+# id. None is on the ingest or lookup path. docs/scaling.md lists each.
+FLEET_WIDE = {
+    ("billing_engine/usage/store.py", "usage_by_org"): "budget gauges, each housekeeping round",
+    ("billing_engine/usage/store.py", "newest_heartbeat"): "rollup-lag gauge",
+    ("billing_engine/usage/store.py", "top_orgs"): "support's heaviest-orgs view",
+    ("billing_engine/usage/store.py", "rebuild_rollups"): "repair: locks usage_hours",
+    ("billing_engine/usage/partitions.py", "months"): "partition upkeep",
+    ("billing_engine/usage/partitions.py", "ensure"): "partition upkeep",
+    ("billing_engine/usage/partitions.py", "create_partitions"): "partition upkeep",
+    ("billing_engine/usage/partitions.py", "storage_bytes"): "storage gauge",
+    ("billing_engine/usage/partitions.py", "stats"): "retention: a retired month",
+    ("billing_engine/usage/partitions.py", "copy_out"): "retention: a retired month",
+    ("billing_engine/usage/partitions.py", "drop"): "retention: a retired month",
+    ("billing_engine/throttling/store.py", "count_paused_still_seen"): "throttle gauge",
+    ("billing_engine/invoicing/store.py", "close_batch"): "period close, batches of orgs",
+    ("billing_engine/stripe/meters/store.py", "enqueue_closed_hours"): "meter flush",
+    ("billing_engine/stripe/meters/store.py", "claim_due"): "meter flush",
+    ("billing_engine/stripe/meters/store.py", "make_due"): "admin flush",
+    ("billing_engine/stripe/meters/store.py", "requeue_failed"): "admin requeue",
+    ("billing_engine/stripe/reconcile/store.py", "invoices_for_period"): "reconciliation",
+    ("billing_engine/stripe/reconcile/store.py", "sent_minutes_by_org"): "reconciliation",
+    ("billing_engine/stripe/reconcile/store.py", "invoices_starting_between"): "reconciliation",
+    ("billing_engine/payments/store.py", "delete_before"): "payment retention",
+    ("alerts/budget/store.py", "record_crossings"): "alerts' budget round",
+    ("billing_engine/invoicing/store.py", "mark_period_closed"): "period close",
+    ("billing_engine/stripe/meters/store.py", "mark_sent"): "meter flush",
+    ("billing_engine/stripe/meters/store.py", "mark_failed"): "meter flush",
+    ("billing_engine/stripe/meters/store.py", "oldest"): "meter gauges",
+    ("billing_engine/stripe/meters/store.py", "stats"): "meter gauges",
+    ("billing_engine/stripe/reconcile/store.py", "_invoices"): "reconciliation",
+    ("billing_engine/payments/store.py", "add_payment"): "a Stripe event, found by its id",
+    ("billing_engine/throttling/store.py", "reset_daily_counter"): "admin: an org's instances",
+    ("billing_engine/usage/store.py", "org_instances"): "support: an org's instances",
+}
+
+_SOURCE = re.compile(r"(billing_engine|alerts)/.+\.py$")
+_PARAM = re.compile(r"%\((\w+)\)s|%s")
+
+
+@dataclass(frozen=True)
+class Statement:
+    sql: str
+    module: str
+    function: str
+
+
+@dataclass(frozen=True)
+class Violation:
+    statement: Statement
+    table: str
+    column: str
+
+    def __str__(self) -> str:
+        return (f"{self.statement.module}:{self.statement.function} reads {self.table} "
+                f"without {self.column}: {' '.join(self.statement.sql.split())[:300]}")
+
+
+def _caller() -> tuple[str, str]:
+    frame: Any = sys._getframe(2)
+    while frame is not None:
+        name = frame.f_code.co_filename.replace("\\", "/")
+        match = _SOURCE.search(name)
+        if match and "/db/database.py" not in name:
+            # The method a closure (`work`, a lambda) was written in.
+            owner = frame.f_code.co_qualname.split(".<locals>.")[0]
+            return match.group(0), owner.split(".")[-1]
+        frame = frame.f_back
+    return "?", "?"
+
+
+@contextmanager
+def captured_statements(engine: Engine) -> Iterator[set[Statement]]:
+    seen: set[Statement] = set()
+    lock = threading.Lock()
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        module, function = _caller()
+        with lock:
+            seen.add(Statement(statement, module, function))
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+def _named(column: exp.Column, table: exp.Table, wanted: str) -> bool:
+    if column.name != wanted:
+        return False
+    qualifier = column.table
+    return not qualifier or qualifier in {table.name, table.alias_or_name}
+
+
+def _pinned(tree: exp.Expression, column: exp.Column) -> bool:
+    """Is `column` (qualified) compared with a parameter or a list somewhere in the statement?"""
+    for condition in tree.find_all(exp.EQ, exp.In):
+        this = condition.this
+        if (isinstance(this, exp.Column) and this.name == column.name
+                and this.table == column.table):
+            if isinstance(condition, exp.In) or not isinstance(condition.expression, exp.Column):
+                return True
+    return False
+
+
+def _constrains(tree: exp.Expression, table: exp.Table, column: str) -> bool:
+    """Does the statement restrict `table` on `column`, or write it?"""
+    for insert in tree.find_all(exp.Insert):
+        schema = insert.this
+        if isinstance(schema, exp.Schema) and isinstance(schema.this, exp.Table):
+            if schema.this.name == table.name and column in [c.name for c in
+                                                             schema.expressions]:
+                return True
+    for condition in tree.find_all(exp.EQ, exp.In):
+        sides = [condition.this, condition.expression] if isinstance(condition, exp.EQ) else [
+            condition.this]
+        for side in sides:
+            if not (isinstance(side, exp.Column) and _named(side, table, column)):
+                continue
+            other = condition.expression if side is condition.this else condition.this
+            if isinstance(condition, exp.In) or not isinstance(other, exp.Column):
+                return True
+            # A join on the same column of a co-located table, or on a column pinned to a
+            # value elsewhere (orgs.id = :org_id).
+            if other.name == column or _pinned(tree, other):
+                return True
+    return False
+
+
+def shard_violations(statements: set[Statement]) -> list[Violation]:
+    found = []
+    for statement in sorted(statements, key=lambda s: (s.module, s.function, s.sql)):
+        if (statement.module, statement.function) in FLEET_WIDE:
+            continue
+        sql = _PARAM.sub(lambda m: f":{m.group(1) or 'p'}", statement.sql)
+        try:
+            tree = sqlglot.parse_one(sql, read="postgres")
+        except sqlglot.errors.ParseError:
+            if any(name in sql for name in DISTRIBUTED):
+                found.append(Violation(statement, "?", "unparsed"))
+            continue
+        for table in tree.find_all(exp.Table):
+            column = DISTRIBUTED.get(table.name)
+            if column is None:
+                continue
+            if not _constrains(tree, table, column):
+                found.append(Violation(statement, table.name, column))
+                break
+    return found
+
+
+def fleet_wide_jobs() -> dict[tuple[str, str], str]:
+    return dict(FLEET_WIDE)
