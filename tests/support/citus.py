@@ -68,7 +68,7 @@ FLEET_WIDE = {
     ("billing_engine/stripe/reconcile/store.py", "sent_minutes_by_org"): "reconciliation",
     ("billing_engine/stripe/reconcile/store.py", "invoices_starting_between"): "reconciliation",
     ("billing_engine/payments/store.py", "delete_before"): "payment retention",
-    ("alerts/budget/store.py", "record_crossings"): "alerts' budget round",
+    ("alerts/budget/store.py", "_note"): "alerts' budget round (one INSERT ... SELECT)",
     ("billing_engine/invoicing/store.py", "mark_period_closed"): "period close",
     ("billing_engine/stripe/meters/store.py", "mark_sent"): "meter flush",
     ("billing_engine/stripe/meters/store.py", "mark_failed"): "meter flush",
