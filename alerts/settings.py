@@ -27,6 +27,7 @@ from alerts.delivery.routes_file import DEFAULT_ROUTES_FILE, routes_file_from_en
 from alerts.oncall.policy_file import DEFAULT_ONCALL_FILE, oncall_file_from_env
 from billing_core.access.oidc import OidcConfig
 from billing_core.catalogue import DEFAULT_PLANS_FILE
+from billing_core.resources import parse_volumes
 from billing_core.settings import (
     DEV_ADMIN_KEY,
     SettingsError,
@@ -114,6 +115,11 @@ class Settings:
     # leadership (PostgreSQL advisory lock); SQLite: always the leader
     leader_retry_seconds: float = 5.0
 
+    # our own resources: the dead man's switch seen from outside, and the disks to watch
+    heartbeat_url: str | None = field(default=None, repr=False)  # holds its service's token
+    heartbeat_interval_seconds: float = 60.0
+    watch_volumes: tuple[tuple[str, str], ...] = ()  # (name, path), from WATCH_VOLUMES
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
@@ -166,6 +172,11 @@ class Settings:
             grafana_url=links.grafana_url,
             silence_max_days=env_int(env, "SILENCE_MAX_DAYS", 30, minimum=1),
             leader_retry_seconds=env_float(env, "LEADER_RETRY_SECONDS", 5.0, minimum=0.1),
+            heartbeat_url=(env.get("HEARTBEAT_URL") or "").strip() or None,
+            heartbeat_interval_seconds=env_float(env, "HEARTBEAT_INTERVAL_SECONDS", 60.0,
+                                                 minimum=1.0),
+            watch_volumes=tuple((name, str(path)) for name, path
+                                in parse_volumes(env.get("WATCH_VOLUMES")).items()),
         )
         settings.validate()
         return settings
@@ -179,6 +190,8 @@ class Settings:
         if self.outbox_backoff_max_seconds < self.outbox_backoff_seconds:
             raise SettingsError("OUTBOX_BACKOFF_MAX_SECONDS must not be below "
                                 "OUTBOX_BACKOFF_SECONDS")
+        if self.heartbeat_url and not self.heartbeat_url.startswith(("http://", "https://")):
+            raise SettingsError("HEARTBEAT_URL must be an http:// or https:// URL")
         if self.leader_retry_seconds > 10:
             # A standby must notice a dead leader well within 30 seconds.
             raise SettingsError("LEADER_RETRY_SECONDS must be at most 10")
@@ -206,6 +219,7 @@ class Settings:
     def secret_values(self) -> tuple[str, ...]:
         """Strings that must never appear in a log line."""
         return secrets_to_scrub([self.admin_api_key, self.smtp_password, self.slack_webhook_url,
+                                 self.heartbeat_url,
                                  self.slack_incidents_webhook_url, self.slack_bot_token,
                                  *(key for _name, key in self.admin_api_keys),
                                  url_password(self.database_url)])
