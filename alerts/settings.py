@@ -108,6 +108,8 @@ class Settings:
     runbook_base_url: str = DEFAULT_RUNBOOK_BASE_URL
     console_url: str = DEFAULT_CONSOLE_URL
     grafana_url: str = DEFAULT_GRAFANA_URL
+    logs_base_url: str = ""  # LOGS_BASE_URL: Grafana (Explore on Loki) or a template
+    traces_base_url: str = ""  # TRACES_BASE_URL: Jaeger UI, Grafana Explore (Tempo) or a template
 
     # silences: the longest one may be (and the furthest ahead it may start)
     silence_max_days: int = 30
@@ -170,6 +172,8 @@ class Settings:
             runbook_base_url=links.runbook_base_url,
             console_url=links.console_url,
             grafana_url=links.grafana_url,
+            logs_base_url=links.logs_base_url,
+            traces_base_url=links.traces_base_url,
             silence_max_days=env_int(env, "SILENCE_MAX_DAYS", 30, minimum=1),
             leader_retry_seconds=env_float(env, "LEADER_RETRY_SECONDS", 5.0, minimum=0.1),
             heartbeat_url=(env.get("HEARTBEAT_URL") or "").strip() or None,
@@ -210,7 +214,9 @@ class Settings:
     @property
     def links(self) -> LinkSettings:
         return LinkSettings(runbook_base_url=self.runbook_base_url,
-                            grafana_url=self.grafana_url, console_url=self.console_url)
+                            grafana_url=self.grafana_url, console_url=self.console_url,
+                            logs_base_url=self.logs_base_url,
+                            traces_base_url=self.traces_base_url)
 
     @property
     def slack_enabled(self) -> bool:

@@ -22,6 +22,7 @@ import sys
 from prometheus_client import CollectorRegistry, Info, ProcessCollector, start_http_server
 
 from billing_core.resources import ResourceCollector
+from billing_core.tracing import configure_tracing
 from dashboard.settings import ConsoleSettings
 
 log = logging.getLogger("dashboard")
@@ -41,8 +42,15 @@ def start_metrics(settings: ConsoleSettings, *, host: str) -> int | None:
     """Serve the console's metrics on its own port; the port, or None when switched off."""
     if not settings.metrics_port:
         return None
-    server, _thread = start_http_server(settings.metrics_port, addr=host,
-                                        registry=console_registry())
+    try:
+        server, _thread = start_http_server(settings.metrics_port, addr=host,
+                                            registry=console_registry())
+    except OSError as error:
+        # People come first: the console still serves, and ConsoleDown tells on-call that
+        # Prometheus cannot see it.
+        print(f"console: metrics port {settings.metrics_port} unavailable ({error.strerror}); "
+              "serving without metrics", file=sys.stderr)
+        return None
     return int(server.server_port)
 
 
@@ -58,6 +66,9 @@ def host_from(argv: list[str]) -> str:
 def main() -> None:
     settings = ConsoleSettings.from_env()
     start_metrics(settings, host=host_from(sys.argv))
+    # The console's calls to the engine and the alerts API (httpx) and to Prometheus (requests,
+    # under prometheus-api-client) carry the W3C traceparent; off unless an endpoint is set.
+    configure_tracing("console", version=__version__, instrument=("httpx", "requests"))
     from streamlit.web.cli import main as streamlit_main
 
     sys.argv[0] = "streamlit"

@@ -135,6 +135,8 @@ def test_the_console_serves_its_own_process_metrics_on_a_port_of_its_own() -> No
         assert f"\n{name}" in text or text.startswith(name), name
     assert start_metrics(ConsoleSettings.from_env({"CONSOLE_METRICS_PORT": "0"}),
                          host="127.0.0.1") is None
+    # A port already taken costs the metrics, never the console itself.
+    assert start_metrics(settings, host="127.0.0.1") is None
     assert host_from(["streamlit", "run", "app.py", "--server.address", "0.0.0.0"]) == "0.0.0.0"
     assert host_from(["streamlit", "run", "app.py"]) == "127.0.0.1"
 

@@ -124,6 +124,10 @@ def _rule_payload(message: Message) -> dict[str, Any]:
         buttons.append(_button("Runbook", message.runbook_url, "runbook", primary=not resolved))
     if message.dashboard_url:
         buttons.append(_button("Dashboard", message.dashboard_url, "dashboard"))
+    if message.logs_url:
+        buttons.append(_button("Logs", message.logs_url, "logs"))
+    if message.traces_url:
+        buttons.append(_button("Traces", message.traces_url, "traces"))
     if message.console_url:
         buttons.append(_button("Alert in console", message.console_url, "console"))
     if buttons:
@@ -151,6 +155,10 @@ def _notice_payload(message: Message) -> dict[str, Any]:
         buttons.append(_button("Runbook", message.runbook_url, "runbook", primary=not resolved))
     if message.dashboard_url:
         buttons.append(_button("Dashboard", message.dashboard_url, "dashboard"))
+    if message.logs_url:
+        buttons.append(_button("Logs", message.logs_url, "logs"))
+    if message.traces_url:
+        buttons.append(_button("Traces", message.traces_url, "traces"))
     if message.console_url:
         buttons.append(_button("Open in console", message.console_url, "console"))
     if buttons:
