@@ -165,14 +165,22 @@ def _routes_secrets(settings: Settings, env: Mapping[str, str]) -> tuple[str, ..
 def _serve(settings: Settings, env: Mapping[str, str], args: argparse.Namespace) -> int:
     import uvicorn
 
+    from alerts import __version__
     from alerts.api.app import create_app
     from alerts.process import build_process
     from alerts.store.migrate import migrate
+    from billing_core.tracing import configure_tracing, instrument_fastapi, instrument_sqlalchemy
 
     if not args.no_migrate:
         migrate(settings.database_url)
+    # Off (nothing imported) unless OTEL_EXPORTER_OTLP_ENDPOINT is set. requests carries the
+    # traceparent to Prometheus, httpx to Slack, PagerDuty and webhooks.
+    configure_tracing("alerts", version=__version__, environ=env,
+                      instrument=("httpx", "requests"))
     process = build_process(settings, environ=env)
+    instrument_sqlalchemy(process.engine)
     app = create_app(process)
+    instrument_fastapi(app, excluded=["/metrics", "/healthz", "/ready"])
     host = args.host or settings.host
     port = args.port or settings.port
     log.info("serving", extra={"port": port, "host": host,

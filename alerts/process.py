@@ -11,6 +11,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 
 from sqlalchemy import Engine
 
@@ -25,6 +26,7 @@ from alerts.delivery.routes_file import load_routes
 from alerts.delivery.routing import RoutingTable
 from alerts.delivery.service import DeliveryCheck
 from alerts.incidents.service import IncidentService
+from alerts.observability.heartbeat import Heartbeat
 from alerts.observability.metrics import AlertsMetrics
 from alerts.observability.service import Readiness
 from alerts.oncall.policy_file import DEFAULT_ONCALL_FILE, load_policy
@@ -42,6 +44,7 @@ from alerts.store.repository import AlertStore
 from billing_core.access.oidc import OidcVerifier
 from billing_core.catalogue import load_plans
 from billing_core.clock import Clock, utc_now
+from billing_core.sql import pool_capacity, pool_in_use
 
 __all__ = ["AlertsProcess", "ChannelSet", "Clock", "build_process", "utc_now"]
 
@@ -87,6 +90,7 @@ class AlertsProcess:
     lane_channels: list[ChannelSet] = field(default_factory=list)
     leader: LeaderElection | None = None
     scheduler: AlertsScheduler | None = None
+    heartbeat: Heartbeat | None = None
     readiness: Readiness = field(init=False)
 
     def __post_init__(self) -> None:
@@ -100,6 +104,8 @@ class AlertsProcess:
         if self.scheduler is not None:
             self.scheduler.shutdown()
         self.channels.close()
+        if self.heartbeat is not None:
+            self.heartbeat.close()
         for channels in self.lane_channels:
             channels.close()
         self.engine.dispose()
@@ -111,6 +117,7 @@ def build_process(settings: Settings, *, environ: Mapping[str, str], clock: Cloc
     the leader election and the scheduler (the CLI's one-shot commands)."""
     metrics = metrics or AlertsMetrics()
     engine = create_alerts_engine(settings.database_url, pool_size=settings.db_pool_size)
+    watch_resources(metrics, engine, settings)
     store = AlertStore(engine)
     routing = load_routes(settings.routes_file, environ=routes_environ(settings, environ))
     links = settings.links
@@ -175,6 +182,12 @@ def build_process(settings: Settings, *, environ: Mapping[str, str], clock: Cloc
         workers[lane.name] = OutboxWorker(store=store, resolve=lane_channels.for_receiver,
                                           metrics=metrics, clock=clock, policy=policy, lane=lane)
     process.page_worker, process.worker = workers[PAGES.name], workers[BULK_LANE.name]
+    if settings.heartbeat_url:
+        evaluator = process.evaluator
+        process.heartbeat = Heartbeat(
+            url=settings.heartbeat_url, store=store, metrics=metrics, clock=clock,
+            last_good_round=lambda: evaluator.last_good_round,
+            stale_after=timedelta(seconds=max(60.0, 3 * settings.evaluation_interval_seconds)))
     process.leader = LeaderElection(settings.leader_lock_url, metrics=metrics)
     process.scheduler = AlertsScheduler(
         leader=process.leader, evaluator=process.evaluator, budget=process.budget,
@@ -183,5 +196,15 @@ def build_process(settings: Settings, *, environ: Mapping[str, str], clock: Cloc
         budget_interval=settings.budget_interval_seconds,
         outbox_interval=settings.outbox_interval_seconds,
         leader_interval=settings.leader_retry_seconds,
-        retention=timedelta(days=settings.retention_days))
+        retention=timedelta(days=settings.retention_days), heartbeat=process.heartbeat,
+        heartbeat_interval=settings.heartbeat_interval_seconds)
     return process
+
+
+def watch_resources(metrics: AlertsMetrics, engine: Engine, settings: Settings) -> None:
+    """The pool gauges, and the disks of WATCH_VOLUMES, which VolumeAlmostFull watches. The
+    embedded database's folder is the engine's to report (it owns the file), so one full disk
+    is one alert."""
+    metrics.watch_pool(lambda: pool_in_use(engine), lambda: pool_capacity(engine))
+    for name, path in settings.watch_volumes:
+        metrics.watch_volume(name, Path(path))

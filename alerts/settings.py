@@ -27,6 +27,7 @@ from alerts.delivery.routes_file import DEFAULT_ROUTES_FILE, routes_file_from_en
 from alerts.oncall.policy_file import DEFAULT_ONCALL_FILE, oncall_file_from_env
 from billing_core.access.oidc import OidcConfig
 from billing_core.catalogue import DEFAULT_PLANS_FILE
+from billing_core.resources import parse_volumes
 from billing_core.settings import (
     DEV_ADMIN_KEY,
     SettingsError,
@@ -108,6 +109,8 @@ class Settings:
     runbook_base_url: str = DEFAULT_RUNBOOK_BASE_URL
     console_url: str = DEFAULT_CONSOLE_URL
     grafana_url: str = DEFAULT_GRAFANA_URL
+    logs_base_url: str = ""  # LOGS_BASE_URL: Grafana (Explore on Loki) or a template
+    traces_base_url: str = ""  # TRACES_BASE_URL: Jaeger UI, Grafana Explore (Tempo) or a template
 
     # silences: the longest one may be (and the furthest ahead it may start)
     silence_max_days: int = 30
@@ -118,6 +121,11 @@ class Settings:
     # a session of its own, which PgBouncer in transaction mode does not give: with
     # DATABASE_URL through it, this must name PostgreSQL (or a session-mode pool) directly.
     leader_database_url: str | None = field(default=None, repr=False)
+
+    # our own resources: the dead man's switch seen from outside, and the disks to watch
+    heartbeat_url: str | None = field(default=None, repr=False)  # holds its service's token
+    heartbeat_interval_seconds: float = 60.0
+    watch_volumes: tuple[tuple[str, str], ...] = ()  # (name, path), from WATCH_VOLUMES
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -169,9 +177,16 @@ class Settings:
             runbook_base_url=links.runbook_base_url,
             console_url=links.console_url,
             grafana_url=links.grafana_url,
+            logs_base_url=links.logs_base_url,
+            traces_base_url=links.traces_base_url,
             silence_max_days=env_int(env, "SILENCE_MAX_DAYS", 30, minimum=1),
             leader_retry_seconds=env_float(env, "LEADER_RETRY_SECONDS", 5.0, minimum=0.1),
             leader_database_url=env.get("LEADER_DATABASE_URL") or None,
+            heartbeat_url=(env.get("HEARTBEAT_URL") or "").strip() or None,
+            heartbeat_interval_seconds=env_float(env, "HEARTBEAT_INTERVAL_SECONDS", 60.0,
+                                                 minimum=1.0),
+            watch_volumes=tuple((name, str(path)) for name, path
+                                in parse_volumes(env.get("WATCH_VOLUMES")).items()),
         )
         settings.validate()
         return settings
@@ -185,6 +200,8 @@ class Settings:
         if self.outbox_backoff_max_seconds < self.outbox_backoff_seconds:
             raise SettingsError("OUTBOX_BACKOFF_MAX_SECONDS must not be below "
                                 "OUTBOX_BACKOFF_SECONDS")
+        if self.heartbeat_url and not self.heartbeat_url.startswith(("http://", "https://")):
+            raise SettingsError("HEARTBEAT_URL must be an http:// or https:// URL")
         if self.leader_retry_seconds > 10:
             # A standby must notice a dead leader well within 30 seconds.
             raise SettingsError("LEADER_RETRY_SECONDS must be at most 10")
@@ -213,7 +230,9 @@ class Settings:
     @property
     def links(self) -> LinkSettings:
         return LinkSettings(runbook_base_url=self.runbook_base_url,
-                            grafana_url=self.grafana_url, console_url=self.console_url)
+                            grafana_url=self.grafana_url, console_url=self.console_url,
+                            logs_base_url=self.logs_base_url,
+                            traces_base_url=self.traces_base_url)
 
     @property
     def slack_enabled(self) -> bool:
@@ -222,6 +241,7 @@ class Settings:
     def secret_values(self) -> tuple[str, ...]:
         """Strings that must never appear in a log line."""
         return secrets_to_scrub([self.admin_api_key, self.smtp_password, self.slack_webhook_url,
+                                 self.heartbeat_url,
                                  self.slack_incidents_webhook_url, self.slack_bot_token,
                                  *(key for _name, key in self.admin_api_keys),
                                  url_password(self.database_url),

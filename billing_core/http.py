@@ -194,3 +194,14 @@ def api_routes(routes: Sequence[Any]) -> list[APIRoute]:
         elif nested is not None:
             found += api_routes(list(nested.routes))
     return found
+
+
+def exposition(registry: Any, accept: str | None) -> tuple[bytes, str]:
+    """A registry's samples in the format the scraper asked for: OpenMetrics (which carries
+    exemplars) when its Accept header names it, Prometheus' text format otherwise."""
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+    from prometheus_client.openmetrics import exposition as openmetrics
+
+    if accept and "application/openmetrics-text" in accept:
+        return openmetrics.generate_latest(registry), openmetrics.CONTENT_TYPE_LATEST
+    return generate_latest(registry), CONTENT_TYPE_LATEST

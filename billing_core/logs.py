@@ -1,4 +1,5 @@
-"""Structured JSON logs carrying the request id, with secrets scrubbed from every line."""
+"""Structured JSON logs carrying the request id (and the trace and span ids when tracing is on),
+with secrets scrubbed from every line."""
 
 from __future__ import annotations
 
@@ -6,12 +7,16 @@ import contextvars
 import json
 import logging
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "request_id", default=None
 )
+
+# (trace id, span id, sampled) of the span in progress; set by billing_core.tracing when tracing
+# is on, None otherwise, so a process without tracing pays one global read per line.
+trace_ids: Callable[[], tuple[str, str, bool] | None] | None = None
 
 _STANDARD_ATTRS = frozenset(
     logging.LogRecord("", 0, "", 0, "", None, None).__dict__.keys() | {"message", "asctime"}
@@ -38,6 +43,10 @@ class JsonFormatter(logging.Formatter):
         request_id = request_id_var.get()
         if request_id:
             entry["request_id"] = request_id
+        if trace_ids is not None:
+            ids = trace_ids()
+            if ids is not None:
+                entry["trace_id"], entry["span_id"] = ids[0], ids[1]
         for key, value in record.__dict__.items():
             if key not in _STANDARD_ATTRS and not key.startswith("_"):
                 entry[key] = value

@@ -131,3 +131,19 @@ def utc(value: datetime) -> datetime:
 
 def utc_or_none(value: datetime | None) -> datetime | None:
     return None if value is None else utc(value)
+
+
+def pool_in_use(engine: Engine) -> float:
+    """Connections checked out of the engine's pool now (0 for a pool that does not count)."""
+    checkedout = getattr(engine.pool, "checkedout", None)
+    return float(checkedout()) if callable(checkedout) else 0.0
+
+
+def pool_capacity(engine: Engine) -> float:
+    """What the pool may hold at once (size plus overflow); NaN for a pool without a bound."""
+    size = getattr(engine.pool, "size", None)
+    # QueuePool keeps its overflow allowance private; -1 means no bound.
+    overflow = getattr(engine.pool, "_max_overflow", None)
+    if not callable(size) or not isinstance(overflow, int) or overflow < 0:
+        return float("nan")
+    return float(size() + overflow)

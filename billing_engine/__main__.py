@@ -107,8 +107,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 0
     if args.command == "demo":
+        from billing_core.tracing import configure_tracing
+        from billing_engine import __version__
         from billing_engine.demo.traffic import run_demo
 
+        configure_tracing("billing-engine", version=__version__, instrument=("httpx", "redis"))
         migrate(settings.database_url)
         run_demo(settings, host=args.host, port=port, org_count=args.orgs)
         return 0

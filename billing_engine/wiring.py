@@ -14,6 +14,7 @@ from billing_core.access.oidc import OidcVerifier
 from billing_core.catalogue import load_plans
 from billing_core.clock import Clock, utc_now
 from billing_core.plans import PlanCatalog
+from billing_core.resources import sqlite_volume
 from billing_engine.access.limits import FailedAuthLimiter
 from billing_engine.access.service import AccessKeys
 from billing_engine.access.store import KeyStore
@@ -113,7 +114,10 @@ def build_services(
         settings.database_url, pool_size=pool_size or settings.db_pool_size
     )
     metrics = metrics or EngineMetrics()
-    metrics.watch_pool(database.connections_in_use)
+    metrics.watch_pool(database.connections_in_use, database.connections_max)
+    embedded = sqlite_volume(settings.database_url)
+    if embedded is not None:  # the embedded database's disk: VolumeAlmostFull watches it
+        metrics.watch_volume("database", embedded)
     catalog = load_plans(settings.plans_file)
 
     customers = Customers(store=CustomerStore(database), clock=clock)

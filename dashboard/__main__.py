@@ -2,8 +2,10 @@
 
 Streamlit reads sign-in settings (`st.login`) only from a secrets file, so this writes the
 `[auth]` section from the environment (`dashboard.settings`) into a file only this user may read,
-in a fresh private folder, and runs `streamlit run dashboard/app.py` on it. Nothing else is ever
-written there; the file holds the client secret and the cookie secret, and is never logged.
+in a fresh private folder, and runs `streamlit run dashboard/app.py` on it (through
+`dashboard.server`, which first starts the console's metrics endpoint in the same process).
+Nothing else is ever written there; the file holds the client secret and the cookie secret, and
+is never logged.
 """
 
 from __future__ import annotations
@@ -54,7 +56,8 @@ def write_secrets(settings: ConsoleSettings) -> Path:
 
 
 def streamlit_argv(*, host: str, port: int, secrets_file: Path | None) -> list[str]:
-    argv = [sys.executable, "-m", "streamlit", "run", str(APP),
+    # dashboard.server starts the console's metrics endpoint, then runs Streamlit's own CLI.
+    argv = [sys.executable, "-m", "dashboard.server", "run", str(APP),
             "--server.address", host, "--server.port", str(port),
             "--server.headless", "true", "--browser.gatherUsageStats", "false",
             "--server.fileWatcherType", "none", "--client.toolbarMode", "viewer"]

@@ -17,12 +17,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from billing_core.access.oidc import OidcConfig
-from billing_core.settings import SettingsError, app_environment, env_url
+from billing_core.settings import SettingsError, app_environment, env_int, env_url
 
 DEFAULT_ENGINE_URL = "http://127.0.0.1:8006"
 DEFAULT_PROMETHEUS_URL = "http://127.0.0.1:9090"
 DEFAULT_ALERTS_URL = "http://127.0.0.1:8007"
 DEFAULT_CONSOLE_URL = "http://127.0.0.1:8501"
+DEFAULT_METRICS_PORT = 8502
 MIN_COOKIE_SECRET_LENGTH = 32
 
 
@@ -36,6 +37,8 @@ class ConsoleSettings:
     oidc: OidcConfig | None = None
     client_secret: str = field(default="", repr=False)
     cookie_secret: str = field(default="", repr=False)
+    # The console's own metrics endpoint (dashboard/server.py); 0 serves none.
+    metrics_port: int = DEFAULT_METRICS_PORT
 
     @property
     def sign_in_configured(self) -> bool:
@@ -56,6 +59,7 @@ class ConsoleSettings:
             oidc=OidcConfig.from_env(env),
             client_secret=(env.get("OIDC_CLIENT_SECRET") or "").strip(),
             cookie_secret=(env.get("CONSOLE_COOKIE_SECRET") or "").strip(),
+            metrics_port=env_int(env, "CONSOLE_METRICS_PORT", DEFAULT_METRICS_PORT, minimum=0),
         )
 
     @classmethod
@@ -85,4 +89,4 @@ class ConsoleSettings:
         return cls(engine_url=settings.engine_url, prometheus_url=settings.prometheus_url,
                    alerts_url=settings.alerts_url, console_url=settings.console_url,
                    oidc=settings.oidc, client_secret=settings.client_secret,
-                   cookie_secret=cookie_secret)
+                   cookie_secret=cookie_secret, metrics_port=settings.metrics_port)

@@ -217,6 +217,7 @@ class Console(ServiceProcess):
     alerts_url: str = ""
     oidc_env: dict[str, str] = field(default_factory=dict)
     extra_env: dict[str, str] = field(default_factory=dict)
+    metrics_port: int = field(default_factory=free_port)  # its own /metrics (dashboard/server.py)
 
     sign_in_env: dict[str, str] = field(init=False, repr=False)
 
@@ -229,7 +230,8 @@ class Console(ServiceProcess):
     def environ(self) -> dict[str, str]:
         return {**super().environ(), "ENGINE_URL": self.engine_url,
                 "PROMETHEUS_URL": self.prometheus_url, "ALERTS_URL": self.alerts_url,
-                "CONSOLE_URL": self.url, **self.sign_in_env, **self.extra_env}
+                "CONSOLE_URL": self.url, "CONSOLE_METRICS_PORT": str(self.metrics_port),
+                **self.sign_in_env, **self.extra_env}
 
 
 def console_sign_in_env(oidc_env: Mapping[str, str]) -> dict[str, str]:

@@ -29,6 +29,7 @@ from devstack.processes import (
 from devstack.servers import free_port, wait_for
 
 PARTS = ("oidc", "engine", "mailsink", "prometheus", "alerts", "console")
+CONSOLE_METRICS = "console-metrics"  # the console's own metrics port, scraped as job console
 CONSOLE_CLIENT_ID = "billing-console"  # the console's client at the provider: the tokens' audience
 
 
@@ -61,7 +62,7 @@ class Stack:
         unknown = set(self.parts) - set(PARTS)
         if unknown:
             raise ValueError(f"unknown stack parts {sorted(unknown)}; known: {PARTS}")
-        for part in PARTS:
+        for part in (*PARTS, CONSOLE_METRICS):
             self.ports.setdefault(part, free_port())
 
     def url(self, part: str) -> str:
@@ -105,6 +106,8 @@ class Stack:
             targets = {"billing-engine": f"127.0.0.1:{self.ports['engine']}"}
             if "alerts" in self.parts:
                 targets["alerts"] = f"127.0.0.1:{self.ports['alerts']}"
+            if "console" in self.parts:
+                targets["console"] = f"127.0.0.1:{self.ports[CONSOLE_METRICS]}"
             self.prometheus = PrometheusServer(
                 targets, config_file=self.prometheus_config, storage=self.prometheus_storage,
                 retention=self.prometheus_retention, **self._common("prometheus"))
@@ -122,7 +125,9 @@ class Stack:
             self.console = Console(engine_url=self.url("engine"),
                                    prometheus_url=self.url("prometheus"),
                                    alerts_url=self.url("alerts"), oidc_env=oidc_env,
-                                   extra_env=self.console_env, **self._common("console"))
+                                   extra_env=self.console_env,
+                                   metrics_port=self.ports[CONSOLE_METRICS],
+                                   **self._common("console"))
         return [p for p in (self.oidc, self.engine, self.mailsink, self.prometheus, self.alerts,
                             self.console) if p is not None]
 

@@ -30,7 +30,7 @@ from devstack.stack import PARTS, Stack  # noqa: E402
 
 VAR = ROOT / "var"
 PORTS = {"oidc": 9400, "engine": 8006, "mailsink": 1025, "prometheus": 9090, "alerts": 8007,
-         "console": 8501}
+         "console": 8501, "console-metrics": 8502}
 
 
 class Stop(Exception):
@@ -59,13 +59,16 @@ def build_stack() -> Stack:
         admin_key=os.environ.get("ADMIN_API_KEY", "dev-admin-key"),
         parts=parts, demo=True, ports=dict(PORTS),
         engine_env=common, alerts_env={**common, "ONCALL_FILE": os.environ.get(
-            "ONCALL_FILE", str(ROOT / "devstack" / "oncall.demo.yml")), **{
+            "ONCALL_FILE", str(ROOT / "devstack" / "oncall.demo.yml")),
+            # Prometheus' data folder, watched by VolumeAlmostFull.
+            "WATCH_VOLUMES": os.environ.get("WATCH_VOLUMES", f"prometheus={VAR / 'prometheus'}"),
+            **{
             name: os.environ[name] for name in ("PROMETHEUS_URL", "SMTP_HOST", "SMTP_PORT",
                                                 "CONSOLE_URL", "RUNBOOK_BASE_URL")
             if name in os.environ}},
         console_env={name: os.environ[name] for name in ("ENGINE_URL", "PROMETHEUS_URL",
                                                          "ALERTS_URL") if name in os.environ},
-        prometheus_config=ROOT / "prometheus" / "prometheus.yml",  # scrapes 8006 and 8007
+        prometheus_config=ROOT / "prometheus" / "prometheus.yml",  # scrapes 8006, 8007, 8502
         prometheus_storage=VAR / "prometheus",
         prometheus_retention="35d",  # the SLO window is 30 days
         mail_dir=VAR / "mail", log_dir=VAR / "logs", die_with_parent=True)

@@ -43,9 +43,12 @@ def test_the_parts_are_wired_to_each_other_on_their_ports() -> None:
     in_tests = stack.console_environ()  # what AppTest runs of the app are given
     assert {k: in_tests[k] for k in ("ENGINE_URL", "OIDC_ISSUER_URL", "CONSOLE_URL")} == {
         k: console_env[k] for k in ("ENGINE_URL", "OIDC_ISSUER_URL", "CONSOLE_URL")}
+    # The console is scraped on its own metrics port, not the port people open.
+    assert console_env["CONSOLE_METRICS_PORT"] == str(stack.console.metrics_port)
     assert stack.prometheus.targets == {
         "billing-engine": f"127.0.0.1:{stack.engine.port}",
-        "alerts": f"127.0.0.1:{stack.alerts.port}"}
+        "alerts": f"127.0.0.1:{stack.alerts.port}",
+        "console": f"127.0.0.1:{stack.console.metrics_port}"}
 
 
 def test_a_part_left_out_has_a_url_nothing_answers_on() -> None:

@@ -157,6 +157,8 @@ def _rule_context(message: Message) -> tuple[str, dict[str, Any]]:
         "members": group_members(message),
         "runbook_url": message.runbook_url,
         "dashboard_url": message.dashboard_url,
+        "logs_url": message.logs_url,
+        "traces_url": message.traces_url,
         "console_url": message.console_url,
         "fingerprint": message.fingerprint,
         "colour": RESOLVED_COLOUR
@@ -212,6 +214,8 @@ def notice_context(message: Message) -> tuple[str, dict[str, Any]]:
         "why": why,
         "runbook_url": message.runbook_url,
         "dashboard_url": message.dashboard_url,
+        "logs_url": message.logs_url,
+        "traces_url": message.traces_url,
         "console_url": message.console_url,
         "colour": RESOLVED_COLOUR if resolved else SEVERITY_COLOURS.get(message.severity,
                                                                         "#374151"),
@@ -233,6 +237,8 @@ def _test_context(message: Message, now: datetime) -> tuple[str, dict[str, Any]]
         "description": message.description,
         "runbook_url": message.runbook_url,
         "dashboard_url": message.dashboard_url,
+        "logs_url": message.logs_url,
+        "traces_url": message.traces_url,
         "console_url": message.console_url,
     }
     return f"[TEST] {one_line(message.summary) or 'Alerts delivery check'}", context

@@ -12,13 +12,32 @@ A link that points anywhere else was written on purpose by a rule author and is 
 `<base>?runbook=<stem>&section=<anchor>`) or a template holding `{runbook}` and `{section}`,
 for runbooks read elsewhere: `https://git.example.com/ops/blob/main/runbooks/{runbook}.md#{section}`.
 
+Logs and traces links (`alert_links`) lead to the service the alert is about, over the alert's
+time window: from 15 minutes before its condition began to 5 minutes after it resolved (an hour
+after it began while it fires, so every repeat of one episode carries the same link).
+
+- `LOGS_BASE_URL`: Grafana's address; the link opens Explore on the Loki data source (uid
+  `loki`) with `{service="<service>"}`. Or a template holding `{service}` and the window's
+  `{start_ms}`, `{end_ms}` (epoch milliseconds) or `{start}`, `{end}` (RFC 3339), for another
+  log store.
+- `TRACES_BASE_URL`: Jaeger UI's address; the link opens its search for the service and window.
+  A Grafana Explore address (ending in `/explore`) opens a TraceQL search on the Tempo data
+  source (uid `tempo`) instead; a template takes `{service}`, `{start_us}`, `{end_us}` (epoch
+  microseconds, Jaeger's unit) besides the placeholders above.
+
+Either unset: that link is left out. The service is the process the alert names (its `job`
+label: `billing-engine`, `alerts`, `console`), else the process behind its `service` label;
+alerts about no process of ours get neither link.
+
 Everything here is a pure function of its arguments.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 from billing_core.settings import env_url
@@ -40,14 +59,18 @@ class LinkSettings:
     runbook_base_url: str = DEFAULT_RUNBOOK_BASE_URL
     grafana_url: str = DEFAULT_GRAFANA_URL
     console_url: str = DEFAULT_CONSOLE_URL
+    logs_base_url: str = ""  # LOGS_BASE_URL; empty: no logs link
+    traces_base_url: str = ""  # TRACES_BASE_URL; empty: no traces link
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> LinkSettings:
-        """The three variables of an environment (the alerts Settings read them here)."""
+        """The variables of an environment (the alerts Settings read them here)."""
         return cls(
             runbook_base_url=env_url(environ, "RUNBOOK_BASE_URL", DEFAULT_RUNBOOK_BASE_URL),
             grafana_url=env_url(environ, "GRAFANA_URL", DEFAULT_GRAFANA_URL),
             console_url=env_url(environ, "CONSOLE_URL", DEFAULT_CONSOLE_URL),
+            logs_base_url=env_url(environ, "LOGS_BASE_URL", ""),
+            traces_base_url=env_url(environ, "TRACES_BASE_URL", ""),
         )
 
 
@@ -123,3 +146,108 @@ def rewrite_annotations(
             result["dashboard_url"], grafana_url=links.grafana_url
         )
     return result
+
+
+# -- logs and traces ----------------------------------------------------------------------------
+
+WINDOW_BEFORE = timedelta(minutes=15)
+WINDOW_AFTER = timedelta(minutes=5)
+WINDOW_WHILE_FIRING = timedelta(hours=1)
+# The processes that log and trace under these service names (OTEL_SERVICE_NAME's defaults and
+# the `service` label the log shipper gives their lines).
+PROCESSES = ("billing-engine", "alerts", "console")
+# Alerts without a `job` label (sums over every engine) are about the process behind their
+# `service` label.
+PROCESS_OF_SERVICE = {"billing-engine": "billing-engine", "payments": "billing-engine",
+                      "metering": "billing-engine", "security": "billing-engine",
+                      "alerting": "alerts"}
+LOKI_DATASOURCE = {"type": "loki", "uid": "loki"}
+TEMPO_DATASOURCE = {"type": "tempo", "uid": "tempo"}
+
+
+def telemetry_service(labels: Mapping[str, str]) -> str | None:
+    """The process whose logs and traces explain an alert, or None."""
+    job = labels.get("job", "")
+    if job in PROCESSES:
+        return job
+    return PROCESS_OF_SERVICE.get(labels.get("service", ""))
+
+
+def alert_window(started: datetime, resolved: datetime | None) -> tuple[datetime, datetime]:
+    end = resolved + WINDOW_AFTER if resolved is not None else started + WINDOW_WHILE_FIRING
+    return started - WINDOW_BEFORE, end
+
+
+def _placeholders(service: str, start: datetime, end: datetime) -> dict[str, str]:
+    return {"service": quote(service, safe=""),
+            "start_ms": str(int(start.timestamp() * 1000)),
+            "end_ms": str(int(end.timestamp() * 1000)),
+            "start_us": str(int(start.timestamp() * 1_000_000)),
+            "end_us": str(int(end.timestamp() * 1_000_000)),
+            "start": quote(start.isoformat(), safe=""), "end": quote(end.isoformat(), safe="")}
+
+
+def _fill(template: str, values: Mapping[str, str]) -> str:
+    for name, value in values.items():
+        template = template.replace("{" + name + "}", value)
+    return template
+
+
+def _is_template(base_url: str) -> bool:
+    return "{service}" in base_url
+
+
+def grafana_explore_url(explore_url: str, *, query: Mapping[str, object], start: datetime,
+                        end: datetime) -> str:
+    """Grafana's Explore page (schema 1 panes, Grafana 10 and 11) with one query and range."""
+    datasource = query["datasource"]
+    uid = datasource["uid"] if isinstance(datasource, Mapping) else str(datasource)
+    panes = {"a": {"datasource": uid, "queries": [dict(query)],
+                   "range": {"from": str(int(start.timestamp() * 1000)),
+                             "to": str(int(end.timestamp() * 1000))}}}
+    params = {"schemaVersion": "1", "panes": json.dumps(panes, separators=(",", ":")),
+              "orgId": "1"}
+    return f"{explore_url}?{urlencode(params)}"
+
+
+def logs_url(service: str, start: datetime, end: datetime, *, base_url: str) -> str:
+    """The service's logs over [start, end] (see the module docstring)."""
+    if _is_template(base_url):
+        return _fill(base_url, _placeholders(service, start, end))
+    explore = base_url.rstrip("/")
+    if not explore.endswith("/explore"):
+        explore += "/explore"
+    query = {"refId": "A", "datasource": LOKI_DATASOURCE, "queryType": "range",
+             "expr": f'{{service="{service}"}}'}
+    return grafana_explore_url(explore, query=query, start=start, end=end)
+
+
+def traces_url(service: str, start: datetime, end: datetime, *, base_url: str) -> str:
+    """The service's traces over [start, end] (see the module docstring)."""
+    if _is_template(base_url):
+        return _fill(base_url, _placeholders(service, start, end))
+    base = base_url.rstrip("/")
+    if base.endswith("/explore"):
+        query = {"refId": "A", "datasource": TEMPO_DATASOURCE, "queryType": "traceql",
+                 "query": f'{{resource.service.name="{service}"}}', "limit": 20}
+        return grafana_explore_url(base, query=query, start=start, end=end)
+    values = _placeholders(service, start, end)
+    params = {"service": service, "start": values["start_us"], "end": values["end_us"],
+              "lookback": "custom", "limit": "20"}
+    return f"{base}/search?{urlencode(params)}"
+
+
+def alert_links(labels: Mapping[str, str], *, started: datetime, resolved: datetime | None,
+                links: LinkSettings) -> dict[str, str]:
+    """`logs_url` and `traces_url` of one alert, each only when its base URL is set and the
+    alert is about one of our processes."""
+    service = telemetry_service(labels)
+    if service is None:
+        return {}
+    start, end = alert_window(started, resolved)
+    found = {}
+    if links.logs_base_url:
+        found["logs_url"] = logs_url(service, start, end, base_url=links.logs_base_url)
+    if links.traces_base_url:
+        found["traces_url"] = traces_url(service, start, end, base_url=links.traces_base_url)
+    return found

@@ -74,6 +74,10 @@ class Message:
     recipients: tuple[str, ...] = ()  # email addresses (email channel only)
     runbook_url: str = ""
     dashboard_url: str = ""
+    # The service's logs and traces over the alert's window (LOGS_BASE_URL, TRACES_BASE_URL);
+    # empty when not configured or when the alert is about none of our processes.
+    logs_url: str = ""
+    traces_url: str = ""
     console_url: str = ""  # the console's alert page for this alert
     # Rule messages: each alert it carries, and the labels that made its group at the route
     # (group_by, or the slo label). Messages queued before these existed have neither.
@@ -164,6 +168,8 @@ def message_to_json(message: Message) -> str:
         "recipients": list(message.recipients),
         "runbook_url": message.runbook_url,
         "dashboard_url": message.dashboard_url,
+        "logs_url": message.logs_url,
+        "traces_url": message.traces_url,
         "console_url": message.console_url,
         "alerts": [_detail_out(detail) for detail in message.alerts],
         "group_labels": dict(message.group_labels),
@@ -207,6 +213,8 @@ def message_from_json(raw: str) -> Message:
         recipients=tuple(data.get("recipients", [])),
         runbook_url=data.get("runbook_url", ""),
         dashboard_url=data.get("dashboard_url", ""),
+        logs_url=data.get("logs_url", ""),
+        traces_url=data.get("traces_url", ""),
         console_url=data.get("console_url", ""),
         alerts=tuple(_detail_in(detail) for detail in data.get("alerts", [])),
         group_labels=data.get("group_labels", {}),

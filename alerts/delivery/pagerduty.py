@@ -53,6 +53,8 @@ def _cut(text: str, limit: int) -> str:
 def _links(detail: AlertDetail) -> list[dict[str, str]]:
     found = [(detail.annotations.get("runbook_url", ""), "Runbook"),
              (detail.annotations.get("dashboard_url", ""), "Dashboard"),
+             (detail.annotations.get("logs_url", ""), "Logs"),
+             (detail.annotations.get("traces_url", ""), "Traces"),
              (detail.console_url, "Alert in console")]
     return [{"href": href, "text": text} for href, text in found if href]
 

@@ -143,13 +143,17 @@ def _notice_payload(message: Message) -> dict[str, Any]:
 
 
 def _link_buttons(message: Message, *, console: str, primary: bool) -> list[dict[str, Any]]:
-    """The runbook, dashboard and console buttons a message has links for, as one actions
-    block (none when it has no link)."""
+    """The runbook, dashboard, logs, traces and console buttons a message has links for, as
+    one actions block (none when it has no link)."""
     buttons = []
     if message.runbook_url:
         buttons.append(_button("Runbook", message.runbook_url, "runbook", primary=primary))
     if message.dashboard_url:
         buttons.append(_button("Dashboard", message.dashboard_url, "dashboard"))
+    if message.logs_url:
+        buttons.append(_button("Logs", message.logs_url, "logs"))
+    if message.traces_url:
+        buttons.append(_button("Traces", message.traces_url, "traces"))
     if message.console_url:
         buttons.append(_button(console, message.console_url, "console"))
     return [{"type": "actions", "elements": buttons}] if buttons else []

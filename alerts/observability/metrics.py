@@ -3,11 +3,16 @@ registry. Labels are bounded: a channel and a failure reason, never an org or an
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+from pathlib import Path
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.metrics import disable_created_metrics
 from prometheus_client.process_collector import ProcessCollector
 
 from alerts import __version__
+from billing_core.resources import ResourceCollector
 
 CHANNELS = ("email", "slack", "webhook", "pagerduty")
 FAILURE_REASONS = ("timeout", "rate_limited", "server_error", "rejected", "connection")
@@ -28,6 +33,8 @@ class AlertsMetrics:
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
         ProcessCollector(registry=r)
+        # Memory and CPU limits; the volumes of WATCH_VOLUMES and the embedded database.
+        self.resources = ResourceCollector(registry=r)
         Info("alerts_build", "Alerts process build.", registry=r).info({"version": __version__})
         self.evaluations = Counter(
             "alert_evaluations_total", "Rule evaluation rounds run.", registry=r)
@@ -66,6 +73,23 @@ class AlertsMetrics:
             ["lane"], buckets=LATENCY_BUCKETS, registry=r)
         for lane in ("pages", "bulk"):
             self.delivery_latency.labels(lane)
+        self.db_pool_in_use = Gauge(
+            "db_pool_connections_in_use", "Database connections checked out of the pool.",
+            registry=r)
+        self.db_pool_max = Gauge(
+            "db_pool_connections_max",
+            "Connections the database pool may hold at once (its size plus overflow).",
+            registry=r)
+        self.heartbeat_pings = Counter(
+            "alert_heartbeat_pings_total",
+            "Dead man's switch pings to HEARTBEAT_URL: sent, failed, or skipped because the "
+            "evaluation pipeline is not healthy.", ["outcome"], registry=r)
+        for outcome in ("sent", "failed", "skipped"):
+            self.heartbeat_pings.labels(outcome)
+        self.heartbeat_last_sent = Gauge(
+            "alert_heartbeat_last_sent_timestamp_seconds",
+            "When the external heartbeat service last took a ping (0 before the first).",
+            registry=r)
         self.leader = Gauge(
             "alert_leader", "1 on the replica holding the advisory lock, else 0.", registry=r)
         # The engine's names, without an org or key id: why a credential or a request was refused.
@@ -77,3 +101,11 @@ class AlertsMetrics:
             "alert_access_denied_total",
             "Requests refused 403: role too low, org key, route without a policy.",
             ["reason"], registry=r)
+
+    def watch_pool(self, in_use: Callable[[], float],
+                   capacity: Callable[[], float] = lambda: math.nan) -> None:
+        self.db_pool_in_use.set_function(in_use)
+        self.db_pool_max.set_function(capacity)
+
+    def watch_volume(self, name: str, path: Path) -> None:
+        self.resources.watch(name, path)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.requests import Request
 
 from alerts.api.deps import Metrics, ReadinessCheck
 from alerts.observability.schemas import Health, NotReady, Ready
+from billing_core.http import exposition
 
 router = APIRouter(tags=["health"])
 
@@ -30,6 +31,7 @@ def ready(readiness: ReadinessCheck) -> Ready | JSONResponse:
 
 @router.get("/metrics", response_class=PlainTextResponse,
             responses={200: {"description": "Every metric, in the Prometheus text format"}})
-def metrics(registry: Metrics) -> Response:
-    """Prometheus metrics (names in docs/metrics.md)."""
-    return Response(generate_latest(registry.registry), media_type=CONTENT_TYPE_LATEST)
+def metrics(registry: Metrics, request: Request) -> Response:
+    """Prometheus metrics (names in docs/metrics.md); OpenMetrics when the scraper asks."""
+    body, content_type = exposition(registry.registry, request.headers.get("accept"))
+    return Response(body, media_type=content_type)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from alerts.delivery.links import LinkSettings, console_alert_url, rewrite_annotations
+from alerts.delivery.links import LinkSettings, console_alert_url
 from alerts.delivery.message import Message
 from alerts.oncall.rules import OnCallPolicy, Person
 from alerts.oncall.store import RESOLVED, Escalation
+from alerts.rules.messages import linked_annotations
 from alerts.rules.model import Alert
 
 
@@ -37,7 +38,7 @@ def escalation_message(alert: Alert, escalation: Escalation, *, person: Person,
                        recipients: tuple[str, ...], links: LinkSettings) -> Message:
     """Step 0 tells the first rotation the alert fired; step n tells the next one that nobody
     acknowledged it in time; `resolved` tells everyone who was told that it is over."""
-    annotations = rewrite_annotations(alert.annotations, links=links)
+    annotations = linked_annotations(alert, links=links, resolved=escalation.kind == RESOLVED)
     rule = policy.severities[alert.severity]
     summary_of_alert = annotations.get("summary", alert.alertname)
     fired = alert.fired_at or alert.active_at
@@ -75,6 +76,8 @@ def escalation_message(alert: Alert, escalation: Escalation, *, person: Person,
         recipients=recipients,
         runbook_url=annotations.get("runbook_url", ""),
         dashboard_url=annotations.get("dashboard_url", ""),
+        logs_url=annotations.get("logs_url", ""),
+        traces_url=annotations.get("traces_url", ""),
         console_url=console_alert_url(alert.fingerprint, console_url=links.console_url),
     )
 

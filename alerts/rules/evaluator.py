@@ -105,6 +105,8 @@ class Evaluator:
         self.external_labels = dict(external_labels or {})
         self.on_queued = on_queued
         self._prometheus_was_up: bool | None = None
+        # When a round last reached Prometheus (the heartbeat vouches only for a fresh one).
+        self.last_good_round: datetime | None = None
         self._rule_errors: dict[str, str] = {}
 
     @property
@@ -161,6 +163,7 @@ class Evaluator:
             outcomes.append(outcome)
             report.evaluated += 1
         self._prometheus_up()
+        self.last_good_round = now
 
         # Alerts of rules that left the rule files resolve (a failing rule is still a rule).
         names = {rule.name for rule in self.rules}

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from alerts.delivery.links import LinkSettings, console_alert_url, rewrite_annotations
+from alerts.delivery.links import (
+    LinkSettings,
+    alert_links,
+    console_alert_url,
+    rewrite_annotations,
+)
 from alerts.delivery.message import AlertDetail, Message
 from alerts.rules.model import Alert
 
@@ -17,12 +22,20 @@ def primary_first(alerts: Sequence[Alert]) -> list[Alert]:
                                          a.fingerprint))
 
 
+def linked_annotations(alert: Alert, *, links: LinkSettings, resolved: bool) -> dict[str, str]:
+    """The alert's annotations with their links made real, plus `logs_url` and `traces_url`
+    for its service and time window where LOGS_BASE_URL and TRACES_BASE_URL are set."""
+    return {**rewrite_annotations(alert.annotations, links=links),
+            **alert_links(alert.labels, started=alert.active_at,
+                          resolved=alert.resolved_at if resolved else None, links=links)}
+
+
 def alert_detail(alert: Alert, *, resolved: bool, links: LinkSettings) -> AlertDetail:
     return AlertDetail(
         fingerprint=alert.fingerprint,
         status="resolved" if resolved else "firing",
         labels=dict(alert.labels),
-        annotations=rewrite_annotations(alert.annotations, links=links),
+        annotations=linked_annotations(alert, links=links, resolved=resolved),
         starts_at=alert.fired_at or alert.active_at,
         ends_at=alert.resolved_at if resolved else None,
         console_url=console_alert_url(alert.fingerprint, console_url=links.console_url),
@@ -35,8 +48,8 @@ def rule_message(alerts: Sequence[Alert], *, state: str, recipients: tuple[str, 
     `state` is firing, resolved, or acked (someone acknowledged them)."""
     ordered = primary_first(alerts)
     lead = ordered[0]
-    annotations = rewrite_annotations(lead.annotations, links=links)
     resolved = state == "resolved"
+    annotations = linked_annotations(lead, links=links, resolved=resolved)
     return Message(
         kind="rule",
         fingerprint=lead.fingerprint,
@@ -55,6 +68,8 @@ def rule_message(alerts: Sequence[Alert], *, state: str, recipients: tuple[str, 
         recipients=recipients,
         runbook_url=annotations.get("runbook_url", ""),
         dashboard_url=annotations.get("dashboard_url", ""),
+        logs_url=annotations.get("logs_url", ""),
+        traces_url=annotations.get("traces_url", ""),
         console_url=console_alert_url(lead.fingerprint, console_url=links.console_url),
         alerts=tuple(alert_detail(a, resolved=resolved, links=links) for a in ordered),
         group_labels=dict(group_labels) if group_labels is not None

@@ -33,6 +33,11 @@ class AlertOut(BaseModel):
     silenced_by: list[str] = Field(description="ids of the active silences covering it")
     runbook_url: str
     dashboard_url: str
+    logs_url: str = Field(default="", description="the service's logs over the alert's window "
+                                                  "(LOGS_BASE_URL); empty when not configured")
+    traces_url: str = Field(default="", description="the service's traces over the alert's "
+                                                    "window (TRACES_BASE_URL); empty when not "
+                                                    "configured")
     console_url: str
     delivery: dict[str, LatestDelivery] = Field(description="the latest notification per "
                                                             "channel (email, slack)")

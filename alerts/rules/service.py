@@ -11,12 +11,13 @@ from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
 from alerts.access.store import AuditEntry
-from alerts.delivery.links import LinkSettings, console_alert_url, rewrite_annotations
+from alerts.delivery.links import LinkSettings, console_alert_url
 from alerts.delivery.schemas import DeliveryOut, LatestDelivery
 from alerts.delivery.store import DeliveryRecord
 from alerts.oncall.schemas import EscalationOut
 from alerts.rules.acks import ack_messages
 from alerts.rules.gofmt import format_v
+from alerts.rules.messages import linked_annotations
 from alerts.rules.model import Alert, AlertStatus
 from alerts.rules.schemas import AlertHistory, AlertList, AlertOut, AlertStats, EpisodeOut
 from alerts.rules.store import AlertStateStore
@@ -60,7 +61,8 @@ def delivery_view(d: DeliveryRecord) -> DeliveryOut:
 def alert_view(alert: Alert, deliveries: list[DeliveryRecord], silences: list[Silence], *,
                links: LinkSettings, now: datetime,
                escalation: EscalationOut | None = None) -> AlertOut:
-    annotations = rewrite_annotations(alert.annotations, links=links)
+    annotations = linked_annotations(alert, links=links,
+                                     resolved=alert.status == AlertStatus.RESOLVED)
     latest: dict[str, LatestDelivery] = {}
     for d in deliveries:  # oldest first: the last one per channel wins
         latest[d.channel] = LatestDelivery(status=d.status, state=d.state, receiver=d.receiver,
@@ -84,6 +86,8 @@ def alert_view(alert: Alert, deliveries: list[DeliveryRecord], silences: list[Si
         silenced_by=list(silenced_by(alert.labels, silences, now)),
         runbook_url=annotations.get("runbook_url", ""),
         dashboard_url=annotations.get("dashboard_url", ""),
+        logs_url=annotations.get("logs_url", ""),
+        traces_url=annotations.get("traces_url", ""),
         console_url=console_alert_url(alert.fingerprint, console_url=links.console_url),
         delivery=latest,
         deliveries=[delivery_view(d) for d in deliveries],

@@ -12,7 +12,9 @@ Jobs (each at most one instance at a time; a late run is coalesced, never stacke
 - gauges (every replica, 5 s): outbox depth and oldest age on the leader, 0 on standbys (so
   `sum()` across replicas is right);
 - purge (leader only, hourly): forgets delivered messages, alert episodes and incidents resolved
-  more than ALERTS_RETENTION_DAYS (90) ago.
+  more than ALERTS_RETENTION_DAYS (90) ago;
+- heartbeat (leader only, HEARTBEAT_INTERVAL_SECONDS, 60 s; only with HEARTBEAT_URL): the dead
+  man's switch, pinged while the Watchdog fires (`alerts/observability/heartbeat.py`).
 
 A round that queues messages wakes the outbox jobs at once instead of waiting for their next
 tick. APScheduler runs jobs on a pool of threads: a long budget round or bulk drain never holds
@@ -32,6 +34,8 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from alerts.budget.evaluator import BudgetEvaluator
 from alerts.delivery.outbox import OutboxWorker
 from alerts.incidents.service import IncidentService
+from alerts.observability.heartbeat import DEFAULT_INTERVAL_SECONDS as DEFAULT_HEARTBEAT_INTERVAL
+from alerts.observability.heartbeat import Heartbeat
 from alerts.oncall.service import OnCallService
 from alerts.rules.evaluator import Evaluator
 from alerts.scheduling.leader import LeaderElection
@@ -70,7 +74,9 @@ class AlertsScheduler:
                  workers: Sequence[OutboxWorker],
                  evaluation_interval: float,
                  budget_interval: float, outbox_interval: float, leader_interval: float,
-                 retention: timedelta = timedelta(days=90)) -> None:
+                 retention: timedelta = timedelta(days=90),
+                 heartbeat: Heartbeat | None = None,
+                 heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL) -> None:
         self.leader = leader
         self.evaluator = evaluator
         self.budget = budget
@@ -79,6 +85,7 @@ class AlertsScheduler:
         self.workers = {f"outbox-{w.lane.name if w.lane else 'all'}": w for w in workers}
         self.worker = workers[0]  # the gauges and the purge are the outbox's, not a lane's
         self.retention = retention
+        self.heartbeat = heartbeat
         self.intervals = {
             "leader": leader_interval,
             "evaluate": evaluation_interval,
@@ -87,6 +94,8 @@ class AlertsScheduler:
             "gauges": GAUGE_INTERVAL_SECONDS,
             "purge": PURGE_INTERVAL_SECONDS,
         }
+        if heartbeat is not None:
+            self.intervals["heartbeat"] = heartbeat_interval
         self.scheduler = BackgroundScheduler(
             timezone=UTC,
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30},
@@ -107,6 +116,8 @@ class AlertsScheduler:
             "gauges": self._gauges_job,
             "purge": self._purge_job,
         }
+        if self.heartbeat is not None:
+            jobs["heartbeat"] = self._heartbeat_job
         for job_id, function in jobs.items():
             self.scheduler.add_job(function, "interval", id=job_id,
                                    seconds=self.intervals[job_id], next_run_time=now)
@@ -179,6 +190,11 @@ class AlertsScheduler:
         before = datetime.now(UTC) - self.retention
         self._guard("purge", lambda: self.incidents.store.purge_incidents(before=before))
         self._guard("purge", lambda: self.oncall.alerts.purge_history(before=before))
+
+    def _heartbeat_job(self) -> None:
+        if self.heartbeat is None or not self.leader.confirm():
+            return  # a standby that pinged would hide a dead leader
+        self._guard("heartbeat", self.heartbeat.run_round)
 
     def _guard(self, job: str, work: Callable[[], Any]) -> None:
         try:

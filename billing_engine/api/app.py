@@ -13,11 +13,12 @@ from fastapi import FastAPI
 from billing_core.access import OrgScope, Public, Requirement
 from billing_core.clock import Clock, utc_now
 from billing_core.http import api_routes, error_responses, install_error_handlers
+from billing_core.tracing import instrument_fastapi, instrument_sqlalchemy
 from billing_engine import __version__
 from billing_engine.access import routes as access_routes
 from billing_engine.access.policy import ENGINE_POLICY
 from billing_engine.api.deps import BODY_METHODS, AuthorizeDep
-from billing_engine.api.middleware import BodyLimitMiddleware, ObservabilityMiddleware
+from billing_engine.api.middleware import UNCOUNTED, BodyLimitMiddleware, ObservabilityMiddleware
 from billing_engine.audit import routes as audit_routes
 from billing_engine.audit.middleware import AuditMiddleware
 from billing_engine.billing_view import routes as billing_routes
@@ -125,6 +126,9 @@ def create_app(
     if demo_fault is not None:  # inside the metrics: the demo's errors and delay are measured
         app.add_middleware(DemoFaultMiddleware, fault=demo_fault, routes=app.router.routes)
     app.add_middleware(ObservabilityMiddleware, metrics=services.metrics)
+    # Server and SQL spans when tracing is on (billing_core.tracing); nothing otherwise.
+    instrument_fastapi(app, excluded=sorted(UNCOUNTED))
+    instrument_sqlalchemy(services.database.engine)
     return app
 
 

@@ -20,6 +20,7 @@ from typing import Any
 from billing_core.errors import ContentTooLarge
 from billing_core.http import error_json
 from billing_core.logs import request_id_var
+from billing_core.tracing import exemplar
 from billing_engine.operability.metrics import EngineMetrics
 
 log = logging.getLogger("billing_engine.http")
@@ -60,7 +61,8 @@ class ObservabilityMiddleware:
             method = scope.get("method", "GET")
             if endpoint not in UNCOUNTED:
                 self.metrics.http_requests.labels(method, endpoint, str(status)).inc()
-                self.metrics.http_duration.labels(method, endpoint).observe(elapsed)
+                self.metrics.http_duration.labels(method, endpoint).observe(
+                    elapsed, exemplar=exemplar(error=status >= 500))
                 level = logging.WARNING if status >= 500 else logging.INFO
                 log.log(
                     level,

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from sqlalchemy import Connection, Engine, text
 
-from billing_core.sql import create_sql_engine, dialect_insert, normalise_url, transaction
+from billing_core.sql import (
+    create_sql_engine,
+    dialect_insert,
+    normalise_url,
+    pool_capacity,
+    pool_in_use,
+    transaction,
+)
 
 T = TypeVar("T")
 
@@ -27,9 +34,10 @@ class Database:
         return self.dialect == "postgresql"
 
     def connections_in_use(self) -> int:
-        pool: Any = self.engine.pool
-        checkedout = getattr(pool, "checkedout", None)
-        return int(checkedout()) if callable(checkedout) else 0
+        return int(pool_in_use(self.engine))
+
+    def connections_max(self) -> float:
+        return pool_capacity(self.engine)
 
     def ping(self) -> None:
         transaction(self.engine, lambda conn: conn.execute(text("SELECT 1")).scalar_one())

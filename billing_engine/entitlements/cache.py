@@ -49,6 +49,8 @@ class EntitlementsCache:
             on_up=_drop_all_entries,
             on_state=lambda up: metrics.entitlements_cache_up.set(1 if up else 0),
         )
+        # Without REDIS_URL the cache is off by choice (embedded mode), not down.
+        metrics.entitlements_cache_configured.set(1 if self.redis.configured else 0)
 
     @property
     def configured(self) -> bool:

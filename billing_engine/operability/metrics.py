@@ -6,7 +6,6 @@ Labels are bounded: never an org, instance or customer id.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from prometheus_client import (
 )
 
 from billing_core.quota import BUDGET_THRESHOLDS
+from billing_core.resources import ResourceCollector
 from billing_engine import __version__
 from billing_engine.payments.rules import FAILURE_REASONS, PAYMENT_METHODS, PaymentOutcome
 from billing_engine.throttling.rules import PauseReason
@@ -33,27 +33,13 @@ BATCH_SIZE_BUCKETS = (1, 10, 50, 100, 250, 500, 1000, 2500, 5000)
 disable_created_metrics()
 
 
-def memory_limit_bytes(cgroup_root: Path = Path("/sys/fs/cgroup")) -> float:
-    """The cgroup memory limit, or the machine's memory when the cgroup has none."""
-    for candidate in (cgroup_root / "memory.max", cgroup_root / "memory/memory.limit_in_bytes"):
-        try:
-            raw = candidate.read_text().strip()
-        except OSError:
-            continue
-        if raw.isdigit() and int(raw) < 2**60:
-            return float(raw)
-        break
-    try:
-        return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
-    except (ValueError, OSError):
-        return math.nan
-
-
 class EngineMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
         ProcessCollector(registry=r)
+        # Memory and CPU limits, and the embedded database's volume once watch_volume names it.
+        self.resources = ResourceCollector(registry=r)
         Info("billing_engine_build", "Engine build.", registry=r).info({"version": __version__})
 
         self.http_requests = Counter(
@@ -178,12 +164,11 @@ class EngineMetrics:
             "1 when the last readiness check passed, else 0.",
             registry=r,
         )
-        self.memory_limit = Gauge(
-            "process_memory_limit_bytes",
-            "Memory limit of the engine's cgroup, or the machine's memory when unlimited.",
+        self.db_pool_max = Gauge(
+            "db_pool_connections_max",
+            "Connections the database pool may hold at once (its size plus overflow).",
             registry=r,
         )
-        self.memory_limit.set_function(memory_limit_bytes)
 
         self.entitlements_cache_hits = Counter(
             "entitlements_cache_hits_total",
@@ -198,6 +183,11 @@ class EngineMetrics:
         self.entitlements_cache_up = Gauge(
             "entitlements_cache_up",
             "1 when the entitlements cache (Redis) answers, else 0.",
+            registry=r,
+        )
+        self.entitlements_cache_configured = Gauge(
+            "entitlements_cache_configured",
+            "1 when REDIS_URL names a Redis for the entitlements cache, 0 when it runs without.",
             registry=r,
         )
         self.instances_paused = Counter(
@@ -230,8 +220,13 @@ class EngineMetrics:
             registry=r,
         )
 
-    def watch_pool(self, in_use: Callable[[], float]) -> None:
+    def watch_pool(self, in_use: Callable[[], float],
+                   capacity: Callable[[], float] = lambda: math.nan) -> None:
         self.db_pool_in_use.set_function(in_use)
+        self.db_pool_max.set_function(capacity)
+
+    def watch_volume(self, name: str, path: Path) -> None:
+        self.resources.watch(name, path)
 
     def _stripe_webhook_metrics(self, r: CollectorRegistry) -> None:
         """Stripe webhooks and the payments they carry (issue 3)."""

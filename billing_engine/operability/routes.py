@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.requests import Request
 from starlette.responses import Response
 
 from billing_core.errors import DatabaseUnavailable
+from billing_core.http import exposition
 from billing_engine.api.deps import ServicesDep
 from billing_engine.operability.schemas import AliveOut, ChecksOut, NotReadyOut, ReadyOut
 
@@ -52,6 +53,9 @@ def ready(services: ServicesDep) -> JSONResponse:
 
 
 @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
-def metrics(services: ServicesDep) -> Response:
+def metrics(services: ServicesDep, request: Request) -> Response:
     services.usage.update_lag()
-    return Response(generate_latest(services.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    # OpenMetrics when the scraper asks for it (Prometheus does): it carries the latency
+    # histogram's exemplars (trace ids); the classic text format otherwise.
+    body, content_type = exposition(services.metrics.registry, request.headers.get("accept"))
+    return Response(body, media_type=content_type)

@@ -149,6 +149,12 @@ def show_alert(alert: dict[str, Any], silences: dict[str, dict[str, Any]], now: 
         dashboard = alert.get("dashboard_url") or annotations.get("dashboard_url")
         if dashboard:
             links.append(f"[Dashboard]({dashboard})")
+        # The service's logs and traces over the alert's window, when the alerts process has
+        # LOGS_BASE_URL and TRACES_BASE_URL (docs/observability.md).
+        for label, key in (("Logs", "logs_url"), ("Traces", "traces_url")):
+            target = alert.get(key) or annotations.get(key)
+            if target:
+                links.append(f"[{label}]({target})")
         if from_api and alert.get("state") == "firing" and alert.get("fingerprint"):
             declare = urlencode({"alert": alert["fingerprint"]})
             links.append(f"[Declare an incident](/incidents?{declare})")

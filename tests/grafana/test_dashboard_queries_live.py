@@ -96,7 +96,12 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
-from devstack.processes import AlertsProcess, EngineProcess, PrometheusServer  # noqa: E402
+from devstack.processes import (  # noqa: E402
+    AlertsProcess,
+    Console,
+    EngineProcess,
+    PrometheusServer,
+)
 from devstack.servers import create_scratch_database, wait_for  # noqa: E402
 from tests.support.builders import engine_org_key  # noqa: E402
 
@@ -125,14 +130,21 @@ def live_stack(pg_server_url):
     url = create_scratch_database(pg_server_url)
     engine = EngineProcess(url, admin_key=ADMIN).start()
     alerts = AlertsProcess(env={"DATABASE_URL": url})
+    # The console's own metrics port is scraped as job console (the resources dashboard).
+    console = Console(engine_url=engine.url).start(wait_ready=False)
     prometheus = PrometheusServer(
-        {"billing-engine": f"127.0.0.1:{engine.port}", "alerts": f"127.0.0.1:{alerts.port}"}
+        {"billing-engine": f"127.0.0.1:{engine.port}", "alerts": f"127.0.0.1:{alerts.port}",
+         "console": f"127.0.0.1:{console.metrics_port}"}
     ).start()
     try:
         alerts.env["PROMETHEUS_URL"] = prometheus.url
+        # Prometheus' data folder, as compose and make run watch it (VolumeAlmostFull).
+        alerts.env["WATCH_VOLUMES"] = f"prometheus={prometheus.base}"
         alerts.start()
+        wait_for(console.ready, timeout=60, what="the console")
         yield engine, prometheus
     finally:
+        console.stop()
         alerts.stop()
         prometheus.stop()
         engine.stop()
@@ -176,5 +188,7 @@ def test_engine_target_is_up_and_the_watchdog_fires(live_stack):
     _engine, prometheus = live_stack
     wait_for(lambda: prometheus.query('up{job="billing-engine"} == 1'), timeout=30,
              what="the engine to be scraped")
+    wait_for(lambda: prometheus.query('up{job="console"} == 1'), timeout=30,
+             what="the console's metrics port to be scraped")
     wait_for(lambda: prometheus.query('ALERTS{alertname="Watchdog",alertstate="firing"}'),
              timeout=30, what="the Watchdog alert")

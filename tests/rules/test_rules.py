@@ -26,7 +26,8 @@ UNIT_TEST_FILES = sorted((PROMETHEUS / "tests").glob("*.test.yml"))
 RUNBOOKS = ROOT / "runbooks"
 
 SEVERITIES = {"P0", "P1", "P2", "P3"}
-DASHBOARD_UIDS = {"billing-overview", "billing-usage", "billing-payments", "billing-alerting"}
+DASHBOARD_UIDS = {"billing-overview", "billing-usage", "billing-payments", "billing-alerting",
+                  "billing-resources"}
 RUNBOOK_URL = re.compile(
     r"^http://localhost:8501/runbooks\?runbook=(?P<stem>[a-z0-9-]+)&section=(?P<section>[a-z0-9-]+)$"
 )
@@ -36,7 +37,7 @@ RUNBOOK_LINK = re.compile(
     r"/runbooks\?runbook=(?P<stem>[A-Za-z0-9_-]+)&section=(?P<section>[^\s\"')&#\]]+)"
 )
 # Target-down alerts: their value is only "up is 0" (or absent); the instance says more.
-STATE_ALERTS = {"BillingEngineDown", "AlertsProcessDown"}
+STATE_ALERTS = {"BillingEngineDown", "AlertsProcessDown", "ConsoleDown"}
 
 # The catalogue agreed for issue 4 (name: severity, service label, runbook file).
 CONTRACT = {
@@ -50,7 +51,6 @@ CONTRACT = {
     "BillingEngineNotReady": ("P1", "billing-engine", "billing-engine"),
     "BillingHighErrorRate": ("P1", "billing-engine", "billing-engine"),
     "BillingHighLatencyP95": ("P2", "billing-engine", "billing-engine"),
-    "BillingEngineHighMemory": ("P2", "billing-engine", "billing-engine"),
     "AdminAuthFailuresSpike": ("P2", "billing-engine", "billing-engine"),
     "HighFailedAuthRate": ("P2", "billing-engine", "security"),
     "SuspiciousAPIAccess": ("P1", "billing-engine", "security"),
@@ -67,6 +67,15 @@ CONTRACT = {
     "AlertDeliveryErrors": ("P2", "alerting", "alerting"),
     "AlertsProcessDown": ("P1", "alerting", "alerting"),
     "Watchdog": ("P3", "alerting", "alerting"),
+    # Our own processes' resources and dependencies (issue 15).
+    "ProcessCpuHigh": ("P2", "resources", "resources"),
+    "ProcessMemoryHigh": ("P2", "resources", "resources"),
+    "ProcessMemoryCritical": ("P1", "resources", "resources"),
+    "ProcessCrashLooping": ("P1", "resources", "resources"),
+    "VolumeAlmostFull": ("P2", "resources", "resources"),
+    "DatabasePoolSaturated": ("P2", "resources", "resources"),
+    "EntitlementsCacheDown": ("P3", "resources", "resources"),
+    "ConsoleDown": ("P2", "resources", "resources"),
 }
 
 
@@ -229,7 +238,7 @@ def test_prometheus_configs_scrape_the_same_jobs() -> None:
     local = load_yaml(PROMETHEUS / "prometheus.yml")
     docker = load_yaml(PROMETHEUS / "prometheus.docker.yml")
     jobs = [job["job_name"] for job in local["scrape_configs"]]
-    assert jobs == ["billing-engine", "alerts", "prometheus"]
+    assert jobs == ["billing-engine", "alerts", "console", "prometheus"]
     assert [job["job_name"] for job in docker["scrape_configs"]] == jobs
     assert (
         local["global"]
