@@ -25,6 +25,11 @@ if TYPE_CHECKING:  # the library exports the type only from a private module
 
 log = logging.getLogger("billing_engine.stripe")
 
+# The one Stripe API version we speak: sent as Stripe-Version on every call, the version to set
+# on the webhook endpoint (docs/stripe.md), and the version the event parser is checked against.
+# pyproject.toml bounds the library to the releases generated for it.
+API_VERSION = "2026-10-28.endive"
+
 
 class ErrorKind(StrEnum):
     RATE_LIMITED = "rate_limited"
@@ -203,6 +208,7 @@ class StripeProvider:
         self.breaker = breaker
         self._client = stripe.StripeClient(
             api_key,
+            stripe_version=API_VERSION,
             base_addresses=base_addresses,
             max_network_retries=0,
             http_client=stripe.RequestsClient(timeout=timeout_seconds),
