@@ -229,6 +229,7 @@ def build_services(
     )
     # Partitions ahead, storage gauges, and months past retention archived and dropped.
     housekeeper.add_job("usage_retention", usage_retention.run, every=3600)
+    housekeeper.add_job("forget_old_refusals", usage.forget_old_refusals, every=3600)
     housekeeper.add_job("forget_old_job_claims", housekeeper.forget_old_claims, every=3600)
     return Services(
         settings=settings,

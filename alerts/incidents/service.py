@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Protocol
 
 import jinja2
+from sqlalchemy.exc import DBAPIError
 
 from alerts.access.store import AuditEntry
 from alerts.delivery.lanes import PAGE
@@ -56,10 +57,11 @@ from alerts.rules.store import Episode
 from alerts.silences.rules import Silence
 from billing_core.access import Principal
 from billing_core.clock import Clock
-from billing_core.errors import Conflict, NotFound
+from billing_core.errors import Conflict, DatabaseUnavailable, NotFound
 
 log = logging.getLogger("alerts.incidents")
 TEMPLATES = Path(__file__).resolve().parent / "templates"
+REFUSED_ORGS_LISTED = 20  # the post-mortem names this many orgs and counts the rest
 
 
 class IncidentData(Protocol):
@@ -241,8 +243,16 @@ class IncidentService:
         starts = min([incident.declared_at, *fired])
         impact = (measure(self.query, starts=starts, ends=ends)
                   if self.query is not None else None)
+        try:
+            refused, refused_orgs = self.store.refused_orgs(starts, ends,
+                                                            limit=REFUSED_ORGS_LISTED)
+        except (DatabaseUnavailable, DBAPIError):
+            # The engine's tables live in another database, or it is down: say so.
+            log.warning("the orgs whose heartbeats were refused could not be read")
+            refused, refused_orgs = None, 0
         return self.templates.get_template("postmortem.md.j2").render(
             incident=incident, impact=impact, timeline=timeline_entries,
+            refused=refused, refused_orgs=refused_orgs,
             impact_from=f"{starts:%Y-%m-%d %H:%M UTC}",
             tasks=self.store.tasks(incident.id),
             declared=f"{incident.declared_at:%Y-%m-%d %H:%M UTC}",

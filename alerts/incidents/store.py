@@ -26,6 +26,7 @@ from alerts.delivery.store import OutboxEntry, enqueue_many
 from alerts.incidents.rules import Incident, Task
 from alerts.store.database import Id, Store, metadata
 from billing_core.sql import utc, utc_or_none
+from billing_engine.usage.facts import refused_orgs as refused_orgs_query
 
 alert_incidents = sa.Table(
     "alert_incidents",
@@ -103,6 +104,27 @@ def _incident(r: Any) -> Incident:
 def _task(r: Any) -> Task:
     return Task(key=r.key, title=r.title, due_at=utc(r.due_at), done_at=utc_or_none(r.done_at),
                 done_by=r.done_by)
+
+
+@dataclass(frozen=True)
+class RefusedOrg:
+    org_id: str
+    name: str | None
+    reason: str
+    heartbeats: int
+
+
+def _first_orgs(rows: Sequence[RefusedOrg], limit: int) -> list[RefusedOrg]:
+    """The rows of the first `limit` orgs, in the order they come."""
+    kept: list[str] = []
+    out = []
+    for row in rows:
+        if row.org_id not in kept:
+            if len(kept) == limit:
+                continue
+            kept.append(row.org_id)
+        out.append(row)
+    return out
 
 
 class IncidentStore(Store):
@@ -207,6 +229,22 @@ class IncidentStore(Store):
         query = select(e).where(e.c.incident_id == incident_id).order_by(e.c.at, e.c.id)
         return [Event(at=utc(r.at), kind=r.kind, who=r.who, text=r.text)
                 for r in self.run(lambda conn: conn.execute(query).all())]
+
+    def refused_orgs(self, starts: datetime, ends: datetime, *, limit: int
+                     ) -> tuple[list[RefusedOrg], int]:
+        """The orgs whose heartbeats the engine refused between `starts` and `ends` (its
+        published query, by the hour), most refused first: up to `limit` of them, and how many
+        orgs there were in all."""
+        found = refused_orgs_query(starts, ends).subquery("refused")
+
+        def work(conn: Connection) -> tuple[list[RefusedOrg], int]:
+            rows = conn.execute(select(found).limit(limit * 4)).all()
+            orgs = conn.execute(select(sa.func.count(sa.distinct(found.c.org_id)))).scalar_one()
+            return [RefusedOrg(org_id=r.org_id, name=r.org_name, reason=r.reason,
+                               heartbeats=int(r.heartbeats)) for r in rows], int(orgs)
+
+        listed, total = self.run(work)
+        return _first_orgs(listed, limit), total
 
     def tasks(self, incident_id: int) -> list[Task]:
         t = alert_incident_tasks

@@ -1,6 +1,7 @@
 """Billing facts the engine publishes to other processes, as queries it owns.
 
-The alerts process decides which budget emails to send from these, without knowing the engine's
+The alerts process decides which budget emails to send from these, and lists the orgs whose
+heartbeats were refused in an incident's post-mortem, without knowing the engine's
 tables: the columns of each query are the contract, and the engine may change the tables under
 them. Each query is a SQLAlchemy selectable, so a reader can join it with its own tables and
 still make one round trip (the alerts process anti-joins its notices to find new crossings).
@@ -8,15 +9,17 @@ still make one round trip (the alerts process anti-joins its notices to find new
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Integer, and_, case, func, literal, select, true, union_all
 
-from billing_core.periods import BillingPeriod
+from billing_core.periods import BillingPeriod, minute_of
 from billing_core.plans import PlanCatalog
 from billing_core.quota import BUDGET_THRESHOLDS
 from billing_engine.customers.tables import orgs
-from billing_engine.usage.tables import daily_usage
+from billing_engine.usage.rules import MINUTES_PER_HOUR
+from billing_engine.usage.tables import daily_usage, heartbeat_refusals
 
 # The columns of `thresholds_reached`, in order.
 THRESHOLD_COLUMNS = (
@@ -61,4 +64,25 @@ def thresholds_reached(period: BillingPeriod, catalog: PlanCatalog) -> Any:
         )
         .select_from(used.join(orgs, orgs.c.id == used.c.org_id).join(thresholds, true()))
         .where(and_(used.c.minutes > 0, used.c.minutes * 100 >= thresholds.c.threshold * included))
+    )
+
+
+# The columns of `refused_orgs`, in order.
+REFUSAL_COLUMNS = ("org_id", "org_name", "reason", "heartbeats")
+
+
+def refused_orgs(starts: datetime, ends: datetime) -> Any:
+    """One row per (org, reason) with heartbeats refused in the UTC hours that overlap
+    [starts, ends], most refused first. The tally is kept by hour, so the window widens to
+    whole hours. Batches naming unknown orgs are not in it. Columns: REFUSAL_COLUMNS."""
+    r = heartbeat_refusals.c
+    first, last = minute_of(starts) // MINUTES_PER_HOUR, minute_of(ends) // MINUTES_PER_HOUR
+    total = func.sum(r.heartbeats)
+    return (
+        select(r.org_id.label("org_id"), orgs.c.name.label("org_name"),
+               r.reason.label("reason"), total.label("heartbeats"))
+        .select_from(heartbeat_refusals.outerjoin(orgs, orgs.c.id == r.org_id))
+        .where(r.hour >= first, r.hour <= last)
+        .group_by(r.org_id, orgs.c.name, r.reason)
+        .order_by(total.desc(), r.org_id, r.reason)
     )

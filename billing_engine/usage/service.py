@@ -10,21 +10,24 @@ from __future__ import annotations
 import logging
 import math
 import threading
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from billing_core.clock import Clock, utc_now
 from billing_core.errors import NotFound
-from billing_core.periods import BillingPeriod, period_containing
+from billing_core.periods import BillingPeriod, minute_of, period_containing
 from billing_core.plans import PlanCatalog
 from billing_core.quota import BUDGET_THRESHOLDS, Quota, compute_quota
 from billing_engine.customers.service import Customers
 from billing_engine.customers.store import OrgRecord
 from billing_engine.operability.metrics import EngineMetrics
 from billing_engine.usage.rules import (
+    MINUTES_PER_HOUR,
     HeartbeatLike,
     MeteringPolicy,
+    Rejection,
     RejectReason,
     classify,
     earliest_open_instant,
@@ -37,6 +40,9 @@ from billing_engine.usage.store import (
 )
 
 log = logging.getLogger("billing_engine.service")
+
+# How long the per-org refusal tally is kept: long enough for a post-mortem written weeks later.
+REFUSALS_KEEP_DAYS = 90
 
 
 @dataclass(frozen=True)
@@ -129,6 +135,8 @@ class Usage:
         m.heartbeats_duplicate.inc(duplicate)
         for rejection in plan.rejections:
             m.heartbeats_rejected.labels(rejection.reason.value).inc()
+        if plan.rejections:
+            self._note_refusals(heartbeats, plan.rejections, now=now)
         if plan.sightings:
             self._note_heartbeat(max(s.last_seen for s in plan.sightings))
         return IngestResult(
@@ -136,6 +144,24 @@ class Usage:
             duplicate=duplicate,
             rejections=tuple((r.index, r.reason) for r in plan.rejections),
         )
+
+    def _note_refusals(self, heartbeats: Sequence[HeartbeatLike],
+                       rejections: Sequence[Rejection], *, now: datetime) -> None:
+        """Tally the refusals by org for post-mortems. The batch is stored already and its
+        answer stands: a tally that cannot be written is logged, not raised."""
+        counts: Counter[tuple[str, str]] = Counter(
+            (heartbeats[r.index].org_id, r.reason.value) for r in rejections
+            if r.reason is not RejectReason.UNKNOWN_ORG)
+        try:
+            self.store.record_refusals(minute_of(now) // MINUTES_PER_HOUR, counts)
+        except Exception:
+            log.exception("heartbeat refusals could not be tallied",
+                          extra={"orgs": len({org for org, _ in counts})})
+
+    def forget_old_refusals(self) -> int:
+        """Housekeeping: the refusal tally is kept REFUSALS_KEEP_DAYS days."""
+        keep_from = self.clock() - timedelta(days=REFUSALS_KEEP_DAYS)
+        return self.store.forget_refusals(before_hour=minute_of(keep_from) // MINUTES_PER_HOUR)
 
     def _note_heartbeat(self, ts: datetime) -> None:
         with self._newest_lock:

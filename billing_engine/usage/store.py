@@ -5,7 +5,7 @@ commit together). Every statement on the usage tables names the org (docs/scalin
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -25,7 +25,13 @@ from billing_engine.usage.partitions import (
     periods_of_hours,
 )
 from billing_engine.usage.rules import MINUTES_PER_HOUR, BatchPlan, HourMask, hour_masks
-from billing_engine.usage.tables import daily_usage, instances, minute_count, usage_hours
+from billing_engine.usage.tables import (
+    daily_usage,
+    heartbeat_refusals,
+    instances,
+    minute_count,
+    usage_hours,
+)
 
 
 @dataclass(frozen=True)
@@ -293,6 +299,27 @@ class UsageStore(Store):
                 for s in plan.sightings
             ],
         )
+
+    # -- refusals ---------------------------------------------------------------------------
+
+    def record_refusals(self, hour: int, counts: Mapping[tuple[str, str], int]) -> None:
+        """Add `counts` ((org_id, reason) -> heartbeats) to the tally of `hour`."""
+        if not counts:
+            return
+        r = heartbeat_refusals.c
+        stmt = self._insert(heartbeat_refusals)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[r.org_id, r.hour, r.reason],
+            set_={"heartbeats": r.heartbeats + stmt.excluded.heartbeats},
+        )
+        rows = [{"org_id": org, "hour": hour, "reason": reason, "heartbeats": n}
+                for (org, reason), n in sorted(counts.items())]
+        self._run(lambda conn: conn.execute(stmt, rows), write=True)
+
+    def forget_refusals(self, *, before_hour: int) -> int:
+        """Drop the tally of the hours before `before_hour`; how many rows went."""
+        stmt = heartbeat_refusals.delete().where(heartbeat_refusals.c.hour < before_hour)
+        return int(self._run(lambda conn: conn.execute(stmt).rowcount, write=True) or 0)
 
     # -- usage reads (rollups only) ---------------------------------------------------------
 

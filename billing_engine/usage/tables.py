@@ -69,6 +69,22 @@ instances = Table(
     Column("last_state", String(8), nullable=False),
 )
 
+# Heartbeats refused, per org, UTC hour of the refusal (hours since the epoch) and reason: what
+# a post-mortem lists as "orgs whose heartbeats were refused" (the metric counts by reason
+# only; an org id is never a label). Written only when a batch has refusals, so the ingest of
+# good batches costs nothing more. Batches from unknown orgs are not kept here (their ids are
+# not customers); rows past REFUSALS_KEEP_DAYS go in housekeeping.
+heartbeat_refusals = Table(
+    "heartbeat_refusals",
+    metadata,
+    Column("hour", Integer, nullable=False),
+    Column("heartbeats", BigInteger, nullable=False),
+    Column("org_id", String(64), nullable=False),
+    Column("reason", String(32), nullable=False),
+    PrimaryKeyConstraint("org_id", "hour", "reason"),
+)
+
+Index("ix_heartbeat_refusals_hour", heartbeat_refusals.c.hour)
 Index("ix_daily_usage_day", daily_usage.c.day)
 Index("ix_instances_org", instances.c.org_id)
 Index("ix_instances_last_seen", instances.c.last_seen)

@@ -21,9 +21,12 @@ from alerts.process import AlertsProcess, build_process
 from alerts.rules.model import Alert, AlertStatus, fingerprint
 from alerts.settings import Settings
 from alerts.store.schema import alert_audit, alert_outbox
+from billing_core.periods import minute_of
+from billing_engine.db.database import create_database
+from billing_engine.usage.store import UsageStore
 from devstack.receivers import Reply, SlackApiReceiver, closed_port
 from tests.alerts.core import *  # noqa: F403
-from tests.alerts.core import ADMIN_KEY
+from tests.alerts.core import ADMIN_KEY, add_org
 from tests.support.clock import FrozenClock
 
 ADMIN = {"X-Admin-Key": ADMIN_KEY}
@@ -298,3 +301,27 @@ def test_slack_api_refusals_are_permanent_and_its_rate_limit_waits(slack_api):
     finally:
         for channel in (wrong, elsewhere, right):
             channel.close()
+
+
+def test_the_postmortem_names_the_orgs_whose_heartbeats_were_refused(api, process, clock,
+                                                                      alerts_db_url):
+    add_org(process.engine, "org_acme")
+    add_org(process.engine, "org_quiet")
+    engine_db = create_database(alerts_db_url)
+    try:
+        hour = minute_of(DECLARED) // 60
+        UsageStore(engine_db).record_refusals(hour, {("org_acme", "closed_period"): 40,
+                                                     ("org_acme", "future_timestamp"): 2})
+        UsageStore(engine_db).record_refusals(hour, {("org_acme", "closed_period"): 2})
+        UsageStore(engine_db).record_refusals(hour - 3, {("org_quiet", "closed_period"): 9})
+    finally:
+        engine_db.dispose()
+    declare(api, severity="P1", title="Late heartbeats refused")
+    clock.now = DECLARED + timedelta(minutes=30)
+    api.post("/v1/incidents/1/resolve", json={"summary": "reopened the period"})
+    text = api.get("/v1/incidents/1/postmortem").json()["markdown"]
+    assert "### Orgs whose heartbeats were refused" in text
+    assert "In the UTC hours of the incident, 1 org had heartbeats refused" in text
+    assert "| org_acme | Org org_acme | closed_period | 42 |" in text
+    assert "| org_acme | Org org_acme | future_timestamp | 2 |" in text
+    assert "org_quiet" not in text  # refused three hours before, outside the incident

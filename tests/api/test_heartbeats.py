@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from billing_engine.usage.facts import refused_orgs
 from tests.support.builders import hb, new_org, org_headers, post_heartbeats
 
 
@@ -98,3 +99,20 @@ def test_rejections_and_ingest_are_counted_in_metrics(client, admin, clock, metr
     assert sample("heartbeats_rejected_total", {"reason": "future_timestamp"}) == 1
     assert sample("heartbeats_rejected_total", {"reason": "closed_period"}) == 0
     assert sample("heartbeat_batch_size_count") == 1
+
+
+def test_refused_heartbeats_are_tallied_by_org_for_the_postmortem(client, admin, clock,
+                                                                    pg_database):
+    first, second = new_org(client, admin), new_org(client, admin)
+    post_heartbeats(client, admin, [hb("taken-1", first, clock())])
+    now = clock()
+    post_heartbeats(client, admin, [hb("taken-1", second, now), hb("taken-1", second, now),
+                                    hb("own-1", second, now + timedelta(hours=2))])
+    post_heartbeats(client, admin, [hb("own-2", first, now)])  # nothing refused
+    with pg_database.engine.connect() as conn:
+        rows = conn.execute(refused_orgs(now - timedelta(minutes=5), now)).all()
+        later = conn.execute(refused_orgs(now + timedelta(hours=2), now + timedelta(hours=3)))
+        assert later.all() == []
+    assert [(r.org_id, r.reason, r.heartbeats) for r in rows] == [
+        (second, "instance_org_mismatch", 2), (second, "future_timestamp", 1)]
+    assert rows[0].org_name is not None

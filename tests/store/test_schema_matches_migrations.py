@@ -18,6 +18,7 @@ ENGINE_TABLES = {
     "daily_counter_resets", "stripe_events", "subscriptions", "payment_attempts", "refunds",
     "meter_outbox", "reconciliation_runs", "invoices", "invoice_lines", "credits",
     "closed_periods", "audit_log", "api_keys", "housekeeping_runs",
+    "heartbeat_refusals",
 }
 
 
