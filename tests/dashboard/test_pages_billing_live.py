@@ -42,11 +42,12 @@ from tests.dashboard.conftest import (
 from tests.support.builders import engine_org_key
 from tests.support.stripe_events import (
     WEBHOOK_SECRET,
+    charge,
     checkout_completed,
     event,
-    failed_intent,
     invoice,
     new_id,
+    payment_intent,
     refunded_charge,
     signature_header,
     subscription,
@@ -112,13 +113,20 @@ def _seed_payments(engine: EngineProcess, database_url: str, org: str) -> str:
         sub, customer, "past_due", price="price_base_usage_monthly",
         period_start=created - 5 * 86400, period_end=created + 25 * 86400,
         cancel_at_period_end=True), created=created))
-    paid = invoice(customer, 2000, paid=True, method_types=["card"], payment_intent="pi_first")
-    _deliver(engine, event("invoice.paid", paid, created=created))
-    _deliver(engine, event("invoice.paid", invoice(customer, 2480, paid=True,
-                                                   method_types=["card"]), created=created))
-    _deliver(engine, event("invoice.payment_failed", invoice(
-        customer, 2125, paid=False, payment_intent=failed_intent(
-            "pi_declined", decline_code="insufficient_funds")), created=created))
+    # As Stripe sends them: the charge events carry the payment details, the invoice events
+    # carry none (the engine here has no Stripe key to fetch them with).
+    _deliver(engine, event("charge.succeeded", charge(
+        customer, 2000, charge_id="ch_first", payment_intent="pi_first"), created=created))
+    _deliver(engine, event("invoice.paid", invoice(customer, 2000, paid=True), created=created))
+    _deliver(engine, event("charge.succeeded", charge(customer, 2480), created=created))
+    _deliver(engine, event("charge.failed", charge(
+        customer, 2125, charge_id="ch_declined", payment_intent="pi_declined",
+        decline="insufficient_funds"), created=created))
+    _deliver(engine, event("payment_intent.payment_failed", payment_intent(
+        customer, 2125, intent_id="pi_declined", latest_charge="ch_declined",
+        decline="insufficient_funds"), created=created))
+    _deliver(engine, event("invoice.payment_failed", invoice(customer, 2125, paid=False),
+                           created=created))
     _deliver(engine, event("charge.refunded", refunded_charge(
         "ch_first", customer, amount=2000, amount_refunded=500, payment_intent="pi_first"),
         created=created + 1))
