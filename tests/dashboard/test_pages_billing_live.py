@@ -117,7 +117,11 @@ def _seed_payments(engine: EngineProcess, database_url: str, org: str) -> str:
     # carry none (the engine here has no Stripe key to fetch them with).
     _deliver(engine, event("charge.succeeded", charge(
         customer, 2000, charge_id="ch_first", payment_intent="pi_first"), created=created))
-    _deliver(engine, event("invoice.paid", invoice(customer, 2000, paid=True), created=created))
+    # Stripe's invoice for last month, paid; our invoice for it closes below and shows it.
+    last_month = (datetime.now(UTC).replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
+    _deliver(engine, event("invoice.paid", invoice(
+        customer, 2000, paid=True, number="PAYING-0007", metadata={"period": last_month}),
+        created=created))
     _deliver(engine, event("charge.succeeded", charge(customer, 2480), created=created))
     _deliver(engine, event("charge.failed", charge(
         customer, 2125, charge_id="ch_declined", payment_intent="pi_declined",
@@ -275,6 +279,16 @@ def test_customer_card_shows_subscription_preview_invoices_payments_and_credits(
     invoices = _table(app, "Closed")
     assert invoices[["Period", "Status", "Total"]].to_dict("records") == [
         {"Period": billing_stack.last_period, "Status": "finalized", "Total": "$20.00"}]
+    # Beside it, what Stripe billed: its number, status, amount paid and the customer's page.
+    stripe = invoices.iloc[0]
+    assert (stripe["Stripe invoice"], stripe["Stripe status"], stripe["Paid in Stripe"]) == (
+        "PAYING-0007", "paid", "$20.00")
+    assert stripe["Stripe page"].startswith("https://invoice.stripe.com/i/")
+    # Stripe's own list: that invoice and the one whose payment failed.
+    stripes = _table(app, "Due")[["Number", "Status", "Period", "Paid"]].to_dict("records")
+    assert len(stripes) == 2 and {"Number": "PAYING-0007", "Status": "paid",
+                                  "Period": billing_stack.last_period, "Paid": "$20.00"} in stripes
+    assert {"open", "paid"} == {row["Status"] for row in stripes}
     assert any(billing_stack.last_period in e.label for e in app.expander)
 
     assert (metrics["Payment attempts"], metrics["Succeeded"], metrics["Failed"]) == ("3", "2", "1")
