@@ -338,3 +338,31 @@ def test_a_signed_delivery_that_is_not_a_storable_event_is_refused_with_the_fiel
     assert response.status_code == 400, response.text
     body = response.json()
     assert body["error"] == "invalid_event" and body["errors"][0]["field"]
+
+
+def test_an_event_at_another_api_version_is_counted_and_still_handled(hooks, admin, caplog):
+    org, customer = linked_org(hooks, admin)
+    older = {**event("charge.succeeded", charge(customer, 700)), "api_version": "2025-03-31.basil"}
+    assert deliver(hooks, older).json()["outcome"] == "handled"
+    assert deliver(hooks, older).json()["outcome"] == "duplicate"  # a redelivery counts nothing
+    garbled = {**event("invoice.paid", invoice(customer, 0, paid=True)), "api_version": 42}
+    assert deliver(hooks, garbled).json()["outcome"] == "handled"
+    assert deliver(hooks, event("invoice.paid", invoice(customer, 0, paid=True))).status_code == 200
+    assert sample(hooks, "stripe_webhook_events_other_version_total", {"relation": "older"}) == 1
+    assert sample(hooks, "stripe_webhook_events_other_version_total",
+                  {"relation": "unknown"}) == 1
+    assert sample(hooks, "stripe_webhook_events_other_version_total", {"relation": "newer"}) == 0
+    warned = [r for r in caplog.records if r.getMessage() == "stripe event at another API version"]
+    assert [(r.api_version, r.pinned_version) for r in warned] == [  # type: ignore[attr-defined]
+        ("2025-03-31.basil", "2026-10-28.endive"), ("missing", "2026-10-28.endive")]
+
+
+@pytest.mark.parametrize(("version", "relation"), [
+    ("2026-10-28.endive", None), ("2025-03-31.basil", "older"), ("2024-06-20", "older"),
+    ("2027-01-15.fig", "newer"), ("2026-10-28.other", "unknown"), (None, "unknown"),
+    ("yesterday", "unknown"),
+])
+def test_version_relation_is_a_bounded_label(version, relation):
+    from billing_engine.stripe.webhooks.payloads import version_relation
+
+    assert version_relation(version, "2026-10-28.endive") == relation

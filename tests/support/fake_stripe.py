@@ -20,6 +20,9 @@ STRIPE_API_BASE (or StripeProvider's api_base) points at `fake.url`. What it doe
   unknown id is a 404 `resource_missing`, an unknown list parameter a 400 naming it.
 - Errors use Stripe's shape `{"error": {"type", "code", "message", "param"}}`; a wrong or missing
   key is a 401.
+- A `Stripe-Version` header naming a version Stripe does not know is refused like Stripe does:
+  400 `invalid_request_error` "Invalid Stripe API version: ..." (no code); without the header the
+  account's default version applies.
 
 Tests program failures (`fail_next`, `rate_limit_next`, `drop_next`, `reject_customer`) and assert
 on what it received (`requests`, `meter_events`, `totals_by_customer`).
@@ -50,6 +53,8 @@ BALANCE = "/v1/balance"
 INVOICE_PAYMENTS = "/v1/invoice_payments"
 PAYMENT_INTENTS = "/v1/payment_intents/"
 CHARGES = "/v1/charges/"
+# Versions the stand-in knows (a few real ones; Stripe knows every release since 2011).
+KNOWN_API_VERSIONS = frozenset({"2026-10-28.endive", "2025-03-31.basil", "2024-06-20"})
 STRIPE_MAX_BACKDATE_SECONDS = 35 * 86400
 STRIPE_MAX_FUTURE_SECONDS = 300
 
@@ -310,6 +315,12 @@ class FakeStripe:
                 401, "invalid_request_error", "Invalid API Key provided.", code="api_key_invalid"
             )
 
+    def _check_version(self, headers: Mapping[str, str]) -> None:
+        version = headers.get("stripe-version")
+        if version is not None and version not in KNOWN_API_VERSIONS:
+            raise StripeError(400, "invalid_request_error",
+                              f"Invalid Stripe API version: {version}")
+
     def _meter_event(self, form: dict[str, str]) -> dict[str, Any]:
         for name in ("event_name", "payload[stripe_customer_id]", "payload[value]"):
             if not form.get(name):
@@ -469,6 +480,7 @@ class FakeStripe:
         headers: dict[str, str],
     ) -> tuple[int, dict[str, Any], dict[str, str]]:
         self._authorise(headers)
+        self._check_version(headers)
         if method == "POST" and path == METER_EVENTS:
             key = headers.get("idempotency-key")
             if key is not None:

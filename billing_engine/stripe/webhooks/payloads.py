@@ -9,6 +9,7 @@ through the Stripe client (client.py, `invoice_payment`).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,6 +26,7 @@ Json = Mapping[str, Any]
 # enough that sums of them (a charge's refunds, a period's payments) stay inside a BIGINT.
 MAX_AMOUNT = 10**15
 MAX_ATTEMPT = 2**31 - 1  # an INTEGER column
+_VERSION = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}(\.[a-z]+)?")
 # The integer fields of an event's object that we store: (name, least value, greatest value).
 # An invoice's `total` may be negative (credits larger than the charges); the others may not.
 BOUNDED_FIELDS = (
@@ -133,6 +135,19 @@ def read_event(body: bytes) -> InboxEvent:
         payload=text,
         api_version=_version(fields.get("api_version")),
     )
+
+
+def version_relation(version: str | None, pinned: str) -> str | None:
+    """None when `version` is the pinned one; else `older` or `newer` by its release date
+    (Stripe versions are "YYYY-MM-DD" or "YYYY-MM-DD.name"), or `unknown`: a bounded label."""
+    if version == pinned:
+        return None
+    if version is None or not _VERSION.fullmatch(version):
+        return "unknown"
+    date, theirs = version[:10], pinned[:10]
+    if date == theirs:  # same day, another name: cannot order them
+        return "unknown"
+    return "older" if date < theirs else "newer"
 
 
 def _version(value: Any) -> str | None:

@@ -29,10 +29,11 @@ from billing_engine.customers.store import OrgRecord
 from billing_engine.invoicing.rules import STATUS_AFTER_STRIPE_EVENT
 from billing_engine.operability.metrics import EngineMetrics
 from billing_engine.payments.rules import PaymentAttempt, PaymentOutcome, Refund
-from billing_engine.stripe.client import ErrorKind, PaymentProvider, ProviderError
+from billing_engine.stripe.client import API_VERSION, ErrorKind, PaymentProvider, ProviderError
 from billing_engine.stripe.webhooks.dedup import WebhookDedup
 from billing_engine.stripe.webhooks.fields import StripeFields
 from billing_engine.stripe.webhooks.payloads import (
+    InboxEvent,
     Json,
     PayloadError,
     checkout_org,
@@ -40,6 +41,7 @@ from billing_engine.stripe.webhooks.payloads import (
     parse_object,
     read_event,
     subscription_state,
+    version_relation,
 )
 from billing_engine.stripe.webhooks.payment_events import (
     CHARGE_EVENTS,
@@ -249,7 +251,26 @@ class StripeWebhooks:
         if status in DONE:
             self.dedup.remember(event.event_id)
             return self._duplicate(event.event_id, event.type, f"already {status}")
+        self._check_version(event)
         return self.process(event.event_id, event_type=event.type)
+
+    def _check_version(self, event: InboxEvent) -> None:
+        """An event at another API version than the endpoint's pinned one (an endpoint created
+        at another version, or Stripe's upgrade of the account) is handled as far as it reads,
+        and logged and counted, so the shape drift is seen before it costs data."""
+        relation = version_relation(event.api_version, API_VERSION)
+        if relation is None:
+            return
+        self.metrics.webhook_other_version.labels(relation).inc()
+        log.warning(
+            "stripe event at another API version",
+            extra={
+                "event_id": event.event_id,
+                "type": event.type,
+                "api_version": event.api_version or "missing",
+                "pinned_version": API_VERSION,
+            },
+        )
 
     def _duplicate(self, event_id: str, event_type: str, effect: str) -> Delivery:
         self.metrics.webhook_events.labels(Outcome.DUPLICATE.value).inc()
