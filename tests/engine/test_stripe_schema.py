@@ -207,3 +207,17 @@ def test_the_test_events_carry_only_fields_the_pinned_version_has(kind):
             for inner in value:
                 walk(cls, f"{name}.{inner}")
     assert not NEVER_IN_EVENTS.get(kind, set()) & set(built)
+
+
+def test_the_events_docs_stripe_md_says_to_enable_are_the_ones_the_engine_handles():
+    import re
+    from pathlib import Path
+
+    from billing_engine.stripe.webhooks.service import HANDLED_TYPES
+
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "stripe.md").read_text()
+    section = guide.split("## API version and webhook endpoint")[1].split("\n## ")[0]
+    table = set(re.findall(r"^\| `([a-z_.]+)` \|", section, flags=re.M))
+    enabled = set(re.findall(r"enabled_events\[\]=([a-z_.]+)", section))
+    assert table == enabled == set(HANDLED_TYPES)
+    assert "`2026-10-28.endive`" in section and API_VERSION == "2026-10-28.endive"
