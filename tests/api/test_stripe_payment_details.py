@@ -162,3 +162,10 @@ def test_an_invoice_stripe_lists_no_payment_for_records_no_attempt(hooks, admin,
     assert response.status_code == 200
     assert "Stripe lists no charge for it" in response.json()["effect"]
     assert payments(hooks, admin, org) == []
+
+
+def test_an_invoice_with_nothing_to_collect_asks_stripe_nothing(hooks, admin, fake):
+    org, customer = customer_of(hooks, admin)
+    response = deliver(hooks, event("invoice.paid", invoice(customer, 0, paid=True)))
+    assert "amount 0" in response.json()["effect"]
+    assert fake.requests_to(INVOICE_PAYMENTS) == []

@@ -347,10 +347,14 @@ class StripeWebhooks:
         stored = self.store.get_event(event_id)
         if stored is None or stored.type not in INVOICE_PAYMENT_EVENTS or stored.status in DONE:
             return None
-        invoice = StripeFields("invoice", parse_object(stored.payload))
-        invoice_id = invoice.id("id")
+        obj = parse_object(stored.payload)
+        invoice_id = StripeFields("invoice", obj).id("id")
         paid = stored.type == "invoice.paid"
-        if invoice_id is None:
+        outcome = PaymentOutcome.SUCCEEDED if paid else PaymentOutcome.FAILED
+        try:
+            if invoice_id is None or invoice_amount(obj, outcome) <= 0:
+                return None  # nothing to collect, or nothing to ask about: the handler says so
+        except PayloadError:
             return None
         try:
             objects = self.provider.invoice_payment(invoice_id, paid=paid)
