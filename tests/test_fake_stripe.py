@@ -135,5 +135,5 @@ def test_invoice_payments_intents_and_charges_are_served_as_stored(client, fake)
         client.v1.charges.retrieve("ch_nothing")
     assert (missing.value.http_status, missing.value.code) == (404, "resource_missing")
     with pytest.raises(stripe.InvalidRequestError) as unknown:
-        client.v1.invoice_payments.list({"invoice": "in_1", "customer": "cus_1"})  # type: ignore[typeddict-unknown-key]
+        client.v1.invoice_payments.list({"invoice": "in_1", "customer": "cus_1"})
     assert unknown.value.user_message == "Received unknown parameter: customer"

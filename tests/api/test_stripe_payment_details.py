@@ -99,6 +99,9 @@ def test_a_failed_invoice_gets_its_method_and_decline_from_the_fetched_charge(
     assert [r.path for r in gets] == [
         INVOICE_PAYMENTS, PAYMENT_INTENTS + "pi_inv", CHARGES + "ch_no"]
     assert gets[0].query == {"invoice": inv["id"], "limit": "10"}
+    # The retrieves take the id alone: none of PaymentIntentRetrieveParams or
+    # ChargeRetrieveParams (expand, client_secret) is sent.
+    assert (gets[1].query, gets[2].query) == ({}, {})
     assert {r.headers["stripe-version"] for r in gets} == {API_VERSION}
 
     # Stripe's own charge.failed for the same attempt, delivered afterwards: not a second one.
