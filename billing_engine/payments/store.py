@@ -43,7 +43,8 @@ def add_payment(conn: Connection, attempt: PaymentAttempt, *, now: datetime) -> 
         refunded = int(
             conn.execute(
                 select(func.coalesce(func.sum(refunds.c.amount_cents), 0)).where(
-                    _refund_matches(attempt.charge_id, attempt.payment_intent_id)
+                    refunds.c.org_id == attempt.org_id,
+                    _refund_matches(attempt.charge_id, attempt.payment_intent_id),
                 )
             ).scalar_one()
         )
@@ -94,11 +95,11 @@ def _fill_in(conn: Connection, row: Any, attempt: PaymentAttempt) -> None:
         )
 
 
-def refunded_for_charge(conn: Connection, charge_id: str) -> int:
+def refunded_for_charge(conn: Connection, charge_id: str, *, org_id: str) -> int:
     return int(
         conn.execute(
             select(func.coalesce(func.sum(refunds.c.amount_cents), 0)).where(
-                refunds.c.charge_id == charge_id
+                refunds.c.org_id == org_id, refunds.c.charge_id == charge_id
             )
         ).scalar_one()
     )
@@ -107,7 +108,9 @@ def refunded_for_charge(conn: Connection, charge_id: str) -> int:
 
 def add_refund(conn: Connection, refund: Refund, *, now: datetime) -> bool:
     exists = conn.execute(
-        select(refunds.c.refund_key).where(refunds.c.refund_key == refund.refund_key)
+        select(refunds.c.refund_key).where(
+            refunds.c.org_id == refund.org_id, refunds.c.refund_key == refund.refund_key
+        )
     ).first()
     if exists is not None:
         return False
@@ -130,7 +133,7 @@ def add_refund(conn: Connection, refund: Refund, *, now: datetime) -> bool:
 
 
 def set_refunded(
-    conn: Connection, *, charge_id: str, payment_intent_id: str | None, cents: int
+    conn: Connection, *, org_id: str, charge_id: str, payment_intent_id: str | None, cents: int
 ) -> None:
     """Record a charge's cumulative refunded amount on the attempt that paid it."""
     matches = [payment_attempts.c.charge_id == charge_id]
@@ -138,7 +141,11 @@ def set_refunded(
         matches.append(payment_attempts.c.payment_intent_id == payment_intent_id)
     conn.execute(
         payment_attempts.update()
-        .where(or_(*matches), payment_attempts.c.outcome == "succeeded")
+        .where(
+            payment_attempts.c.org_id == org_id,
+            or_(*matches),
+            payment_attempts.c.outcome == "succeeded",
+        )
         .values(refunded_cents=cents)
     )
 

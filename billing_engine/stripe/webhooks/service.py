@@ -608,7 +608,7 @@ class StripeWebhooks:
         org = self._org_of(tx, obj, applied, "charge")
         charge = StripeFields("charge", obj)
         charge_id = charge.id("id")
-        already = tx.refunded_for_charge(charge_id) if charge_id else 0
+        already = tx.refunded_for_charge(charge_id, org_id=org.id) if charge_id else 0
         found, total = refunds_of_charge(
             obj, event_id=event.event_id, org_id=org.id, already_refunded_cents=already,
             at=event.created,
@@ -617,8 +617,9 @@ class StripeWebhooks:
             if tx.add_refund(refund):
                 applied.refunds.append(refund)
         if charge_id:
-            recorded = tx.refunded_for_charge(charge_id)
+            recorded = tx.refunded_for_charge(charge_id, org_id=org.id)
             tx.set_refunded(
+                org_id=org.id,
                 charge_id=charge_id,
                 payment_intent_id=charge.id("payment_intent"),
                 cents=max(total, recorded),

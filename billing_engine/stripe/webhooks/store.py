@@ -127,15 +127,18 @@ class Tx:
     def add_payment(self, attempt: PaymentAttempt) -> bool:
         return payment_rows.add_payment(self.conn, attempt, now=self.now)
 
-    def refunded_for_charge(self, charge_id: str) -> int:
-        return payment_rows.refunded_for_charge(self.conn, charge_id)
+    def refunded_for_charge(self, charge_id: str, *, org_id: str) -> int:
+        return payment_rows.refunded_for_charge(self.conn, charge_id, org_id=org_id)
 
     def add_refund(self, refund: Refund) -> bool:
         return payment_rows.add_refund(self.conn, refund, now=self.now)
 
-    def set_refunded(self, *, charge_id: str, payment_intent_id: str | None, cents: int) -> None:
+    def set_refunded(
+        self, *, org_id: str, charge_id: str, payment_intent_id: str | None, cents: int
+    ) -> None:
         payment_rows.set_refunded(
-            self.conn, charge_id=charge_id, payment_intent_id=payment_intent_id, cents=cents
+            self.conn, org_id=org_id, charge_id=charge_id, payment_intent_id=payment_intent_id,
+            cents=cents,
         )
 
     def save_stripe_invoice(self, invoice: StripeInvoice) -> bool:
