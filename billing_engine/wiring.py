@@ -150,15 +150,6 @@ def build_services(
     )
     inbox = InboxStore(database)
     dedup = WebhookDedup(settings.redis_url, retry_interval=settings.cache_retry_seconds)
-    webhooks = StripeWebhooks(
-        store=inbox,
-        customers=customers,
-        catalog=catalog,
-        dedup=dedup,
-        metrics=metrics,
-        secret=settings.stripe_webhook_secret,
-        clock=clock,
-    )
     payment_store = PaymentStore(database)
     reconciliation_store = ReconciliationStore(database)
     provider = payment_provider or provider_from_settings(
@@ -172,6 +163,16 @@ def build_services(
             on_change=log_breaker_change,
         ),
         invoice_source=MirroredInvoices(reconciliation_store),
+    )
+    webhooks = StripeWebhooks(
+        store=inbox,
+        customers=customers,
+        catalog=catalog,
+        dedup=dedup,
+        metrics=metrics,
+        secret=settings.stripe_webhook_secret,
+        provider=provider,
+        clock=clock,
     )
     meters = MeterReporting(
         store=MeterStore(database),

@@ -85,17 +85,47 @@ def invoice_lines_frame(lines: list[dict[str, Any]], currency: str) -> pd.DataFr
 
 
 def invoices_frame(invoices: list[dict[str, Any]]) -> pd.DataFrame:
+    """Our invoices, each beside what Stripe billed for it (number, status, amount paid and the
+    customer's invoice page, once one of Stripe's invoice events named it)."""
+    rows = []
+    for i in invoices:
+        stripe = i.get("stripe_invoice") or {}
+        paid = stripe.get("amount_paid_cents")
+        rows.append({
+            "Period": i["period"]["key"],
+            "Status": i["status"],
+            "Subtotal": format_money(i["subtotal_cents"], i["currency"]),
+            "Credits": format_money(-i["credits_applied_cents"], i["currency"]),
+            "Total": format_money(i["total_cents"], i["currency"]),
+            "Closed": format_time(i.get("closed_at")),
+            "Stripe invoice": stripe.get("number") or i.get("stripe_invoice_id") or "",
+            "Stripe status": stripe.get("status") or "",
+            "Paid in Stripe": "" if paid is None else format_money(
+                paid, stripe.get("currency") or i["currency"]),
+            "Stripe page": stripe.get("hosted_invoice_url") or None,
+        })
+    return pd.DataFrame(rows, columns=INVOICE_COLUMNS)
+
+
+INVOICE_COLUMNS = ["Period", "Status", "Subtotal", "Credits", "Total", "Closed",
+                   "Stripe invoice", "Stripe status", "Paid in Stripe", "Stripe page"]
+
+
+def stripe_invoices_frame(invoices: list[dict[str, Any]]) -> pd.DataFrame:
+    """Stripe's invoices for the org as its events described them, newest first."""
     rows = [{
-        "Period": i["period"]["key"],
-        "Status": i["status"],
-        "Subtotal": format_money(i["subtotal_cents"], i["currency"]),
-        "Credits": format_money(-i["credits_applied_cents"], i["currency"]),
-        "Total": format_money(i["total_cents"], i["currency"]),
-        "Closed": format_time(i.get("closed_at")),
-        "Stripe invoice": i.get("stripe_invoice_id") or "",
+        "Number": i.get("number") or i["id"],
+        "Status": i.get("status") or "",
+        "Period": i.get("period") or "",
+        "Due": "" if i.get("amount_due_cents") is None else format_money(
+            i["amount_due_cents"], i.get("currency") or "usd"),
+        "Paid": "" if i.get("amount_paid_cents") is None else format_money(
+            i["amount_paid_cents"], i.get("currency") or "usd"),
+        "Updated": format_time(i.get("updated_by_event_at")),
+        "Stripe page": i.get("hosted_invoice_url") or None,
     } for i in invoices]
-    return pd.DataFrame(rows, columns=["Period", "Status", "Subtotal", "Credits", "Total",
-                                       "Closed", "Stripe invoice"])
+    return pd.DataFrame(rows, columns=["Number", "Status", "Period", "Due", "Paid", "Updated",
+                                       "Stripe page"])
 
 
 def _failure(payment: dict[str, Any]) -> str:

@@ -101,3 +101,39 @@ def test_invoices_are_listed_newest_first_filtered_and_paged(client, fake):
     everything = [inv.total for inv in page.auto_paging_iter()]
     assert everything == [19, 17, 15, 13, 11, 9, 7, 5]
     assert all(r.path == INVOICES for r in fake.requests)
+
+
+def test_an_unknown_api_version_is_refused_as_stripe_words_it(fake):
+    wrong = stripe.StripeClient(fake.api_key, base_addresses={"api": fake.url},
+                                max_network_retries=0, stripe_version="2019-2-19")
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        wrong.v1.invoices.list()
+    assert refused.value.http_status == 400
+    assert refused.value.user_message == "Invalid Stripe API version: 2019-2-19"
+    assert refused.value.code is None
+    # The header the library sent is the one refused.
+    assert fake.requests[-1].headers["stripe-version"] == "2019-2-19"
+
+
+def test_invoice_payments_intents_and_charges_are_served_as_stored(client, fake):
+    from tests.support.stripe_events import charge, invoice_payment, payment_intent
+
+    fake.add_objects(
+        invoice_payment("in_1", 500, intent_id="pi_1", paid=False, created=100),
+        invoice_payment("in_1", 500, intent_id="pi_2", paid=True, created=200),
+        invoice_payment("in_other", 500, intent_id="pi_3", paid=True),
+        payment_intent("cus_1", 500, intent_id="pi_2", latest_charge="ch_2"),
+        charge("cus_1", 500, charge_id="ch_2", payment_intent="pi_2"),
+    )
+    listed = client.v1.invoice_payments.list({"invoice": "in_1"})
+    assert [p.payment.payment_intent for p in listed.data] == ["pi_2", "pi_1"]  # newest first
+    paid = client.v1.invoice_payments.list({"invoice": "in_1", "status": "paid"})
+    assert [p.status for p in paid.data] == ["paid"]
+    assert client.v1.payment_intents.retrieve("pi_2").latest_charge == "ch_2"
+    assert client.v1.charges.retrieve("ch_2").payment_method_details.type == "card"
+    with pytest.raises(stripe.InvalidRequestError) as missing:
+        client.v1.charges.retrieve("ch_nothing")
+    assert (missing.value.http_status, missing.value.code) == (404, "resource_missing")
+    with pytest.raises(stripe.InvalidRequestError) as unknown:
+        client.v1.invoice_payments.list({"invoice": "in_1", "customer": "cus_1"})
+    assert unknown.value.user_message == "Received unknown parameter: customer"

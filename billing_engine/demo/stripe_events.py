@@ -48,7 +48,8 @@ class DemoStripe:
         self.client = client
         self.secret = secret
         self.rng = random.Random(seed)
-        self.charges: list[tuple[Customer, str, int]] = []  # refundable (customer, charge, cents)
+        # refundable: (customer, charge object, cents)
+        self.charges: list[tuple[Customer, dict[str, Any], int]] = []
 
     # -- delivery ---------------------------------------------------------------------------
 
@@ -95,38 +96,54 @@ class DemoStripe:
         })
         return customer
 
+    def _charge(self, customer: Customer, amount: int, method: str, *,
+                decline: tuple[str, str | None, str] | None = None) -> dict[str, Any]:
+        """A charge as the pinned API version sends it: no invoice, no refund list."""
+        code, reason, message = decline or (None, None, None)
+        return {
+            "id": _id("ch"), "object": "charge", "amount": amount,
+            "amount_captured": 0 if decline else amount, "amount_refunded": 0,
+            "captured": not decline, "created": int(time.time()), "currency": "usd",
+            "customer": customer.customer_id, "failure_code": code, "failure_message": message,
+            "livemode": False, "metadata": {}, "paid": not decline,
+            "outcome": {"network_status": "declined_by_network" if decline
+                        else "approved_by_network", "reason": reason, "risk_level": "normal",
+                        "type": "issuer_declined" if decline else "authorized"},
+            "payment_intent": _id("pi"), "payment_method": _id("pm"),
+            "payment_method_details": {method: {}, "type": method},
+            "refunded": False, "status": "failed" if decline else "succeeded",
+        }
+
+    def _invoice(self, customer: Customer, amount: int, *, paid: bool) -> dict[str, Any]:
+        """An invoice event's object: it names no charge and no payment intent."""
+        invoice_id, now = _id("in"), int(time.time())
+        return {
+            "id": invoice_id, "object": "invoice", "customer": customer.customer_id,
+            "currency": "usd", "amount_due": amount, "amount_paid": amount if paid else 0,
+            "amount_remaining": 0 if paid else amount, "attempt_count": 1, "created": now,
+            "status": "paid" if paid else "open", "total": amount,
+            "number": f"DEMO{invoice_id[-6:].upper()}-0001",
+            "hosted_invoice_url": f"https://invoice.stripe.com/i/acct_demo/test_{invoice_id}",
+            "period_start": now - 30 * 86400, "period_end": now,
+            "metadata": {}, "parent": {"type": "subscription_details", "subscription_details": {
+                "metadata": {"org_id": customer.org_id},
+                "subscription": customer.subscription_id}},
+        }
+
     def payment(self, customer: Customer) -> None:
-        """One invoice payment attempt: mostly paid, sometimes failed with a real reason."""
+        """One invoice payment attempt, mostly paid, sometimes declined with a real reason; the
+        charge events carry the method and the decline, as they do from Stripe."""
         amount = customer.base_fee_cents + self.rng.choice((0, 0, 125, 480, 1210))
         method = self.rng.choice(METHODS)
-        invoice: dict[str, Any] = {
-            "id": _id("in"), "object": "invoice", "customer": customer.customer_id,
-            "currency": "usd", "amount_due": amount, "attempt_count": 1,
-            "metadata": {"org_id": customer.org_id},
-            "payment_settings": {"payment_method_types": [method]},
-        }
         if self.rng.random() < 0.92:
-            charge = _id("ch")
-            invoice.update(amount_paid=amount, amount_remaining=0, status="paid", payments={
-                "object": "list", "data": [{"object": "invoice_payment", "payment": {
-                    "type": "charge", "charge": {
-                        "id": charge, "object": "charge",
-                        "payment_method_details": {"type": method}}}}]})
-            self.deliver("invoice.paid", invoice)
+            charge = self._charge(customer, amount, method)
+            self.deliver("charge.succeeded", charge)
+            self.deliver("invoice.paid", self._invoice(customer, amount, paid=True))
             self.charges.append((customer, charge, amount))
             return
-        code, decline, message = self.rng.choice(FAILURE_CODES)
-        invoice.update(amount_paid=0, amount_remaining=amount, status="open", payments={
-            "object": "list", "data": [{"object": "invoice_payment", "payment": {
-                "type": "payment_intent", "payment_intent": {
-                    "id": _id("pi"), "object": "payment_intent",
-                    "status": "requires_payment_method",
-                    "last_payment_error": {
-                        "type": "card_error", "code": code, "decline_code": decline,
-                        "message": message,
-                        "payment_method": {"id": _id("pm"), "object": "payment_method",
-                                           "type": method}}}}}]})
-        self.deliver("invoice.payment_failed", invoice)
+        failed = self._charge(customer, amount, method, decline=self.rng.choice(FAILURE_CODES))
+        self.deliver("charge.failed", failed)
+        self.deliver("invoice.payment_failed", self._invoice(customer, amount, paid=False))
 
     def refund(self) -> None:
         if not self.charges:
@@ -134,10 +151,7 @@ class DemoStripe:
         customer, charge, amount = self.charges.pop(self.rng.randrange(len(self.charges)))
         refunded = amount if self.rng.random() < 0.5 else amount // 2
         self.deliver("charge.refunded", {
-            "id": charge, "object": "charge", "customer": customer.customer_id,
-            "amount": amount, "amount_refunded": refunded, "currency": "usd",
-            "refunded": refunded >= amount, "payment_intent": None,
-            "payment_method_details": {"type": "card"},
+            **charge, "amount_refunded": refunded, "refunded": refunded >= amount,
         })
 
     def tick(self, customers: list[Customer]) -> None:

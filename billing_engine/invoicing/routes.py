@@ -26,8 +26,8 @@ from billing_engine.invoicing.schemas import (
     PeriodCloseOut,
     credit_out,
     credits_out,
+    invoices_out,
     period_close_out,
-    stored_invoice_out,
 )
 from billing_engine.wiring import Services
 
@@ -55,7 +55,10 @@ def list_invoices(
     limit: Annotated[int, Query(ge=1, le=120)] = 24,
 ) -> InvoicesOut:
     found = services.invoicing.list_invoices(org_id, period_key=period, limit=limit)
-    return InvoicesOut(org_id=org_id, invoices=[stored_invoice_out(i) for i in found])
+    stripe_found = services.invoicing.stripe_invoices(org_id, limit=limit)
+    if period is not None:
+        stripe_found = [s for s in stripe_found if s.period == period]
+    return invoices_out(org_id, found, stripe_found)
 
 
 @public.get(

@@ -8,6 +8,7 @@ What a credit does not cover stays on it for the next invoice.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,6 +19,7 @@ from billing_core.quota import compute_quota, hours
 
 CURRENCY = "usd"
 MAX_CREDIT_REASON_IN_LINE = 200
+_PERIOD = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
 
 
 class LineKind(StrEnum):
@@ -159,3 +161,46 @@ def build_invoice(
         overage_minutes=quota.overage_minutes,
         lines=tuple(lines),
     )
+
+
+# Our invoice status after each Stripe invoice event; invoice.finalized leaves ours as it is.
+STATUS_AFTER_STRIPE_EVENT = {
+    "invoice.paid": "paid",
+    "invoice.payment_failed": "payment_failed",
+    "invoice.voided": "void",
+}
+
+
+@dataclass(frozen=True)
+class StripeInvoice:
+    """Stripe's invoice as one of its invoice events described it, in integer cents.
+
+    `period` is the billing period of ours it belongs to ("YYYY-MM"), None when it names none."""
+
+    stripe_invoice_id: str
+    org_id: str
+    customer_id: str | None
+    number: str | None
+    status: str | None
+    currency: str | None
+    amount_due_cents: int | None
+    amount_paid_cents: int | None
+    total_cents: int | None
+    hosted_invoice_url: str | None
+    period: str | None
+    event_created: datetime
+
+
+def stripe_invoice_period(
+    *, metadata_period: str | None, period_start: datetime | None, period_end: datetime | None
+) -> str | None:
+    """Which of our monthly periods a Stripe invoice bills.
+
+    Our `period` in the invoice's metadata wins. Otherwise a subscription invoice billed in
+    arrears covers [period_start, period_end), the month it bills being the one it starts in; an
+    invoice with an empty period (a subscription's first, billed in advance) names no month."""
+    if metadata_period is not None and _PERIOD.fullmatch(metadata_period):
+        return metadata_period
+    if period_start is None or period_end is None or period_end <= period_start:
+        return None
+    return f"{period_start.year:04d}-{period_start.month:02d}"

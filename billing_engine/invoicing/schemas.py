@@ -13,7 +13,7 @@ from billing_core.periods import BillingPeriod
 from billing_core.quota import hours
 from billing_core.schemas import PeriodOut, period_out
 from billing_engine.customers.schemas import OrgId
-from billing_engine.invoicing.rules import CURRENCY, InvoiceDraft, InvoiceLine
+from billing_engine.invoicing.rules import CURRENCY, InvoiceDraft, InvoiceLine, StripeInvoice
 from billing_engine.invoicing.service import PeriodClose
 from billing_engine.invoicing.store import CreditRecord, StoredInvoice
 
@@ -58,6 +58,22 @@ class InvoiceUsageOut(ResponseModel):
     overage_hours: float
 
 
+class StripeInvoiceOut(ResponseModel):
+    """Stripe's invoice as its last invoice event (finalized, paid, payment_failed, voided)
+    described it: what the customer was billed and can open."""
+
+    id: str = Field(description="Stripe's invoice id (in_...)")
+    number: str | None = Field(description="The number printed on it, which customers quote")
+    status: str | None = Field(description="Stripe's status: draft, open, paid, void, ...")
+    currency: str | None
+    amount_due_cents: int | None
+    amount_paid_cents: int | None
+    total_cents: int | None
+    hosted_invoice_url: str | None = Field(description="The page the customer pays and reads")
+    period: str | None = Field(description="Our billing period it bills (YYYY-MM), if any")
+    updated_by_event_at: Timestamp = Field(description="When Stripe created the latest event")
+
+
 class InvoiceOut(ResponseModel):
     """One shape for the preview and the stored invoice, so they compare field by field."""
 
@@ -74,11 +90,17 @@ class InvoiceOut(ResponseModel):
     total_cents: int
     stripe_invoice_id: str | None
     closed_at: Timestamp | None
+    stripe_invoice: StripeInvoiceOut | None = Field(
+        default=None, description="Stripe's invoice for this period, once an event named it"
+    )
 
 
 class InvoicesOut(ResponseModel):
     org_id: str
     invoices: list[InvoiceOut]
+    stripe_invoices: list[StripeInvoiceOut] = Field(
+        default_factory=list, description="Stripe's invoices for the org, newest event first"
+    )
 
 
 class CreditApplicationOut(ResponseModel):
@@ -207,4 +229,43 @@ def period_close_out(result: PeriodClose) -> PeriodCloseOut:
         invoices_created=result.created,
         already_invoiced=result.orgs - result.created,
         invoices_total=result.total,
+    )
+
+
+def stripe_invoice_out(invoice: StripeInvoice) -> StripeInvoiceOut:
+    return StripeInvoiceOut(
+        id=invoice.stripe_invoice_id,
+        number=invoice.number,
+        status=invoice.status,
+        currency=invoice.currency,
+        amount_due_cents=invoice.amount_due_cents,
+        amount_paid_cents=invoice.amount_paid_cents,
+        total_cents=invoice.total_cents,
+        hosted_invoice_url=invoice.hosted_invoice_url,
+        period=invoice.period,
+        updated_by_event_at=invoice.event_created,
+    )
+
+
+def invoices_out(
+    org_id: str, found: list[StoredInvoice], stripe_found: list[StripeInvoice]
+) -> InvoicesOut:
+    """Our invoices, each beside Stripe's: the one linked by id, else the newest naming its
+    period (our invoice may have closed after Stripe's event)."""
+    by_id = {s.stripe_invoice_id: s for s in stripe_found}
+    by_period: dict[str, StripeInvoice] = {}
+    for s in stripe_found:  # newest event first: keep the first per period
+        if s.period is not None:
+            by_period.setdefault(s.period, s)
+    invoices = []
+    for invoice in found:
+        out = stored_invoice_out(invoice)
+        match = by_id.get(invoice.stripe_invoice_id or "") or by_period.get(invoice.period)
+        if match is not None:
+            out = out.model_copy(update={"stripe_invoice": stripe_invoice_out(match)})
+        invoices.append(out)
+    return InvoicesOut(
+        org_id=org_id,
+        invoices=invoices,
+        stripe_invoices=[stripe_invoice_out(s) for s in stripe_found],
     )

@@ -18,7 +18,7 @@ from billing_core.errors import Conflict, InvalidRequest
 from billing_core.periods import BillingPeriod, period_containing, period_from_field
 from billing_core.plans import PlanCatalog
 from billing_engine.customers.service import Customers
-from billing_engine.invoicing.rules import InvoiceDraft, build_invoice
+from billing_engine.invoicing.rules import InvoiceDraft, StripeInvoice, build_invoice
 from billing_engine.invoicing.store import (
     CreditRecord,
     InvoiceStore,
@@ -134,6 +134,10 @@ class Invoicing:
             period_from_field(period_key)
         self.customers.require(org_id)
         return self.store.invoices_for_org(org_id, period_key=period_key, limit=limit)
+
+    def stripe_invoices(self, org_id: str, *, limit: int = 24) -> list[StripeInvoice]:
+        """Stripe's invoices for the org as its invoice events described them."""
+        return self.store.stripe_invoices_of(org_id, limit=limit)
 
     # -- credits ----------------------------------------------------------------------------
 

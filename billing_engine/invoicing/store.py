@@ -24,8 +24,15 @@ from billing_engine.invoicing.rules import (
     InvoiceDraft,
     InvoiceLine,
     LineKind,
+    StripeInvoice,
 )
-from billing_engine.invoicing.tables import closed_periods, credits, invoice_lines, invoices
+from billing_engine.invoicing.tables import (
+    closed_periods,
+    credits,
+    invoice_lines,
+    invoices,
+    stripe_invoices,
+)
 from billing_engine.usage.tables import daily_usage
 
 # Serialises period closing across replicas (PostgreSQL advisory lock, held per transaction).
@@ -344,16 +351,24 @@ class InvoiceStore(Store):
         self, *, org_id: str, period_key: str, stripe_invoice_id: str, status: str | None = None
     ) -> bool:
         """Attach Stripe's invoice id (and optionally a new status) to our invoice; False when we
-        have no invoice for that org and period. For the Stripe webhook handlers."""
-        values: dict[str, Any] = {"stripe_invoice_id": stripe_invoice_id}
-        if status is not None:
-            values["status"] = status
-        stmt = (
-            invoices.update()
-            .where(invoices.c.org_id == org_id, invoices.c.period == period_key)
-            .values(**values)
+        have no invoice for that org and period."""
+        return self._run(
+            lambda c: link_stripe_invoice(
+                c, org_id=org_id, period_key=period_key, stripe_invoice_id=stripe_invoice_id,
+                status=status,
+            ),
+            write=True,
         )
-        return bool(self._run(lambda c: c.execute(stmt).rowcount, write=True))
+
+    def stripe_invoices_of(self, org_id: str, *, limit: int) -> list[StripeInvoice]:
+        """Stripe's invoices for this org, newest event first."""
+        stmt = (
+            select(stripe_invoices)
+            .where(stripe_invoices.c.org_id == org_id)
+            .order_by(stripe_invoices.c.event_created.desc(), stripe_invoices.c.stripe_invoice_id)
+            .limit(limit)
+        )
+        return self._run(lambda c: [_stripe_invoice(r) for r in c.execute(stmt)])
 
     # -- credits ----------------------------------------------------------------------------
 
@@ -437,3 +452,76 @@ class InvoiceStore(Store):
             return [_credit(r, tuple(applied.get(int(r.id), ()))) for r in rows]
 
         return self._run(work)
+
+
+# -- Stripe's invoices (written inside the Stripe webhook transaction) -------------------------
+
+
+def link_stripe_invoice(
+    conn: Connection,
+    *,
+    org_id: str,
+    period_key: str,
+    stripe_invoice_id: str,
+    status: str | None = None,
+) -> bool:
+    """Attach Stripe's invoice id (and optionally a new status) to our invoice of that period;
+    False when we have none (yet: the period may not be closed)."""
+    values: dict[str, Any] = {"stripe_invoice_id": stripe_invoice_id}
+    if status is not None:
+        values["status"] = status
+    stmt = (
+        invoices.update()
+        .where(invoices.c.org_id == org_id, invoices.c.period == period_key)
+        .values(**values)
+    )
+    return bool(conn.execute(stmt).rowcount)
+
+
+def save_stripe_invoice(conn: Connection, invoice: StripeInvoice, *, now: datetime) -> bool:
+    """Store Stripe's invoice as this event describes it, unless a newer event already did;
+    True when stored."""
+    values = {
+        "org_id": invoice.org_id,
+        "customer_id": invoice.customer_id,
+        "number": invoice.number,
+        "status": invoice.status,
+        "currency": invoice.currency,
+        "amount_due_cents": invoice.amount_due_cents,
+        "amount_paid_cents": invoice.amount_paid_cents,
+        "total_cents": invoice.total_cents,
+        "hosted_invoice_url": invoice.hosted_invoice_url,
+        "period": invoice.period,
+        "event_created": invoice.event_created,
+        "updated_at": now,
+    }
+    key = (stripe_invoices.c.org_id == invoice.org_id) & (
+        stripe_invoices.c.stripe_invoice_id == invoice.stripe_invoice_id
+    )
+    found = conn.execute(select(stripe_invoices.c.event_created).where(key)).first()
+    if found is None:
+        conn.execute(
+            stripe_invoices.insert().values(stripe_invoice_id=invoice.stripe_invoice_id, **values)
+        )
+        return True
+    if utc(found.event_created) > invoice.event_created:
+        return False
+    conn.execute(stripe_invoices.update().where(key).values(**values))
+    return True
+
+
+def _stripe_invoice(row: Any) -> StripeInvoice:
+    return StripeInvoice(
+        stripe_invoice_id=row.stripe_invoice_id,
+        org_id=row.org_id,
+        customer_id=row.customer_id,
+        number=row.number,
+        status=row.status,
+        currency=row.currency,
+        amount_due_cents=row.amount_due_cents,
+        amount_paid_cents=row.amount_paid_cents,
+        total_cents=row.total_cents,
+        hosted_invoice_url=row.hosted_invoice_url,
+        period=row.period,
+        event_created=utc(row.event_created),
+    )

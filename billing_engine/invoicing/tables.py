@@ -1,4 +1,4 @@
-"""Invoices, their lines, credits and closed periods (migration 0005).
+"""Invoices, their lines, credits and closed periods (migration 0005); Stripe's invoices (0009).
 
 `invoices` is the table other jobs read (reconciliation): one row per org per period with the total
 in cents, its status and the Stripe invoice id once known.
@@ -96,4 +96,30 @@ closed_periods = Table(
     Column("period", String(7), primary_key=True),
     Column("closed_at", DateTime(timezone=True), nullable=False),
     Column("invoices", Integer, nullable=False),  # invoices that period holds in total
+)
+
+
+# Stripe's invoices as its invoice events last described them (invoice.finalized, .paid,
+# .payment_failed, .voided): what the customer was really billed and can open. `period` is ours
+# ("YYYY-MM"), so an invoice closed after Stripe's event still finds it; event_created keeps an
+# older event delivered late from overwriting a newer state.
+stripe_invoices = Table(
+    "stripe_invoices",
+    metadata,
+    Column("org_id", String(64), nullable=False),
+    Column("stripe_invoice_id", String(255), nullable=False),
+    Column("customer_id", String(255), nullable=True),
+    Column("number", String(100), nullable=True),
+    Column("status", String(32), nullable=True),
+    Column("currency", String(3), nullable=True),
+    Column("amount_due_cents", BigInteger, nullable=True),
+    Column("amount_paid_cents", BigInteger, nullable=True),
+    Column("total_cents", BigInteger, nullable=True),
+    Column("hosted_invoice_url", String(1000), nullable=True),
+    Column("period", String(7), nullable=True),
+    Column("event_created", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    # The org first, as on every table Citus would distribute (docs/scaling.md).
+    PrimaryKeyConstraint("org_id", "stripe_invoice_id"),
+    Index("ix_stripe_invoices_org_period", "org_id", "period"),
 )

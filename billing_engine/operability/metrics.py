@@ -246,6 +246,15 @@ class EngineMetrics:
         )
         for reason in ("missing", "invalid", "stale", "future"):
             self.webhook_signature_failures.labels(reason)
+        self.webhook_other_version = Counter(
+            "stripe_webhook_events_other_version",
+            "Verified Stripe events sent at another API version than the pinned one, by whether "
+            "it is older or newer (unknown: missing or unreadable); still handled when readable.",
+            ["relation"],
+            registry=r,
+        )
+        for relation in ("older", "newer", "unknown"):
+            self.webhook_other_version.labels(relation)
         self.webhook_events_failing = Gauge(
             "stripe_webhook_events_failing",
             "Stored Stripe events whose handling keeps failing (or waits for its org).",
@@ -258,7 +267,7 @@ class EngineMetrics:
         )
         self.payments = Counter(
             "payments_total",
-            "Payment attempts recorded from Stripe invoice events.",
+            "Payment attempts recorded from Stripe charge, payment intent and invoice events.",
             ["outcome", "method"],
             registry=r,
         )

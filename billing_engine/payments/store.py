@@ -17,18 +17,34 @@ from billing_engine.payments.tables import payment_attempts, refunds
 
 
 def add_payment(conn: Connection, attempt: PaymentAttempt, *, now: datetime) -> bool:
-    """False when this event's attempt is already recorded."""
+    """True when this is a new attempt; False when this event's attempt, or its charge, is
+    already recorded.
+
+    An attempt is its charge: charge.failed, payment_intent.payment_failed and
+    invoice.payment_failed all describe one, so a later event about a recorded charge only fills
+    in what the earlier ones lacked (the invoice, the intent, the decline) and is not counted."""
     exists = conn.execute(
         select(payment_attempts.c.id).where(payment_attempts.c.event_id == attempt.event_id)
     ).first()
     if exists is not None:
         return False
+    if attempt.charge_id:
+        same = conn.execute(
+            select(payment_attempts).where(
+                payment_attempts.c.org_id == attempt.org_id,
+                payment_attempts.c.charge_id == attempt.charge_id,
+            )
+        ).first()
+        if same is not None:
+            _fill_in(conn, same, attempt)
+            return False
     refunded = 0
     if attempt.charge_id or attempt.payment_intent_id:
         refunded = int(
             conn.execute(
                 select(func.coalesce(func.sum(refunds.c.amount_cents), 0)).where(
-                    _refund_matches(attempt.charge_id, attempt.payment_intent_id)
+                    refunds.c.org_id == attempt.org_id,
+                    _refund_matches(attempt.charge_id, attempt.payment_intent_id),
                 )
             ).scalar_one()
         )
@@ -57,11 +73,33 @@ def add_payment(conn: Connection, attempt: PaymentAttempt, *, now: datetime) -> 
 
 
 
-def refunded_for_charge(conn: Connection, charge_id: str) -> int:
+def _fill_in(conn: Connection, row: Any, attempt: PaymentAttempt) -> None:
+    values: dict[str, Any] = {}
+    for name in (
+        "customer_id", "invoice_id", "payment_intent_id", "attempt_number", "failure_code",
+        "failure_reason", "failure_message",
+    ):
+        new = getattr(attempt, name)
+        if getattr(row, name) is None and new is not None:
+            values[name] = new
+    if row.method == "other" and attempt.method != "other":
+        values["method"] = attempt.method
+    if row.failure_reason == "other" and attempt.failure_reason not in (None, "other"):
+        values["failure_reason"] = attempt.failure_reason
+        values["failure_code"] = attempt.failure_code
+    if values:
+        conn.execute(
+            payment_attempts.update()
+            .where(payment_attempts.c.org_id == row.org_id, payment_attempts.c.id == row.id)
+            .values(**values)
+        )
+
+
+def refunded_for_charge(conn: Connection, charge_id: str, *, org_id: str) -> int:
     return int(
         conn.execute(
             select(func.coalesce(func.sum(refunds.c.amount_cents), 0)).where(
-                refunds.c.charge_id == charge_id
+                refunds.c.org_id == org_id, refunds.c.charge_id == charge_id
             )
         ).scalar_one()
     )
@@ -70,7 +108,9 @@ def refunded_for_charge(conn: Connection, charge_id: str) -> int:
 
 def add_refund(conn: Connection, refund: Refund, *, now: datetime) -> bool:
     exists = conn.execute(
-        select(refunds.c.refund_key).where(refunds.c.refund_key == refund.refund_key)
+        select(refunds.c.refund_key).where(
+            refunds.c.org_id == refund.org_id, refunds.c.refund_key == refund.refund_key
+        )
     ).first()
     if exists is not None:
         return False
@@ -93,7 +133,7 @@ def add_refund(conn: Connection, refund: Refund, *, now: datetime) -> bool:
 
 
 def set_refunded(
-    conn: Connection, *, charge_id: str, payment_intent_id: str | None, cents: int
+    conn: Connection, *, org_id: str, charge_id: str, payment_intent_id: str | None, cents: int
 ) -> None:
     """Record a charge's cumulative refunded amount on the attempt that paid it."""
     matches = [payment_attempts.c.charge_id == charge_id]
@@ -101,7 +141,11 @@ def set_refunded(
         matches.append(payment_attempts.c.payment_intent_id == payment_intent_id)
     conn.execute(
         payment_attempts.update()
-        .where(or_(*matches), payment_attempts.c.outcome == "succeeded")
+        .where(
+            payment_attempts.c.org_id == org_id,
+            or_(*matches),
+            payment_attempts.c.outcome == "succeeded",
+        )
         .values(refunded_cents=cents)
     )
 

@@ -48,7 +48,13 @@ refunds = Table(
 
 Index("ix_payment_attempts_org", payment_attempts.c.org_id, payment_attempts.c.attempted_at)
 Index("ix_payment_attempts_attempted", payment_attempts.c.attempted_at)
-Index("ix_payment_attempts_charge", payment_attempts.c.charge_id)
+# One attempt per charge: every event about a charge fills in the same row (store.add_payment).
+Index(
+    "ux_payment_attempts_charge",
+    payment_attempts.c.org_id,
+    payment_attempts.c.charge_id,
+    unique=True,
+)
 Index("ix_payment_attempts_intent", payment_attempts.c.payment_intent_id)
 Index("ix_refunds_org", refunds.c.org_id, refunds.c.refunded_at)
 Index("ix_refunds_charge", refunds.c.charge_id)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,6 +20,7 @@ import stripe
 
 from billing_core.errors import UpstreamError
 from billing_engine.stripe.circuit_breaker import BreakerState, CircuitBreaker, CircuitOpen
+from billing_engine.stripe.webhooks.fields import StripeFields
 
 if TYPE_CHECKING:  # the library exports the type only from a private module
     from stripe._base_address import BaseAddresses
@@ -127,6 +129,25 @@ class PaymentProvider(MeterReporter, Protocol):
         self, *, created_from: datetime, created_before: datetime, customer: str | None = None
     ) -> list[ProviderInvoice]: ...
 
+    def invoice_payment(self, invoice_id: str, *, paid: bool) -> InvoicePaymentObjects | None:
+        """The payment intent and charge of the invoice's newest payment (its paid one when
+        `paid`); None when this provider cannot look them up (the simulated one)."""
+
+
+@dataclass(frozen=True)
+class InvoicePaymentObjects:
+    """Stripe's objects as JSON, as the pinned API version returns them."""
+
+    payment_intent: dict[str, Any] | None
+    charge: dict[str, Any] | None
+
+
+# Fetches made while handling a webhook retry a transient failure a few times, briefly: Stripe
+# waits for our answer, and redelivers the event later anyway if we answer 503.
+FETCH_ATTEMPTS = 3
+FETCH_BACKOFF_SECONDS = (0.25, 1.0)
+FETCH_MAX_WAIT_SECONDS = 2.0
+
 
 def _retry_after(headers: Any) -> float | None:
     if not headers:
@@ -199,7 +220,9 @@ class StripeProvider:
         breaker: CircuitBreaker,
         api_base: str | None = None,
         timeout_seconds: float = 10.0,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        self._sleep = sleep
         base_addresses: BaseAddresses = {}
         if api_base:
             base = api_base.rstrip("/")
@@ -273,6 +296,51 @@ class StripeProvider:
         result: list[ProviderInvoice] = self._call(fetch)
         return result
 
+    def _fetch(self, work: Callable[[], Any]) -> dict[str, Any]:
+        """One GET through the breaker, retried on a transient failure (not on an open circuit
+        or a refusal), honouring a short Retry-After."""
+        for attempt in range(FETCH_ATTEMPTS):
+            try:
+                found: Any = self._call(work)
+                return dict(found.to_dict())
+            except ProviderError as exc:
+                last = attempt == FETCH_ATTEMPTS - 1
+                if last or exc.kind in (ErrorKind.CLIENT_ERROR, ErrorKind.CIRCUIT_OPEN):
+                    raise
+                wait = FETCH_BACKOFF_SECONDS[min(attempt, len(FETCH_BACKOFF_SECONDS) - 1)]
+                if exc.retry_after_seconds is not None:
+                    wait = max(wait, exc.retry_after_seconds)
+                self._sleep(min(wait, FETCH_MAX_WAIT_SECONDS))
+        raise AssertionError("unreachable")
+
+    def invoice_payment(self, invoice_id: str, *, paid: bool) -> InvoicePaymentObjects | None:
+        params: Any = invoice_payment_list_params(invoice_id, paid=paid)
+        page = self._fetch(lambda: self._client.v1.invoice_payments.list(params))
+        listed = page.get("data") or []
+        payments = [StripeFields("invoice_payment", p) for p in listed if isinstance(p, dict)]
+        if not payments:
+            return InvoicePaymentObjects(payment_intent=None, charge=None)
+        # The newest payment holds the attempt the event is about.
+        payment = max(payments, key=lambda p: p.integer("created") or 0)
+        intent = charge = None
+        intent_id = payment.id("payment.payment_intent")
+        charge_id = payment.id("payment.charge")
+        if intent_id:
+            intent = self._fetch(lambda: self._client.v1.payment_intents.retrieve(intent_id))
+            charge_id = charge_id or StripeFields("payment_intent", intent).id("latest_charge")
+        if charge_id:
+            charge = self._fetch(lambda: self._client.v1.charges.retrieve(charge_id))
+        return InvoicePaymentObjects(payment_intent=intent, charge=charge)
+
+
+def invoice_payment_list_params(invoice_id: str, *, paid: bool) -> dict[str, Any]:
+    """GET /v1/invoice_payments for one invoice (its paid payment when `paid`); a test checks
+    these against the library's InvoicePaymentListParams."""
+    params: dict[str, Any] = {"invoice": invoice_id, "limit": 10}
+    if paid:
+        params["status"] = "paid"
+    return params
+
 
 class SimulatedProvider:
     """Stands in for Stripe when no STRIPE_SECRET_KEY is set: accepts every meter event once per
@@ -309,6 +377,9 @@ class SimulatedProvider:
             return []
         found = self._invoice_source(created_from, created_before)
         return [i for i in found if customer is None or i.customer == customer]
+
+    def invoice_payment(self, invoice_id: str, *, paid: bool) -> InvoicePaymentObjects | None:
+        return None  # no Stripe to ask: payment details come with the charge events
 
 
 def log_breaker_change(state: BreakerState) -> None:

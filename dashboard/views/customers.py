@@ -25,6 +25,7 @@ from dashboard.formatting import (
     payments_frame,
     plain,
     refunds_frame,
+    stripe_invoices_frame,
 )
 from dashboard.signin import Person, require
 
@@ -92,10 +93,18 @@ def show_invoices(org_id: str) -> None:
         data.show_down(answer)
         return
     invoices = (answer or {}).get("invoices", [])
+    stripe_invoices = (answer or {}).get("stripe_invoices", [])
+    link = {"Stripe page": st.column_config.LinkColumn("Stripe page", display_text="open")}
     if not invoices:
         st.info("No invoice yet: the engine writes one when a billing period closes.")
+    else:
+        st.dataframe(invoices_frame(invoices), hide_index=True, column_config=link)
+    if stripe_invoices:
+        st.markdown("**Stripe's invoices** (what the customer was billed and can open)")
+        st.dataframe(stripe_invoices_frame(stripe_invoices), hide_index=True,
+                     column_config=link)
+    if not invoices:
         return
-    st.dataframe(invoices_frame(invoices), hide_index=True)
     for invoice in invoices:
         title = (f"{invoice['period']['key']} · {invoice['status']} · "
                  f"{format_money(invoice['total_cents'], invoice['currency'])}")
@@ -111,7 +120,8 @@ def show_payments(org_id: str) -> None:
         data.show_down(answer)
         return
     if not answer or not answer.get("payments"):
-        st.info("No payment attempt recorded for this org (Stripe's invoice events record them).")
+        st.info("No payment attempt recorded for this org (Stripe's charge and invoice events "
+                "record them).")
         return
     totals = answer["totals"]
     cols = st.columns(5)

@@ -16,12 +16,13 @@ from tests.support.builders import new_org
 from tests.support.stripe_events import (
     T0,
     WEBHOOK_SECRET,
+    charge,
     checkout_completed,
     deliver,
     event,
-    failed_intent,
     invoice,
     new_id,
+    payment_intent,
     refunded_charge,
     subscription,
 )
@@ -49,22 +50,27 @@ def customer_of(client: TestClient, admin: dict[str, str]) -> tuple[str, str]:
 
 def test_payment_metrics_move_once_per_attempt_never_per_delivery(hooks, admin):
     org, customer = customer_of(hooks, admin)
-    declined = event("invoice.payment_failed", invoice(
-        customer, 2000, paid=False, attempt_count=1,
-        payment_intent=failed_intent("pi_1", decline_code="insufficient_funds")), created=T0)
-    retried = event("invoice.payment_failed", invoice(
-        customer, 2000, paid=False, attempt_count=2, method_types=["sepa_debit"]),
-        created=T0 + 86400)
-    paid = event("invoice.paid", invoice(customer, 2000, paid=True, attempt_count=3,
-                                         method_types=["card"]), created=T0 + 2 * 86400)
-    for evt in (declined, retried, paid, declined, paid):  # two redeliveries
+    # A declined card: Stripe sends charge.failed and payment_intent.payment_failed for the
+    # one attempt. Then a SEPA debit fails, then a card payment goes through.
+    declined = charge(customer, 2000, charge_id="ch_declined", payment_intent="pi_1",
+                      decline="insufficient_funds")
+    intent = payment_intent(customer, 2000, intent_id="pi_1", latest_charge="ch_declined",
+                            decline="insufficient_funds")
+    first = event("charge.failed", declined, created=T0)
+    same = event("payment_intent.payment_failed", intent, created=T0 + 1)
+    retried = event("charge.failed", charge(customer, 2000, payment_intent="pi_1",
+                                            method="sepa_debit", decline="generic_decline"),
+                    created=T0 + 86400)
+    paid = event("charge.succeeded", charge(customer, 2000, payment_intent="pi_1"),
+                 created=T0 + 2 * 86400)
+    for evt in (first, same, retried, paid, first, paid):  # two redeliveries
         assert deliver(hooks, evt).status_code == 200
 
     assert sample(hooks, "payments_total", {"outcome": "failed", "method": "card"}) == 1
     assert sample(hooks, "payments_total", {"outcome": "failed", "method": "sepa_debit"}) == 1
     assert sample(hooks, "payments_total", {"outcome": "succeeded", "method": "card"}) == 1
     assert sample(hooks, "payment_failures_total", {"reason": "insufficient_funds"}) == 1
-    assert sample(hooks, "payment_failures_total", {"reason": "other"}) == 1
+    assert sample(hooks, "payment_failures_total", {"reason": "card_declined"}) == 1
     assert sample(hooks, "payment_amount_cents_total", {"outcome": "failed"}) == 4000
     assert sample(hooks, "payment_amount_cents_total", {"outcome": "succeeded"}) == 2000
 
@@ -74,11 +80,27 @@ def test_payment_metrics_move_once_per_attempt_never_per_delivery(hooks, admin):
         "succeeded", 2000, "usd")
     assert (oldest["outcome"], oldest["failure_reason"], oldest["method"]) == (
         "failed", "insufficient_funds", "card")
-    assert oldest["failure_message"] == "Your card was declined."
+    assert (oldest["charge_id"], oldest["payment_intent_id"]) == ("ch_declined", "pi_1")
+    assert oldest["failure_code"] == "insufficient_funds"
+    assert oldest["failure_message"] == "Your card has insufficient funds."
     assert oldest["attempted_at"].startswith("2026-11-18T11:06:40")
-    assert middle["failure_reason"] == "other" and middle["attempt_number"] == 2
+    assert (middle["method"], middle["failure_reason"]) == ("sepa_debit", "card_declined")
     assert body["totals"] == {"attempts": 3, "succeeded": 1, "failed": 2,
                               "succeeded_cents": 2000, "refunded_cents": 0}
+
+
+def test_a_failed_intent_arriving_first_is_completed_by_its_charge_event(hooks, admin):
+    org, customer = customer_of(hooks, admin)
+    intent = payment_intent(customer, 1500, intent_id="pi_2", latest_charge="ch_2",
+                            decline="expired_card")
+    assert deliver(hooks, event("payment_intent.payment_failed", intent)).status_code == 200
+    later = charge(customer, 1500, charge_id="ch_2", payment_intent="pi_2", decline="expired_card")
+    effect = deliver(hooks, event("charge.failed", later, created=T0 + 5)).json()["effect"]
+    assert "already recorded for charge ch_2" in effect
+    (attempt,) = hooks.get("/v1/payments", params={"org_id": org}, headers=admin).json()["payments"]
+    assert (attempt["method"], attempt["failure_reason"], attempt["failure_code"]) == (
+        "card", "expired_card", "expired_card")
+    assert sample(hooks, "payment_failures_total", {"reason": "expired_card"}) == 1
 
 
 def test_a_zero_amount_invoice_is_not_a_payment_attempt(hooks, admin):
@@ -89,13 +111,18 @@ def test_a_zero_amount_invoice_is_not_a_payment_attempt(hooks, admin):
     assert sample(hooks, "payments_total", {"outcome": "succeeded", "method": "other"}) == 0
 
 
+def test_without_a_stripe_key_an_invoice_event_leaves_the_payment_to_its_charge_event(
+        hooks, admin):
+    org, customer = customer_of(hooks, admin)
+    response = deliver(hooks, event("invoice.paid", invoice(customer, 2000, paid=True)))
+    assert "recorded from its charge event" in response.json()["effect"]
+    assert hooks.get("/v1/payments", params={"org_id": org}, headers=admin).json()["payments"] == []
+
+
 def test_refunds_are_counted_once_and_shown_against_the_payment(hooks, admin):
     org, customer = customer_of(hooks, admin)
-    paid = invoice(customer, 9900, paid=True, method_types=["card"])
-    paid["payments"] = {"object": "list", "data": [
-        {"object": "invoice_payment", "payment": {"type": "payment_intent",
-                                                  "payment_intent": "pi_paid"}}]}
-    deliver(hooks, event("invoice.paid", paid))
+    deliver(hooks, event("charge.succeeded", charge(customer, 9900, charge_id="ch_1",
+                                                    payment_intent="pi_paid")))
     # A partial refund, then the rest; this API version lists no refunds on the charge.
     first = event("charge.refunded", refunded_charge(
         "ch_1", customer, amount=9900, amount_refunded=1000, payment_intent="pi_paid"),
@@ -110,25 +137,21 @@ def test_refunds_are_counted_once_and_shown_against_the_payment(hooks, admin):
     body = hooks.get("/v1/payments", params={"org_id": org}, headers=admin).json()
     assert body["payments"][0]["refunded_cents"] == 9900
     assert sorted(r["amount_cents"] for r in body["refunds"]) == [1000, 8900]
+    assert {r["charge_id"] for r in body["refunds"]} == {"ch_1"}
     assert body["totals"]["refunded_cents"] == 9900
 
 
-def test_listed_refunds_are_recorded_by_their_stripe_id(hooks, admin):
+def test_a_refund_delivered_before_its_charge_still_lands_on_the_payment(hooks, admin):
     org, customer = customer_of(hooks, admin)
-    refund = {"id": "re_1", "object": "refund", "amount": 500, "currency": "usd",
-              "reason": "requested_by_customer", "status": "succeeded", "created": T0}
-    charge = refunded_charge("ch_2", customer, amount=2000, amount_refunded=500,
-                             refunds=[refund])
-    deliver(hooks, event("charge.refunded", charge))
-    # A second event for another refund on the same charge lists both.
-    later = refunded_charge("ch_2", customer, amount=2000, amount_refunded=800, refunds=[
-        refund, {**refund, "id": "re_2", "amount": 300, "reason": "duplicate"}])
-    deliver(hooks, event("charge.refunded", later, created=T0 + 60))
-    assert sample(hooks, "refunds_total") == 2
+    late = refunded_charge("ch_3", customer, amount=2000, amount_refunded=800)
+    early = refunded_charge("ch_3", customer, amount=2000, amount_refunded=500)
+    deliver(hooks, event("charge.refunded", late, created=T0 + 60))
+    deliver(hooks, event("charge.refunded", early, created=T0 + 30))  # older, delivered later
+    deliver(hooks, event("charge.succeeded", charge(customer, 2000, charge_id="ch_3")))
+    body = hooks.get("/v1/payments", params={"org_id": org}, headers=admin).json()
+    assert [r["amount_cents"] for r in body["refunds"]] == [800]
+    assert body["payments"][0]["refunded_cents"] == 800
     assert sample(hooks, "refund_amount_cents_total") == 800
-    refunds = hooks.get("/v1/payments", params={"org_id": org}, headers=admin).json()["refunds"]
-    assert {(r["refund"], r["amount_cents"], r["reason"]) for r in refunds} == {
-        ("re_1", 500, "requested_by_customer"), ("re_2", 300, "duplicate")}
 
 
 def test_payments_for_an_unknown_org_is_a_404_naming_the_field(admin, hooks):
@@ -154,8 +177,8 @@ def test_billing_view_carries_the_subscription_and_its_period(hooks, admin):
 def test_retention_deletes_payment_records_older_than_the_window(hooks, admin, clock):
     org, customer = customer_of(hooks, admin)
     old = T0 - 100 * 86400
-    deliver(hooks, event("invoice.paid", invoice(customer, 2000, paid=True), created=old))
-    deliver(hooks, event("invoice.paid", invoice(customer, 2000, paid=True), created=T0))
+    deliver(hooks, event("charge.succeeded", charge(customer, 2000), created=old))
+    deliver(hooks, event("charge.succeeded", charge(customer, 2000), created=T0))
     deliver(hooks, event("charge.refunded", refunded_charge(
         "ch_old", customer, amount=2000, amount_refunded=2000), created=old))
     retention = hooks.app.state.services.retention  # type: ignore[attr-defined]

@@ -26,6 +26,7 @@ from devstack.servers import (
 from tests.support.builders import new_org
 from tests.support.stripe_events import (
     WEBHOOK_SECRET,
+    charge,
     checkout_completed,
     deliver,
     event,
@@ -73,7 +74,7 @@ def test_redis_holds_the_dedup_key_only_after_handling_and_its_loss_changes_noth
     hooks = hooks_with_redis
     org, customer = linked(hooks, admin)
     keys = redis.Redis.from_url(redis_server.url)
-    paid = event("invoice.paid", invoice(customer, 2000, paid=True, method_types=["card"]))
+    paid = event("charge.succeeded", charge(customer, 2000))
     assert deliver(hooks, paid).json()["outcome"] == "handled"
     assert keys.exists(f"webhook:{paid['id']}") == 1
     assert 3 * 86400 < keys.ttl(f"webhook:{paid['id']}") <= 4 * 86400
@@ -85,7 +86,7 @@ def test_redis_holds_the_dedup_key_only_after_handling_and_its_loss_changes_noth
     keys.close()
 
     redis_server.stop()
-    second = event("invoice.paid", invoice(customer, 3000, paid=True, method_types=["card"]))
+    second = event("charge.succeeded", charge(customer, 3000))
     assert deliver(hooks, second).json()["outcome"] == "handled"
     for evt in (paid, second):
         again = deliver(hooks, evt)
@@ -129,7 +130,7 @@ def test_a_lock_held_while_handling_answers_503_and_the_retry_applies_once(
     org, customer = linked(hooks, admin)
     webhooks = hooks.app.state.services.webhooks  # type: ignore[attr-defined]
     webhooks.store.lock_timeout_ms = 200
-    paid = event("invoice.paid", invoice(customer, 2000, paid=True, method_types=["card"]))
+    paid = event("charge.succeeded", charge(customer, 2000))
     with pg_database.engine.connect() as blocker:
         blocker.execute(text("LOCK TABLE payment_attempts IN EXCLUSIVE MODE"))
         response = deliver(hooks, paid)

@@ -42,11 +42,12 @@ from tests.dashboard.conftest import (
 from tests.support.builders import engine_org_key
 from tests.support.stripe_events import (
     WEBHOOK_SECRET,
+    charge,
     checkout_completed,
     event,
-    failed_intent,
     invoice,
     new_id,
+    payment_intent,
     refunded_charge,
     signature_header,
     subscription,
@@ -112,13 +113,24 @@ def _seed_payments(engine: EngineProcess, database_url: str, org: str) -> str:
         sub, customer, "past_due", price="price_base_usage_monthly",
         period_start=created - 5 * 86400, period_end=created + 25 * 86400,
         cancel_at_period_end=True), created=created))
-    paid = invoice(customer, 2000, paid=True, method_types=["card"], payment_intent="pi_first")
-    _deliver(engine, event("invoice.paid", paid, created=created))
-    _deliver(engine, event("invoice.paid", invoice(customer, 2480, paid=True,
-                                                   method_types=["card"]), created=created))
-    _deliver(engine, event("invoice.payment_failed", invoice(
-        customer, 2125, paid=False, payment_intent=failed_intent(
-            "pi_declined", decline_code="insufficient_funds")), created=created))
+    # As Stripe sends them: the charge events carry the payment details, the invoice events
+    # carry none (the engine here has no Stripe key to fetch them with).
+    _deliver(engine, event("charge.succeeded", charge(
+        customer, 2000, charge_id="ch_first", payment_intent="pi_first"), created=created))
+    # Stripe's invoice for last month, paid; our invoice for it closes below and shows it.
+    last_month = (datetime.now(UTC).replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
+    _deliver(engine, event("invoice.paid", invoice(
+        customer, 2000, paid=True, number="PAYING-0007", metadata={"period": last_month}),
+        created=created))
+    _deliver(engine, event("charge.succeeded", charge(customer, 2480), created=created))
+    _deliver(engine, event("charge.failed", charge(
+        customer, 2125, charge_id="ch_declined", payment_intent="pi_declined",
+        decline="insufficient_funds"), created=created))
+    _deliver(engine, event("payment_intent.payment_failed", payment_intent(
+        customer, 2125, intent_id="pi_declined", latest_charge="ch_declined",
+        decline="insufficient_funds"), created=created))
+    _deliver(engine, event("invoice.payment_failed", invoice(customer, 2125, paid=False),
+                           created=created))
     _deliver(engine, event("charge.refunded", refunded_charge(
         "ch_first", customer, amount=2000, amount_refunded=500, payment_intent="pi_first"),
         created=created + 1))
@@ -267,6 +279,16 @@ def test_customer_card_shows_subscription_preview_invoices_payments_and_credits(
     invoices = _table(app, "Closed")
     assert invoices[["Period", "Status", "Total"]].to_dict("records") == [
         {"Period": billing_stack.last_period, "Status": "finalized", "Total": "$20.00"}]
+    # Beside it, what Stripe billed: its number, status, amount paid and the customer's page.
+    stripe = invoices.iloc[0]
+    assert (stripe["Stripe invoice"], stripe["Stripe status"], stripe["Paid in Stripe"]) == (
+        "PAYING-0007", "paid", "$20.00")
+    assert stripe["Stripe page"].startswith("https://invoice.stripe.com/i/")
+    # Stripe's own list: that invoice and the one whose payment failed.
+    stripes = _table(app, "Due")[["Number", "Status", "Period", "Paid"]].to_dict("records")
+    assert len(stripes) == 2 and {"Number": "PAYING-0007", "Status": "paid",
+                                  "Period": billing_stack.last_period, "Paid": "$20.00"} in stripes
+    assert {"open", "paid"} == {row["Status"] for row in stripes}
     assert any(billing_stack.last_period in e.label for e in app.expander)
 
     assert (metrics["Payment attempts"], metrics["Succeeded"], metrics["Failed"]) == ("3", "2", "1")

@@ -28,6 +28,7 @@ from tests.support.citus import (
 )
 from tests.support.stripe_events import (
     WEBHOOK_SECRET,
+    charge,
     checkout_completed,
     deliver,
     event,
@@ -80,8 +81,10 @@ def tour(client: TestClient, admin: dict[str, str], clock) -> None:
     assert granted.status_code in (200, 201), granted.text
     customer = new_id("cus")
     deliver(client, event("checkout.session.completed", checkout_completed(orgs[1], customer)))
-    deliver(client, event("invoice.paid", invoice(customer, 2000, paid=True,
-                                                  method_types=["card"])))
+    paid = charge(customer, 2000)
+    deliver(client, event("charge.succeeded", paid))
+    deliver(client, event("invoice.paid", invoice(customer, 2000, paid=True)))
+    deliver(client, event("charge.refunded", {**paid, "amount_refunded": 500}))
     services.meters.flush(force=True)
     # Next month: last month closes, its meter records go out, reconciliation compares.
     clock.now = period_containing(now).end + timedelta(hours=2)

@@ -38,6 +38,7 @@ DISTRIBUTED = {
     "refunds": "org_id",
     "meter_outbox": "org_id",
     "subscriptions": "org_id",
+    "stripe_invoices": "org_id",
     # Keyed by instance: an instance belongs to one org, found by its id on every heartbeat.
     "instances": "instance_id",
     "instance_throttle": "instance_id",

@@ -14,8 +14,15 @@ STRIPE_API_BASE (or StripeProvider's api_base) points at `fake.url`. What it doe
   filtered by `customer`, `status` and `created[gt|gte|lt|lte]`, paged by `limit` and
   `starting_after`.
 - `GET /v1/balance`, for the runbooks' "does the key work" check.
+- `GET /v1/invoice_payments` (filtered by `invoice` and `status`, newest first, `limit`),
+  `GET /v1/payment_intents/{id}` and `GET /v1/charges/{id}` answer the objects a test stored with
+  `add_objects` (shaped by tests/support/stripe_events.py as the pinned version returns them); an
+  unknown id is a 404 `resource_missing`, an unknown list parameter a 400 naming it.
 - Errors use Stripe's shape `{"error": {"type", "code", "message", "param"}}`; a wrong or missing
   key is a 401.
+- A `Stripe-Version` header naming a version Stripe does not know is refused like Stripe does:
+  400 `invalid_request_error` "Invalid Stripe API version: ..." (no code); without the header the
+  account's default version applies.
 
 Tests program failures (`fail_next`, `rate_limit_next`, `drop_next`, `reject_customer`) and assert
 on what it received (`requests`, `meter_events`, `totals_by_customer`).
@@ -43,6 +50,11 @@ DEFAULT_API_KEY = "sk_test_fake_0123456789"
 METER_EVENTS = "/v1/billing/meter_events"
 INVOICES = "/v1/invoices"
 BALANCE = "/v1/balance"
+INVOICE_PAYMENTS = "/v1/invoice_payments"
+PAYMENT_INTENTS = "/v1/payment_intents/"
+CHARGES = "/v1/charges/"
+# Versions the stand-in knows (a few real ones; Stripe knows every release since 2011).
+KNOWN_API_VERSIONS = frozenset({"2026-10-28.endive", "2025-03-31.basil", "2024-06-20"})
 STRIPE_MAX_BACKDATE_SECONDS = 35 * 86400
 STRIPE_MAX_FUTURE_SECONDS = 300
 
@@ -109,6 +121,8 @@ class FakeStripe:
         # Idempotency-Key -> (request parameters, status, body) of the first answer.
         self._idempotent: dict[str, tuple[dict[str, str], int, dict[str, Any]]] = {}
         self._invoices: list[dict[str, Any]] = []
+        # Payment objects by type ("invoice_payment", "payment_intent", "charge") and id.
+        self._objects: dict[str, dict[str, dict[str, Any]]] = {}
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -230,8 +244,18 @@ class FakeStripe:
             self._invoices.append(invoice)
         return invoice
 
+    def add_objects(self, *objects: Mapping[str, Any]) -> None:
+        """Store invoice payments, payment intents and charges for the GET endpoints to serve;
+        an object stored again under its id replaces the earlier one."""
+        with self._lock:
+            for obj in objects:
+                kind = str(obj["object"])
+                assert kind in ("invoice_payment", "payment_intent", "charge"), kind
+                self._objects.setdefault(kind, {})[str(obj["id"])] = dict(obj)
+
     def reset(self) -> None:
         with self._lock:
+            self._objects.clear()
             self._faults.clear()
             self._rejected_customers.clear()
             self._requests.clear()
@@ -290,6 +314,12 @@ class FakeStripe:
             raise StripeError(
                 401, "invalid_request_error", "Invalid API Key provided.", code="api_key_invalid"
             )
+
+    def _check_version(self, headers: Mapping[str, str]) -> None:
+        version = headers.get("stripe-version")
+        if version is not None and version not in KNOWN_API_VERSIONS:
+            raise StripeError(400, "invalid_request_error",
+                              f"Invalid Stripe API version: {version}")
 
     def _meter_event(self, form: dict[str, str]) -> dict[str, Any]:
         for name in ("event_name", "payload[stripe_customer_id]", "payload[value]"):
@@ -413,11 +443,44 @@ class FakeStripe:
             "data": found[:limit],
         }
 
+    def _list_invoice_payments(self, query: dict[str, str]) -> dict[str, Any]:
+        for name in query:
+            if name not in ("invoice", "status", "limit"):
+                raise StripeError(
+                    400, "invalid_request_error", f"Received unknown parameter: {name}",
+                    param=name,
+                )
+        try:
+            limit = int(query.get("limit", "10"))
+        except ValueError:
+            raise StripeError(
+                400, "invalid_request_error", "Invalid integer: limit", param="limit"
+            ) from None
+        with self._lock:
+            found = list(self._objects.get("invoice_payment", {}).values())
+        found.sort(key=lambda p: (p["created"], p["id"]), reverse=True)
+        for name in ("invoice", "status"):
+            if name in query:
+                found = [p for p in found if p[name] == query[name]]
+        return {"object": "list", "url": INVOICE_PAYMENTS, "has_more": len(found) > limit,
+                "data": found[:limit]}
+
+    def _retrieve(self, kind: str, object_id: str, param: str) -> dict[str, Any]:
+        with self._lock:
+            found = self._objects.get(kind, {}).get(object_id)
+        if found is None:
+            raise StripeError(
+                404, "invalid_request_error", f"No such {kind}: '{object_id}'",
+                code="resource_missing", param=param,
+            )
+        return dict(found)
+
     def handle(
         self, method: str, path: str, query: dict[str, str], form: dict[str, str],
         headers: dict[str, str],
     ) -> tuple[int, dict[str, Any], dict[str, str]]:
         self._authorise(headers)
+        self._check_version(headers)
         if method == "POST" and path == METER_EVENTS:
             key = headers.get("idempotency-key")
             if key is not None:
@@ -444,6 +507,12 @@ class FakeStripe:
             return status, body, {}
         if method == "GET" and path == INVOICES:
             return 200, self._list_invoices(query), {}
+        if method == "GET" and path == INVOICE_PAYMENTS:
+            return 200, self._list_invoice_payments(query), {}
+        if method == "GET" and path.startswith(PAYMENT_INTENTS):
+            return 200, self._retrieve("payment_intent", path[len(PAYMENT_INTENTS):], "intent"), {}
+        if method == "GET" and path.startswith(CHARGES):
+            return 200, self._retrieve("charge", path[len(CHARGES):], "charge"), {}
         if method == "GET" and path == BALANCE:
             return 200, {"object": "balance", "available": [], "pending": [],
                          "livemode": False}, {}

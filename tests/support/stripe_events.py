@@ -98,61 +98,150 @@ def subscription(sub_id: str, customer: str, status: str = "active", *,
 
 
 def invoice(customer: str, amount: int, *, paid: bool, attempt_count: int = 1,
-            method_types: list[str] | None = None, payment_intent: Any = None,
-            metadata: dict[str, str] | None = None, currency: str = "usd") -> dict[str, Any]:
-    obj: dict[str, Any] = {
-        "id": new_id("in"),
+            invoice_id: str | None = None, status: str | None = None, number: str | None = None,
+            period_start: int = T0 - 30 * 86400, period_end: int = T0,
+            metadata: dict[str, str] | None = None,
+            subscription_metadata: dict[str, str] | None = None,
+            currency: str = "usd") -> dict[str, Any]:
+    """An invoice as the pinned version sends it in events: no charge, no payment intent (both
+    removed in 2025-03-31.basil) and no `payments` (only there when asked to be included, which
+    webhooks never do). Its subscription sits under `parent`."""
+    invoice_id = invoice_id or new_id("in")
+    return {
+        "id": invoice_id,
         "object": "invoice",
-        "customer": customer,
-        "currency": currency,
+        "account_country": "US",
         "amount_due": amount,
+        "amount_overpaid": 0,
         "amount_paid": amount if paid else 0,
         "amount_remaining": 0 if paid else amount,
         "attempt_count": attempt_count,
-        "status": "paid" if paid else "open",
+        "attempted": attempt_count > 0,
+        "billing_reason": "subscription_cycle",
+        "collection_method": "charge_automatically",
+        "created": period_end,
+        "currency": currency,
+        "customer": customer,
+        "hosted_invoice_url": f"https://invoice.stripe.com/i/acct_1Test/test_{invoice_id}",
+        "invoice_pdf": f"https://pay.stripe.com/invoice/acct_1Test/test_{invoice_id}/pdf",
+        "lines": {"object": "list", "data": [], "has_more": False,
+                  "url": f"/v1/invoices/{invoice_id}/lines"},
+        "livemode": False,
         "metadata": metadata or {},
-        "payment_settings": {"payment_method_types": method_types},
+        "number": number or f"TEST{invoice_id[-6:].upper()}-0001",
+        "parent": {"type": "subscription_details", "quote_details": None,
+                   "subscription_details": {"metadata": subscription_metadata or {},
+                                            "subscription": new_id("sub")}},
+        "payment_settings": {"payment_method_options": None, "payment_method_types": None},
+        "period_end": period_end,
+        "period_start": period_start,
+        "status": status or ("paid" if paid else "open"),
+        "subtotal": amount,
+        "total": amount,
     }
-    if payment_intent is not None:
-        obj["payments"] = {
-            "object": "list",
-            "data": [{"object": "invoice_payment",
-                      "payment": {"type": "payment_intent", "payment_intent": payment_intent}}],
-        }
-    return obj
 
 
-def failed_intent(pi_id: str, *, code: str = "card_declined", decline_code: str | None = None,
-                  method: str = "card", message: str = "Your card was declined.") -> dict[str, Any]:
-    """An expanded PaymentIntent after a failed attempt."""
+DECLINES = {
+    # decline code -> (failure_code, message), as Stripe words them for test cards
+    "insufficient_funds": ("card_declined", "Your card has insufficient funds."),
+    "generic_decline": ("card_declined", "Your card was declined."),
+    "expired_card": ("expired_card", "Your card has expired."),
+}
+
+
+def charge(customer: str, amount: int, *, charge_id: str | None = None,
+           payment_intent: str | None = None, method: str = "card",
+           decline: str | None = None, amount_refunded: int = 0,
+           created: int = T0) -> dict[str, Any]:
+    """A charge as the pinned version sends it: no `invoice` (removed in basil), no `refunds`
+    list (not included since 2022-11-15). `decline` makes it a failed charge."""
+    failed = decline is not None
+    failure_code, message = DECLINES.get(decline or "", DECLINES["generic_decline"])
     return {
-        "id": pi_id,
-        "object": "payment_intent",
-        "status": "requires_payment_method",
-        "last_payment_error": {
-            "type": "card_error",
-            "code": code,
-            "decline_code": decline_code,
-            "message": message,
-            "payment_method": {"id": new_id("pm"), "object": "payment_method", "type": method},
+        "id": charge_id or new_id("ch"),
+        "object": "charge",
+        "amount": amount,
+        "amount_captured": 0 if failed else amount,
+        "amount_refunded": amount_refunded,
+        "captured": not failed,
+        "created": created,
+        "currency": "usd",
+        "customer": customer,
+        "failure_code": failure_code if failed else None,
+        "failure_message": message if failed else None,
+        "livemode": False,
+        "metadata": {},
+        "outcome": {
+            "network_status": "declined_by_network" if failed else "approved_by_network",
+            "reason": decline,
+            "risk_level": "normal",
+            "seller_message": (f"The bank returned the decline code `{decline}`." if failed
+                               else "Payment complete."),
+            "type": "issuer_declined" if failed else "authorized",
         },
+        "paid": not failed,
+        "payment_intent": payment_intent,
+        "payment_method": new_id("pm"),
+        "payment_method_details": {method: {}, "type": method},
+        "refunded": amount_refunded >= amount > 0,
+        "status": "failed" if failed else "succeeded",
+    }
+
+
+def payment_intent(customer: str, amount: int, *, intent_id: str | None = None,
+                   latest_charge: str | None = None, decline: str | None = None,
+                   method: str = "card") -> dict[str, Any]:
+    """A payment intent; `decline` makes it one whose last attempt failed."""
+    error = None
+    if decline is not None:
+        code, message = DECLINES.get(decline, DECLINES["generic_decline"])
+        error = {
+            "type": "card_error", "code": code,
+            "decline_code": decline if code == "card_declined" else None,
+            "charge": latest_charge, "message": message,
+            "doc_url": f"https://docs.stripe.com/error-codes/{code.replace('_', '-')}",
+            "payment_method": {"id": new_id("pm"), "object": "payment_method", "type": method,
+                               "customer": customer},
+        }
+    return {
+        "id": intent_id or new_id("pi"),
+        "object": "payment_intent",
+        "amount": amount,
+        "amount_received": 0 if decline else amount,
+        "created": T0,
+        "currency": "usd",
+        "customer": customer,
+        "last_payment_error": error,
+        "latest_charge": latest_charge,
+        "livemode": False,
+        "metadata": {},
+        "payment_method": None if decline else new_id("pm"),
+        "payment_method_types": [method],
+        "status": "requires_payment_method" if decline else "succeeded",
+    }
+
+
+def invoice_payment(invoice_id: str, amount: int, *, intent_id: str, paid: bool,
+                    created: int = T0) -> dict[str, Any]:
+    """The link Stripe keeps between an invoice and the intent paying it (GET only)."""
+    return {
+        "id": new_id("inpay"),
+        "object": "invoice_payment",
+        "amount_paid": amount if paid else None,
+        "amount_requested": amount,
+        "created": created,
+        "currency": "usd",
+        "invoice": invoice_id,
+        "is_default": True,
+        "livemode": False,
+        "payment": {"type": "payment_intent", "payment_intent": intent_id},
+        "status": "paid" if paid else "open",
+        "status_transitions": {"canceled_at": None, "paid_at": created if paid else None},
     }
 
 
 def refunded_charge(charge_id: str, customer: str, *, amount: int, amount_refunded: int,
-                    payment_intent: str | None = None,
-                    refunds: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    obj: dict[str, Any] = {
-        "id": charge_id,
-        "object": "charge",
-        "customer": customer,
-        "amount": amount,
-        "amount_refunded": amount_refunded,
-        "currency": "usd",
-        "refunded": amount_refunded >= amount,
-        "payment_intent": payment_intent,
-        "payment_method_details": {"type": "card"},
-    }
-    if refunds is not None:
-        obj["refunds"] = {"object": "list", "data": refunds}
-    return obj
+                    payment_intent: str | None = None) -> dict[str, Any]:
+    """A charge.refunded event's charge: the cumulative `amount_refunded`, no refund list."""
+    return charge(customer, amount, charge_id=charge_id, payment_intent=payment_intent,
+                  amount_refunded=amount_refunded)

@@ -1,26 +1,23 @@
-"""Read Stripe event payloads into our values, tolerating the shapes Stripe API versions use.
+"""Read Stripe event payloads into our values, as the pinned API version sends them.
 
-Stripe sends ids for related objects unless they were expanded; where an expanded object would
-carry more (a charge's payment method, a payment intent's last error) we read it when present.
+Objects are read through `StripeFields` (fields.py), whose declared paths a test checks against
+stripe-python's typed objects. Webhooks carry ids for related objects, never expansions: an
+invoice event names no charge, so its payment details come from the charge events or are fetched
+through the Stripe client (client.py, `invoice_payment`).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from billing_core.errors import BadRequest
 from billing_core.http import storable
-from billing_engine.payments.rules import (
-    PaymentAttempt,
-    PaymentOutcome,
-    Refund,
-    failure_family,
-    method_label,
-)
+from billing_engine.stripe.webhooks.fields import StripeFields
 from billing_engine.subscriptions.rules import SubscriptionState
 
 Json = Mapping[str, Any]
@@ -29,6 +26,7 @@ Json = Mapping[str, Any]
 # enough that sums of them (a charge's refunds, a period's payments) stay inside a BIGINT.
 MAX_AMOUNT = 10**15
 MAX_ATTEMPT = 2**31 - 1  # an INTEGER column
+_VERSION = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}(\.[a-z]+)?")
 # The integer fields of an event's object that we store: (name, least value, greatest value).
 # An invoice's `total` may be negative (credits larger than the charges); the others may not.
 BOUNDED_FIELDS = (
@@ -59,6 +57,7 @@ class InboxEvent:
     livemode: bool
     customer_id: str | None
     payload: str
+    api_version: str | None = None
 
     @property
     def object(self) -> Json:
@@ -91,19 +90,6 @@ def object_id(value: Any) -> str | None:
     return None
 
 
-def _mapping(value: Any) -> Json:
-    return value if isinstance(value, Mapping) else {}
-
-
-def _list_data(value: Any) -> list[Json]:
-    """The items of a Stripe list object ({"object": "list", "data": [...]}) or a plain list."""
-    if isinstance(value, Mapping):
-        value = value.get("data")
-    if isinstance(value, list):
-        return [item for item in value if isinstance(item, Mapping)]
-    return []
-
-
 def _storable(text: str) -> bool:
     try:
         storable(text)
@@ -120,16 +106,17 @@ def read_event(body: bytes) -> InboxEvent:
         raise PayloadError("body", f"is not a JSON object ({exc.__class__.__name__})") from None
     if not isinstance(raw, Mapping):
         raise PayloadError("body", "must be a JSON object")
-    event_id = raw.get("id")
+    fields = StripeFields("event", raw)
+    event_id = fields.get("id")
     if not isinstance(event_id, str) or not 1 <= len(event_id) <= 255 or not _storable(event_id):
         raise PayloadError("id", "must be the Stripe event id (1 to 255 characters)")
-    event_type = raw.get("type")
+    event_type = fields.get("type")
     if not isinstance(event_type, str) or not 1 <= len(event_type) <= 100:
         raise PayloadError("type", "must be the Stripe event type (1 to 100 characters)")
     if not _storable(event_type):
         raise PayloadError("type", "must be the Stripe event type (no control characters)")
-    created = _timestamp(raw.get("created"), "created")
-    obj = _mapping(raw.get("data")).get("object")
+    created = _timestamp(fields.get("created"), "created")
+    obj = fields.get("data.object")
     if not isinstance(obj, Mapping):
         raise PayloadError("data.object", "must be the object the event describes")
     if obj.get("object") == "customer":
@@ -139,16 +126,35 @@ def read_event(body: bytes) -> InboxEvent:
     if customer and not _storable(customer):
         raise PayloadError("data.object.customer", "must be a Stripe customer id")
     _check_bounds(obj, "data.object")
-    for index, refund in enumerate(_list_data(obj.get("refunds"))):
-        _check_bounds(refund, f"data.object.refunds.data[{index}]")
     return InboxEvent(
         event_id=event_id,
         type=event_type,
         created=created,
-        livemode=bool(raw.get("livemode", False)),
+        livemode=bool(fields.get("livemode") or False),
         customer_id=customer[:255] if customer else None,
         payload=text,
+        api_version=_version(fields.get("api_version")),
     )
+
+
+def version_relation(version: str | None, pinned: str) -> str | None:
+    """None when `version` is the pinned one; else `older` or `newer` by its release date
+    (Stripe versions are "YYYY-MM-DD" or "YYYY-MM-DD.name"), or `unknown`: a bounded label."""
+    if version == pinned:
+        return None
+    if version is None or not _VERSION.fullmatch(version):
+        return "unknown"
+    date, theirs = version[:10], pinned[:10]
+    if date == theirs:  # same day, another name: cannot order them
+        return "unknown"
+    return "older" if date < theirs else "newer"
+
+
+def _version(value: Any) -> str | None:
+    """The event's API version, kept only when it looks like one (it reaches a log line)."""
+    if isinstance(value, str) and 0 < len(value) <= 40 and _storable(value):
+        return value
+    return None
 
 
 def _check_bounds(obj: Json, where: str) -> None:
@@ -165,19 +171,18 @@ def _check_bounds(obj: Json, where: str) -> None:
 
 
 def parse_object(payload: str) -> Json:
-    raw = json.loads(payload)
-    return _mapping(_mapping(raw.get("data")).get("object"))
+    return StripeFields("event", json.loads(payload)).mapping("data.object")
 
 
-def org_hints(obj: Json) -> list[str]:
-    """Org ids the object names in metadata (ours first, then its subscription's)."""
+def org_hints(obj: Json, kind: str) -> list[str]:
+    """Org ids the object names in metadata (its own first, then its subscription's)."""
+    fields = StripeFields(kind, obj)
+    holders = [fields.mapping("metadata")]
+    if kind == "invoice":
+        holders.append(fields.mapping("parent.subscription_details.metadata"))
     found: list[str] = []
-    for holder in (
-        obj,
-        _mapping(obj.get("subscription_details")),
-        _mapping(_mapping(obj.get("parent")).get("subscription_details")),
-    ):
-        value = _mapping(holder.get("metadata")).get("org_id")
+    for metadata in holders:
+        value = metadata.get("org_id")
         if isinstance(value, str) and value and value not in found:
             found.append(value)
     return found
@@ -187,7 +192,8 @@ def org_hints(obj: Json) -> list[str]:
 
 
 def checkout_org(obj: Json) -> str | None:
-    for value in (obj.get("client_reference_id"), _mapping(obj.get("metadata")).get("org_id")):
+    session = StripeFields("checkout.session", obj)
+    for value in (session.get("client_reference_id"), session.mapping("metadata").get("org_id")):
         if isinstance(value, str) and value:
             return value
     return None
@@ -197,177 +203,28 @@ def checkout_org(obj: Json) -> str | None:
 
 
 def subscription_state(obj: Json, *, event_created: datetime) -> SubscriptionState:
-    sub_id = object_id(obj.get("id"))
+    sub = StripeFields("subscription", obj)
+    sub_id = sub.id("id")
     if sub_id is None:
         raise PayloadError("data.object.id", "must be the subscription id")
-    status = obj.get("status")
-    if not isinstance(status, str) or not status:
+    status = sub.text("status")
+    if status is None:
         raise PayloadError("data.object.status", "must be the subscription status")
-    items = _list_data(obj.get("items"))
+    items = sub.items("items.data", "subscription_item")
     prices: list[str] = []
     for item in items:
-        price = object_id(item.get("price")) or object_id(item.get("plan"))
+        price = item.id("price")
         if price and price not in prices:
             prices.append(price)
-    legacy = object_id(obj.get("plan"))
-    if legacy and legacy not in prices:
-        prices.append(legacy)
     # Since API version 2025-03-31 the period lives on each item, not the subscription.
-    first = items[0] if items else {}
-    start = _optional_ts(obj.get("current_period_start")) or _optional_ts(
-        first.get("current_period_start")
-    )
-    end = _optional_ts(obj.get("current_period_end")) or _optional_ts(
-        first.get("current_period_end")
-    )
+    first = items[0] if items else StripeFields("subscription_item", {})
     return SubscriptionState(
         subscription_id=sub_id,
-        customer_id=object_id(obj.get("customer")),
+        customer_id=sub.id("customer"),
         status=status,
         price_ids=tuple(prices),
-        current_period_start=start,
-        current_period_end=end,
-        cancel_at_period_end=bool(obj.get("cancel_at_period_end", False)),
+        current_period_start=_optional_ts(first.get("current_period_start")),
+        current_period_end=_optional_ts(first.get("current_period_end")),
+        cancel_at_period_end=bool(sub.get("cancel_at_period_end") or False),
         event_created=event_created,
     )
-
-
-# -- invoices and payments ----------------------------------------------------------------------
-
-
-def _invoice_payment_objects(invoice: Json) -> Iterator[tuple[str, Any]]:
-    """("charge" | "payment_intent", id-or-object) pairs the invoice links, old and new shapes."""
-    for key in ("charge", "payment_intent"):
-        if invoice.get(key):
-            yield key, invoice[key]
-    for entry in _list_data(invoice.get("payments")):
-        payment = _mapping(entry.get("payment"))
-        for key in ("charge", "payment_intent"):
-            if payment.get(key):
-                yield key, payment[key]
-
-
-def _amount(invoice: Json, *keys: str) -> int:
-    for key in keys:
-        value = invoice.get(key)
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    raise PayloadError(f"data.object.{keys[0]}", "must be an amount in the currency's minor unit")
-
-
-def payment_attempt(
-    invoice: Json, *, event_id: str, org_id: str, outcome: PaymentOutcome, at: datetime
-) -> PaymentAttempt:
-    if outcome is PaymentOutcome.SUCCEEDED:
-        amount = _amount(invoice, "amount_paid", "total")
-    else:
-        amount = _amount(invoice, "amount_due", "amount_remaining", "total")
-    currency = invoice.get("currency")
-    if not isinstance(currency, str) or len(currency) != 3:
-        raise PayloadError("data.object.currency", "must be a three-letter currency code")
-    charge_id = intent_id = None
-    method_type: str | None = None
-    decline = code = message = None
-    for kind, value in _invoice_payment_objects(invoice):
-        if kind == "charge":
-            charge_id = charge_id or object_id(value)
-        else:
-            intent_id = intent_id or object_id(value)
-        detail = _mapping(value)
-        if kind == "charge" and detail:
-            method_type = method_type or _mapping(detail.get("payment_method_details")).get("type")
-            outcome_detail = _mapping(detail.get("outcome"))
-            decline = decline or outcome_detail.get("reason")
-            code = code or detail.get("failure_code")
-            message = message or detail.get("failure_message")
-        elif kind == "payment_intent" and detail:
-            error = _mapping(detail.get("last_payment_error"))
-            method_type = (
-                method_type
-                or _mapping(error.get("payment_method")).get("type")
-                or _mapping(detail.get("payment_method")).get("type")
-            )
-            decline = decline or error.get("decline_code")
-            code = code or error.get("code")
-            message = message or error.get("message")
-            types = detail.get("payment_method_types")
-            if not method_type and isinstance(types, list) and len(types) == 1:
-                method_type = types[0]
-    if not method_type:
-        types = _mapping(invoice.get("payment_settings")).get("payment_method_types")
-        if isinstance(types, list) and len(types) == 1:
-            method_type = types[0]
-    failed = outcome is PaymentOutcome.FAILED
-    attempt_count = invoice.get("attempt_count")
-    return PaymentAttempt(
-        event_id=event_id,
-        org_id=org_id,
-        customer_id=object_id(invoice.get("customer")),
-        invoice_id=object_id(invoice.get("id")),
-        charge_id=charge_id,
-        payment_intent_id=intent_id,
-        amount_cents=amount,
-        currency=currency.lower(),
-        outcome=outcome,
-        method=method_label(method_type if isinstance(method_type, str) else None),
-        failure_code=(str(decline or code)[:64] if failed and (decline or code) else None),
-        failure_reason=failure_family(decline, code) if failed else None,
-        failure_message=str(message)[:500] if failed and message else None,
-        attempt_number=attempt_count if isinstance(attempt_count, int) else None,
-        attempted_at=at,
-    )
-
-
-def refunds_of_charge(
-    charge: Json, *, event_id: str, org_id: str, already_refunded_cents: int, at: datetime
-) -> tuple[list[Refund], int]:
-    """The refunds a charge.refunded event carries, and the charge's total refunded amount.
-
-    Recent API versions do not include the charge's refund list in events; then the refund is
-    what the cumulative `amount_refunded` adds to what we recorded for the charge."""
-    charge_id = object_id(charge.get("id"))
-    if charge_id is None:
-        raise PayloadError("data.object.id", "must be the charge id")
-    currency = charge.get("currency")
-    if not isinstance(currency, str) or len(currency) != 3:
-        raise PayloadError("data.object.currency", "must be a three-letter currency code")
-    total = _amount(charge, "amount_refunded")
-    intent = object_id(charge.get("payment_intent"))
-    listed = _list_data(charge.get("refunds"))
-    found: list[Refund] = []
-    for item in listed:
-        refund_id = object_id(item.get("id"))
-        amount = item.get("amount")
-        if refund_id is None or not isinstance(amount, int) or item.get("status") in {
-            "failed",
-            "canceled",
-        }:
-            continue
-        found.append(
-            Refund(
-                refund_key=refund_id,
-                event_id=event_id,
-                org_id=org_id,
-                charge_id=charge_id,
-                payment_intent_id=intent,
-                amount_cents=amount,
-                currency=str(item.get("currency") or currency).lower(),
-                reason=item.get("reason") if isinstance(item.get("reason"), str) else None,
-                refunded_at=_optional_ts(item.get("created")) or at,
-            )
-        )
-    if not listed and total > already_refunded_cents:
-        found.append(
-            Refund(
-                refund_key=f"{charge_id}:{total}",
-                event_id=event_id,
-                org_id=org_id,
-                charge_id=charge_id,
-                payment_intent_id=intent,
-                amount_cents=total - already_refunded_cents,
-                currency=currency.lower(),
-                reason=None,
-                refunded_at=at,
-            )
-        )
-    return found, total

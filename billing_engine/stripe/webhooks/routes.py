@@ -44,12 +44,15 @@ admin = APIRouter(tags=["admin"], responses=ADMIN_ANSWERS)
 async def stripe_webhook(request: Request, services: ServicesDep) -> JSONResponse:
     """200: handled, ignored (a type we do not act on) or a duplicate. 202: stored, but the org
     it belongs to is not known yet; it applies when the org is linked or on replay. 500: stored,
-    the handler failed; Stripe retries. 503: the database failed; Stripe retries."""
+    the handler failed; Stripe retries. 503: the database failed, or Stripe's API did while the
+    invoice's payment was fetched; Stripe retries."""
     body = await request.body()
     signature = request.headers.get(SIGNATURE_HEADER)
     delivery = await run_in_threadpool(services.webhooks.receive, body, signature)
     if delivery.http_status == 500:
         return _failed(delivery, code="handler_failed", status=500)
+    if delivery.http_status == 503:
+        return _failed(delivery, code="stripe_unavailable", status=503)
     return JSONResponse(status_code=delivery.http_status, content=delivery.as_json())
 
 
@@ -105,7 +108,8 @@ def get_webhook_event(event_id: EventIdPath, services: ServicesDep) -> StoredEve
 )
 def replay_webhook(event_id: EventIdPath, services: ServicesDep) -> Any:
     """200 when the event took effect now; 409 when it was already done, or still waits for its
-    org; 500 when the handler failed again; 503 when the database is unavailable."""
+    org; 500 when the handler failed again; 503 when the database or Stripe's API is
+    unavailable."""
     delivery = services.webhooks.replay(event_id)
     if delivery.http_status == 200:
         return JSONResponse(status_code=200, content=delivery.as_json())

@@ -26,20 +26,36 @@ from billing_core.errors import (
 from billing_core.plans import PlanCatalog
 from billing_engine.customers.service import Customers
 from billing_engine.customers.store import OrgRecord
+from billing_engine.invoicing.rules import STATUS_AFTER_STRIPE_EVENT
 from billing_engine.operability.metrics import EngineMetrics
 from billing_engine.payments.rules import PaymentAttempt, PaymentOutcome, Refund
+from billing_engine.stripe.client import API_VERSION, ErrorKind, PaymentProvider, ProviderError
 from billing_engine.stripe.webhooks.dedup import WebhookDedup
+from billing_engine.stripe.webhooks.fields import StripeFields
 from billing_engine.stripe.webhooks.payloads import (
+    InboxEvent,
     Json,
     PayloadError,
     checkout_org,
-    object_id,
     org_hints,
     parse_object,
-    payment_attempt,
     read_event,
-    refunds_of_charge,
     subscription_state,
+    version_relation,
+)
+from billing_engine.stripe.webhooks.payment_events import (
+    CHARGE_EVENTS,
+    INTENT_EVENTS,
+    INVOICE_EVENTS,
+    INVOICE_PAYMENT_EVENTS,
+    FetchedPayment,
+    attempt_from_charge,
+    attempt_from_intent,
+    attempt_from_invoice,
+    charge_outcome,
+    invoice_amount,
+    refunds_of_charge,
+    stripe_invoice_of,
 )
 from billing_engine.stripe.webhooks.signature import SignatureRejected, verify
 from billing_engine.stripe.webhooks.store import (
@@ -122,6 +138,8 @@ class Applied:
     refunds: list[Refund] = field(default_factory=list)
     orgs_changed: set[str] = field(default_factory=set)
     linked_customer: str | None = None
+    # The invoice's payment fetched from Stripe before the transaction (invoice payment events).
+    fetched: FetchedPayment | None = None
 
 
 @dataclass(frozen=True)
@@ -150,14 +168,20 @@ class Delivery:
 
 
 Handler = Callable[[Tx, StoredEvent, Json, Applied], tuple[str, str | None]]
+# Every type the engine acts on: the events to enable on the Stripe webhook endpoint
+# (docs/stripe.md lists them; a test keeps the two equal).
 HANDLED_TYPES = (
     "checkout.session.completed",
     "customer.subscription.created",
     "customer.subscription.updated",
     "customer.subscription.deleted",
-    "invoice.paid",
-    "invoice.payment_failed",
+    *INVOICE_EVENTS,
+    *CHARGE_EVENTS,
+    *INTENT_EVENTS,
     "charge.refunded",
+)
+TRANSIENT_KINDS = (
+    ErrorKind.RATE_LIMITED, ErrorKind.SERVER_ERROR, ErrorKind.NETWORK, ErrorKind.CIRCUIT_OPEN
 )
 
 
@@ -171,8 +195,10 @@ class StripeWebhooks:
         dedup: WebhookDedup,
         metrics: EngineMetrics,
         secret: str | None,
+        provider: PaymentProvider | None = None,
         clock: Clock = utc_now,
     ) -> None:
+        self.provider = provider
         self.store = store
         self.customers = customers
         self.catalog = catalog
@@ -185,8 +211,9 @@ class StripeWebhooks:
             "customer.subscription.created": self._subscription_changed,
             "customer.subscription.updated": self._subscription_changed,
             "customer.subscription.deleted": self._subscription_changed,
-            "invoice.paid": self._invoice_paid,
-            "invoice.payment_failed": self._invoice_payment_failed,
+            **{event_type: self._invoice_event for event_type in INVOICE_EVENTS},
+            **{event_type: self._charge_event for event_type in CHARGE_EVENTS},
+            "payment_intent.payment_failed": self._intent_failed,
             "charge.refunded": self._charge_refunded,
         }
 
@@ -224,7 +251,26 @@ class StripeWebhooks:
         if status in DONE:
             self.dedup.remember(event.event_id)
             return self._duplicate(event.event_id, event.type, f"already {status}")
+        self._check_version(event)
         return self.process(event.event_id, event_type=event.type)
+
+    def _check_version(self, event: InboxEvent) -> None:
+        """An event at another API version than the endpoint's pinned one (an endpoint created
+        at another version, or Stripe's upgrade of the account) is handled as far as it reads,
+        and logged and counted, so the shape drift is seen before it costs data."""
+        relation = version_relation(event.api_version, API_VERSION)
+        if relation is None:
+            return
+        self.metrics.webhook_other_version.labels(relation).inc()
+        log.warning(
+            "stripe event at another API version",
+            extra={
+                "event_id": event.event_id,
+                "type": event.type,
+                "api_version": event.api_version or "missing",
+                "pinned_version": API_VERSION,
+            },
+        )
 
     def _duplicate(self, event_id: str, event_type: str, effect: str) -> Delivery:
         self.metrics.webhook_events.labels(Outcome.DUPLICATE.value).inc()
@@ -237,7 +283,21 @@ class StripeWebhooks:
         whose org just became known)."""
         now = self.clock()
         try:
-            result = self.store.handle(event_id, self._apply, now=now)
+            fetched = self._fetch_payment(event_id, event_type)
+        except ProviderError as exc:
+            reason = f"the invoice's payment could not be fetched from Stripe ({exc.describe()})"
+            self._failed(event_id, reason, now)
+            return Delivery(
+                event_id, event_type, Outcome.FAILED, FAILED, 503,
+                error_field="data.object.id", error=reason,
+            )
+        except DatabaseUnavailable as exc:
+            self._failed(event_id, f"database unavailable: {exc}", now)
+            raise TransientFailure(str(exc), stored=True) from exc
+        try:
+            result = self.store.handle(
+                event_id, lambda tx, stored: self._apply(tx, stored, fetched), now=now
+            )
         except DatabaseUnavailable as exc:
             self._failed(event_id, f"database unavailable: {exc}", now)
             raise TransientFailure(str(exc), stored=True) from exc
@@ -274,6 +334,41 @@ class StripeWebhooks:
         if follow_links and applied.linked_customer:
             self._run_waiting(applied.linked_customer)
         return Delivery(event_id, event.type, outcome, applied.status, effect=applied.effect)
+
+    def _fetch_payment(self, event_id: str, event_type: str) -> FetchedPayment | None:
+        """For invoice.paid and invoice.payment_failed, the charge behind the invoice, fetched
+        through the Stripe client before the handling transaction opens (a slow Stripe must not
+        hold a database transaction). None when there is nothing to fetch or no client to fetch
+        it with; ProviderError (after the client's own retries) when Stripe failed, so the event
+        fails and Stripe redelivers it. A refusal (a 4xx) is not retried: the event is handled
+        without the payment, which its charge event still records."""
+        if self.provider is None or (event_type and event_type not in INVOICE_PAYMENT_EVENTS):
+            return None
+        stored = self.store.get_event(event_id)
+        if stored is None or stored.type not in INVOICE_PAYMENT_EVENTS or stored.status in DONE:
+            return None
+        obj = parse_object(stored.payload)
+        invoice_id = StripeFields("invoice", obj).id("id")
+        paid = stored.type == "invoice.paid"
+        outcome = PaymentOutcome.SUCCEEDED if paid else PaymentOutcome.FAILED
+        try:
+            if invoice_id is None or invoice_amount(obj, outcome) <= 0:
+                return None  # nothing to collect, or nothing to ask about: the handler says so
+        except PayloadError:
+            return None
+        try:
+            objects = self.provider.invoice_payment(invoice_id, paid=paid)
+        except ProviderError as exc:
+            if exc.kind in TRANSIENT_KINDS:
+                raise
+            log.warning(
+                "stripe refused the invoice payment lookup",
+                extra={"event_id": event_id, "reason": exc.describe()},
+            )
+            return None
+        if objects is None:
+            return None
+        return FetchedPayment(payment_intent=objects.payment_intent, charge=objects.charge)
 
     def replay(self, event_id: str) -> Delivery:
         """Run a stored event that is not done yet again, now."""
@@ -344,8 +439,10 @@ class StripeWebhooks:
 
     # -- effects (inside the handling transaction) ------------------------------------------
 
-    def _apply(self, tx: Tx, event: StoredEvent) -> tuple[str, str, str | None, Applied]:
-        applied = Applied()
+    def _apply(
+        self, tx: Tx, event: StoredEvent, fetched: FetchedPayment | None = None
+    ) -> tuple[str, str, str | None, Applied]:
+        applied = Applied(fetched=fetched)
         handler = self._handlers.get(event.type)
         if handler is None:
             applied.status, applied.effect = IGNORED, f"{event.type} is not acted on"
@@ -354,15 +451,15 @@ class StripeWebhooks:
         applied.effect = effect[:200]
         return HANDLED, applied.effect, org_id, applied
 
-    def _org_of(self, tx: Tx, obj: Json, applied: Applied) -> OrgRecord:
+    def _org_of(self, tx: Tx, obj: Json, applied: Applied, kind: str) -> OrgRecord:
         """By the Stripe customer first, then by metadata.org_id (linking the customer to an org
         that has none yet)."""
-        customer = object_id(obj.get("customer"))
+        customer = StripeFields(kind, obj).id("customer")
         if customer:
             org = tx.org_for_customer(customer)
             if org is not None:
                 return org
-        hints = org_hints(obj)
+        hints = org_hints(obj, kind)
         for hint in hints:
             org = tx.org(hint)
             if org is None:
@@ -383,9 +480,9 @@ class StripeWebhooks:
         self, tx: Tx, event: StoredEvent, obj: Json, applied: Applied
     ) -> tuple[str, str | None]:
         org_id = checkout_org(obj)
-        customer = object_id(obj.get("customer"))
+        customer = StripeFields("checkout.session", obj).id("customer")
         if org_id is None:
-            org = self._org_of(tx, obj, applied)
+            org = self._org_of(tx, obj, applied, "checkout.session")
         else:
             found = tx.org(org_id)
             if found is None:
@@ -408,7 +505,7 @@ class StripeWebhooks:
         self, tx: Tx, event: StoredEvent, obj: Json, applied: Applied
     ) -> tuple[str, str | None]:
         state = subscription_state(obj, event_created=event.created)
-        org = self._org_of(tx, obj, applied)
+        org = self._org_of(tx, obj, applied, "subscription")
         stored = tx.subscription(state.subscription_id)
         verdict = compare(stored[0] if stored else None, state)
         if verdict is not Verdict.APPLY and stored is not None:
@@ -437,39 +534,81 @@ class StripeWebhooks:
             org.id,
         )
 
-    def _invoice(
-        self, tx: Tx, event: StoredEvent, obj: Json, applied: Applied, outcome: PaymentOutcome
-    ) -> tuple[str, str | None]:
-        org = self._org_of(tx, obj, applied)
-        attempt = payment_attempt(
-            obj, event_id=event.event_id, org_id=org.id, outcome=outcome, at=event.created
-        )
+    def _record_attempt(self, tx: Tx, attempt: PaymentAttempt, applied: Applied) -> str:
         if attempt.amount_cents <= 0:
-            return "nothing to collect (amount 0): no payment attempt", org.id
+            return "nothing to collect (amount 0): no payment attempt"
         if not tx.add_payment(attempt):
-            return "payment attempt already recorded", org.id
+            what = f"charge {attempt.charge_id}" if attempt.charge_id else "this event's attempt"
+            return f"payment attempt already recorded for {what}; details filled in"
         applied.payments.append(attempt)
         what = f"{attempt.outcome.value} payment of {attempt.amount_cents} {attempt.currency}"
+        what += f" by {attempt.method}"
         if attempt.failure_reason:
             what += f" ({attempt.failure_reason})"
-        return what, org.id
+        return what
 
-    def _invoice_paid(
+    def _invoice_event(
         self, tx: Tx, event: StoredEvent, obj: Json, applied: Applied
     ) -> tuple[str, str | None]:
-        return self._invoice(tx, event, obj, applied, PaymentOutcome.SUCCEEDED)
+        """Stripe's invoice stored and linked to ours; for .paid and .payment_failed, the payment
+        attempt behind it from the charge fetched before the transaction."""
+        org = self._org_of(tx, obj, applied, "invoice")
+        invoice = stripe_invoice_of(obj, org_id=org.id, event_created=event.created)
+        name = invoice.number or invoice.stripe_invoice_id
+        if not tx.save_stripe_invoice(invoice):
+            effect = f"Stripe invoice {name}: a newer event already recorded it"
+        elif invoice.period and tx.link_stripe_invoice(
+            org_id=org.id, period_key=invoice.period,
+            stripe_invoice_id=invoice.stripe_invoice_id,
+            status=STATUS_AFTER_STRIPE_EVENT.get(event.type),
+        ):
+            effect = f"Stripe invoice {name} {invoice.status}, linked to our {invoice.period}"
+        else:
+            effect = f"Stripe invoice {name} {invoice.status} recorded"
+        if event.type not in INVOICE_PAYMENT_EVENTS:
+            return effect, org.id
+        outcome = (
+            PaymentOutcome.SUCCEEDED if event.type == "invoice.paid" else PaymentOutcome.FAILED
+        )
+        if invoice_amount(obj, outcome) <= 0:
+            return f"{effect}; nothing to collect (amount 0): no payment attempt", org.id
+        if applied.fetched is None:
+            return f"{effect}; the payment is recorded from its charge event", org.id
+        attempt = attempt_from_invoice(
+            obj, applied.fetched, event_id=event.event_id, org_id=org.id, outcome=outcome,
+            at=event.created,
+        )
+        if attempt is None:
+            return f"{effect}; Stripe lists no charge for it", org.id
+        return f"{effect}; {self._record_attempt(tx, attempt, applied)}", org.id
 
-    def _invoice_payment_failed(
+    def _charge_event(
         self, tx: Tx, event: StoredEvent, obj: Json, applied: Applied
     ) -> tuple[str, str | None]:
-        return self._invoice(tx, event, obj, applied, PaymentOutcome.FAILED)
+        org = self._org_of(tx, obj, applied, "charge")
+        if charge_outcome(obj) is None:
+            return "charge still pending: recorded when it succeeds or fails", org.id
+        attempt = attempt_from_charge(
+            obj, event_id=event.event_id, org_id=org.id, at=event.created
+        )
+        return self._record_attempt(tx, attempt, applied), org.id
+
+    def _intent_failed(
+        self, tx: Tx, event: StoredEvent, obj: Json, applied: Applied
+    ) -> tuple[str, str | None]:
+        org = self._org_of(tx, obj, applied, "payment_intent")
+        attempt = attempt_from_intent(
+            obj, event_id=event.event_id, org_id=org.id, at=event.created
+        )
+        return self._record_attempt(tx, attempt, applied), org.id
 
     def _charge_refunded(
         self, tx: Tx, event: StoredEvent, obj: Json, applied: Applied
     ) -> tuple[str, str | None]:
-        org = self._org_of(tx, obj, applied)
-        charge_id = object_id(obj.get("id"))
-        already = tx.refunded_for_charge(charge_id) if charge_id else 0
+        org = self._org_of(tx, obj, applied, "charge")
+        charge = StripeFields("charge", obj)
+        charge_id = charge.id("id")
+        already = tx.refunded_for_charge(charge_id, org_id=org.id) if charge_id else 0
         found, total = refunds_of_charge(
             obj, event_id=event.event_id, org_id=org.id, already_refunded_cents=already,
             at=event.created,
@@ -478,10 +617,11 @@ class StripeWebhooks:
             if tx.add_refund(refund):
                 applied.refunds.append(refund)
         if charge_id:
-            recorded = tx.refunded_for_charge(charge_id)
+            recorded = tx.refunded_for_charge(charge_id, org_id=org.id)
             tx.set_refunded(
+                org_id=org.id,
                 charge_id=charge_id,
-                payment_intent_id=object_id(obj.get("payment_intent")),
+                payment_intent_id=charge.id("payment_intent"),
                 cents=max(total, recorded),
             )
         cents = sum(r.amount_cents for r in applied.refunds)

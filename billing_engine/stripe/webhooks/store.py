@@ -2,7 +2,7 @@
 
 Handling an event is one transaction: claim the inbox row, apply the effect through `Tx`, mark
 the row handled. `Tx` only offers what the effects need, each write done by the store of the
-concept it belongs to (orgs, subscriptions, payments). Every statement is parameterised.
+concept it belongs to (orgs, subscriptions, payments, invoices). Every statement is parameterised.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from billing_core.sql import utc, utc_or_none
 from billing_engine.customers import store as org_rows
 from billing_engine.customers.store import OrgRecord
 from billing_engine.db.database import Database, Store
+from billing_engine.invoicing import store as invoice_rows
+from billing_engine.invoicing.rules import StripeInvoice
 from billing_engine.payments import store as payment_rows
 from billing_engine.payments.rules import PaymentAttempt, Refund
 from billing_engine.stripe.webhooks.tables import stripe_events
@@ -125,15 +127,29 @@ class Tx:
     def add_payment(self, attempt: PaymentAttempt) -> bool:
         return payment_rows.add_payment(self.conn, attempt, now=self.now)
 
-    def refunded_for_charge(self, charge_id: str) -> int:
-        return payment_rows.refunded_for_charge(self.conn, charge_id)
+    def refunded_for_charge(self, charge_id: str, *, org_id: str) -> int:
+        return payment_rows.refunded_for_charge(self.conn, charge_id, org_id=org_id)
 
     def add_refund(self, refund: Refund) -> bool:
         return payment_rows.add_refund(self.conn, refund, now=self.now)
 
-    def set_refunded(self, *, charge_id: str, payment_intent_id: str | None, cents: int) -> None:
+    def set_refunded(
+        self, *, org_id: str, charge_id: str, payment_intent_id: str | None, cents: int
+    ) -> None:
         payment_rows.set_refunded(
-            self.conn, charge_id=charge_id, payment_intent_id=payment_intent_id, cents=cents
+            self.conn, org_id=org_id, charge_id=charge_id, payment_intent_id=payment_intent_id,
+            cents=cents,
+        )
+
+    def save_stripe_invoice(self, invoice: StripeInvoice) -> bool:
+        return invoice_rows.save_stripe_invoice(self.conn, invoice, now=self.now)
+
+    def link_stripe_invoice(
+        self, *, org_id: str, period_key: str, stripe_invoice_id: str, status: str | None
+    ) -> bool:
+        return invoice_rows.link_stripe_invoice(
+            self.conn, org_id=org_id, period_key=period_key,
+            stripe_invoice_id=stripe_invoice_id, status=status,
         )
 
 
