@@ -31,7 +31,7 @@ def put_event(store: InboxStore, event_id: str, *, created: datetime = NOW,
 def attempt(event_id: str, org_id: str = "org_a", at: datetime = NOW) -> PaymentAttempt:
     return PaymentAttempt(
         event_id=event_id, org_id=org_id, customer_id="cus_1", invoice_id="in_1",
-        charge_id="ch_1", payment_intent_id=None, amount_cents=2000, currency="usd",
+        charge_id=f"ch_{event_id}", payment_intent_id=None, amount_cents=2000, currency="usd",
         outcome=PaymentOutcome.SUCCEEDED, method="card", failure_code=None, failure_reason=None,
         failure_message=None, attempt_number=1, attempted_at=at,
     )
