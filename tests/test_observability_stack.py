@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import runpy
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -267,9 +268,12 @@ def test_the_latency_panel_shows_exemplars():
     assert "http_request_duration_seconds_bucket" in with_exemplars[0]["expr"]
 
 
-def test_prometheus_keeps_exemplars():
+def test_prometheus_keeps_exemplars_in_compose_and_in_make_run():
     assert "--enable-feature=exemplar-storage" in load_compose()["services"]["prometheus"][
         "command"]
+    make_run = runpy.run_path(str(ROOT / "scripts" / "run_local.py"))["build_stack"]()
+    make_run.build()
+    assert "--enable-feature=exemplar-storage" in make_run.prometheus.argv()
 
 
 def test_the_new_images_are_pinned_to_a_release():
