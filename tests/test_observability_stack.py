@@ -9,6 +9,9 @@ from __future__ import annotations
 import json
 import re
 import runpy
+import subprocess
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -148,6 +151,33 @@ def test_alloy_reads_this_projects_containers_through_the_mounted_docker_socket(
     assert mounted(shipper, socket) == "/var/run/docker.sock"
     assert mounted(shipper, "/etc/alloy/config.alloy") == "./alloy/config.alloy"
     assert "ports" not in shipper
+
+
+@pytest.mark.processes
+@pytest.mark.parametrize(("status", "healthy"), [(200, True), (503, False)])
+def test_alloys_healthcheck_asks_its_ready_endpoint(status: int, healthy: bool):
+    """The shell line compose runs in Alloy's container, run here against a stand-in that
+    answers /-/ready the way Alloy does, on a free port instead of 12345."""
+    asked: list[str] = []
+
+    class Ready(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            asked.append(self.path)
+            self.send_response(status if self.path == "/-/ready" else 404)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    check = load_compose()["services"]["alloy"]["healthcheck"]["test"]
+    assert check[:3] == ["CMD", "bash", "-c"] and "/127.0.0.1/12345 " in check[3]
+    with ThreadingHTTPServer(("127.0.0.1", 0), Ready) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        line = check[3].replace("/12345 ", f"/{server.server_address[1]} ")
+        done = subprocess.run(["bash", "-c", line], timeout=10, capture_output=True)
+        server.shutdown()
+    assert asked == ["/-/ready"]
+    assert (done.returncode == 0) == healthy, done
 
 
 @pytest.mark.parametrize("compose_service", sorted(load_compose()["services"]))
