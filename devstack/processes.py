@@ -361,6 +361,9 @@ class PrometheusServer(ServiceProcess):
         return [str(shutil.which("prometheus")), f"--config.file={config}",
                 f"--storage.tsdb.path={self.storage or self.base / 'data'}",
                 f"--storage.tsdb.retention.time={self.retention}",
+                # The engine's latency samples carry trace ids as exemplars (OpenMetrics, which
+                # Prometheus asks for); this keeps them, as docker-compose's Prometheus does.
+                "--enable-feature=exemplar-storage",
                 f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn"]
 
     def get(self, path: str, **params: str) -> Any:

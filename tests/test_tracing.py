@@ -4,17 +4,20 @@ receiver (tests/support/otlp.py), and one request across two processes is one tr
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import textwrap
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
-from devstack.processes import AlertsProcess, EngineProcess
+from devstack.processes import AlertsProcess, EngineProcess, PrometheusServer
 from devstack.receivers import WebhookReceiver
 from tests.support.otlp import OtlpReceiver
 
@@ -22,6 +25,7 @@ pytestmark = [pytest.mark.processes, pytest.mark.xdist_group("test_tracing")]
 ADMIN = "test-admin-key-0123456789"
 SERVER, CLIENT = 2, 3  # the protocol's SpanKind numbers
 ROOT = Path(__file__).resolve().parents[1]
+DATASOURCES = ROOT / "grafana" / "provisioning" / "datasources"
 
 
 @pytest.fixture(scope="module")
@@ -102,6 +106,40 @@ def test_the_request_log_line_and_the_latency_exemplar_carry_the_trace_id(
     assert f'# {{trace_id="{trace_id}"}}' in openmetrics.text
     plain = httpx.get(f"{engine.url}/metrics", timeout=5)
     assert "trace_id" not in plain.text  # the classic format has no exemplars
+
+
+def test_prometheus_stores_the_engines_exemplar_and_grafana_links_it_and_the_log_to_the_trace(
+        otlp: OtlpReceiver, engine: EngineProcess) -> None:
+    """What a person clicks in Grafana: a dot on the latency panel (an exemplar Prometheus
+    stored from its scrape) and a trace id in a log line both lead to the trace, under the names
+    Grafana's provisioned data sources look for."""
+    sources = {source["uid"]: source for path in sorted(DATASOURCES.glob("*.yml"))
+               for source in yaml.safe_load(path.read_text())["datasources"]}
+    [destination] = sources["prometheus"]["jsonData"]["exemplarTraceIdDestinations"]
+    [derived] = sources["loki"]["jsonData"]["derivedFields"]
+    prometheus = PrometheusServer(targets={"billing-engine": f"127.0.0.1:{engine.port}"},
+                                  rule_files=[])
+    prometheus.start()
+    try:
+        org = f"org_{uuid.uuid4().hex[:8]}"
+        trace_id = console_call(otlp, f"{engine.url}/admin/orgs/{org}")
+        start = time.time() - 60
+        deadline = time.monotonic() + 30
+        stored: set[str] = set()
+        while trace_id not in stored and time.monotonic() < deadline:
+            time.sleep(1)
+            found = prometheus.get("/api/v1/query_exemplars",
+                                   query="http_request_duration_seconds_bucket",
+                                   start=str(start), end=str(time.time() + 5))
+            stored = {exemplar["labels"].get(destination["name"], "")
+                      for series in found for exemplar in series["exemplars"]}
+    finally:
+        prometheus.stop()
+    assert trace_id in stored, stored
+
+    lines = [line for line in engine.log().splitlines() if trace_id in line]
+    assert lines and all(re.findall(derived["matcherRegex"], line) == [trace_id]
+                         for line in lines)
 
 
 def test_the_alerts_process_carries_the_trace_to_prometheus(

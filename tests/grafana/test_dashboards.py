@@ -363,7 +363,8 @@ def test_every_panel_query_parses_with_promtool(tmp_path: Path) -> None:
 
 
 def test_provisioned_datasource_is_the_one_every_panel_uses() -> None:
-    datasources = _provisioned_datasources()
+    # Beside it: Jaeger and Loki, for traces and logs (tests/test_observability_stack.py).
+    datasources = [d for d in _provisioned_datasources() if d["type"] == "prometheus"]
     assert len(datasources) == 1
     (datasource,) = datasources
     assert datasource["type"] == "prometheus"
