@@ -50,6 +50,8 @@ def test_the_engine_is_read_only_through_its_published_query():
                 users[str(path.relative_to(ALERTS))] = (module, names)
     assert users == {
         "budget/store.py": ("billing_engine.usage.facts", ["thresholds_reached"]),
+        # Post-mortems: the orgs whose heartbeats were refused, through its published query.
+        "incidents/store.py": ("billing_engine.usage.facts", ["refused_orgs"]),
         # Staff keys: the engine's own authentication, published without its tables.
         "access/service.py": ("billing_engine.access.published", ["REASON_TEXT", "credentials"]),
     }
