@@ -303,6 +303,28 @@ class EngineMetrics:
             "Usage records Stripe refused for good; kept until an admin requeues them.",
             registry=r,
         )
+        self.meter_oldest_unsent_event_age = Gauge(
+            "usage_meter_oldest_unsent_event_age_seconds",
+            "Age of the usage hour of the oldest record not yet reported to Stripe (Stripe takes "
+            "meter events from the past 35 days only); 0 when none waits.",
+            registry=r,
+        )
+        self.meter_rejected = Gauge(
+            "usage_meter_rejected",
+            "Usage records Stripe accepted and then reported in a meter error report: not "
+            "billed until requeued.",
+            registry=r,
+        )
+        self.meter_expired = Gauge(
+            "usage_meter_expired",
+            "Usage records never sent because their hour left Stripe's 35-day window.",
+            registry=r,
+        )
+        self.meter_records_expired = Counter(
+            "meter_records_expired_total",
+            "Usage records given up because their hour left Stripe's 35-day window.",
+            registry=r,
+        )
         self.meter_events_sent = Counter(
             "meter_events_sent_total",
             "Usage records Stripe accepted.",

@@ -8,7 +8,8 @@ STRIPE_API_BASE (or StripeProvider's api_base) points at `fake.url`. What it doe
   `Idempotency-Key` with the same parameters replays the first successful answer (header
   `Idempotent-Replayed: true`); with other parameters it is a 400 `idempotency_error`; refused
   requests are not kept, so they can be retried under the same key. A repeated
-  `identifier` under another key is refused with 400 `resource_already_exists`. Either way an event
+  `identifier` under another key is refused as Stripe does: 400 `invalid_request_error`, no
+  `code`, message "An event already exists with identifier <identifier>.". Either way an event
   is counted once.
 - `GET /v1/invoices` answers a list object (`object`, `data`, `has_more`, `url`), newest first,
   filtered by `customer`, `status` and `created[gt|gte|lt|lte]`, paged by `limit` and
@@ -87,6 +88,15 @@ class StripeError(Exception):
             self.body["code"] = code
         if param:
             self.body["param"] = param
+
+
+def duplicate_error(identifier: str) -> StripeError:
+    """Stripe's answer to a meter event whose identifier it holds already: a 400
+    invalid_request_error without a code, worded as below (seen in production logs, e.g.
+    langfuse/langfuse#16292; Stripe also sends `Stripe-Should-Retry: false`)."""
+    return StripeError(
+        400, "invalid_request_error", f"An event already exists with identifier {identifier}."
+    )
 
 
 class FakeStripe:
@@ -351,13 +361,8 @@ class FakeStripe:
         }
         with self._lock:
             if identifier in self._by_identifier:
-                raise StripeError(
-                    400,
-                    "invalid_request_error",
-                    f"An event with identifier '{identifier}' already exists.",
-                    code="resource_already_exists",
-                    param="identifier",
-                )
+                # Stripe's own wording, with no error code (nor param): see duplicate_error().
+                raise duplicate_error(identifier)
             self._by_identifier[identifier] = event
             self._events.append(event)
         return event

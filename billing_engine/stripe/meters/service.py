@@ -22,14 +22,25 @@ from typing import Any
 from billing_core.periods import minute_of
 from billing_engine.operability.metrics import EngineMetrics
 from billing_engine.stripe.client import ErrorKind, MeterEvent, PaymentProvider, ProviderError
-from billing_engine.stripe.meters.store import FAILED, PENDING, MeterStore, OutboxRecord
+from billing_engine.stripe.meters.rules import (
+    is_duplicate_identifier,
+    outside_window,
+    retry_delay,
+    stripe_identifier,
+    window_deadline,
+)
+from billing_engine.stripe.meters.store import (
+    FAILED,
+    PENDING,
+    REJECTED,
+    MeterStore,
+    OutboxRecord,
+)
 from billing_engine.usage.rules import earliest_open_instant
 
 log = logging.getLogger("billing_engine.meters")
 Clock = Callable[[], datetime]
 
-# Stripe's answer when an identifier it already counted arrives under another idempotency key.
-ALREADY_COUNTED_CODE = "resource_already_exists"
 OUTCOMES_SHOWN = 100
 
 
@@ -50,13 +61,6 @@ def closed_before_minute(now: datetime, close_delay: timedelta) -> int:
     return minute_of(now - close_delay) // 60 * 60
 
 
-def retry_delay(attempts: int, *, base: timedelta, cap: timedelta) -> timedelta:
-    """Exponential backoff after the `attempts`-th failed attempt: base, 2 base, 4 base, ..."""
-    if attempts < 1:
-        return timedelta(0)
-    return min(cap, base * (2 ** min(attempts - 1, 20)))
-
-
 @dataclass
 class FlushResult:
     provider: str
@@ -65,6 +69,7 @@ class FlushResult:
     sent: int = 0
     retrying: int = 0
     failed: int = 0
+    expired: int = 0
     stopped: str | None = None  # why the run ended early: circuit_open, rate_limited, unauthorized
     resume_at: datetime | None = None
     outcomes: list[dict[str, Any]] | None = None
@@ -97,6 +102,7 @@ class FlushResult:
             "sent": self.sent,
             "retrying": self.retrying,
             "failed": self.failed,
+            "expired": self.expired,
             "errors": dict(self.errors or {}),
             "stopped": self.stopped,
             "resume_at": self.resume_at.isoformat() if self.resume_at else None,
@@ -118,6 +124,12 @@ def record_json(record: OutboxRecord, *, now: datetime) -> dict[str, Any]:
         "last_error": record.last_error,
         "last_status": record.last_status,
         "stripe_customer_id": record.stripe_customer_id,
+        "generation": record.generation,
+        "sent_identifier": (
+            stripe_identifier(record.identifier, customer=record.stripe_customer_id,
+                              generation=record.generation)
+            if record.stripe_customer_id else None
+        ),
         "created_at": record.created_at.isoformat(),
         "age_seconds": max(0, int((now - record.created_at).total_seconds())),
     }
@@ -218,8 +230,20 @@ class MeterReporting:
             result.retrying += 1
             result.note(record, "waiting", "org has no Stripe customer id")
             return None
+        if outside_window(record.hour_start, now=self.clock()):
+            error = (f"not sent: Stripe takes meter events from the past 35 days only; this "
+                     f"hour could be sent until {window_deadline(record.hour_start).isoformat()}")
+            self.store.mark_expired([record.id], error=error)
+            self.metrics.meter_records_expired.inc()
+            log.warning("meter record expired before it reached stripe",
+                        extra={"identifier": record.identifier, "org_id": record.org_id})
+            result.expired += 1
+            result.note(record, "expired", error)
+            return None
         event = MeterEvent(
-            identifier=record.identifier,
+            identifier=stripe_identifier(
+                record.identifier, customer=customer, generation=record.generation
+            ),
             event_name=cfg.event_name,
             stripe_customer_id=customer,
             value=record.minutes,
@@ -252,7 +276,9 @@ class MeterReporting:
             result.note(record, "not_attempted", error)
             return exc.kind.value, until
         result.attempted += 1
-        if exc.kind is ErrorKind.CLIENT_ERROR and exc.stripe_code == ALREADY_COUNTED_CODE:
+        if exc.kind is ErrorKind.CLIENT_ERROR and is_duplicate_identifier(
+            exc.http_status, exc.detail
+        ):
             # Stripe holds this identifier already: an earlier attempt got through.
             status = exc.http_status or 400
             self.store.mark_sent(record.id, now=now, customer=customer or "", status=status)
@@ -306,6 +332,12 @@ class MeterReporting:
         self.metrics.meter_oldest_age.set(
             0 if oldest is None else max(0.0, (now - oldest).total_seconds())
         )
+        hour = stats.oldest_pending_hour
+        self.metrics.meter_oldest_unsent_event_age.set(
+            0 if hour is None else max(0.0, now.timestamp() - hour * 3600)
+        )
+        self.metrics.meter_rejected.set(stats.rejected)
+        self.metrics.meter_expired.set(stats.expired)
 
     def pending_view(self, limit: int) -> dict[str, Any]:
         now = self.clock()
@@ -317,10 +349,15 @@ class MeterReporting:
             "circuit_breaker": self.provider.breaker_state().name.lower(),
             "count": stats.pending,
             "failed_count": stats.failed,
+            "rejected_count": stats.rejected,
+            "expired_count": stats.expired,
             "sent_count": stats.sent,
             "oldest_age_seconds": 0 if oldest is None else int((now - oldest).total_seconds()),
             "oldest": [record_json(r, now=now) for r in self.store.oldest(PENDING, limit=limit)],
             "failed": [record_json(r, now=now) for r in self.store.oldest(FAILED, limit=limit)],
+            "rejected": [
+                record_json(r, now=now) for r in self.store.oldest(REJECTED, limit=limit)
+            ],
             "hint": "POST /admin/meters/flush sends what is due now; "
             "POST /admin/meters/requeue-failed retries refused records after a fix",
         }

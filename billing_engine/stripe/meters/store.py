@@ -8,7 +8,7 @@ replicas (and the admin flush) never send the same record at the same time.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,6 +25,9 @@ from billing_engine.usage.tables import daily_usage
 PENDING = "pending"
 SENT = "sent"
 FAILED = "failed"
+REJECTED = "rejected"  # accepted, then reported by Stripe's asynchronous validation
+EXPIRED = "expired"  # its hour left Stripe's timestamp window before it could be sent
+REQUEUEABLE = (FAILED, REJECTED)
 MINUTES_PER_HOUR = 60
 # The Julian day number of 1970-01-01 00:00 UTC.
 _UNIX_EPOCH_JULIAN = 2440587.5
@@ -47,6 +50,7 @@ class OutboxRecord:
     sent_at: datetime | None
     # Claimed records: the org's Stripe customer now. Otherwise: the customer last sent for.
     stripe_customer_id: str | None
+    generation: int = 0  # bumped by each requeue; part of the identifier Stripe sees
 
     @property
     def hour_start(self) -> datetime:
@@ -59,6 +63,9 @@ class QueueStats:
     oldest_pending_created_at: datetime | None
     failed: int
     sent: int
+    rejected: int = 0
+    expired: int = 0
+    oldest_pending_hour: int | None = None  # hours since the epoch
 
 
 def _record(row: Any) -> OutboxRecord:
@@ -77,6 +84,7 @@ def _record(row: Any) -> OutboxRecord:
         created_at=utc(row.created_at),
         sent_at=utc_or_none(row.sent_at),
         stripe_customer_id=row.stripe_customer_id,
+        generation=int(row.generation),
     )
 
 
@@ -242,22 +250,27 @@ class MeterStore(Store):
             if not ids:
                 return []
             # The conditions again: a concurrent sender that got there first wins the row.
+            # The org's customer now is who this attempt goes to: noted with the claim.
+            customer_now = (
+                select(orgs.c.stripe_customer_id)
+                .where(orgs.c.id == o.org_id)
+                .scalar_subquery()
+            )
             claimed = conn.execute(
                 meter_outbox.update()
                 .where(o.id.in_(ids), o.state == PENDING, free)
-                .values(claimed_until=lease_until)
+                .values(claimed_until=lease_until, stripe_customer_id=customer_now)
                 .returning(o.id)
             ).all()
             claimed_ids = [int(r.id) for r in claimed]
             if not claimed_ids:
                 return []
             rows = conn.execute(
-                select(meter_outbox, orgs.c.stripe_customer_id.label("customer_now"))
-                .outerjoin(orgs, orgs.c.id == o.org_id)
+                select(meter_outbox)
                 .where(o.id.in_(claimed_ids))
                 .order_by(o.next_attempt_at, o.hour, o.id)
             ).all()
-            return [replace(_record(r), stripe_customer_id=r.customer_now) for r in rows]
+            return [_record(r) for r in rows]
 
         records: list[OutboxRecord] = self._run(work, write=True)
         return records
@@ -318,6 +331,32 @@ class MeterStore(Store):
         )
         self._run(lambda c: c.execute(stmt), write=True)
 
+    def mark_sent_many(self, record_ids: Iterable[int], *, now: datetime, status: int) -> None:
+        """Claimed records Stripe accepted in one request (their customer was set at claim)."""
+        ids = list(record_ids)
+        if not ids:
+            return
+        o = meter_outbox.c
+        stmt = (
+            meter_outbox.update()
+            .where(o.id.in_(ids))
+            .values(state=SENT, sent_at=now, attempts=o.attempts + 1, last_status=status,
+                    last_error=None, claimed_until=None)
+        )
+        self._run(lambda c: c.execute(stmt), write=True)
+
+    def mark_expired(self, record_ids: Iterable[int], *, error: str) -> None:
+        """Claimed records whose hour left Stripe's window: kept, never sent."""
+        ids = list(record_ids)
+        if not ids:
+            return
+        stmt = (
+            meter_outbox.update()
+            .where(meter_outbox.c.id.in_(ids))
+            .values(state=EXPIRED, last_error=error[:500], claimed_until=None)
+        )
+        self._run(lambda c: c.execute(stmt), write=True)
+
     def release(self, record_ids: Iterable[int], *, next_attempt_at: datetime) -> None:
         """Give back claimed records that were not attempted, due again at `next_attempt_at`."""
         ids = list(record_ids)
@@ -345,11 +384,14 @@ class MeterStore(Store):
         return int(self._run(lambda c: c.execute(stmt).rowcount, write=True))
 
     def requeue_failed(self, *, now: datetime, org_id: str | None = None) -> int:
-        """Failed records become pending again, due now (after their cause was repaired)."""
+        """Records Stripe refused or rejected become pending again, due now (after their cause
+        was repaired), each in a new generation: a new identifier for Stripe."""
+        o = meter_outbox.c
         stmt = (
             meter_outbox.update()
-            .where(meter_outbox.c.state == FAILED)
-            .values(state=PENDING, next_attempt_at=now, claimed_until=None)
+            .where(o.state.in_(REQUEUEABLE))
+            .values(state=PENDING, next_attempt_at=now, claimed_until=None,
+                    generation=o.generation + 1)
         )
         if org_id is not None:
             stmt = stmt.where(meter_outbox.c.org_id == org_id)
@@ -360,17 +402,27 @@ class MeterStore(Store):
     def stats(self) -> QueueStats:
         o = meter_outbox.c
         query = select(
-            o.state, func.count().label("n"), func.min(o.created_at).label("oldest")
+            o.state,
+            func.count().label("n"),
+            func.min(o.created_at).label("oldest"),
+            func.min(o.hour).label("oldest_hour"),
         ).group_by(o.state)
 
         def work(conn: Connection) -> QueueStats:
             by_state = {r.state: r for r in conn.execute(query)}
             pending = by_state.get(PENDING)
+
+            def count(state: str) -> int:
+                return int(by_state[state].n) if state in by_state else 0
+
             return QueueStats(
-                pending=int(pending.n) if pending else 0,
+                pending=count(PENDING),
                 oldest_pending_created_at=utc_or_none(pending.oldest) if pending else None,
-                failed=int(by_state[FAILED].n) if FAILED in by_state else 0,
-                sent=int(by_state[SENT].n) if SENT in by_state else 0,
+                failed=count(FAILED),
+                sent=count(SENT),
+                rejected=count(REJECTED),
+                expired=count(EXPIRED),
+                oldest_pending_hour=int(pending.oldest_hour) if pending else None,
             )
 
         result: QueueStats = self._run(work)
