@@ -95,6 +95,7 @@ class Services:
         """Let go of Redis (the database belongs to whoever passed it in, or to `dispose`)."""
         self.cache.close()
         self.dedup.close()
+        self.meters.close()
 
     def dispose(self) -> None:
         self.close()
@@ -172,6 +173,7 @@ def build_services(
             on_change=log_breaker_change,
         ),
         invoice_source=MirroredInvoices(reconciliation_store),
+        clock=lambda: clock().timestamp(),
     )
     meters = MeterReporting(
         store=MeterStore(database),
@@ -182,6 +184,8 @@ def build_services(
             close_delay=settings.meter_close_delay,
             period_close_grace=settings.period_close_grace,
             batch_size=settings.meter_flush_batch_size,
+            concurrency=settings.meter_concurrency,
+            stream_min_records=settings.meter_stream_min_records,
         ),
         clock=clock,
     )

@@ -325,6 +325,15 @@ class EngineMetrics:
             "Usage records given up because their hour left Stripe's 35-day window.",
             registry=r,
         )
+        self.meter_requests = Counter(
+            "meter_requests_total",
+            "Requests carrying usage records to Stripe, by API: stream (v2 meter event stream, "
+            "up to 100 records each) or v1 (one record each).",
+            ["api"],
+            registry=r,
+        )
+        for api in ("stream", "v1"):
+            self.meter_requests.labels(api)
         self.meter_events_sent = Counter(
             "meter_events_sent_total",
             "Usage records Stripe accepted.",

@@ -230,24 +230,30 @@ def test_a_record_sent_again_after_a_lost_answer_is_counted_once(app, admin, clo
     assert fake.totals_by_customer() == {"cus_A": 60}
 
 
-def test_a_429_is_retried_after_its_retry_after(app, admin, clock, fake):
+def test_a_429_holds_back_only_its_customer_until_retry_after(app, admin, clock, fake):
     org = linked_org(app, admin, "cus_A")
+    other = linked_org(app, admin, "cus_B")
     run_minutes(app, org, "i-1", nine(clock), 120)
-    fake.rate_limit_next(1, retry_after=120)
+    run_minutes(app, other, "i-2", nine(clock), 120)
+    fake.rate_limit_next(1, retry_after=120)  # whichever customer's call comes first
 
     first = scheduled_flush(app)
-    assert (first["stopped"], first["sent"], first["retrying"]) == ("rate_limited", 0, 1)
+
+    assert (first["stopped"], first["sent"], first["retrying"]) == (None, 2, 1)
     assert sample(app, "meter_errors_total", {"reason": "rate_limited"}) == 1
-    sent_so_far = len(fake.requests_to(METER_EVENTS))
-    assert sent_so_far == 1  # the run stopped at the 429 instead of pressing on
+    [limited] = [r for r in fake.requests_to(METER_EVENTS) if r.status == 429]
+    customer = limited.form["payload[stripe_customer_id]"]
+    assert fake.totals_by_customer() == {({"cus_A", "cus_B"} - {customer}).pop(): 120}
+    calls = len(fake.requests_to(METER_EVENTS))
+    assert calls == 3  # the limited customer's second hour was not tried after the 429
 
     clock.advance(seconds=100)  # the 30 s backoff is over, Stripe's 120 s are not
-    assert scheduled_flush(app)["stopped"] == "rate_limited"
-    assert len(fake.requests_to(METER_EVENTS)) == sent_so_far
+    assert scheduled_flush(app)["attempted"] == 0
+    assert len(fake.requests_to(METER_EVENTS)) == calls
 
     clock.advance(seconds=21)
     assert scheduled_flush(app)["sent"] == 2
-    assert fake.totals_by_customer() == {"cus_A": 120}
+    assert fake.totals_by_customer() == {"cus_A": 120, "cus_B": 120}
 
 
 def test_a_permanent_400_is_kept_visible_and_not_retried(app, admin, clock, fake):

@@ -40,6 +40,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from tests.support.fake_stripe_v2 import SESSIONS, STREAM, MeterStream
+
 DEFAULT_API_KEY = "sk_test_fake_0123456789"
 METER_EVENTS = "/v1/billing/meter_events"
 INVOICES = "/v1/invoices"
@@ -56,6 +58,7 @@ class ReceivedRequest:
     form: dict[str, str]
     headers: dict[str, str]  # lower-cased names
     status: int  # what the fake answered (0: connection dropped)
+    json: Any = None  # a JSON body (the v2 endpoints), parsed
 
 
 @dataclass
@@ -105,11 +108,23 @@ class FakeStripe:
         *,
         api_key: str = DEFAULT_API_KEY,
         clock: Callable[[], float] | None = None,
+        latency_seconds: float = 0.0,
     ) -> None:
         """`clock` (epoch seconds) turns on Stripe's meter-event timestamp window (35 days back,
-        5 minutes ahead); without it any timestamp is accepted."""
+        5 minutes ahead); without it any timestamp is accepted. `latency_seconds` is added to
+        every answer (a round trip to Stripe; the benchmark uses 80 ms)."""
         self.api_key = api_key
         self.clock = clock
+        self.latency_seconds = latency_seconds
+        self.v2 = MeterStream(self)
+        # (customer, event_name) of v1 meter event requests being answered: Stripe allows one
+        # at a time per customer and meter and answers 429 to a concurrent one.
+        self._v1_in_flight: set[tuple[str, str]] = set()
+        self.concurrent_refusals = 0
+        # Asynchronous validation: customers Stripe does not know (events are taken, then
+        # reported), and the errors found and not reported yet.
+        self._unknown_customers: set[str] = set()
+        self._async_errors: list[tuple[str, dict[str, Any]]] = []
         self._lock = threading.Lock()
         self._faults: list[Fault] = []
         self._rejected_customers: dict[str, str] = {}
@@ -249,6 +264,10 @@ class FakeStripe:
             self._by_identifier.clear()
             self._idempotent.clear()
             self._invoices.clear()
+            self._unknown_customers.clear()
+            self._async_errors.clear()
+            self.concurrent_refusals = 0
+        self.v2.reset()
 
     # -- what it received -------------------------------------------------------------------
 
@@ -347,6 +366,10 @@ class FakeStripe:
                 param="payload[stripe_customer_id]",
             )
         identifier = form.get("identifier") or f"evt_{uuid.uuid4().hex}"
+        with self._lock:
+            unknown_later = customer in self._unknown_customers
+        if unknown_later:  # taken now, reported by the asynchronous validation
+            self._async_errors_add_v1(identifier, customer)
         payload = {
             key[len("payload[") : -1]: v for key, v in form.items() if key.startswith("payload[")
         }
@@ -364,8 +387,78 @@ class FakeStripe:
                 # Stripe's own wording, with no error code (nor param): see duplicate_error().
                 raise duplicate_error(identifier)
             self._by_identifier[identifier] = event
-            self._events.append(event)
+            if not unknown_later:
+                self._events.append(event)
         return event
+
+    def _async_errors_add_v1(self, identifier: str, customer: str) -> None:
+        with self._lock:
+            self._async_errors.append((
+                "meter_event_customer_not_found",
+                {"error_message": f"No customer with id {customer} was found.",
+                 "request": {"identifier": identifier}},
+            ))
+
+    # -- concurrency, latency and asynchronous validation ------------------------------------
+
+    def _now(self) -> float:
+        return self.clock() if self.clock is not None else time.time()
+
+    def _meter_event_alone(self, form: dict[str, str]) -> dict[str, Any]:
+        """A v1 meter event, refused with 429 while another for the same customer and meter is
+        being answered (Stripe allows one concurrent call per customer and meter)."""
+        slot = (form.get("payload[stripe_customer_id]", ""), form.get("event_name", ""))
+        with self._lock:
+            busy = slot in self._v1_in_flight
+            if busy:
+                self.concurrent_refusals += 1
+            else:
+                self._v1_in_flight.add(slot)
+        if busy:
+            raise StripeError(
+                429, "invalid_request_error",
+                "Too many concurrent requests for this customer and meter.", code="rate_limit",
+            )
+        try:
+            if self.latency_seconds:
+                time.sleep(self.latency_seconds)
+            return self._meter_event(form)
+        finally:
+            with self._lock:
+                self._v1_in_flight.discard(slot)
+
+    def report_customer_unknown_later(self, customer_id: str) -> None:
+        """Meter events for this customer are taken (200), then found invalid by the asynchronous
+        validation: `meter_event_customer_not_found` in the next error report."""
+        with self._lock:
+            self._unknown_customers.add(customer_id)
+
+    def _take_async(self, event: dict[str, Any], *, now: float) -> None:
+        """What Stripe's asynchronous validation does with an event the stream took."""
+        customer = event["payload"].get("stripe_customer_id")
+        error: tuple[str, str] | None = None
+        if not customer:
+            error = ("meter_event_no_customer_defined",
+                     "Customer mapping key stripe_customer_id not found in payload.")
+        elif self.clock is not None and event["timestamp"] < now - STRIPE_MAX_BACKDATE_SECONDS:
+            error = ("timestamp_too_far_in_past",
+                     "Timestamp must be within the past 35 calendar days.")
+        elif self.clock is not None and event["timestamp"] > now + STRIPE_MAX_FUTURE_SECONDS:
+            error = ("timestamp_in_future", "Timestamp must not be more than 5 minutes ahead.")
+        with self._lock:
+            if error is None and customer in self._unknown_customers:
+                error = ("meter_event_customer_not_found",
+                         f"No customer with id {customer} was found.")
+            if error is not None:
+                self._async_errors.append(
+                    (error[0], {"error_message": error[1],
+                                "request": {"identifier": event["identifier"]}})
+                )
+                return
+            if event["identifier"] in self._by_identifier:
+                return
+            self._by_identifier[event["identifier"]] = event
+            self._events.append(event)
 
     def _list_invoices(self, query: dict[str, str]) -> dict[str, Any]:
         try:
@@ -421,7 +514,11 @@ class FakeStripe:
     def handle(
         self, method: str, path: str, query: dict[str, str], form: dict[str, str],
         headers: dict[str, str],
+        raw: bytes = b"",
     ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        if method == "POST" and path == STREAM:  # authenticated by a session token instead
+            status, body = self.v2.stream(headers, raw, self._now())
+            return status, body, {}
         self._authorise(headers)
         if method == "POST" and path == METER_EVENTS:
             key = headers.get("idempotency-key")
@@ -439,7 +536,7 @@ class FakeStripe:
                         )
                     return status, body, {"Idempotent-Replayed": "true"}
             try:
-                status, body = 200, self._meter_event(form)
+                status, body = 200, self._meter_event_alone(form)
             except StripeError as exc:
                 status, body = exc.status, {"error": exc.body}
             # Like Stripe, only a request that got past validation has its answer kept.
@@ -447,6 +544,8 @@ class FakeStripe:
                 with self._lock:
                     self._idempotent.setdefault(key, (dict(form), status, body))
             return status, body, {}
+        if method == "POST" and path == SESSIONS:
+            return 200, self.v2.create_session(self._now()), {}
         if method == "GET" and path == INVOICES:
             return 200, self._list_invoices(query), {}
         if method == "GET" and path == BALANCE:
@@ -457,6 +556,13 @@ class FakeStripe:
             "invalid_request_error",
             f"Unrecognized request URL ({method}: {path}).",
         )
+
+
+def _json(raw: bytes) -> Any:
+    try:
+        return json.loads(raw) if raw else None
+    except ValueError:
+        return None
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -473,12 +579,17 @@ class _Handler(BaseHTTPRequestHandler):
         query = dict(parse_qsl(split.query, keep_blank_values=True))
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
-        form = dict(parse_qsl(raw.decode(), keep_blank_values=True)) if raw else {}
         headers = {k.lower(): v for k, v in self.headers.items()}
+        is_json = headers.get("content-type", "").startswith("application/json")
+        form = (
+            dict(parse_qsl(raw.decode(), keep_blank_values=True)) if raw and not is_json else {}
+        )
+        if fake.latency_seconds and not (method == "POST" and path == METER_EVENTS):
+            time.sleep(fake.latency_seconds)  # v1 meter events sleep holding their slot
 
         fault = fake._take_fault(path)
         if fault is not None and fault.status is None:
-            fake._record(ReceivedRequest(method, path, query, form, headers, 0))
+            fake._record(ReceivedRequest(method, path, query, form, headers, 0, _json(raw)))
             self.close_connection = True
             self.connection.close()
             return
@@ -493,10 +604,11 @@ class _Handler(BaseHTTPRequestHandler):
             extra = dict(fault.headers)
         else:
             try:
-                status, body, extra = fake.handle(method, path, query, form, headers)
+                status, body, extra = fake.handle(method, path, query, form, headers, raw)
             except StripeError as exc:
                 status, body = exc.status, {"error": exc.body}
-        fake._record(ReceivedRequest(method, path, query, form, headers, status))
+        fake._record(ReceivedRequest(method, path, query, form, headers, status,
+                                     _json(raw) if is_json else None))
         payload = json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")

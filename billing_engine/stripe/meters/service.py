@@ -21,7 +21,7 @@ from typing import Any
 
 from billing_core.periods import minute_of
 from billing_engine.operability.metrics import EngineMetrics
-from billing_engine.stripe.client import ErrorKind, MeterEvent, PaymentProvider, ProviderError
+from billing_engine.stripe.client import ErrorKind, MeterEvent, PaymentProvider
 from billing_engine.stripe.meters.rules import (
     is_duplicate_identifier,
     outside_window,
@@ -29,6 +29,7 @@ from billing_engine.stripe.meters.rules import (
     stripe_identifier,
     window_deadline,
 )
+from billing_engine.stripe.meters.sender import Item, Outcome, Sender, SendReport
 from billing_engine.stripe.meters.store import (
     FAILED,
     PENDING,
@@ -50,7 +51,11 @@ class MeterConfig:
     close_delay: timedelta = timedelta(minutes=5)
     period_close_grace: timedelta = timedelta(hours=1)
     batch_size: int = 500
-    chunk_size: int = 50  # records claimed at a time; the lease covers sending one chunk
+    # Records claimed at a time; the lease covers sending one chunk. A chunk of at least
+    # `stream_min_records` goes by the v2 meter event stream, a smaller one by v1.
+    chunk_size: int = 2000
+    stream_min_records: int = 20
+    concurrency: int = 8  # requests to Stripe in flight at once
     lease: timedelta = timedelta(minutes=10)
     backoff_base: timedelta = timedelta(seconds=30)
     backoff_max: timedelta = timedelta(hours=1)
@@ -150,9 +155,12 @@ class MeterReporting:
         self.metrics = metrics
         self.config = config
         self.clock = clock
+        self.sender = Sender(provider, concurrency=config.concurrency)
         self._lock = threading.Lock()
-        self._paused_until: datetime | None = None  # after a 429, for this process
         metrics.stripe_breaker_state.set_function(lambda: float(provider.breaker_state()))
+
+    def close(self) -> None:
+        self.sender.close()
 
     # -- enqueue ----------------------------------------------------------------------------
 
@@ -167,159 +175,196 @@ class MeterReporting:
 
     # -- flush ------------------------------------------------------------------------------
 
-    def flush(self, *, force: bool = False) -> FlushResult:
-        """Enqueue newly closed hours, then send what is due. `force` (the admin flush) also
-        sends records waiting out a backoff or a Retry-After; the circuit breaker still
-        decides whether Stripe is called at all."""
+    def flush(self, *, force: bool = False, enqueue: bool = True) -> FlushResult:
+        """Enqueue newly closed hours (unless another replica does it this round), then send
+        what is due. `force` (the admin flush) also sends records waiting out a backoff or a
+        Retry-After; the circuit breaker still decides whether Stripe is called at all."""
         with self._lock:
-            result = self._flush(force=force)
+            result = self._flush(force=force, enqueue=enqueue)
         self.refresh_gauges()
-        if result.attempted or result.enqueued or result.stopped:
+        if result.attempted or result.enqueued or result.stopped or result.expired:
             log.info(
                 "meter flush",
                 extra={k: v for k, v in result.as_json().items() if k != "records"},
             )
         return result
 
-    def _flush(self, *, force: bool) -> FlushResult:
+    def _flush(self, *, force: bool, enqueue: bool) -> FlushResult:
         cfg = self.config
         now = started = self.clock()
         result = FlushResult(provider=self.provider.name)
-        result.enqueued = self.enqueue(now)
-        if not force and self._paused_until is not None and now < self._paused_until:
-            result.stopped = ErrorKind.RATE_LIMITED.value
-            result.resume_at = self._paused_until
-            return result
+        if enqueue:
+            result.enqueued = self.enqueue(now)
         if force:
             self.store.make_due(now=now)
-        while result.attempted < cfg.batch_size and result.stopped is None:
+        handled = 0
+        while handled < cfg.batch_size and result.stopped is None:
             now = self.clock()
             # Due as of the run's start: a record retried in this run waits for the next one.
             chunk = self.store.claim_due(
                 now=now,
                 due_before=started,
-                limit=min(cfg.chunk_size, cfg.batch_size - result.attempted),
+                limit=min(cfg.chunk_size, cfg.batch_size - handled),
                 lease_until=now + cfg.lease,
             )
             if not chunk:
                 break
-            for index, record in enumerate(chunk):
-                stop = self._send(record, result)
-                if stop is not None:
-                    result.stopped, result.resume_at = stop
-                    untried = [r.id for r in chunk[index + 1 :]]
-                    self.store.release(untried, next_attempt_at=stop[1])
-                    break
+            handled += len(chunk)
+            self._send_chunk(chunk, result)
         return result
 
-    def _send(self, record: OutboxRecord, result: FlushResult) -> tuple[str, datetime] | None:
-        """Send one record and store the outcome; returns (why, until) when the run must stop."""
+    def _send_chunk(self, chunk: list[OutboxRecord], result: FlushResult) -> None:
         cfg = self.config
-        customer = record.stripe_customer_id
-        if not customer:
-            # Unlinked since it was queued: wait for a customer instead of sending blind.
-            now = self.clock()
-            delay = retry_delay(record.attempts + 1, base=cfg.backoff_base, cap=cfg.backoff_max)
-            self.store.mark_retry(
-                record.id,
-                next_attempt_at=now + delay,
-                error="org has no Stripe customer id",
-                status=None,
-                customer=None,
-            )
-            result.retrying += 1
-            result.note(record, "waiting", "org has no Stripe customer id")
-            return None
-        if outside_window(record.hour_start, now=self.clock()):
-            error = (f"not sent: Stripe takes meter events from the past 35 days only; this "
-                     f"hour could be sent until {window_deadline(record.hour_start).isoformat()}")
-            self.store.mark_expired([record.id], error=error)
-            self.metrics.meter_records_expired.inc()
-            log.warning("meter record expired before it reached stripe",
-                        extra={"identifier": record.identifier, "org_id": record.org_id})
-            result.expired += 1
-            result.note(record, "expired", error)
-            return None
-        event = MeterEvent(
+        now = self.clock()
+        items: list[Item] = []
+        expired: list[OutboxRecord] = []
+        for record in chunk:
+            customer = record.stripe_customer_id
+            if not customer:
+                # Unlinked since it was queued: wait for a customer instead of sending blind.
+                delay = retry_delay(record.attempts + 1, base=cfg.backoff_base,
+                                    cap=cfg.backoff_max)
+                self.store.mark_retry(record.id, next_attempt_at=now + delay,
+                                      error="org has no Stripe customer id", status=None,
+                                      customer=None)
+                result.retrying += 1
+                result.note(record, "waiting", "org has no Stripe customer id")
+            elif outside_window(record.hour_start, now=now):
+                expired.append(record)
+            else:
+                items.append((record, self._event(record, customer)))
+        self._expire(expired, result)
+        if not items:
+            return
+        streamed = len(items) >= cfg.stream_min_records
+        report = self.sender.stream(items) if streamed else self.sender.one_by_one(items)
+        for outcome in report.done:
+            if streamed and outcome.error is not None and outcome.error.record_is_at_fault:
+                # The stream refused the request whole; v1 validates each event and names the
+                # one at fault, so the batch goes again that way.
+                again = self.sender.one_by_one(outcome.items)
+                report.untried.extend(again.untried)
+                report.held_back_by.update(again.held_back_by)
+                for inner in again.done:
+                    self._settle(inner, result, via="v1")
+                report.stop = report.stop or again.stop
+            else:
+                self._settle(outcome, result, via="stream" if streamed else "v1")
+        self._hold_back(report, result)
+
+    def _settle(self, outcome: Outcome, result: FlushResult, *, via: str) -> None:
+        if outcome.error is None:
+            self._sent([record for record, _ in outcome.items], result, via=via)
+        else:
+            self._apply(outcome, result, via=via)
+
+    def _event(self, record: OutboxRecord, customer: str) -> MeterEvent:
+        return MeterEvent(
             identifier=stripe_identifier(
                 record.identifier, customer=customer, generation=record.generation
             ),
-            event_name=cfg.event_name,
+            event_name=self.config.event_name,
             stripe_customer_id=customer,
             value=record.minutes,
             timestamp=record.hour * 3600,
         )
-        try:
-            self.provider.report_meter_event(event)
-        except ProviderError as exc:
-            return self._failed(record, exc, result)
-        result.attempted += 1
-        self.store.mark_sent(record.id, now=self.clock(), customer=customer, status=200)
-        self.metrics.meter_events_sent.inc()
-        result.sent += 1
-        result.note(record, "sent")
-        return None
 
-    def _failed(
-        self, record: OutboxRecord, exc: ProviderError, result: FlushResult
-    ) -> tuple[str, datetime] | None:
+    def _expire(self, records: list[OutboxRecord], result: FlushResult) -> None:
+        if not records:
+            return
+        for record in records:
+            error = ("not sent: Stripe takes meter events from the past 35 days only; this "
+                     f"hour could be sent until {window_deadline(record.hour_start).isoformat()}")
+            self.store.mark_expired([record.id], error=error)
+            result.note(record, "expired", error)
+            log.warning("meter record expired before it reached stripe",
+                        extra={"identifier": record.identifier, "org_id": record.org_id})
+        self.metrics.meter_records_expired.inc(len(records))
+        result.expired += len(records)
+
+    def _sent(self, records: list[OutboxRecord], result: FlushResult, *, via: str) -> None:
+        self.store.mark_sent_many([r.id for r in records], now=self.clock(), status=200)
+        self.metrics.meter_events_sent.inc(len(records))
+        self.metrics.meter_requests.labels(via).inc()
+        result.attempted += len(records)
+        result.sent += len(records)
+        for record in records:
+            result.note(record, "sent")
+
+    def _apply(self, outcome: Outcome, result: FlushResult, *, via: str) -> None:
+        """Store what Stripe answered to a request that failed."""
+        exc = outcome.error
+        assert exc is not None
         cfg = self.config
         now = self.clock()
-        customer = record.stripe_customer_id
+        self.metrics.meter_requests.labels(via).inc()
+        records = [record for record, _ in outcome.items]
         self.metrics.meter_errors.labels(exc.kind.value).inc()
         result.count_error(exc.kind)
         error = exc.describe()
-        if exc.kind is ErrorKind.CIRCUIT_OPEN:
-            # Not attempted: the record goes back as it was, due when the breaker may probe.
-            until = now + timedelta(seconds=exc.retry_after_seconds or 0)
-            self.store.release([record.id], next_attempt_at=until)
-            result.note(record, "not_attempted", error)
-            return exc.kind.value, until
-        result.attempted += 1
+        result.attempted += len(records)
         if exc.kind is ErrorKind.CLIENT_ERROR and is_duplicate_identifier(
             exc.http_status, exc.detail
         ):
             # Stripe holds this identifier already: an earlier attempt got through.
-            status = exc.http_status or 400
-            self.store.mark_sent(record.id, now=now, customer=customer or "", status=status)
-            self.metrics.meter_events_sent.inc()
-            result.sent += 1
-            result.note(record, "sent", "already counted by Stripe")
-            return None
-        if exc.record_is_at_fault:
-            self.store.mark_failed(
-                record.id, error=error, status=exc.http_status, customer=customer
-            )
-            log.warning(
-                "meter record refused by stripe",
-                extra={"identifier": record.identifier, "status": exc.http_status, "reason": error},
-            )
-            result.failed += 1
-            result.note(record, "failed", error)
-            return None
-        delay = retry_delay(record.attempts + 1, base=cfg.backoff_base, cap=cfg.backoff_max)
-        if exc.kind is ErrorKind.RATE_LIMITED and exc.retry_after_seconds is not None:
-            delay = timedelta(seconds=exc.retry_after_seconds)
-        next_at = now + delay
-        self.store.mark_retry(
-            record.id,
-            next_attempt_at=next_at,
-            error=error,
-            status=exc.http_status,
-            customer=customer,
-        )
-        result.retrying += 1
-        result.note(record, "retrying", error)
-        if exc.kind is ErrorKind.RATE_LIMITED:
-            self._paused_until = next_at
-            return exc.kind.value, next_at
-        if exc.kind is ErrorKind.CLIENT_ERROR:  # 401/403: the key, not the record
+            self.store.mark_sent_many([r.id for r in records], now=now,
+                                      status=exc.http_status or 400)
+            self.metrics.meter_events_sent.inc(len(records))
+            result.sent += len(records)
+            for record in records:
+                result.note(record, "sent", "already counted by Stripe")
+            return
+        for record in records:
+            customer = record.stripe_customer_id
+            if exc.record_is_at_fault:
+                self.store.mark_failed(record.id, error=error, status=exc.http_status,
+                                       customer=customer)
+                log.warning("meter record refused by stripe", extra={
+                    "identifier": record.identifier, "status": exc.http_status, "reason": error})
+                result.failed += 1
+                result.note(record, "failed", error)
+                continue
+            delay = retry_delay(record.attempts + 1, base=cfg.backoff_base, cap=cfg.backoff_max)
+            if exc.kind is ErrorKind.RATE_LIMITED and exc.retry_after_seconds is not None:
+                delay = timedelta(seconds=exc.retry_after_seconds)
+            self.store.mark_retry(record.id, next_attempt_at=now + delay, error=error,
+                                  status=exc.http_status, customer=customer)
+            result.retrying += 1
+            result.note(record, "retrying", error)
+        if exc.kind is ErrorKind.CLIENT_ERROR and not exc.record_is_at_fault:
             log.warning(
                 "stripe refused the API key; usage reporting stopped until the next flush",
                 extra={"status": exc.http_status, "reason": error},
             )
-            return "unauthorized", next_at
-        return None
+
+    def _hold_back(self, report: SendReport, result: FlushResult) -> None:
+        """Records not attempted go back as they were: due when what held them back ends."""
+        cfg = self.config
+        now = self.clock()
+        stop = report.stop
+        if stop is not None:
+            if stop.kind is ErrorKind.CIRCUIT_OPEN:
+                self.metrics.meter_errors.labels(stop.kind.value).inc()
+                result.count_error(stop.kind)
+                result.stopped = stop.kind.value
+                result.resume_at = now + timedelta(seconds=stop.retry_after_seconds or 0)
+            else:
+                result.stopped = "unauthorized"
+                result.resume_at = now + cfg.backoff_base
+        for record, _ in report.untried:
+            waits_for = report.held_back_by.get(record.id)
+            if waits_for is not None:
+                until = now + (
+                    timedelta(seconds=waits_for.retry_after_seconds)
+                    if waits_for.retry_after_seconds is not None else cfg.backoff_base
+                )
+                self.store.release([record.id], next_attempt_at=until)
+                result.note(record, "not_attempted", "its customer is rate limited")
+                continue
+            until = result.resume_at or now
+            self.store.release([record.id], next_attempt_at=until)
+            result.note(record, "not_attempted", stop.describe() if stop else None)
+
 
     # -- views and gauges -------------------------------------------------------------------
 
@@ -375,8 +420,8 @@ class MeterFlusher:
                  claim: Callable[[], bool] = lambda: True) -> None:
         self.reporting = reporting
         self.interval = interval
-        # Whether this replica flushes now: housekeeping's claim of the current slot, so one
-        # replica enqueues and sends per interval (operability/housekeeping.py).
+        # Whether this replica enqueues now: housekeeping's claim of the current slot, so one
+        # replica enqueues per interval (operability/housekeeping.py); all of them send.
         self.claim = claim
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="meter-flush", daemon=True)
@@ -392,10 +437,8 @@ class MeterFlusher:
         while not self._stop.is_set():
             wait = self.interval
             try:
-                if not self.claim():
-                    self._stop.wait(wait)
-                    continue
-                result = self.reporting.flush()
+                # Every replica sends (claims keep records apart); one enqueues per slot.
+                result = self.reporting.flush(enqueue=self.claim())
                 if result.attempted >= self.reporting.config.batch_size and not result.stopped:
                     wait = 0  # a full batch went out: work off the backlog without pausing
             except Exception as exc:  # the next round tries again; the gauges show the backlog
