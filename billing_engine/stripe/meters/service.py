@@ -15,6 +15,7 @@ import logging
 import threading
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -156,10 +157,13 @@ class MeterReporting:
         self.config = config
         self.clock = clock
         self.sender = Sender(provider, concurrency=config.concurrency)
+        # One chunk on its way while the flush's thread does the database work around it.
+        self._dispatcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="meter-chunk")
         self._lock = threading.Lock()
         metrics.stripe_breaker_state.set_function(lambda: float(provider.breaker_state()))
 
     def close(self) -> None:
+        self._dispatcher.shutdown(wait=True)
         self.sender.close()
 
     # -- enqueue ----------------------------------------------------------------------------
@@ -198,22 +202,34 @@ class MeterReporting:
         if force:
             self.store.make_due(now=now)
         handled = 0
-        while handled < cfg.batch_size and result.stopped is None:
-            now = self.clock()
-            # Due as of the run's start: a record retried in this run waits for the next one.
-            chunk = self.store.claim_due(
-                now=now,
-                due_before=started,
-                limit=min(cfg.chunk_size, cfg.batch_size - handled),
-                lease_until=now + cfg.lease,
-            )
-            if not chunk:
+        # Pipelined: while one chunk is on its way to Stripe, this thread writes the outcome of
+        # the chunk before and claims the next, so the database and the network overlap.
+        in_flight: tuple[bool, Future[SendReport]] | None = None
+        while True:
+            chunk: list[OutboxRecord] = []
+            if handled < cfg.batch_size and result.stopped is None:
+                now = self.clock()
+                # Due as of the run's start: a record retried in this run waits for the next.
+                chunk = self.store.claim_due(
+                    now=now,
+                    due_before=started,
+                    limit=min(cfg.chunk_size, cfg.batch_size - handled),
+                    lease_until=now + cfg.lease,
+                )
+                handled += len(chunk)
+            dispatched = self._dispatch(chunk, result) if chunk else None
+            if in_flight is not None:
+                self._settle_chunk(*in_flight, result)
+            in_flight = dispatched
+            if not chunk and in_flight is None:
                 break
-            handled += len(chunk)
-            self._send_chunk(chunk, result)
         return result
 
-    def _send_chunk(self, chunk: list[OutboxRecord], result: FlushResult) -> None:
+    def _dispatch(
+        self, chunk: list[OutboxRecord], result: FlushResult
+    ) -> tuple[bool, Future[SendReport]] | None:
+        """Put aside what must not be sent, then start sending the rest; returns whether it
+        goes by the stream and the report to come."""
         cfg = self.config
         now = self.clock()
         items: list[Item] = []
@@ -235,9 +251,16 @@ class MeterReporting:
                 items.append((record, self._event(record, customer)))
         self._expire(expired, result)
         if not items:
-            return
+            return None
         streamed = len(items) >= cfg.stream_min_records
-        report = self.sender.stream(items) if streamed else self.sender.one_by_one(items)
+        send = self.sender.stream if streamed else self.sender.one_by_one
+        return streamed, self._dispatcher.submit(send, items)
+
+    def _settle_chunk(
+        self, streamed: bool, pending: Future[SendReport], result: FlushResult
+    ) -> None:
+        report = pending.result()
+        accepted: list[OutboxRecord] = []  # marked sent in one statement below
         for outcome in report.done:
             if streamed and outcome.error is not None and outcome.error.record_is_at_fault:
                 # The stream refused the request whole; v1 validates each event and names the
@@ -246,15 +269,19 @@ class MeterReporting:
                 report.untried.extend(again.untried)
                 report.held_back_by.update(again.held_back_by)
                 for inner in again.done:
-                    self._settle(inner, result, via="v1")
+                    self._settle(inner, result, accepted, via="v1")
                 report.stop = report.stop or again.stop
             else:
-                self._settle(outcome, result, via="stream" if streamed else "v1")
+                self._settle(outcome, result, accepted, via="stream" if streamed else "v1")
+        self._sent(accepted, result)
         self._hold_back(report, result)
 
-    def _settle(self, outcome: Outcome, result: FlushResult, *, via: str) -> None:
+    def _settle(
+        self, outcome: Outcome, result: FlushResult, accepted: list[OutboxRecord], *, via: str
+    ) -> None:
         if outcome.error is None:
-            self._sent([record for record, _ in outcome.items], result, via=via)
+            self.metrics.meter_requests.labels(via).inc()
+            accepted.extend(record for record, _ in outcome.items)
         else:
             self._apply(outcome, result, via=via)
 
@@ -282,10 +309,11 @@ class MeterReporting:
         self.metrics.meter_records_expired.inc(len(records))
         result.expired += len(records)
 
-    def _sent(self, records: list[OutboxRecord], result: FlushResult, *, via: str) -> None:
+    def _sent(self, records: list[OutboxRecord], result: FlushResult) -> None:
+        if not records:
+            return
         self.store.mark_sent_many([r.id for r in records], now=self.clock(), status=200)
         self.metrics.meter_events_sent.inc(len(records))
-        self.metrics.meter_requests.labels(via).inc()
         result.attempted += len(records)
         result.sent += len(records)
         for record in records:

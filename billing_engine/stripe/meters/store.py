@@ -237,40 +237,39 @@ class MeterStore(Store):
         o = meter_outbox.c
         free = or_(o.claimed_until.is_(None), o.claimed_until <= now)
 
+        due = (
+            select(o.id)
+            .where(o.state == PENDING, o.next_attempt_at <= due_before, free)
+            .order_by(o.next_attempt_at, o.hour, o.id)
+            .limit(limit)
+        )
+        if self.db.is_postgres:
+            due = due.with_for_update(skip_locked=True)
+        # A CTE, evaluated once: as a plain IN (subquery) PostgreSQL may run the subquery again
+        # for a semi-join, and with SKIP LOCKED each run picks other rows (a limit of 1 claimed
+        # two).
+        due_cte = due.cte("due")
+        if self.db.is_postgres:
+            due_cte = due_cte.prefix_with("MATERIALIZED")
+        # The org's customer now is who this attempt goes to: noted with the claim.
+        customer_now = (
+            select(orgs.c.stripe_customer_id).where(orgs.c.id == o.org_id).scalar_subquery()
+        )
+        # One statement: rows another sender holds are skipped (SKIP LOCKED), and the
+        # conditions are checked again on the rows themselves, so a concurrent sender that got
+        # there first wins the row.
+        claim = (
+            meter_outbox.update()
+            .where(o.id.in_(select(due_cte.c.id)), o.state == PENDING, free)
+            .values(claimed_until=lease_until, stripe_customer_id=customer_now)
+            .returning(*meter_outbox.c)
+        )
+
         def work(conn: Connection) -> list[OutboxRecord]:
-            due = (
-                select(o.id)
-                .where(o.state == PENDING, o.next_attempt_at <= due_before, free)
-                .order_by(o.next_attempt_at, o.hour, o.id)
-                .limit(limit)
-            )
-            if self.db.is_postgres:
-                due = due.with_for_update(skip_locked=True)
-            ids = [int(r.id) for r in conn.execute(due)]
-            if not ids:
-                return []
-            # The conditions again: a concurrent sender that got there first wins the row.
-            # The org's customer now is who this attempt goes to: noted with the claim.
-            customer_now = (
-                select(orgs.c.stripe_customer_id)
-                .where(orgs.c.id == o.org_id)
-                .scalar_subquery()
-            )
-            claimed = conn.execute(
-                meter_outbox.update()
-                .where(o.id.in_(ids), o.state == PENDING, free)
-                .values(claimed_until=lease_until, stripe_customer_id=customer_now)
-                .returning(o.id)
-            ).all()
-            claimed_ids = [int(r.id) for r in claimed]
-            if not claimed_ids:
-                return []
-            rows = conn.execute(
-                select(meter_outbox)
-                .where(o.id.in_(claimed_ids))
-                .order_by(o.next_attempt_at, o.hour, o.id)
-            ).all()
-            return [_record(r) for r in rows]
+            rows = conn.execute(claim).all()
+            records = [_record(r) for r in rows]
+            records.sort(key=lambda r: (r.next_attempt_at, r.hour, r.id))
+            return records
 
         records: list[OutboxRecord] = self._run(work, write=True)
         return records
