@@ -75,6 +75,8 @@ class Settings:
     db_pool_size: int = 10
     stripe_secret_key: str | None = field(default=None, repr=False)
     stripe_webhook_secret: str | None = field(default=None, repr=False)
+    # The signing secret of the v2 event destination sending thin events (meter error reports).
+    stripe_thin_webhook_secret: str | None = field(default=None, repr=False)
     entitlements_cache_ttl_seconds: int = 300
     # After a Redis failure, requests skip Redis for this long instead of each waiting on it.
     cache_retry_seconds: float = 2.0
@@ -130,6 +132,7 @@ class Settings:
             db_pool_size=env_int(env, "DB_POOL_SIZE", 10),
             stripe_secret_key=env.get("STRIPE_SECRET_KEY") or None,
             stripe_webhook_secret=env.get("STRIPE_WEBHOOK_SECRET") or None,
+            stripe_thin_webhook_secret=env.get("STRIPE_THIN_WEBHOOK_SECRET") or None,
             entitlements_cache_ttl_seconds=env_int(env, "ENTITLEMENTS_CACHE_TTL_SECONDS", 300),
             stripe_api_base=env.get("STRIPE_API_BASE") or None,
             stripe_meter_event_name=env.get("STRIPE_METER_EVENT_NAME") or "instance_minutes",
@@ -200,6 +203,7 @@ class Settings:
                 self.admin_api_key,
                 self.stripe_secret_key,
                 self.stripe_webhook_secret,
+                self.stripe_thin_webhook_secret,
                 *(key for _name, key in self.admin_api_keys),
                 url_password(self.database_url),
                 url_password(self.redis_url),

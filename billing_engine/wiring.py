@@ -37,6 +37,7 @@ from billing_engine.payments.store import PaymentStore
 from billing_engine.settings import Settings
 from billing_engine.stripe.circuit_breaker import CircuitBreaker
 from billing_engine.stripe.client import PaymentProvider, log_breaker_change, provider_from_settings
+from billing_engine.stripe.meters.errors import MeterErrorReports
 from billing_engine.stripe.meters.service import MeterConfig, MeterFlusher, MeterReporting
 from billing_engine.stripe.meters.store import MeterStore
 from billing_engine.stripe.reconcile.service import MirroredInvoices, Reconciler
@@ -72,6 +73,7 @@ class Services:
     webhooks: StripeWebhooks
     provider: PaymentProvider
     meters: MeterReporting
+    meter_errors: MeterErrorReports
     reconciler: Reconciler
     retention: PaymentRetention
     usage_retention: UsageRetention
@@ -250,6 +252,13 @@ def build_services(
         webhooks=webhooks,
         provider=provider,
         meters=meters,
+        meter_errors=MeterErrorReports(
+            store=meters.store,
+            provider=provider,
+            metrics=metrics,
+            secret=settings.stripe_thin_webhook_secret,
+            refresh_gauges=meters.refresh_gauges,
+        ),
         reconciler=reconciler,
         retention=retention,
         usage_retention=usage_retention,

@@ -23,6 +23,7 @@ from billing_core.quota import BUDGET_THRESHOLDS
 from billing_core.resources import ResourceCollector
 from billing_engine import __version__
 from billing_engine.payments.rules import FAILURE_REASONS, PAYMENT_METHODS, PaymentOutcome
+from billing_engine.stripe.meters.rules import METER_ERROR_CODES
 from billing_engine.throttling.rules import PauseReason
 from billing_engine.usage.rules import RejectReason
 
@@ -334,6 +335,15 @@ class EngineMetrics:
         )
         for api in ("stream", "v1"):
             self.meter_requests.labels(api)
+        self.meter_error_reports = Counter(
+            "meter_error_reports_total",
+            "Invalid usage events Stripe reported in v1.billing.meter.error_report_triggered "
+            "events, by Stripe's error code (other: a code we do not know).",
+            ["code"],
+            registry=r,
+        )
+        for code in METER_ERROR_CODES:
+            self.meter_error_reports.labels(code)
         self.meter_events_sent = Counter(
             "meter_events_sent_total",
             "Usage records Stripe accepted.",

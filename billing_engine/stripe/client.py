@@ -156,6 +156,9 @@ class PaymentProvider(MeterReporter, Protocol):
         self, *, created_from: datetime, created_before: datetime, customer: str | None = None
     ) -> list[ProviderInvoice]: ...
 
+    def retrieve_event(self, event_id: str) -> dict[str, Any]:
+        """A v2 event (the data behind a thin event), as Stripe's API returns it."""
+
 
 def _retry_after(headers: Any) -> float | None:
     if not headers:
@@ -316,6 +319,12 @@ class StripeProvider:
 
         self._call(send)
 
+    def retrieve_event(self, event_id: str) -> dict[str, Any]:
+        """GET /v2/core/events/{id}: the whole event behind a thin event notification."""
+        found = self._call(lambda: self._client.v2.core.events.retrieve(event_id))
+        event: dict[str, Any] = found.to_dict()
+        return event
+
     def _session_token(self) -> str:
         with self._session_lock:
             token, expires_at = self._session
@@ -385,6 +394,10 @@ class SimulatedProvider:
     def report_meter_event_batch(self, events: Sequence[MeterEvent]) -> None:
         for event in events:
             self.report_meter_event(event)
+
+    def retrieve_event(self, event_id: str) -> dict[str, Any]:
+        raise ProviderError(ErrorKind.CLIENT_ERROR, "the simulated provider holds no events",
+                            status=404)
 
     def list_invoices(
         self, *, created_from: datetime, created_before: datetime, customer: str | None = None

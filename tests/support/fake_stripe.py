@@ -40,7 +40,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from tests.support.fake_stripe_v2 import SESSIONS, STREAM, MeterStream
+from tests.support.fake_stripe_v2 import CORE_EVENTS, SESSIONS, STREAM, MeterStream
 
 DEFAULT_API_KEY = "sk_test_fake_0123456789"
 METER_EVENTS = "/v1/billing/meter_events"
@@ -460,6 +460,37 @@ class FakeStripe:
             self._by_identifier[event["identifier"]] = event
             self._events.append(event)
 
+    def deliver_error_reports(
+        self, to: str | Callable[[bytes, dict[str, str]], Any], *, secret: str
+    ) -> dict[str, Any] | None:
+        """What Stripe's asynchronous validation found since the last report, as one
+        v1.billing.meter.error_report_triggered event: kept for GET /v2/core/events/{id}, and its
+        thin notification POSTed, signed with `secret`, to the event destination `to` (a URL, or
+        a callable taking the body and headers, e.g. a TestClient's post). None when nothing
+        was found."""
+        import stripe
+
+        with self._lock:
+            errors, self._async_errors = self._async_errors, []
+        if not errors:
+            return None
+        now = self._now()
+        event = self.v2.error_report(errors, start=now - 60, end=now)
+        body = json.dumps(self.v2.thin(event)).encode()
+        headers = {
+            "Content-Type": "application/json",
+            "Stripe-Signature": stripe.WebhookSignature.generate_signature_header(
+                body.decode(), secret, timestamp=int(time.time())),
+        }
+        if callable(to):
+            to(body, headers)
+        else:
+            from urllib.request import Request, urlopen
+
+            with urlopen(Request(to, data=body, headers=headers, method="POST"), timeout=10):
+                pass
+        return event
+
     def _list_invoices(self, query: dict[str, str]) -> dict[str, Any]:
         try:
             limit = int(query.get("limit", "10"))
@@ -546,6 +577,8 @@ class FakeStripe:
             return status, body, {}
         if method == "POST" and path == SESSIONS:
             return 200, self.v2.create_session(self._now()), {}
+        if method == "GET" and path.startswith(CORE_EVENTS):
+            return 200, self.v2.get_event(path), {}
         if method == "GET" and path == INVOICES:
             return 200, self._list_invoices(query), {}
         if method == "GET" and path == BALANCE:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from tests.support.fake_stripe import FakeStripe
 
+CORE_EVENTS = "/v2/core/events/"
 SESSIONS = "/v2/billing/meter_event_session"
 STREAM = "/v2/billing/meter_event_stream"
 SESSION_SECONDS = 15 * 60
@@ -55,10 +56,76 @@ class MeterStream:
         self.owner = owner
         self.sessions: dict[str, float] = {}  # authentication_token -> expires_at (epoch)
         self.stream_requests = 0
+        self.events: dict[str, dict[str, Any]] = {}  # v2 events, for GET /v2/core/events/{id}
+        self.meter_id = f"mtr_test_{uuid.uuid4().hex[:24]}"
 
     def reset(self) -> None:
         self.sessions.clear()
         self.stream_requests = 0
+        self.events.clear()
+
+    # -- meter error reports ------------------------------------------------------------------
+
+    def error_report(
+        self, errors: list[tuple[str, dict[str, Any]]], *, start: float, end: float
+    ) -> dict[str, Any]:
+        """A v1.billing.meter.error_report_triggered v2 event as GET /v2/core/events/{id}
+        answers it (stripe-python 16, events/_v1_billing_meter_error_report_triggered_event.py;
+        the example in docs.stripe.com/api/v2/core/events/object)."""
+        by_code: dict[str, list[dict[str, Any]]] = {}
+        for code, sample in errors:
+            by_code.setdefault(code, []).append(sample)
+        event_id = f"evt_test_{uuid.uuid4().hex}"
+        count = len(errors)
+        event = {
+            "id": event_id,
+            "object": "v2.core.event",
+            "context": None,
+            "created": rfc3339(end),
+            "data": {
+                "developer_message_summary": (
+                    f"There {'is' if count == 1 else 'are'} {count} invalid "
+                    f"event{'' if count == 1 else 's'}"
+                ),
+                "reason": {
+                    "error_count": count,
+                    "error_types": [
+                        # Stripe sends a few samples per code, not every event at fault.
+                        {"code": code, "error_count": len(samples),
+                         "sample_errors": samples[:3]}
+                        for code, samples in by_code.items()
+                    ],
+                },
+                "validation_start": rfc3339(start),
+                "validation_end": rfc3339(end),
+            },
+            "livemode": False,
+            "reason": None,
+            "related_object": {"id": self.meter_id, "type": "billing.meter",
+                               "url": f"/v1/billing/meters/{self.meter_id}"},
+            "type": "v1.billing.meter.error_report_triggered",
+        }
+        with self.owner._lock:
+            self.events[event_id] = event
+        return event
+
+    @staticmethod
+    def thin(event: dict[str, Any]) -> dict[str, Any]:
+        """The thin notification an event destination receives: no data, fetch it."""
+        return {key: event[key] for key in
+                ("id", "object", "type", "created", "livemode", "context", "reason",
+                 "related_object")}
+
+    def get_event(self, path: str) -> dict[str, Any]:
+        from tests.support.fake_stripe import StripeError
+
+        event_id = path[len(CORE_EVENTS):]
+        with self.owner._lock:
+            event = self.events.get(event_id)
+        if event is None:
+            raise StripeError(404, "invalid_request_error", f"No such event: '{event_id}'",
+                              code="resource_missing", param="id")
+        return event
 
     def create_session(self, now: float) -> dict[str, Any]:
         token = f"mes_tok_{uuid.uuid4().hex}"

@@ -35,6 +35,24 @@ DUPLICATE_MESSAGE_PREFIX = "An event already exists with identifier"
 # The v2 meter event stream takes at most 100 events per request.
 STREAM_MAX_EVENTS = 100
 
+# The error codes of a v1.billing.meter.error_report_triggered event (stripe-python 16,
+# stripe/events/_v1_billing_meter_error_report_triggered_event.py; an open enum: anything else
+# is counted as "other"). Those about the customer hold for every event sent to that customer.
+METER_ERROR_CODES = (
+    "archived_meter",
+    "meter_event_customer_not_found",
+    "meter_event_dimension_count_too_high",
+    "meter_event_invalid_value",
+    "meter_event_no_customer_defined",
+    "meter_event_value_too_many_digits",
+    "missing_dimension_payload_keys",
+    "no_meter",
+    "timestamp_in_future",
+    "timestamp_too_far_in_past",
+    "other",
+)
+CUSTOMER_ERROR_CODES = frozenset({"meter_event_customer_not_found"})
+
 T = TypeVar("T")
 
 

@@ -72,3 +72,10 @@ class PendingOut(ResponseModel):
 class RequeuedOut(ResponseModel):
     requeued: int
     org_id: str | None
+
+
+class ThinEventOut(ResponseModel):
+    event_id: str
+    type: str
+    outcome: str = Field(description="handled, ignored (a type we do not act on) or duplicate")
+    rejected: int = Field(description="Usage records marked rejected by this error report")

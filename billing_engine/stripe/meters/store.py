@@ -356,6 +356,42 @@ class MeterStore(Store):
         )
         self._run(lambda c: c.execute(stmt), write=True)
 
+    def mark_rejected(self, identifiers: Iterable[str], *, reason: str) -> int:
+        """Sent records Stripe's asynchronous validation reported: not billed. Returns how many
+        changed (a report delivered twice changes nothing the second time)."""
+        names = list(identifiers)
+        if not names:
+            return 0
+        o = meter_outbox.c
+        stmt = (
+            meter_outbox.update()
+            .where(o.identifier.in_(names), o.state == SENT)
+            .values(state=REJECTED, last_error=reason[:500])
+        )
+        return int(self._run(lambda c: c.execute(stmt).rowcount, write=True))
+
+    def mark_rejected_for_customer(
+        self, customer: str, *, sent_from: datetime, sent_to: datetime, reason: str
+    ) -> int:
+        """Every record sent to `customer` in a window: an error about the customer itself
+        (unknown, or none mapped) holds for all of them, not only for the samples Stripe
+        names."""
+        o = meter_outbox.c
+        stmt = (
+            meter_outbox.update()
+            .where(o.stripe_customer_id == customer, o.state == SENT,
+                   o.sent_at >= sent_from, o.sent_at <= sent_to)
+            .values(state=REJECTED, last_error=reason[:500])
+        )
+        return int(self._run(lambda c: c.execute(stmt).rowcount, write=True))
+
+    def by_identifiers(self, identifiers: Iterable[str]) -> list[OutboxRecord]:
+        names = list(identifiers)
+        if not names:
+            return []
+        query = select(meter_outbox).where(meter_outbox.c.identifier.in_(names))
+        return [_record(r) for r in self._run(lambda c: c.execute(query).all())]
+
     def release(self, record_ids: Iterable[int], *, next_attempt_at: datetime) -> None:
         """Give back claimed records that were not attempted, due again at `next_attempt_at`."""
         ids = list(record_ids)
