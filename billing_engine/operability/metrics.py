@@ -344,6 +344,18 @@ class EngineMetrics:
         )
         for code in METER_ERROR_CODES:
             self.meter_error_reports.labels(code)
+        self.meter_adjustments = Counter(
+            "meter_event_adjustments_total",
+            "Meter events cancelled in Stripe because the hour's usage went down.",
+            registry=r,
+        )
+        self.meter_overreported = Gauge(
+            "usage_meter_overreported_seconds",
+            "Instance time reported to Stripe beyond what we hold (the minutes times 60), in "
+            "hours whose events are too old for Stripe to cancel (over 24 hours): billed "
+            "unless credited.",
+            registry=r,
+        )
         self.meter_events_sent = Counter(
             "meter_events_sent_total",
             "Usage records Stripe accepted.",

@@ -159,6 +159,9 @@ class PaymentProvider(MeterReporter, Protocol):
     def retrieve_event(self, event_id: str) -> dict[str, Any]:
         """A v2 event (the data behind a thin event), as Stripe's API returns it."""
 
+    def cancel_meter_event(self, *, event_name: str, identifier: str) -> None:
+        """Withdraw a meter event Stripe received less than 24 hours ago."""
+
 
 def _retry_after(headers: Any) -> float | None:
     if not headers:
@@ -319,6 +322,14 @@ class StripeProvider:
 
         self._call(send)
 
+    def cancel_meter_event(self, *, event_name: str, identifier: str) -> None:
+        """POST /v1/billing/meter_event_adjustments, type cancel: Stripe withdraws the event
+        with this identifier (only within 24 hours of receiving it)."""
+        params: Any = {"event_name": event_name, "type": "cancel",
+                       "cancel": {"identifier": identifier}}
+        self._call(lambda: self._client.v1.billing.meter_event_adjustments.create(
+            params, options={"idempotency_key": f"cancel:{identifier}"}))
+
     def retrieve_event(self, event_id: str) -> dict[str, Any]:
         """GET /v2/core/events/{id}: the whole event behind a thin event notification."""
         found = self._call(lambda: self._client.v2.core.events.retrieve(event_id))
@@ -394,6 +405,10 @@ class SimulatedProvider:
     def report_meter_event_batch(self, events: Sequence[MeterEvent]) -> None:
         for event in events:
             self.report_meter_event(event)
+
+    def cancel_meter_event(self, *, event_name: str, identifier: str) -> None:
+        with self._lock:
+            self._events.pop(identifier, None)
 
     def retrieve_event(self, event_id: str) -> dict[str, Any]:
         raise ProviderError(ErrorKind.CLIENT_ERROR, "the simulated provider holds no events",

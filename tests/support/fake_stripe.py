@@ -40,10 +40,18 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from tests.support.fake_stripe_v2 import CORE_EVENTS, SESSIONS, STREAM, MeterStream
+from tests.support.fake_stripe_v2 import (
+    CORE_EVENTS,
+    SESSIONS,
+    STREAM,
+    MeterStream,
+    parse_rfc3339,
+)
 
 DEFAULT_API_KEY = "sk_test_fake_0123456789"
 METER_EVENTS = "/v1/billing/meter_events"
+ADJUSTMENTS = "/v1/billing/meter_event_adjustments"
+STRIPE_CANCEL_WINDOW_SECONDS = 24 * 3600
 INVOICES = "/v1/invoices"
 BALANCE = "/v1/balance"
 STRIPE_MAX_BACKDATE_SECONDS = 35 * 86400
@@ -427,6 +435,36 @@ class FakeStripe:
             with self._lock:
                 self._v1_in_flight.discard(slot)
 
+    def _cancel_event(self, form: dict[str, str]) -> dict[str, Any]:
+        """A meter event adjustment of type cancel: the event stops counting. Stripe allows it
+        within 24 hours of receiving the event."""
+        for name in ("event_name", "type", "cancel[identifier]"):
+            if not form.get(name):
+                raise StripeError(400, "invalid_request_error", f"Missing required param: {name}.",
+                                  code="parameter_missing", param=name)
+        if form["type"] != "cancel":
+            raise StripeError(400, "invalid_request_error", "Invalid type: must be cancel.",
+                              code="parameter_invalid", param="type")
+        identifier = form["cancel[identifier]"]
+        now = self._now()
+        with self._lock:
+            event = self._by_identifier.get(identifier)
+            if event is None:
+                raise StripeError(400, "invalid_request_error",
+                                  f"No meter event with identifier {identifier}.",
+                                  code="resource_missing", param="cancel[identifier]")
+            created = event["created"]
+            if isinstance(created, str):  # a v2 event
+                created = parse_rfc3339(created) or 0.0
+            if now - created > STRIPE_CANCEL_WINDOW_SECONDS:
+                raise StripeError(400, "invalid_request_error",
+                                  "Meter events can only be cancelled within 24 hours of being "
+                                  "received.", param="cancel[identifier]")
+            self._events = [e for e in self._events if e["identifier"] != identifier]
+        return {"object": "billing.meter_event_adjustment", "cancel": {"identifier": identifier},
+                "event_name": form["event_name"], "livemode": False, "status": "pending",
+                "type": "cancel"}
+
     def report_customer_unknown_later(self, customer_id: str) -> None:
         """Meter events for this customer are taken (200), then found invalid by the asynchronous
         validation: `meter_event_customer_not_found` in the next error report."""
@@ -579,6 +617,8 @@ class FakeStripe:
             return 200, self.v2.create_session(self._now()), {}
         if method == "GET" and path.startswith(CORE_EVENTS):
             return 200, self.v2.get_event(path), {}
+        if method == "POST" and path == ADJUSTMENTS:
+            return 200, self._cancel_event(form), {}
         if method == "GET" and path == INVOICES:
             return 200, self._list_invoices(query), {}
         if method == "GET" and path == BALANCE:

@@ -22,7 +22,7 @@ from typing import Any
 
 from billing_core.periods import minute_of
 from billing_engine.operability.metrics import EngineMetrics
-from billing_engine.stripe.client import ErrorKind, MeterEvent, PaymentProvider
+from billing_engine.stripe.client import ErrorKind, MeterEvent, PaymentProvider, ProviderError
 from billing_engine.stripe.meters.rules import (
     is_duplicate_identifier,
     outside_window,
@@ -35,12 +35,16 @@ from billing_engine.stripe.meters.store import (
     FAILED,
     PENDING,
     REJECTED,
+    SENT,
+    HourBusy,
     MeterStore,
     OutboxRecord,
 )
 from billing_engine.usage.rules import earliest_open_instant
 
 log = logging.getLogger("billing_engine.meters")
+# Stripe cancels a meter event only within 24 hours of receiving it; kept clear of the edge.
+CANCEL_WINDOW = timedelta(hours=23, minutes=30)
 Clock = Callable[[], datetime]
 
 OUTCOMES_SHOWN = 100
@@ -171,11 +175,56 @@ class MeterReporting:
     def enqueue(self, now: datetime | None = None) -> int:
         now = now or self.clock()
         window_start = earliest_open_instant(now=now, grace=self.config.period_close_grace)
-        return self.store.enqueue_closed_hours(
+        added = self.store.enqueue_closed_hours(
             window_start_minute=minute_of(window_start),
             closed_before_minute=closed_before_minute(now, self.config.close_delay),
             now=now,
         )
+        return added + self.correct_downwards(now, window_start=window_start)
+
+    def correct_downwards(self, now: datetime, *, window_start: datetime) -> int:
+        """Hours whose reported minutes exceed what we hold now (usage that went down, e.g.
+        after a rebuild of the raw usage): their events are cancelled in Stripe by meter event
+        adjustments (Stripe allows it within 24 hours of receiving an event), their records
+        withdrawn, and the hour's new total queued under a new identifier. An hour with an
+        event Stripe received longer ago cannot be corrected so: its excess minutes show in
+        `usage_meter_overreported_seconds` (and stay billed: a credit gives them back)."""
+        over = self.store.over_reported_hours(
+            window_start_minute=minute_of(window_start),
+            closed_before_minute=closed_before_minute(now, self.config.close_delay),
+        )
+        queued = 0
+        stuck_minutes = 0
+        for org_id, hour, held in over:
+            records = self.store.live_records_of_hour(org_id, hour)
+            sent = [r for r in records if r.state == SENT]
+            if any(r.sent_at is None or now - r.sent_at > CANCEL_WINDOW for r in sent):
+                stuck_minutes += sum(r.minutes for r in records) - held
+                continue
+            reason = f"withdrawn: the hour now holds {held} minutes"
+            try:
+                for record in sent:
+                    assert record.stripe_customer_id is not None
+                    self.provider.cancel_meter_event(
+                        event_name=self.config.event_name,
+                        identifier=stripe_identifier(record.identifier,
+                                                     customer=record.stripe_customer_id,
+                                                     generation=record.generation),
+                    )
+                    self.store.replace_hour(org_id, hour, withdrawn=[record.id], minutes=0,
+                                            now=now, reason=reason)
+                    self.metrics.meter_adjustments.inc()
+                pending = [r.id for r in records if r.state == PENDING]
+                if self.store.replace_hour(org_id, hour, withdrawn=pending, minutes=held,
+                                           now=now, reason=reason) is not None:
+                    queued += 1
+            except ProviderError as exc:
+                log.warning("meter event adjustment failed; the next round tries again",
+                            extra={"org_id": org_id, "reason": exc.describe()})
+            except HourBusy:
+                continue
+        self.metrics.meter_overreported.set(stuck_minutes * 60)
+        return queued
 
     # -- flush ------------------------------------------------------------------------------
 

@@ -12,7 +12,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Integer, String, and_, cast, func, literal, or_, select
+from sqlalchemy import (
+    Connection,
+    Integer,
+    String,
+    and_,
+    case,
+    cast,
+    func,
+    literal,
+    or_,
+    select,
+)
 from sqlalchemy.sql.elements import ColumnElement
 
 from billing_core.sql import utc, utc_or_none
@@ -27,10 +38,15 @@ SENT = "sent"
 FAILED = "failed"
 REJECTED = "rejected"  # accepted, then reported by Stripe's asynchronous validation
 EXPIRED = "expired"  # its hour left Stripe's timestamp window before it could be sent
+CANCELED = "canceled"  # withdrawn: usage went down (Stripe's event cancelled, or never sent)
 REQUEUEABLE = (FAILED, REJECTED)
 MINUTES_PER_HOUR = 60
 # The Julian day number of 1970-01-01 00:00 UTC.
 _UNIX_EPOCH_JULIAN = 2440587.5
+
+
+class HourBusy(Exception):
+    """A record of the hour is being sent right now; nothing was changed."""
 
 
 @dataclass(frozen=True)
@@ -135,7 +151,7 @@ class MeterStore(Store):
         day_of_hour = o.hour // 24
         reported_days = (
             select(o.org_id, day_of_hour.label("epoch_day"), func.sum(o.minutes).label("minutes"))
-            .where(o.hour >= first_hour)
+            .where(o.hour >= first_hour, o.state != CANCELED)
             .group_by(o.org_id, day_of_hour)
             .cte("reported_days")
         )
@@ -166,7 +182,9 @@ class MeterStore(Store):
                 o.org_id,
                 o.hour,
                 func.max(o.version).label("version"),
-                func.sum(o.minutes).label("minutes"),
+                # Withdrawn records keep their version (identifiers stay unique), not their
+                # minutes.
+                func.sum(case((o.state == CANCELED, 0), else_=o.minutes)).label("minutes"),
             )
             .where(o.hour >= first_hour)
             .group_by(o.org_id, o.hour)
@@ -225,6 +243,92 @@ class MeterStore(Store):
         )
         # Counted from RETURNING: sqlite3 reports no rowcount for a statement opening with WITH.
         return len(self._run(lambda c: c.execute(stmt).all(), write=True))
+
+    # -- usage that went down ---------------------------------------------------------------
+
+    def over_reported_hours(
+        self, *, window_start_minute: int, closed_before_minute: int
+    ) -> list[tuple[str, int, int]]:
+        """(org_id, hour, minutes held now) of every closed hour whose records (pending or
+        sent) add up to more minutes than the engine holds for it now: usage that went down."""
+        if closed_before_minute <= window_start_minute:
+            return []
+        o = meter_outbox.c
+        first_hour = window_start_minute // MINUTES_PER_HOUR
+        end_hour = closed_before_minute // MINUTES_PER_HOUR
+        live = o.state.in_((PENDING, SENT))
+        reported = (
+            select(o.org_id, o.hour, func.sum(o.minutes).label("minutes"))
+            .where(o.hour >= first_hour, o.hour < end_hour, live)
+            .group_by(o.org_id, o.hour)
+            .cte("reported_hours")
+        )
+        days = (
+            select(reported.c.org_id, (reported.c.hour // 24).label("epoch_day"))
+            .distinct()
+            .cte("reported_days")
+        )
+        held = hourly_minutes(
+            days, first_minute=window_start_minute, end_minute=closed_before_minute
+        ).cte("held")
+        query = (
+            select(reported.c.org_id, reported.c.hour,
+                   func.coalesce(held.c.minutes, 0).label("held"))
+            .select_from(reported)
+            .outerjoin(held, and_(held.c.org_id == reported.c.org_id,
+                                  held.c.hour == reported.c.hour))
+            .where(reported.c.minutes > func.coalesce(held.c.minutes, 0))
+            .order_by(reported.c.hour, reported.c.org_id)
+        )
+        rows = self._run(lambda c: c.execute(query).all())
+        return [(r.org_id, int(r.hour), int(r.held)) for r in rows]
+
+    def live_records_of_hour(self, org_id: str, hour: int) -> list[OutboxRecord]:
+        o = meter_outbox.c
+        query = (
+            select(meter_outbox)
+            .where(o.org_id == org_id, o.hour == hour, o.state.in_((PENDING, SENT)))
+            .order_by(o.version)
+        )
+        return [_record(r) for r in self._run(lambda c: c.execute(query).all())]
+
+    def replace_hour(
+        self, org_id: str, hour: int, *, withdrawn: Iterable[int], minutes: int, now: datetime,
+        reason: str,
+    ) -> int | None:
+        """Withdraw an hour's records and, when minutes remain, queue the hour's new total as
+        the next version: one transaction. Returns the new record's id."""
+        ids = list(withdrawn)
+        o = meter_outbox.c
+
+        def work(conn: Connection) -> int | None:
+            free = or_(o.claimed_until.is_(None), o.claimed_until <= now)
+            withdrawn_now = conn.execute(
+                meter_outbox.update()
+                .where(o.id.in_(ids), o.state.in_((PENDING, SENT)), free)
+                .values(state=CANCELED, last_error=reason[:500], claimed_until=None)
+            ).rowcount
+            if withdrawn_now != len(ids):
+                raise HourBusy()  # a sender holds one of them: the next round tries again
+            if minutes <= 0:
+                return None
+            top = conn.execute(
+                select(func.max(o.version), func.min(o.identifier))
+                .where(o.org_id == org_id, o.hour == hour)
+            ).one()
+            version = int(top[0] or 0) + 1
+            label = datetime.fromtimestamp(hour * 3600, UTC).strftime("%Y%m%d%H")
+            new_id = conn.execute(
+                meter_outbox.insert()
+                .values(org_id=org_id, hour=hour, version=version,
+                        identifier=f"usage-{org_id}-{label}-v{version}", minutes=minutes,
+                        state=PENDING, attempts=0, next_attempt_at=now, created_at=now)
+                .returning(o.id)
+            ).scalar_one()
+            return int(new_id)
+
+        result: int | None = self._run(work, write=True)  # HourBusy: nothing changed
+        return result
 
     # -- sending ----------------------------------------------------------------------------
 
