@@ -30,8 +30,8 @@ INSTANCE = "vm-fuzz-1"
 @pytest.fixture
 def engine(pg_database, redis_url, metrics, clock) -> Iterator[FastAPI]:
     """The engine with the entitlements cache and webhook dedup on Redis, webhook secrets (so
-    Stripe deliveries, thin events too, reach the signature check), no failed-authentication limits (invalid
-    input includes credentials), and one org with a running instance."""
+    Stripe deliveries, thin events too, reach the signature check), no failed-authentication
+    limits (invalid input includes credentials), and one org with a running instance."""
     settings = Settings(admin_api_key=ADMIN_KEY, environment="test", redis_url=redis_url,
                         stripe_webhook_secret="whsec_fuzz_" + "0" * 32,
                         stripe_thin_webhook_secret="whsec_fuzz_thin_" + "0" * 27,
