@@ -77,9 +77,7 @@ def is_duplicate_identifier(status: int | None, message: str | None) -> bool:
     """Stripe's answer to an identifier it already counted: HTTP 400, type
     invalid_request_error, no error code, the message "An event already exists with identifier
     <identifier>." The usage is in Stripe already, so the record counts as sent."""
-    return status == 400 and bool(message) and message.strip().startswith(
-        DUPLICATE_MESSAGE_PREFIX
-    )
+    return status == 400 and (message or "").strip().startswith(DUPLICATE_MESSAGE_PREFIX)
 
 
 def window_deadline(hour_start: datetime) -> datetime:
