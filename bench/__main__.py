@@ -5,7 +5,9 @@ At 0, 10 million and 100 million stored instance-minutes (bench/scale.py): inges
 through POST /v1/heartbeats (1,000 per batch) into PostgreSQL, in two shapes, beside a raw COPY
 of the same heartbeats as minute rows; GET /v1/billing latency at a fixed arrival rate with
 10,000 orgs holding 30 days of usage, beside GET /healthz on the same server; bytes per stored
-instance-minute. Then the console, budget rounds at 100,000 and 1,000,000 orgs, and page latency.
+instance-minute. Then the console, budget rounds at 100,000 and 1,000,000 orgs, page latency,
+and usage reporting to Stripe: 200,000 hour records drained to the Stripe stand-in at 80 ms per
+round trip (bench/meters.py).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from bench.alerts_bench import (
 )
 from bench.console import bench_console, print_console
 from bench.load import open_loop
+from bench.meters import bench_meters, print_meters
 from bench.scale import seed_stored_minutes, stored
 from billing_core.access.tokens import display_prefix, new_token, token_hash
 from billing_engine.db import migrate
@@ -319,7 +322,9 @@ def main() -> int:
                         help="stored instance-minutes to measure at, comma-separated")
     parser.add_argument("--alert-orgs", default="100000,1000000",
                         help="orgs of each budget-round measurement, comma-separated")
-    parser.add_argument("--only", default="scale,console,alerts_budget,alerts_page",
+    parser.add_argument("--meter-records", type=int, default=200_000,
+                        help="hour records in the usage-reporting backlog")
+    parser.add_argument("--only", default="scale,console,alerts_budget,alerts_page,meters",
                         help="parts to run, comma-separated")
     parser.add_argument("--json", type=Path, default=ROOT / "var" / "bench" / "results.json")
     args = parser.parse_args()
@@ -341,6 +346,8 @@ def main() -> int:
         if "alerts_page" in parts:
             runs.append(("alerts_page", bench_alerts_page))
             runs.append(("alerts_flood", bench_page_behind_flood))
+        if "meters" in parts:
+            runs.append(("meters", lambda u: bench_meters(u, records=args.meter_records)))
         for name, run in runs:
             with scratch_database(server_url, prefix="billing_bench", setup=migrate) as url:
                 group, _, key = name.partition("/")
@@ -362,6 +369,8 @@ def main() -> int:
         print_alerts({"alerts_page": results["alerts_page"]})
     if "alerts_flood" in results:
         print_alerts({"alerts_flood": results["alerts_flood"]})
+    if "meters" in results:
+        print_meters(results["meters"])
     return 0
 
 

@@ -75,6 +75,8 @@ class Settings:
     db_pool_size: int = 10
     stripe_secret_key: str | None = field(default=None, repr=False)
     stripe_webhook_secret: str | None = field(default=None, repr=False)
+    # The signing secret of the v2 event destination sending thin events (meter error reports).
+    stripe_thin_webhook_secret: str | None = field(default=None, repr=False)
     entitlements_cache_ttl_seconds: int = 300
     # After a Redis failure, requests skip Redis for this long instead of each waiting on it.
     cache_retry_seconds: float = 2.0
@@ -85,7 +87,10 @@ class Settings:
     stripe_breaker_failures: int = 5
     stripe_breaker_cooldown_seconds: float = 30.0
     meter_flush_interval_seconds: float = 60.0
-    meter_flush_batch_size: int = 500
+    meter_flush_batch_size: int = 5000
+    # Requests to Stripe in flight at once, and the smallest chunk sent by the v2 stream.
+    meter_concurrency: int = 8
+    meter_stream_min_records: int = 20
     # An hour is reported once it ended this long ago (late heartbeats become corrections).
     meter_close_delay: timedelta = timedelta(seconds=300)
     # Payment attempts and refunds older than this are deleted by the hourly retention job.
@@ -127,6 +132,7 @@ class Settings:
             db_pool_size=env_int(env, "DB_POOL_SIZE", 10),
             stripe_secret_key=env.get("STRIPE_SECRET_KEY") or None,
             stripe_webhook_secret=env.get("STRIPE_WEBHOOK_SECRET") or None,
+            stripe_thin_webhook_secret=env.get("STRIPE_THIN_WEBHOOK_SECRET") or None,
             entitlements_cache_ttl_seconds=env_int(env, "ENTITLEMENTS_CACHE_TTL_SECONDS", 300),
             stripe_api_base=env.get("STRIPE_API_BASE") or None,
             stripe_meter_event_name=env.get("STRIPE_METER_EVENT_NAME") or "instance_minutes",
@@ -134,7 +140,9 @@ class Settings:
             stripe_breaker_failures=env_int(env, "STRIPE_BREAKER_FAILURES", 5),
             stripe_breaker_cooldown_seconds=env_int(env, "STRIPE_BREAKER_COOLDOWN_SECONDS", 30),
             meter_flush_interval_seconds=env_int(env, "METER_FLUSH_INTERVAL_SECONDS", 60),
-            meter_flush_batch_size=env_int(env, "METER_FLUSH_BATCH_SIZE", 500),
+            meter_flush_batch_size=env_int(env, "METER_FLUSH_BATCH_SIZE", 5000),
+            meter_concurrency=env_int(env, "METER_CONCURRENCY", 8),
+            meter_stream_min_records=env_int(env, "METER_STREAM_MIN_RECORDS", 20),
             meter_close_delay=timedelta(seconds=env_int(env, "METER_CLOSE_DELAY_SECONDS", 300)),
             payment_retention_days=env_int(env, "PAYMENT_RETENTION_DAYS", 90),
             usage_retention_months=env_int(env, "USAGE_RETENTION_MONTHS", 13),
@@ -167,6 +175,10 @@ class Settings:
             raise SettingsError("METER_FLUSH_INTERVAL_SECONDS must be at least 1")
         if not 1 <= self.meter_flush_batch_size <= 10000:
             raise SettingsError("METER_FLUSH_BATCH_SIZE must be between 1 and 10000")
+        if not 1 <= self.meter_concurrency <= 64:
+            raise SettingsError("METER_CONCURRENCY must be between 1 and 64")
+        if self.meter_stream_min_records < 1:
+            raise SettingsError("METER_STREAM_MIN_RECORDS must be at least 1")
         if self.stripe_breaker_failures < 1:
             raise SettingsError("STRIPE_BREAKER_FAILURES must be at least 1")
         if self.meter_close_delay < timedelta(0):
@@ -191,6 +203,7 @@ class Settings:
                 self.admin_api_key,
                 self.stripe_secret_key,
                 self.stripe_webhook_secret,
+                self.stripe_thin_webhook_secret,
                 *(key for _name, key in self.admin_api_keys),
                 url_password(self.database_url),
                 url_password(self.redis_url),

@@ -37,6 +37,7 @@ from billing_engine.payments.store import PaymentStore
 from billing_engine.settings import Settings
 from billing_engine.stripe.circuit_breaker import CircuitBreaker
 from billing_engine.stripe.client import PaymentProvider, log_breaker_change, provider_from_settings
+from billing_engine.stripe.meters.errors import MeterErrorReports
 from billing_engine.stripe.meters.service import MeterConfig, MeterFlusher, MeterReporting
 from billing_engine.stripe.meters.store import MeterStore
 from billing_engine.stripe.reconcile.service import MirroredInvoices, Reconciler
@@ -72,6 +73,7 @@ class Services:
     webhooks: StripeWebhooks
     provider: PaymentProvider
     meters: MeterReporting
+    meter_errors: MeterErrorReports
     reconciler: Reconciler
     retention: PaymentRetention
     usage_retention: UsageRetention
@@ -95,6 +97,7 @@ class Services:
         """Let go of Redis (the database belongs to whoever passed it in, or to `dispose`)."""
         self.cache.close()
         self.dedup.close()
+        self.meters.close()
 
     def dispose(self) -> None:
         self.close()
@@ -163,6 +166,7 @@ def build_services(
             on_change=log_breaker_change,
         ),
         invoice_source=MirroredInvoices(reconciliation_store),
+        clock=lambda: clock().timestamp(),
     )
     webhooks = StripeWebhooks(
         store=inbox,
@@ -183,6 +187,8 @@ def build_services(
             close_delay=settings.meter_close_delay,
             period_close_grace=settings.period_close_grace,
             batch_size=settings.meter_flush_batch_size,
+            concurrency=settings.meter_concurrency,
+            stream_min_records=settings.meter_stream_min_records,
         ),
         clock=clock,
     )
@@ -248,6 +254,13 @@ def build_services(
         webhooks=webhooks,
         provider=provider,
         meters=meters,
+        meter_errors=MeterErrorReports(
+            store=meters.store,
+            provider=provider,
+            metrics=metrics,
+            secret=settings.stripe_thin_webhook_secret,
+            refresh_gauges=meters.refresh_gauges,
+        ),
         reconciler=reconciler,
         retention=retention,
         usage_retention=usage_retention,

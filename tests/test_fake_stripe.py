@@ -44,11 +44,13 @@ def test_the_same_key_with_other_parameters_is_an_idempotency_error(client, fake
                                               options={"idempotency_key": "k1"})
 
 
-def test_a_repeated_identifier_is_refused_and_not_counted(client, fake):
+def test_a_repeated_identifier_is_refused_in_stripes_words_and_not_counted(client, fake):
     client.v1.billing.meter_events.create(event("e1"))
     with pytest.raises(stripe.InvalidRequestError) as refused:
         client.v1.billing.meter_events.create(event("e1"))
-    assert refused.value.code == "resource_already_exists"
+    assert refused.value.http_status == 400
+    assert refused.value.code is None  # Stripe sends no code: only the message says why
+    assert refused.value.user_message == "An event already exists with identifier e1."
     assert fake.totals_by_customer() == {"cus_1": 5}
 
 

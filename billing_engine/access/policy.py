@@ -30,6 +30,7 @@ ENGINE_POLICY: Policy = {
     ("GET", "/redoc"): PUBLIC,
     # Stripe signs its deliveries; the signature is the credential.
     ("POST", "/webhooks/stripe"): PUBLIC,
+    ("POST", "/webhooks/stripe/thin"): PUBLIC,
     # A fleet sends its own org's heartbeats; the route refuses a batch naming another org.
     ("POST", "/v1/heartbeats"): OrgScope(Scope.usage_write, staff=None),
     # An org's own billing, for its key with billing:read, or for support.

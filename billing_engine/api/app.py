@@ -63,6 +63,7 @@ ROUTERS = (
     access_routes.router,
     webhook_routes.admin,
     meter_routes.router,
+    meter_routes.public,
     reconcile_routes.router,
     health_routes.router,
 )

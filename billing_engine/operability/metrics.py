@@ -23,6 +23,7 @@ from billing_core.quota import BUDGET_THRESHOLDS
 from billing_core.resources import ResourceCollector
 from billing_engine import __version__
 from billing_engine.payments.rules import FAILURE_REASONS, PAYMENT_METHODS, PaymentOutcome
+from billing_engine.stripe.meters.rules import METER_ERROR_CODES
 from billing_engine.throttling.rules import PauseReason
 from billing_engine.usage.rules import RejectReason
 
@@ -310,6 +311,58 @@ class EngineMetrics:
         self.meter_failed = Gauge(
             "usage_meter_failed",
             "Usage records Stripe refused for good; kept until an admin requeues them.",
+            registry=r,
+        )
+        self.meter_oldest_unsent_event_age = Gauge(
+            "usage_meter_oldest_unsent_event_age_seconds",
+            "Age of the usage hour of the oldest record not yet reported to Stripe (Stripe takes "
+            "meter events from the past 35 days only); 0 when none waits.",
+            registry=r,
+        )
+        self.meter_rejected = Gauge(
+            "usage_meter_rejected",
+            "Usage records Stripe accepted and then reported in a meter error report: not "
+            "billed until requeued.",
+            registry=r,
+        )
+        self.meter_expired = Gauge(
+            "usage_meter_expired",
+            "Usage records never sent because their hour left Stripe's 35-day window.",
+            registry=r,
+        )
+        self.meter_records_expired = Counter(
+            "meter_records_expired_total",
+            "Usage records given up because their hour left Stripe's 35-day window.",
+            registry=r,
+        )
+        self.meter_requests = Counter(
+            "meter_requests_total",
+            "Requests carrying usage records to Stripe, by API: stream (v2 meter event stream, "
+            "up to 100 records each) or v1 (one record each).",
+            ["api"],
+            registry=r,
+        )
+        for api in ("stream", "v1"):
+            self.meter_requests.labels(api)
+        self.meter_error_reports = Counter(
+            "meter_error_reports_total",
+            "Invalid usage events Stripe reported in v1.billing.meter.error_report_triggered "
+            "events, by Stripe's error code (other: a code we do not know).",
+            ["code"],
+            registry=r,
+        )
+        for code in METER_ERROR_CODES:
+            self.meter_error_reports.labels(code)
+        self.meter_adjustments = Counter(
+            "meter_event_adjustments_total",
+            "Meter events cancelled in Stripe because the hour's usage went down.",
+            registry=r,
+        )
+        self.meter_overreported = Gauge(
+            "usage_meter_overreported_seconds",
+            "Instance time reported to Stripe beyond what we hold (the minutes times 60), in "
+            "hours whose events are too old for Stripe to cancel (over 24 hours): billed "
+            "unless credited.",
             registry=r,
         )
         self.meter_events_sent = Counter(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -93,6 +93,17 @@ class MeterEvent:
         (after an admin repaired the link) is another request, so it gets another key."""
         return f"{self.identifier}:{self.stripe_customer_id}"
 
+    def stream_params(self) -> dict[str, Any]:
+        """One event of a v2 meter event stream request: the timestamp in RFC 3339."""
+        return {
+            "event_name": self.event_name,
+            "identifier": self.identifier,
+            "timestamp": datetime.fromtimestamp(self.timestamp, UTC)
+            .isoformat()
+            .replace("+00:00", "Z"),
+            "payload": {"stripe_customer_id": self.stripe_customer_id, "value": str(self.value)},
+        }
+
 
 @dataclass(frozen=True)
 class ProviderInvoice:
@@ -107,6 +118,19 @@ class ProviderInvoice:
     metadata: dict[str, str] = field(default_factory=dict)
 
 
+# The v2 meter event stream: at most 100 events a request; its session tokens live 15 minutes
+# and are renewed this long before they expire.
+STREAM_MAX_EVENTS = 100
+SESSION_RENEW_BEFORE = 60.0  # seconds
+
+
+def _session_expired(exc: stripe.StripeError) -> bool:
+    """Stripe's answer to a stream request under an expired session token."""
+    return isinstance(exc, stripe.TemporarySessionExpiredError) or (
+        exc.code == "billing_meter_event_session_expired"
+    )
+
+
 class MeterReporter(Protocol):
     """Where usage records go."""
 
@@ -115,6 +139,10 @@ class MeterReporter(Protocol):
 
     def report_meter_event(self, event: MeterEvent) -> None:
         """Returns when the provider accepted the event; raises ProviderError otherwise."""
+
+    def report_meter_event_batch(self, events: Sequence[MeterEvent]) -> None:
+        """Up to 100 events in one request (Stripe's v2 meter event stream), validated by
+        Stripe later: returns when the request was taken; raises ProviderError otherwise."""
 
 
 class PaymentProvider(MeterReporter, Protocol):
@@ -132,6 +160,12 @@ class PaymentProvider(MeterReporter, Protocol):
     def invoice_payment(self, invoice_id: str, *, paid: bool) -> InvoicePaymentObjects | None:
         """The payment intent and charge of the invoice's newest payment (its paid one when
         `paid`); None when this provider cannot look them up (the simulated one)."""
+
+    def retrieve_event(self, event_id: str) -> dict[str, Any]:
+        """A v2 event (the data behind a thin event), as Stripe's API returns it."""
+
+    def cancel_meter_event(self, *, event_name: str, identifier: str) -> None:
+        """Withdraw a meter event Stripe received less than 24 hours ago."""
 
 
 @dataclass(frozen=True)
@@ -221,8 +255,13 @@ class StripeProvider:
         api_base: str | None = None,
         timeout_seconds: float = 10.0,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._sleep = sleep
+        self._clock = clock
+        self._session_lock = threading.Lock()
+        self._session: tuple[str | None, float] = (None, 0.0)  # meter event session token
+        self.sessions_created = 0
         base_addresses: BaseAddresses = {}
         if api_base:
             base = api_base.rstrip("/")
@@ -275,6 +314,66 @@ class StripeProvider:
                 params, options={"idempotency_key": event.idempotency_key}
             )
         )
+
+    # -- the v2 meter event stream ----------------------------------------------------------
+
+    def report_meter_event_batch(self, events: Sequence[MeterEvent]) -> None:
+        """POST /v2/billing/meter_event_stream on the meter_events host, authenticated by a
+        meter event session's token (created with the API key, valid 15 minutes, renewed
+        `SESSION_RENEW_BEFORE` ahead of its expiry, and once more if Stripe calls it expired).
+        Stripe validates the events later: errors come back as meter error reports."""
+        if not events:
+            return
+        if len(events) > STREAM_MAX_EVENTS:
+            raise ValueError(f"at most {STREAM_MAX_EVENTS} events per stream request")
+        params: Any = {"events": [e.stream_params() for e in events]}
+
+        def send() -> None:
+            token = self._session_token()
+            try:
+                self._client.v2.billing.meter_event_stream.create(
+                    params, options={"api_key": token}
+                )
+            except stripe.StripeError as exc:
+                if not _session_expired(exc):
+                    raise
+                self._forget_session(token)
+                self._client.v2.billing.meter_event_stream.create(
+                    params, options={"api_key": self._session_token()}
+                )
+
+        self._call(send)
+
+    def cancel_meter_event(self, *, event_name: str, identifier: str) -> None:
+        """POST /v1/billing/meter_event_adjustments, type cancel: Stripe withdraws the event
+        with this identifier (only within 24 hours of receiving it)."""
+        params: Any = {"event_name": event_name, "type": "cancel",
+                       "cancel": {"identifier": identifier}}
+        self._call(lambda: self._client.v1.billing.meter_event_adjustments.create(
+            params, options={"idempotency_key": f"cancel:{identifier}"}))
+
+    def retrieve_event(self, event_id: str) -> dict[str, Any]:
+        """GET /v2/core/events/{id}: the whole event behind a thin event notification."""
+        found = self._call(lambda: self._client.v2.core.events.retrieve(event_id))
+        event: dict[str, Any] = found.to_dict()
+        return event
+
+    def _session_token(self) -> str:
+        with self._session_lock:
+            token, expires_at = self._session
+            if token is None or self._clock() >= expires_at - SESSION_RENEW_BEFORE:
+                session = self._client.v2.billing.meter_event_session.create()
+                expires = datetime.fromisoformat(session.expires_at.replace("Z", "+00:00"))
+                self._session = (session.authentication_token, expires.timestamp())
+                self.sessions_created += 1
+            token = self._session[0]
+            assert token is not None
+            return token
+
+    def _forget_session(self, token: str) -> None:
+        with self._session_lock:
+            if self._session[0] == token:
+                self._session = (None, 0.0)
 
     def list_invoices(
         self, *, created_from: datetime, created_before: datetime, customer: str | None = None
@@ -370,6 +469,18 @@ class SimulatedProvider:
         with self._lock:
             self._events.setdefault(event.identifier, event)
 
+    def report_meter_event_batch(self, events: Sequence[MeterEvent]) -> None:
+        for event in events:
+            self.report_meter_event(event)
+
+    def cancel_meter_event(self, *, event_name: str, identifier: str) -> None:
+        with self._lock:
+            self._events.pop(identifier, None)
+
+    def retrieve_event(self, event_id: str) -> dict[str, Any]:
+        raise ProviderError(ErrorKind.CLIENT_ERROR, "the simulated provider holds no events",
+                            status=404)
+
     def list_invoices(
         self, *, created_from: datetime, created_before: datetime, customer: str | None = None
     ) -> list[ProviderInvoice]:
@@ -399,11 +510,16 @@ def provider_from_settings(
     timeout_seconds: float,
     breaker: CircuitBreaker,
     invoice_source: Callable[[datetime, datetime], Iterable[ProviderInvoice]] | None = None,
+    clock: Callable[[], float] | None = None,
 ) -> PaymentProvider:
     """Stripe when a secret key is set, else the simulated provider (whose invoices, if any,
     come from `invoice_source`)."""
     if not secret_key:
         return SimulatedProvider(invoice_source)
     return StripeProvider(
-        api_key=secret_key, api_base=api_base, timeout_seconds=timeout_seconds, breaker=breaker
+        api_key=secret_key,
+        api_base=api_base,
+        timeout_seconds=timeout_seconds,
+        breaker=breaker,
+        clock=clock or time.time,
     )

@@ -29,11 +29,12 @@ INSTANCE = "vm-fuzz-1"
 
 @pytest.fixture
 def engine(pg_database, redis_url, metrics, clock) -> Iterator[FastAPI]:
-    """The engine with the entitlements cache and webhook dedup on Redis, a webhook secret (so
-    Stripe deliveries reach the signature check), no failed-authentication limits (invalid
-    input includes credentials), and one org with a running instance."""
+    """The engine with the entitlements cache and webhook dedup on Redis, webhook secrets (so
+    Stripe deliveries, thin events too, reach the signature check), no failed-authentication
+    limits (invalid input includes credentials), and one org with a running instance."""
     settings = Settings(admin_api_key=ADMIN_KEY, environment="test", redis_url=redis_url,
                         stripe_webhook_secret="whsec_fuzz_" + "0" * 32,
+                        stripe_thin_webhook_secret="whsec_fuzz_thin_" + "0" * 27,
                         auth_failure_limit_per_address=0, auth_failure_limit_per_key_prefix=0)
     app = create_app(settings, database=pg_database, metrics=metrics, clock=clock,
                      housekeeping=False)

@@ -13,8 +13,13 @@ from fastapi.testclient import TestClient
 from billing_engine.api import create_app
 from billing_engine.customers.tables import orgs
 from billing_engine.operability.metrics import EngineMetrics
+from billing_engine.stripe.meters.rules import stripe_identifier
 from tests.support.builders import ADMIN_HEADERS, hb, new_org, post_heartbeats
 from tests.support.fake_stripe import METER_EVENTS, FakeStripe
+
+
+def sent_as(identifier: str, customer: str, generation: int = 0) -> str:
+    return stripe_identifier(identifier, customer=customer, generation=generation)
 
 # The test clock stands at 2026-11-18 12:00:30 UTC: 09:00 and 10:00 are closed hours, 11:00 is not.
 BREAKER_FAILURES = 3
@@ -107,21 +112,22 @@ def test_closed_hours_reach_stripe_as_meter_events_with_their_identifier(app, ad
     assert [r.form for r in requests] == [
         {
             "event_name": "instance_minutes",
-            "identifier": f"usage-{org}-2026111809-v1",
+            "identifier": sent_as(f"usage-{org}-2026111809-v1", "cus_A"),
             "timestamp": str(int(nine(clock).timestamp())),
             "payload[stripe_customer_id]": "cus_A",
             "payload[value]": "60",
         },
         {
             "event_name": "instance_minutes",
-            "identifier": f"usage-{org}-2026111810-v1",
+            "identifier": sent_as(f"usage-{org}-2026111810-v1", "cus_A"),
             "timestamp": str(int((nine(clock) + timedelta(hours=1)).timestamp())),
             "payload[stripe_customer_id]": "cus_A",
             "payload[value]": "60",
         },
     ]
     assert [r.headers["idempotency-key"] for r in requests] == [
-        f"usage-{org}-2026111809-v1:cus_A", f"usage-{org}-2026111810-v1:cus_A"]
+        sent_as(f"usage-{org}-2026111809-v1", "cus_A") + ":cus_A",
+        sent_as(f"usage-{org}-2026111810-v1", "cus_A") + ":cus_A"]
     assert all(r.headers["content-type"] == "application/x-www-form-urlencoded"
                for r in requests)
     assert fake.totals_by_customer() == {"cus_A": 120}
@@ -152,7 +158,8 @@ def test_late_minutes_are_reported_as_a_correction_never_twice(app, admin, clock
 
     assert result["sent"] == 1
     assert [e["identifier"] for e in fake.meter_events] == [
-        f"usage-{org}-2026111809-v1", f"usage-{org}-2026111809-v2"]
+        sent_as(f"usage-{org}-2026111809-v1", "cus_A"),
+        sent_as(f"usage-{org}-2026111809-v2", "cus_A")]
     assert [e["payload"]["value"] for e in fake.meter_events] == ["30", "15"]
     assert fake.totals_by_customer() == {"cus_A": 45}
     usage = app.get("/v1/billing", params={"org_id": org}, headers=admin).json()["usage"]
@@ -210,7 +217,7 @@ def test_a_record_sent_again_after_a_lost_answer_is_counted_once(app, admin, clo
     from billing_engine.stripe.client import MeterEvent
 
     reporting.provider.report_meter_event(MeterEvent(
-        identifier=claimed.identifier, event_name="instance_minutes",
+        identifier=sent_as(claimed.identifier, "cus_A"), event_name="instance_minutes",
         stripe_customer_id="cus_A", value=claimed.minutes, timestamp=claimed.hour * 3600))
     # ...and the process dies here, before mark_sent.
 
@@ -223,24 +230,30 @@ def test_a_record_sent_again_after_a_lost_answer_is_counted_once(app, admin, clo
     assert fake.totals_by_customer() == {"cus_A": 60}
 
 
-def test_a_429_is_retried_after_its_retry_after(app, admin, clock, fake):
+def test_a_429_holds_back_only_its_customer_until_retry_after(app, admin, clock, fake):
     org = linked_org(app, admin, "cus_A")
+    other = linked_org(app, admin, "cus_B")
     run_minutes(app, org, "i-1", nine(clock), 120)
-    fake.rate_limit_next(1, retry_after=120)
+    run_minutes(app, other, "i-2", nine(clock), 120)
+    fake.rate_limit_next(1, retry_after=120)  # whichever customer's call comes first
 
     first = scheduled_flush(app)
-    assert (first["stopped"], first["sent"], first["retrying"]) == ("rate_limited", 0, 1)
+
+    assert (first["stopped"], first["sent"], first["retrying"]) == (None, 2, 1)
     assert sample(app, "meter_errors_total", {"reason": "rate_limited"}) == 1
-    sent_so_far = len(fake.requests_to(METER_EVENTS))
-    assert sent_so_far == 1  # the run stopped at the 429 instead of pressing on
+    [limited] = [r for r in fake.requests_to(METER_EVENTS) if r.status == 429]
+    customer = limited.form["payload[stripe_customer_id]"]
+    assert fake.totals_by_customer() == {({"cus_A", "cus_B"} - {customer}).pop(): 120}
+    calls = len(fake.requests_to(METER_EVENTS))
+    assert calls == 3  # the limited customer's second hour was not tried after the 429
 
     clock.advance(seconds=100)  # the 30 s backoff is over, Stripe's 120 s are not
-    assert scheduled_flush(app)["stopped"] == "rate_limited"
-    assert len(fake.requests_to(METER_EVENTS)) == sent_so_far
+    assert scheduled_flush(app)["attempted"] == 0
+    assert len(fake.requests_to(METER_EVENTS)) == calls
 
     clock.advance(seconds=21)
     assert scheduled_flush(app)["sent"] == 2
-    assert fake.totals_by_customer() == {"cus_A": 120}
+    assert fake.totals_by_customer() == {"cus_A": 120, "cus_B": 120}
 
 
 def test_a_permanent_400_is_kept_visible_and_not_retried(app, admin, clock, fake):
@@ -273,6 +286,100 @@ def test_a_permanent_400_is_kept_visible_and_not_retried(app, admin, clock, fake
     assert requeued.json()["requeued"] == 1
     assert flush(app, admin)["sent"] == 1
     assert fake.totals_by_customer() == {"cus_A": 60, "cus_C": 60}
+
+
+def test_an_identifier_stripe_already_holds_counts_as_sent_in_stripes_own_words(
+    app, admin, clock, fake
+):
+    """An earlier attempt got through under another Idempotency-Key (an older release, a
+    restore): Stripe answers 400 "An event already exists with identifier ..." without a code."""
+    from billing_engine.stripe.client import MeterEvent
+
+    org = linked_org(app, admin, "cus_A")
+    run_minutes(app, org, "i-1", nine(clock), 60)
+    reporting = app.app.state.services.meters  # type: ignore[attr-defined]
+    reporting.enqueue()
+    [record] = reporting.store.records_for(org)
+    identifier = sent_as(record.identifier, "cus_A")
+    reporting.provider.report_meter_event(MeterEvent(
+        identifier=identifier, event_name="instance_minutes", stripe_customer_id="cus_B",
+        value=60, timestamp=record.hour * 3600))
+
+    result = flush(app, admin)
+
+    assert (result["sent"], result["failed"]) == (1, 0)
+    assert result["records"][0]["error"] == "already counted by Stripe"
+    refusal = fake.requests_to(METER_EVENTS)[-1]
+    assert refusal.status == 400 and refusal.form["identifier"] == identifier
+    assert pending(app, admin)["failed_count"] == 0
+    assert len(fake.meter_events) == 1
+
+
+def test_an_org_relinked_to_another_customer_sends_under_identifiers_stripe_takes(
+    app, admin, clock, fake
+):
+    """Stripe took cus_X's events, then found cus_X was not the customer (an error report):
+    the same identifiers for cus_Y would be refused as duplicates and the usage never billed."""
+    org = linked_org(app, admin, "cus_X")
+    run_minutes(app, org, "i-1", nine(clock), 60)
+    flush(app, admin)
+    first = sent_as(f"usage-{org}-2026111809-v1", "cus_X")
+    assert [e["identifier"] for e in fake.meter_events] == [first]
+    database = app.app.state.services.database  # type: ignore[attr-defined]
+    from billing_engine.stripe.meters.tables import meter_outbox
+
+    with database.engine.begin() as conn:  # what an error report does (see test_meter_errors)
+        conn.execute(meter_outbox.update().where(meter_outbox.c.org_id == org)
+                     .values(state="rejected"))
+        conn.execute(orgs.update().where(orgs.c.id == org).values(stripe_customer_id="cus_Y"))
+
+    requeued = app.post("/admin/meters/requeue-failed", params={"org_id": org}, headers=admin)
+    assert requeued.json()["requeued"] == 1
+    result = flush(app, admin)
+
+    again = sent_as(f"usage-{org}-2026111809-v1", "cus_Y", generation=1)
+    assert (result["sent"], result["failed"]) == (1, 0)
+    assert again != first
+    assert fake.requests_to(METER_EVENTS)[-1].status == 200
+    assert fake.totals_by_customer() == {"cus_X": 60, "cus_Y": 60}  # cus_X's: rejected by Stripe
+    [record] = pending(app, admin)["oldest"] or [None]
+    assert record is None
+
+
+def test_a_record_is_never_sent_once_its_hour_leaves_stripes_35_day_window(
+    app, admin, clock, fake
+):
+    org = linked_org(app, admin, "cus_A")
+    run_minutes(app, org, "i-1", nine(clock), 60)
+    fake.fail_next(10_000, status=500)  # a long Stripe outage, or a bug that kept it pending
+    scheduled_flush(app)
+
+    clock.advance(days=31)
+    app.app.state.services.meters.refresh_gauges()  # type: ignore[attr-defined]
+    age = sample(app, "usage_meter_oldest_unsent_event_age_seconds")
+    assert age == (clock() - nine(clock).replace(day=18, month=11)).total_seconds()
+    assert age > 30 * 86400  # UsageMeterRecordsNearWindow fires from here
+
+    # 09:00 on 18 November can be sent until 08:00 on 23 December (35 days less an hour).
+    clock.advance(days=4, hours=-4, minutes=-1)  # 23 December 07:59:30
+    fake.reset()
+    fake.fail_next(1, status=500)
+    assert flush(app, admin)["expired"] == 0  # still inside: tried (and failed again)
+    clock.advance(minutes=1)
+    fake.reset()
+
+    result = flush(app, admin)
+
+    assert (result["expired"], result["sent"], result["attempted"]) == (1, 0, 0)
+    assert "past 35 days" in result["records"][0]["error"]
+    assert fake.requests_to(METER_EVENTS) == []
+    assert sample(app, "meter_records_expired_total") == 1
+    assert sample(app, "usage_meter_expired") == 1
+    assert sample(app, "usage_meter_queue") == 0
+    assert sample(app, "usage_meter_oldest_unsent_event_age_seconds") == 0
+    view = pending(app, admin)
+    assert (view["count"], view["expired_count"]) == (0, 1)
+    assert app.post("/admin/meters/requeue-failed", headers=admin).json()["requeued"] == 0
 
 
 def test_a_wrong_key_stops_the_run_and_keeps_every_record_for_later(app, admin, clock, fake):

@@ -64,6 +64,11 @@ CONTRACT = {
     "UsageMeterSubmissionErrors": ("P2", "metering", "metering"),
     "UsageIngestStalled": ("P2", "metering", "metering"),
     "ThrottlingNotEnforced": ("P2", "metering", "metering"),
+    # Usage reporting to Stripe (issue 12).
+    "UsageMeterRecordsNearWindow": ("P1", "metering", "stripe-usage"),
+    "UsageMeterRecordsExpired": ("P2", "metering", "stripe-usage"),
+    "UsageMeterErrorReported": ("P2", "metering", "stripe-usage"),
+    "UsageMeterRecordsFailed": ("P2", "metering", "stripe-usage"),
     "AlertDeliveryErrors": ("P2", "alerting", "alerting"),
     "AlertsProcessDown": ("P1", "alerting", "alerting"),
     "Watchdog": ("P3", "alerting", "alerting"),

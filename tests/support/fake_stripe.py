@@ -8,7 +8,8 @@ STRIPE_API_BASE (or StripeProvider's api_base) points at `fake.url`. What it doe
   `Idempotency-Key` with the same parameters replays the first successful answer (header
   `Idempotent-Replayed: true`); with other parameters it is a 400 `idempotency_error`; refused
   requests are not kept, so they can be retried under the same key. A repeated
-  `identifier` under another key is refused with 400 `resource_already_exists`. Either way an event
+  `identifier` under another key is refused as Stripe does: 400 `invalid_request_error`, no
+  `code`, message "An event already exists with identifier <identifier>.". Either way an event
   is counted once.
 - `GET /v1/invoices` answers a list object (`object`, `data`, `has_more`, `url`), newest first,
   filtered by `customer`, `status` and `created[gt|gte|lt|lte]`, paged by `limit` and
@@ -46,8 +47,18 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from tests.support.fake_stripe_v2 import (
+    CORE_EVENTS,
+    SESSIONS,
+    STREAM,
+    MeterStream,
+    parse_rfc3339,
+)
+
 DEFAULT_API_KEY = "sk_test_fake_0123456789"
 METER_EVENTS = "/v1/billing/meter_events"
+ADJUSTMENTS = "/v1/billing/meter_event_adjustments"
+STRIPE_CANCEL_WINDOW_SECONDS = 24 * 3600
 INVOICES = "/v1/invoices"
 BALANCE = "/v1/balance"
 INVOICE_PAYMENTS = "/v1/invoice_payments"
@@ -67,6 +78,7 @@ class ReceivedRequest:
     form: dict[str, str]
     headers: dict[str, str]  # lower-cased names
     status: int  # what the fake answered (0: connection dropped)
+    json: Any = None  # a JSON body (the v2 endpoints), parsed
 
 
 @dataclass
@@ -101,17 +113,38 @@ class StripeError(Exception):
             self.body["param"] = param
 
 
+def duplicate_error(identifier: str) -> StripeError:
+    """Stripe's answer to a meter event whose identifier it holds already: a 400
+    invalid_request_error without a code, worded as below (seen in production logs, e.g.
+    langfuse/langfuse#16292; Stripe also sends `Stripe-Should-Retry: false`)."""
+    return StripeError(
+        400, "invalid_request_error", f"An event already exists with identifier {identifier}."
+    )
+
+
 class FakeStripe:
     def __init__(
         self,
         *,
         api_key: str = DEFAULT_API_KEY,
         clock: Callable[[], float] | None = None,
+        latency_seconds: float = 0.0,
     ) -> None:
         """`clock` (epoch seconds) turns on Stripe's meter-event timestamp window (35 days back,
-        5 minutes ahead); without it any timestamp is accepted."""
+        5 minutes ahead); without it any timestamp is accepted. `latency_seconds` is added to
+        every answer (a round trip to Stripe; the benchmark uses 80 ms)."""
         self.api_key = api_key
         self.clock = clock
+        self.latency_seconds = latency_seconds
+        self.v2 = MeterStream(self)
+        # (customer, event_name) of v1 meter event requests being answered: Stripe allows one
+        # at a time per customer and meter and answers 429 to a concurrent one.
+        self._v1_in_flight: set[tuple[str, str]] = set()
+        self.concurrent_refusals = 0
+        # Asynchronous validation: customers Stripe does not know (events are taken, then
+        # reported), and the errors found and not reported yet.
+        self._unknown_customers: set[str] = set()
+        self._async_errors: list[tuple[str, dict[str, Any]]] = []
         self._lock = threading.Lock()
         self._faults: list[Fault] = []
         self._rejected_customers: dict[str, str] = {}
@@ -263,6 +296,10 @@ class FakeStripe:
             self._by_identifier.clear()
             self._idempotent.clear()
             self._invoices.clear()
+            self._unknown_customers.clear()
+            self._async_errors.clear()
+            self.concurrent_refusals = 0
+        self.v2.reset()
 
     # -- what it received -------------------------------------------------------------------
 
@@ -367,6 +404,10 @@ class FakeStripe:
                 param="payload[stripe_customer_id]",
             )
         identifier = form.get("identifier") or f"evt_{uuid.uuid4().hex}"
+        with self._lock:
+            unknown_later = customer in self._unknown_customers
+        if unknown_later:  # taken now, reported by the asynchronous validation
+            self._async_errors_add_v1(identifier, customer)
         payload = {
             key[len("payload[") : -1]: v for key, v in form.items() if key.startswith("payload[")
         }
@@ -381,15 +422,141 @@ class FakeStripe:
         }
         with self._lock:
             if identifier in self._by_identifier:
-                raise StripeError(
-                    400,
-                    "invalid_request_error",
-                    f"An event with identifier '{identifier}' already exists.",
-                    code="resource_already_exists",
-                    param="identifier",
-                )
+                # Stripe's own wording, with no error code (nor param): see duplicate_error().
+                raise duplicate_error(identifier)
             self._by_identifier[identifier] = event
+            if not unknown_later:
+                self._events.append(event)
+        return event
+
+    def _async_errors_add_v1(self, identifier: str, customer: str) -> None:
+        with self._lock:
+            self._async_errors.append((
+                "meter_event_customer_not_found",
+                {"error_message": f"No customer with id {customer} was found.",
+                 "request": {"identifier": identifier}},
+            ))
+
+    # -- concurrency, latency and asynchronous validation ------------------------------------
+
+    def _now(self) -> float:
+        return self.clock() if self.clock is not None else time.time()
+
+    def _meter_event_alone(self, form: dict[str, str]) -> dict[str, Any]:
+        """A v1 meter event, refused with 429 while another for the same customer and meter is
+        being answered (Stripe allows one concurrent call per customer and meter)."""
+        slot = (form.get("payload[stripe_customer_id]", ""), form.get("event_name", ""))
+        with self._lock:
+            busy = slot in self._v1_in_flight
+            if busy:
+                self.concurrent_refusals += 1
+            else:
+                self._v1_in_flight.add(slot)
+        if busy:
+            raise StripeError(
+                429, "invalid_request_error",
+                "Too many concurrent requests for this customer and meter.", code="rate_limit",
+            )
+        try:
+            if self.latency_seconds:
+                time.sleep(self.latency_seconds)
+            return self._meter_event(form)
+        finally:
+            with self._lock:
+                self._v1_in_flight.discard(slot)
+
+    def _cancel_event(self, form: dict[str, str]) -> dict[str, Any]:
+        """A meter event adjustment of type cancel: the event stops counting. Stripe allows it
+        within 24 hours of receiving the event."""
+        for name in ("event_name", "type", "cancel[identifier]"):
+            if not form.get(name):
+                raise StripeError(400, "invalid_request_error", f"Missing required param: {name}.",
+                                  code="parameter_missing", param=name)
+        if form["type"] != "cancel":
+            raise StripeError(400, "invalid_request_error", "Invalid type: must be cancel.",
+                              code="parameter_invalid", param="type")
+        identifier = form["cancel[identifier]"]
+        now = self._now()
+        with self._lock:
+            event = self._by_identifier.get(identifier)
+            if event is None:
+                raise StripeError(400, "invalid_request_error",
+                                  f"No meter event with identifier {identifier}.",
+                                  code="resource_missing", param="cancel[identifier]")
+            created = event["created"]
+            if isinstance(created, str):  # a v2 event
+                created = parse_rfc3339(created) or 0.0
+            if now - created > STRIPE_CANCEL_WINDOW_SECONDS:
+                raise StripeError(400, "invalid_request_error",
+                                  "Meter events can only be cancelled within 24 hours of being "
+                                  "received.", param="cancel[identifier]")
+            self._events = [e for e in self._events if e["identifier"] != identifier]
+        return {"object": "billing.meter_event_adjustment", "cancel": {"identifier": identifier},
+                "event_name": form["event_name"], "livemode": False, "status": "pending",
+                "type": "cancel"}
+
+    def report_customer_unknown_later(self, customer_id: str) -> None:
+        """Meter events for this customer are taken (200), then found invalid by the asynchronous
+        validation: `meter_event_customer_not_found` in the next error report."""
+        with self._lock:
+            self._unknown_customers.add(customer_id)
+
+    def _take_async(self, event: dict[str, Any], *, now: float) -> None:
+        """What Stripe's asynchronous validation does with an event the stream took."""
+        customer = event["payload"].get("stripe_customer_id")
+        error: tuple[str, str] | None = None
+        if not customer:
+            error = ("meter_event_no_customer_defined",
+                     "Customer mapping key stripe_customer_id not found in payload.")
+        elif self.clock is not None and event["timestamp"] < now - STRIPE_MAX_BACKDATE_SECONDS:
+            error = ("timestamp_too_far_in_past",
+                     "Timestamp must be within the past 35 calendar days.")
+        elif self.clock is not None and event["timestamp"] > now + STRIPE_MAX_FUTURE_SECONDS:
+            error = ("timestamp_in_future", "Timestamp must not be more than 5 minutes ahead.")
+        with self._lock:
+            if error is None and customer in self._unknown_customers:
+                error = ("meter_event_customer_not_found",
+                         f"No customer with id {customer} was found.")
+            if error is not None:
+                self._async_errors.append(
+                    (error[0], {"error_message": error[1],
+                                "request": {"identifier": event["identifier"]}})
+                )
+                return
+            if event["identifier"] in self._by_identifier:
+                return
+            self._by_identifier[event["identifier"]] = event
             self._events.append(event)
+
+    def deliver_error_reports(
+        self, to: str | Callable[[bytes, dict[str, str]], Any], *, secret: str
+    ) -> dict[str, Any] | None:
+        """What Stripe's asynchronous validation found since the last report, as one
+        v1.billing.meter.error_report_triggered event: kept for GET /v2/core/events/{id}, and its
+        thin notification POSTed, signed with `secret`, to the event destination `to` (a URL, or
+        a callable taking the body and headers, e.g. a TestClient's post). None when nothing
+        was found."""
+        import stripe
+
+        with self._lock:
+            errors, self._async_errors = self._async_errors, []
+        if not errors:
+            return None
+        now = self._now()
+        event = self.v2.error_report(errors, start=now - 60, end=now)
+        body = json.dumps(self.v2.thin(event)).encode()
+        headers = {
+            "Content-Type": "application/json",
+            "Stripe-Signature": stripe.WebhookSignature.generate_signature_header(
+                body.decode(), secret, timestamp=int(time.time())),
+        }
+        if callable(to):
+            to(body, headers)
+        else:
+            from urllib.request import Request, urlopen
+
+            with urlopen(Request(to, data=body, headers=headers, method="POST"), timeout=10):
+                pass
         return event
 
     def _list_invoices(self, query: dict[str, str]) -> dict[str, Any]:
@@ -478,7 +645,11 @@ class FakeStripe:
     def handle(
         self, method: str, path: str, query: dict[str, str], form: dict[str, str],
         headers: dict[str, str],
+        raw: bytes = b"",
     ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        if method == "POST" and path == STREAM:  # authenticated by a session token instead
+            status, body = self.v2.stream(headers, raw, self._now())
+            return status, body, {}
         self._authorise(headers)
         self._check_version(headers)
         if method == "POST" and path == METER_EVENTS:
@@ -497,7 +668,7 @@ class FakeStripe:
                         )
                     return status, body, {"Idempotent-Replayed": "true"}
             try:
-                status, body = 200, self._meter_event(form)
+                status, body = 200, self._meter_event_alone(form)
             except StripeError as exc:
                 status, body = exc.status, {"error": exc.body}
             # Like Stripe, only a request that got past validation has its answer kept.
@@ -505,6 +676,12 @@ class FakeStripe:
                 with self._lock:
                     self._idempotent.setdefault(key, (dict(form), status, body))
             return status, body, {}
+        if method == "POST" and path == SESSIONS:
+            return 200, self.v2.create_session(self._now()), {}
+        if method == "GET" and path.startswith(CORE_EVENTS):
+            return 200, self.v2.get_event(path), {}
+        if method == "POST" and path == ADJUSTMENTS:
+            return 200, self._cancel_event(form), {}
         if method == "GET" and path == INVOICES:
             return 200, self._list_invoices(query), {}
         if method == "GET" and path == INVOICE_PAYMENTS:
@@ -523,6 +700,13 @@ class FakeStripe:
         )
 
 
+def _json(raw: bytes) -> Any:
+    try:
+        return json.loads(raw) if raw else None
+    except ValueError:
+        return None
+
+
 class _Handler(BaseHTTPRequestHandler):
     owner: FakeStripe
     protocol_version = "HTTP/1.1"
@@ -537,12 +721,17 @@ class _Handler(BaseHTTPRequestHandler):
         query = dict(parse_qsl(split.query, keep_blank_values=True))
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
-        form = dict(parse_qsl(raw.decode(), keep_blank_values=True)) if raw else {}
         headers = {k.lower(): v for k, v in self.headers.items()}
+        is_json = headers.get("content-type", "").startswith("application/json")
+        form = (
+            dict(parse_qsl(raw.decode(), keep_blank_values=True)) if raw and not is_json else {}
+        )
+        if fake.latency_seconds and not (method == "POST" and path == METER_EVENTS):
+            time.sleep(fake.latency_seconds)  # v1 meter events sleep holding their slot
 
         fault = fake._take_fault(path)
         if fault is not None and fault.status is None:
-            fake._record(ReceivedRequest(method, path, query, form, headers, 0))
+            fake._record(ReceivedRequest(method, path, query, form, headers, 0, _json(raw)))
             self.close_connection = True
             self.connection.close()
             return
@@ -557,10 +746,11 @@ class _Handler(BaseHTTPRequestHandler):
             extra = dict(fault.headers)
         else:
             try:
-                status, body, extra = fake.handle(method, path, query, form, headers)
+                status, body, extra = fake.handle(method, path, query, form, headers, raw)
             except StripeError as exc:
                 status, body = exc.status, {"error": exc.body}
-        fake._record(ReceivedRequest(method, path, query, form, headers, status))
+        fake._record(ReceivedRequest(method, path, query, form, headers, status,
+                                     _json(raw) if is_json else None))
         payload = json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")

@@ -8,11 +8,22 @@ replicas (and the admin flush) never send the same record at the same time.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Integer, String, and_, cast, func, literal, or_, select
+from sqlalchemy import (
+    Connection,
+    Integer,
+    String,
+    and_,
+    case,
+    cast,
+    func,
+    literal,
+    or_,
+    select,
+)
 from sqlalchemy.sql.elements import ColumnElement
 
 from billing_core.sql import utc, utc_or_none
@@ -25,9 +36,17 @@ from billing_engine.usage.tables import daily_usage
 PENDING = "pending"
 SENT = "sent"
 FAILED = "failed"
+REJECTED = "rejected"  # accepted, then reported by Stripe's asynchronous validation
+EXPIRED = "expired"  # its hour left Stripe's timestamp window before it could be sent
+CANCELED = "canceled"  # withdrawn: usage went down (Stripe's event cancelled, or never sent)
+REQUEUEABLE = (FAILED, REJECTED)
 MINUTES_PER_HOUR = 60
 # The Julian day number of 1970-01-01 00:00 UTC.
 _UNIX_EPOCH_JULIAN = 2440587.5
+
+
+class HourBusy(Exception):
+    """A record of the hour is being sent right now; nothing was changed."""
 
 
 @dataclass(frozen=True)
@@ -47,6 +66,7 @@ class OutboxRecord:
     sent_at: datetime | None
     # Claimed records: the org's Stripe customer now. Otherwise: the customer last sent for.
     stripe_customer_id: str | None
+    generation: int = 0  # bumped by each requeue; part of the identifier Stripe sees
 
     @property
     def hour_start(self) -> datetime:
@@ -59,6 +79,9 @@ class QueueStats:
     oldest_pending_created_at: datetime | None
     failed: int
     sent: int
+    rejected: int = 0
+    expired: int = 0
+    oldest_pending_hour: int | None = None  # hours since the epoch
 
 
 def _record(row: Any) -> OutboxRecord:
@@ -77,6 +100,7 @@ def _record(row: Any) -> OutboxRecord:
         created_at=utc(row.created_at),
         sent_at=utc_or_none(row.sent_at),
         stripe_customer_id=row.stripe_customer_id,
+        generation=int(row.generation),
     )
 
 
@@ -127,7 +151,7 @@ class MeterStore(Store):
         day_of_hour = o.hour // 24
         reported_days = (
             select(o.org_id, day_of_hour.label("epoch_day"), func.sum(o.minutes).label("minutes"))
-            .where(o.hour >= first_hour)
+            .where(o.hour >= first_hour, o.state != CANCELED)
             .group_by(o.org_id, day_of_hour)
             .cte("reported_days")
         )
@@ -158,7 +182,9 @@ class MeterStore(Store):
                 o.org_id,
                 o.hour,
                 func.max(o.version).label("version"),
-                func.sum(o.minutes).label("minutes"),
+                # Withdrawn records keep their version (identifiers stay unique), not their
+                # minutes.
+                func.sum(case((o.state == CANCELED, 0), else_=o.minutes)).label("minutes"),
             )
             .where(o.hour >= first_hour)
             .group_by(o.org_id, o.hour)
@@ -218,6 +244,92 @@ class MeterStore(Store):
         # Counted from RETURNING: sqlite3 reports no rowcount for a statement opening with WITH.
         return len(self._run(lambda c: c.execute(stmt).all(), write=True))
 
+    # -- usage that went down ---------------------------------------------------------------
+
+    def over_reported_hours(
+        self, *, window_start_minute: int, closed_before_minute: int
+    ) -> list[tuple[str, int, int]]:
+        """(org_id, hour, minutes held now) of every closed hour whose records (pending or
+        sent) add up to more minutes than the engine holds for it now: usage that went down."""
+        if closed_before_minute <= window_start_minute:
+            return []
+        o = meter_outbox.c
+        first_hour = window_start_minute // MINUTES_PER_HOUR
+        end_hour = closed_before_minute // MINUTES_PER_HOUR
+        live = o.state.in_((PENDING, SENT))
+        reported = (
+            select(o.org_id, o.hour, func.sum(o.minutes).label("minutes"))
+            .where(o.hour >= first_hour, o.hour < end_hour, live)
+            .group_by(o.org_id, o.hour)
+            .cte("reported_hours")
+        )
+        days = (
+            select(reported.c.org_id, (reported.c.hour // 24).label("epoch_day"))
+            .distinct()
+            .cte("reported_days")
+        )
+        held = hourly_minutes(
+            days, first_minute=window_start_minute, end_minute=closed_before_minute
+        ).cte("held")
+        query = (
+            select(reported.c.org_id, reported.c.hour,
+                   func.coalesce(held.c.minutes, 0).label("held"))
+            .select_from(reported)
+            .outerjoin(held, and_(held.c.org_id == reported.c.org_id,
+                                  held.c.hour == reported.c.hour))
+            .where(reported.c.minutes > func.coalesce(held.c.minutes, 0))
+            .order_by(reported.c.hour, reported.c.org_id)
+        )
+        rows = self._run(lambda c: c.execute(query).all())
+        return [(r.org_id, int(r.hour), int(r.held)) for r in rows]
+
+    def live_records_of_hour(self, org_id: str, hour: int) -> list[OutboxRecord]:
+        o = meter_outbox.c
+        query = (
+            select(meter_outbox)
+            .where(o.org_id == org_id, o.hour == hour, o.state.in_((PENDING, SENT)))
+            .order_by(o.version)
+        )
+        return [_record(r) for r in self._run(lambda c: c.execute(query).all())]
+
+    def replace_hour(
+        self, org_id: str, hour: int, *, withdrawn: Iterable[int], minutes: int, now: datetime,
+        reason: str,
+    ) -> int | None:
+        """Withdraw an hour's records and, when minutes remain, queue the hour's new total as
+        the next version: one transaction. Returns the new record's id."""
+        ids = list(withdrawn)
+        o = meter_outbox.c
+
+        def work(conn: Connection) -> int | None:
+            free = or_(o.claimed_until.is_(None), o.claimed_until <= now)
+            withdrawn_now = conn.execute(
+                meter_outbox.update()
+                .where(o.id.in_(ids), o.state.in_((PENDING, SENT)), free)
+                .values(state=CANCELED, last_error=reason[:500], claimed_until=None)
+            ).rowcount
+            if withdrawn_now != len(ids):
+                raise HourBusy()  # a sender holds one of them: the next round tries again
+            if minutes <= 0:
+                return None
+            top = conn.execute(
+                select(func.max(o.version), func.min(o.identifier))
+                .where(o.org_id == org_id, o.hour == hour)
+            ).one()
+            version = int(top[0] or 0) + 1
+            label = datetime.fromtimestamp(hour * 3600, UTC).strftime("%Y%m%d%H")
+            new_id = conn.execute(
+                meter_outbox.insert()
+                .values(org_id=org_id, hour=hour, version=version,
+                        identifier=f"usage-{org_id}-{label}-v{version}", minutes=minutes,
+                        state=PENDING, attempts=0, next_attempt_at=now, created_at=now)
+                .returning(o.id)
+            ).scalar_one()
+            return int(new_id)
+
+        result: int | None = self._run(work, write=True)  # HourBusy: nothing changed
+        return result
+
     # -- sending ----------------------------------------------------------------------------
 
     def claim_due(
@@ -229,35 +341,39 @@ class MeterStore(Store):
         o = meter_outbox.c
         free = or_(o.claimed_until.is_(None), o.claimed_until <= now)
 
+        due = (
+            select(o.id)
+            .where(o.state == PENDING, o.next_attempt_at <= due_before, free)
+            .order_by(o.next_attempt_at, o.hour, o.id)
+            .limit(limit)
+        )
+        if self.db.is_postgres:
+            due = due.with_for_update(skip_locked=True)
+        # A CTE, evaluated once: as a plain IN (subquery) PostgreSQL may run the subquery again
+        # for a semi-join, and with SKIP LOCKED each run picks other rows (a limit of 1 claimed
+        # two).
+        due_cte = due.cte("due")
+        if self.db.is_postgres:
+            due_cte = due_cte.prefix_with("MATERIALIZED")
+        # The org's customer now is who this attempt goes to: noted with the claim.
+        customer_now = (
+            select(orgs.c.stripe_customer_id).where(orgs.c.id == o.org_id).scalar_subquery()
+        )
+        # One statement: rows another sender holds are skipped (SKIP LOCKED), and the
+        # conditions are checked again on the rows themselves, so a concurrent sender that got
+        # there first wins the row.
+        claim = (
+            meter_outbox.update()
+            .where(o.id.in_(select(due_cte.c.id)), o.state == PENDING, free)
+            .values(claimed_until=lease_until, stripe_customer_id=customer_now)
+            .returning(*meter_outbox.c)
+        )
+
         def work(conn: Connection) -> list[OutboxRecord]:
-            due = (
-                select(o.id)
-                .where(o.state == PENDING, o.next_attempt_at <= due_before, free)
-                .order_by(o.next_attempt_at, o.hour, o.id)
-                .limit(limit)
-            )
-            if self.db.is_postgres:
-                due = due.with_for_update(skip_locked=True)
-            ids = [int(r.id) for r in conn.execute(due)]
-            if not ids:
-                return []
-            # The conditions again: a concurrent sender that got there first wins the row.
-            claimed = conn.execute(
-                meter_outbox.update()
-                .where(o.id.in_(ids), o.state == PENDING, free)
-                .values(claimed_until=lease_until)
-                .returning(o.id)
-            ).all()
-            claimed_ids = [int(r.id) for r in claimed]
-            if not claimed_ids:
-                return []
-            rows = conn.execute(
-                select(meter_outbox, orgs.c.stripe_customer_id.label("customer_now"))
-                .outerjoin(orgs, orgs.c.id == o.org_id)
-                .where(o.id.in_(claimed_ids))
-                .order_by(o.next_attempt_at, o.hour, o.id)
-            ).all()
-            return [replace(_record(r), stripe_customer_id=r.customer_now) for r in rows]
+            rows = conn.execute(claim).all()
+            records = [_record(r) for r in rows]
+            records.sort(key=lambda r: (r.next_attempt_at, r.hour, r.id))
+            return records
 
         records: list[OutboxRecord] = self._run(work, write=True)
         return records
@@ -318,6 +434,68 @@ class MeterStore(Store):
         )
         self._run(lambda c: c.execute(stmt), write=True)
 
+    def mark_sent_many(self, record_ids: Iterable[int], *, now: datetime, status: int) -> None:
+        """Claimed records Stripe accepted in one request (their customer was set at claim)."""
+        ids = list(record_ids)
+        if not ids:
+            return
+        o = meter_outbox.c
+        stmt = (
+            meter_outbox.update()
+            .where(o.id.in_(ids))
+            .values(state=SENT, sent_at=now, attempts=o.attempts + 1, last_status=status,
+                    last_error=None, claimed_until=None)
+        )
+        self._run(lambda c: c.execute(stmt), write=True)
+
+    def mark_expired(self, record_ids: Iterable[int], *, error: str) -> None:
+        """Claimed records whose hour left Stripe's window: kept, never sent."""
+        ids = list(record_ids)
+        if not ids:
+            return
+        stmt = (
+            meter_outbox.update()
+            .where(meter_outbox.c.id.in_(ids))
+            .values(state=EXPIRED, last_error=error[:500], claimed_until=None)
+        )
+        self._run(lambda c: c.execute(stmt), write=True)
+
+    def mark_rejected(self, identifiers: Iterable[str], *, reason: str) -> int:
+        """Sent records Stripe's asynchronous validation reported: not billed. Returns how many
+        changed (a report delivered twice changes nothing the second time)."""
+        names = list(identifiers)
+        if not names:
+            return 0
+        o = meter_outbox.c
+        stmt = (
+            meter_outbox.update()
+            .where(o.identifier.in_(names), o.state == SENT)
+            .values(state=REJECTED, last_error=reason[:500])
+        )
+        return int(self._run(lambda c: c.execute(stmt).rowcount, write=True))
+
+    def mark_rejected_for_customer(
+        self, customer: str, *, sent_from: datetime, sent_to: datetime, reason: str
+    ) -> int:
+        """Every record sent to `customer` in a window: an error about the customer itself
+        (unknown, or none mapped) holds for all of them, not only for the samples Stripe
+        names."""
+        o = meter_outbox.c
+        stmt = (
+            meter_outbox.update()
+            .where(o.stripe_customer_id == customer, o.state == SENT,
+                   o.sent_at >= sent_from, o.sent_at <= sent_to)
+            .values(state=REJECTED, last_error=reason[:500])
+        )
+        return int(self._run(lambda c: c.execute(stmt).rowcount, write=True))
+
+    def by_identifiers(self, identifiers: Iterable[str]) -> list[OutboxRecord]:
+        names = list(identifiers)
+        if not names:
+            return []
+        query = select(meter_outbox).where(meter_outbox.c.identifier.in_(names))
+        return [_record(r) for r in self._run(lambda c: c.execute(query).all())]
+
     def release(self, record_ids: Iterable[int], *, next_attempt_at: datetime) -> None:
         """Give back claimed records that were not attempted, due again at `next_attempt_at`."""
         ids = list(record_ids)
@@ -345,11 +523,14 @@ class MeterStore(Store):
         return int(self._run(lambda c: c.execute(stmt).rowcount, write=True))
 
     def requeue_failed(self, *, now: datetime, org_id: str | None = None) -> int:
-        """Failed records become pending again, due now (after their cause was repaired)."""
+        """Records Stripe refused or rejected become pending again, due now (after their cause
+        was repaired), each in a new generation: a new identifier for Stripe."""
+        o = meter_outbox.c
         stmt = (
             meter_outbox.update()
-            .where(meter_outbox.c.state == FAILED)
-            .values(state=PENDING, next_attempt_at=now, claimed_until=None)
+            .where(o.state.in_(REQUEUEABLE))
+            .values(state=PENDING, next_attempt_at=now, claimed_until=None,
+                    generation=o.generation + 1)
         )
         if org_id is not None:
             stmt = stmt.where(meter_outbox.c.org_id == org_id)
@@ -360,17 +541,27 @@ class MeterStore(Store):
     def stats(self) -> QueueStats:
         o = meter_outbox.c
         query = select(
-            o.state, func.count().label("n"), func.min(o.created_at).label("oldest")
+            o.state,
+            func.count().label("n"),
+            func.min(o.created_at).label("oldest"),
+            func.min(o.hour).label("oldest_hour"),
         ).group_by(o.state)
 
         def work(conn: Connection) -> QueueStats:
             by_state = {r.state: r for r in conn.execute(query)}
             pending = by_state.get(PENDING)
+
+            def count(state: str) -> int:
+                return int(by_state[state].n) if state in by_state else 0
+
             return QueueStats(
-                pending=int(pending.n) if pending else 0,
+                pending=count(PENDING),
                 oldest_pending_created_at=utc_or_none(pending.oldest) if pending else None,
-                failed=int(by_state[FAILED].n) if FAILED in by_state else 0,
-                sent=int(by_state[SENT].n) if SENT in by_state else 0,
+                failed=count(FAILED),
+                sent=count(SENT),
+                rejected=count(REJECTED),
+                expired=count(EXPIRED),
+                oldest_pending_hour=int(pending.oldest_hour) if pending else None,
             )
 
         result: QueueStats = self._run(work)

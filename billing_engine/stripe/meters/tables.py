@@ -23,7 +23,10 @@ from sqlalchemy import (
 from billing_engine.db.metadata import BigId, metadata
 
 # state: pending (waiting or being retried), sent (Stripe accepted it), failed (Stripe refused it
-# for good: kept for people to see, never retried unless an admin requeues it).
+# for good: kept for people to see, never retried unless an admin requeues it), rejected (Stripe
+# accepted it, then its asynchronous validation reported it in an error report: not billed;
+# requeueable), expired (its hour left Stripe's 35-day window before it could be sent: never
+# sent, counted).
 meter_outbox = Table(
     "meter_outbox",
     metadata,
@@ -43,8 +46,14 @@ meter_outbox = Table(
     Column("stripe_customer_id", String(64), nullable=True),  # who it was last sent for
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("sent_at", DateTime(timezone=True), nullable=True),
+    # Bumped by an admin's requeue: part of the identifier sent to Stripe (migration 0010).
+    Column("generation", Integer, nullable=False, server_default="0"),
     UniqueConstraint("org_id", "hour", "version", name="uq_meter_outbox_org_hour_version"),
     UniqueConstraint("identifier", name="uq_meter_outbox_identifier"),
     CheckConstraint("minutes > 0", name="ck_meter_outbox_minutes_positive"),
-    Index("ix_meter_outbox_state_due", "state", "next_attempt_at"),
+    # Claims walk this in order (migration 0010 added hour and id: a backlog of 200,000 due
+    # records was sorted whole on every claim before).
+    Index("ix_meter_outbox_state_due", "state", "next_attempt_at", "hour", "id"),
+    # The oldest unsent hour, for the window gauge.
+    Index("ix_meter_outbox_state_hour", "state", "hour"),
 )
