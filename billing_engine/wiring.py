@@ -35,8 +35,11 @@ from billing_engine.payments.retention import PaymentRetention
 from billing_engine.payments.service import Payments
 from billing_engine.payments.store import PaymentStore
 from billing_engine.settings import Settings
+from billing_engine.stripe.accounts import StripeAccounts, accounts_for
 from billing_engine.stripe.circuit_breaker import CircuitBreaker
 from billing_engine.stripe.client import PaymentProvider, log_breaker_change, provider_from_settings
+from billing_engine.stripe.credits.service import StripeCredits
+from billing_engine.stripe.credits.store import StripeCreditStore
 from billing_engine.stripe.meters.service import MeterConfig, MeterFlusher, MeterReporting
 from billing_engine.stripe.meters.store import MeterStore
 from billing_engine.stripe.reconcile.service import MirroredInvoices, Reconciler
@@ -82,6 +85,9 @@ class Services:
     dedup: WebhookDedup
     housekeeper: Housekeeper
     meter_flusher: MeterFlusher
+    # Support tools against Stripe (issue 12): credits, resync, search, scheduled reconciling.
+    accounts: StripeAccounts
+    stripe_credits: StripeCredits
 
     def start_background(self) -> None:
         self.housekeeper.start()
@@ -230,6 +236,15 @@ def build_services(
     # Partitions ahead, storage gauges, and months past retention archived and dropped.
     housekeeper.add_job("usage_retention", usage_retention.run, every=3600)
     housekeeper.add_job("forget_old_job_claims", housekeeper.forget_old_claims, every=3600)
+    # Credits applied in Stripe: the grant tries at once, this job retries what Stripe missed.
+    accounts = accounts_for(provider)
+    stripe_credits = StripeCredits(
+        store=StripeCreditStore(database), accounts=accounts, metrics=metrics, clock=clock
+    )
+    invoicing.after_grant = stripe_credits.send_one
+    housekeeper.add("stripe_credit_gauges", stripe_credits.refresh_gauges)
+    housekeeper.add_job("stripe_credits", stripe_credits.send_due,
+                        every=4 * settings.housekeeping_interval_seconds)
     return Services(
         settings=settings,
         database=database,
@@ -275,4 +290,6 @@ def build_services(
                 "meter_flush", every=settings.meter_flush_interval_seconds
             ),
         ),
+        accounts=accounts,
+        stripe_credits=stripe_credits,
     )

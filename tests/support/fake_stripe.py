@@ -111,6 +111,11 @@ class FakeStripe:
         self._invoices: list[dict[str, Any]] = []
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        # Customers, balance credits, subscriptions, invoice lookups, meter summaries: the
+        # support tools' endpoints (tests/support/fake_stripe_support.py).
+        from tests.support.fake_stripe_support import SupportEndpoints
+
+        self.support = SupportEndpoints(self)
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -239,6 +244,7 @@ class FakeStripe:
             self._by_identifier.clear()
             self._idempotent.clear()
             self._invoices.clear()
+            self.support.reset()
 
     # -- what it received -------------------------------------------------------------------
 
@@ -418,6 +424,9 @@ class FakeStripe:
         headers: dict[str, str],
     ) -> tuple[int, dict[str, Any], dict[str, str]]:
         self._authorise(headers)
+        answer = self.support.handle(method, path, query, form, headers)
+        if answer is not None:
+            return answer
         if method == "POST" and path == METER_EVENTS:
             key = headers.get("idempotency-key")
             if key is not None:
