@@ -141,9 +141,24 @@ def credits_frame(credits: list[dict[str, Any]], currency: str) -> pd.DataFrame:
         "Granted by": c.get("granted_by") or "",
         "Applied to": ", ".join(f"{a['period']} ({format_money(a['amount_cents'], currency)})"
                                 for a in c.get("applications", [])),
+        "In Stripe": stripe_credit_state(c),
     } for c in credits]
     return pd.DataFrame(rows, columns=["Granted", "Amount", "Remaining", "Reason", "Granted by",
-                                       "Applied to"])
+                                       "Applied to", "In Stripe"])
+
+
+def stripe_credit_state(credit: dict[str, Any]) -> str:
+    """Where the credit stands in Stripe: its balance transaction, or why it is not there."""
+    status = credit.get("stripe_status") or ""
+    if status == "sent":
+        return f"applied ({credit.get('stripe_balance_transaction_id') or '?'})"
+    if status == "failed":
+        return f"refused: {credit.get('stripe_last_error') or '?'}"
+    if status == "pending" and credit.get("stripe_last_error"):
+        return f"retrying: {credit['stripe_last_error']}"
+    if status == "pending":
+        return "waiting (sent once the org has a Stripe customer)"
+    return {"legacy": "not sent (granted before credits went to Stripe)"}.get(status, status)
 
 
 def _deliveries(notice: dict[str, Any]) -> str:

@@ -36,6 +36,7 @@ from billing_engine.settings import Settings
 from billing_engine.stripe.client import PaymentProvider
 from billing_engine.stripe.meters import routes as meter_routes
 from billing_engine.stripe.reconcile import routes as reconcile_routes
+from billing_engine.stripe.resync import routes as resync_routes
 from billing_engine.stripe.webhooks import routes as webhook_routes
 from billing_engine.throttling import routes as throttling_routes
 from billing_engine.usage import routes as usage_routes
@@ -64,6 +65,7 @@ ROUTERS = (
     webhook_routes.admin,
     meter_routes.router,
     reconcile_routes.router,
+    resync_routes.router,
     health_routes.router,
 )
 

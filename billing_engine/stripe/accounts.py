@@ -136,8 +136,8 @@ class StripeAccountsApi:
         def fetch() -> str | None:
             page = self._v1.billing.meters.list({"status": "active", "limit": PAGE})
             for meter in page.auto_paging_iter():
-                if meter.get("event_name") == event_name:
-                    return str(meter["id"])
+                if meter.event_name == event_name:
+                    return str(meter.id)
             return None
 
         found: str | None = self._call(fetch)
@@ -161,7 +161,7 @@ class StripeAccountsApi:
 
         def fetch() -> float:
             page = self._v1.billing.meters.event_summaries.list(meter_id, params)
-            return sum(float(s.get("aggregated_value") or 0) for s in page.auto_paging_iter())
+            return sum(float(s.aggregated_value or 0) for s in page.auto_paging_iter())
 
         total: float = self._call(fetch)
         return round(total)
@@ -233,3 +233,28 @@ def accounts_for(provider: PaymentProvider) -> StripeAccounts:
     if isinstance(provider, StripeProvider):
         return StripeAccountsApi(provider)
     return SimulatedAccounts(provider)
+
+
+def find_invoice_customer(accounts: StripeAccounts, quoted: str) -> tuple[str | None, str]:
+    """Customer search's question to Stripe: whose is this invoice id (`in_...`) or number?
+    (the customer id or None, and a note saying what Stripe answered)."""
+    if accounts.simulated:
+        return None, ("no Stripe keys: an invoice id or number is only found through the "
+                      "links our invoices hold")
+    try:
+        if quoted.startswith("in_"):
+            one = accounts.invoice(quoted)
+            found = [] if one is None else [one]
+        else:
+            found = accounts.invoices_numbered(quoted.upper())
+    except ProviderError as exc:
+        return None, f"Stripe could not be asked about {quoted}: {exc.describe()}"
+    customers = sorted({str(c if isinstance(c, str) else c.get("id"))
+                        for i in found if (c := i.get("customer"))})
+    if not customers:
+        return None, f"Stripe has no invoice {quoted}"
+    invoice_ids = ", ".join(sorted(str(i["id"]) for i in found))
+    note = f"{quoted} is Stripe invoice {invoice_ids} of customer {customers[0]}"
+    if len(customers) > 1:
+        note += f" (also {', '.join(customers[1:])}: only the first is shown)"
+    return customers[0], note

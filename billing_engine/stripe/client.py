@@ -103,6 +103,9 @@ class ProviderInvoice:
     period_start: datetime | None
     period_end: datetime | None
     metadata: dict[str, str] = field(default_factory=dict)
+    # What the customer is asked to pay: the total less their balance (credits), as Stripe
+    # applied it when finalizing; None when not known (the simulated provider's mirror).
+    amount_due_cents: int | None = None
 
 
 class MeterReporter(Protocol):
@@ -179,6 +182,7 @@ def _invoice(obj: dict[str, Any]) -> ProviderInvoice:
         period_start=_ts(obj.get("period_start")),
         period_end=_ts(obj.get("period_end")),
         metadata={str(k): str(v) for k, v in dict(metadata).items()},
+        amount_due_cents=None if obj.get("amount_due") is None else int(obj["amount_due"]),
     )
 
 

@@ -294,6 +294,11 @@ def test_actions_follow_the_role_and_the_engine_records_the_person(open_console,
                                                    "grant_credit_submit")]
     assert any("Read-only" in i.value for i in app.info)
     assert _metrics(app)["Credit balance"] == "$0.00"
+    # Support may resync from Stripe; this org never went through checkout, so there is no
+    # Stripe customer to resync from, and the engine's reason is shown.
+    app.button(key="resync_from_stripe").click().run()
+    assert any("HTTP 409" in e and "not linked to a Stripe customer" in e
+               for e in _errors(app)), _errors(app)
 
     app = open_console("views/customers.py", search=ADMIN_ORG_NAME, person=OPERATOR)
     assert not [b for b in app.button if b.key == "grant_credit_submit"]
