@@ -69,6 +69,7 @@ ENGINE_POLICY: Policy = {
     ("PUT", "/admin/orgs/{org_id}"): ADMIN,
     ("POST", "/admin/credits"): ADMIN,
     ("POST", "/admin/credits/{org_id}"): ADMIN,
+    ("POST", "/admin/credits/{credit_id}/stripe-retry"): ADMIN,
     ("POST", "/admin/invoices/close"): ADMIN,
     ("GET", "/admin/audit"): ADMIN,
     # The demo's scripted incident (404 outside the demo).

@@ -91,6 +91,9 @@ credits = Table(
     Column("stripe_claimed_until", DateTime(timezone=True), nullable=True),
     Column("stripe_last_error", String(500), nullable=True),
     Column("stripe_sent_at", DateTime(timezone=True), nullable=True),
+    # Times an admin sent a refused credit again: part of the Idempotency-Key, since Stripe
+    # replays a stored refusal for the same key.
+    Column("stripe_retries", Integer, nullable=False, server_default=text("0")),
     UniqueConstraint("org_id", "idempotency_key", name="uq_credits_org_idempotency_key"),
     CheckConstraint("amount_cents > 0", name="ck_credits_amount_positive"),
     CheckConstraint(

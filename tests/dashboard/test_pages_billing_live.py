@@ -376,3 +376,23 @@ def test_prometheus_stopped_gives_a_banner_while_top_orgs_still_render(
     top = _table(app, "Used %")
     assert f"{PAYING_ORG_NAME} ({billing_stack.paying_org})" in list(top["Org"])
     assert not app.get("plotly_chart")
+
+
+def test_reconciliation_page_lists_runs_and_opens_one_for_operators(open_console,
+                                                                    billing_stack):
+    ran = httpx.post(f"{billing_stack.engine.url}/admin/reconciliation/run",
+                     params={"period": billing_stack.last_period}, headers=ADMIN_HEADERS,
+                     timeout=30)
+    assert ran.status_code == 200, ran.text
+    app = open_console("views/reconciliation.py", person=OPERATOR)
+    assert not _errors(app)
+    runs = _table(app, "Trigger")
+    assert billing_stack.last_period in list(runs["Period"])
+    assert "manual" in list(runs["Trigger"])
+    metrics = _metrics(app)
+    assert metrics["Mismatches"] == str(ran.json()["mismatch_count"])
+    assert metrics["Meter summaries compared"] == "yes"  # the simulated provider's own meter
+
+    support = open_console("views/customers.py", person=SUPPORT)
+    with pytest.raises(ValueError, match="Could not find a navigation page"):
+        support.switch_page("views/reconciliation.py")

@@ -111,6 +111,19 @@ def test_a_credit_stripe_refuses_is_failed_not_retried_and_a_replayed_grant_send
     assert engine.app.state.services.stripe_credits.send_due() == 0
     assert len(fake.requests_to("/v1/customers/cus_gone/balance_transactions")) == 1
 
+    # The customer is fixed in Stripe: an admin sends it again, once.
+    fake.support.add_customer("cus_gone")
+    retried = engine.post(f"/admin/credits/{credit['id']}/stripe-retry", headers=admin)
+    assert retried.status_code == 200, retried.text
+    assert retried.json()["stripe_status"] == "sent"
+    assert fake.support.balance_of("cus_gone") == -300
+    keys = [r.headers["idempotency-key"] for r in fake.requests_to(
+        "/v1/customers/cus_gone/balance_transactions")]
+    assert keys == [f"credit:{credit['id']}:cus_gone", f"credit:{credit['id']}:cus_gone:retry1"]
+    again = engine.post(f"/admin/credits/{credit['id']}/stripe-retry", headers=admin)
+    assert again.status_code == 409 and again.json()["errors"][0]["field"] == "credit_id"
+    assert engine.post("/admin/credits/999999/stripe-retry", headers=admin).status_code == 404
+
 
 def test_a_credit_waits_for_the_org_to_be_linked_to_a_stripe_customer(
         engine, admin, pg_database, fake):

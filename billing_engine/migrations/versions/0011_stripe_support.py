@@ -35,6 +35,8 @@ def upgrade() -> None:
         batch.add_column(sa.Column("stripe_last_error", sa.String(500), nullable=True))
         batch.add_column(sa.Column("stripe_sent_at", sa.DateTime(timezone=True),
                                    nullable=True))
+        batch.add_column(sa.Column("stripe_retries", sa.Integer, nullable=False,
+                                   server_default=sa.text("0")))
     op.execute("UPDATE credits SET stripe_status = 'legacy'")
     op.create_index("ix_credits_stripe_due", "credits",
                     ["stripe_status", "stripe_next_attempt_at"])
@@ -69,7 +71,7 @@ def downgrade() -> None:
         batch.drop_column("trigger")
     op.drop_index("ix_credits_stripe_due", table_name="credits")
     with op.batch_alter_table("credits") as batch:
-        for name in ("stripe_sent_at", "stripe_last_error", "stripe_claimed_until",
+        for name in ("stripe_retries", "stripe_sent_at", "stripe_last_error", "stripe_claimed_until",
                      "stripe_next_attempt_at", "stripe_attempts",
                      "stripe_balance_transaction_id", "stripe_status"):
             batch.drop_column(name)

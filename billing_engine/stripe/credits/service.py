@@ -19,6 +19,7 @@ import logging
 from datetime import timedelta
 
 from billing_core.clock import Clock, utc_now
+from billing_core.errors import Conflict, NotFound
 from billing_engine.invoicing.rules import CURRENCY
 from billing_engine.operability.metrics import EngineMetrics
 from billing_engine.stripe.accounts import BalanceCredit, StripeAccounts
@@ -40,9 +41,11 @@ STATUSES = (PENDING, SENT, FAILED, LEGACY)
 
 
 def idempotency_key(credit: CreditToSend) -> str:
-    """Stable across retries of one credit for one customer; a credit re-sent after its org was
-    linked to another customer is another request."""
-    return f"credit:{credit.credit_id}:{credit.stripe_customer_id}"
+    """Stable across the automatic retries of one credit for one customer, so Stripe applies it
+    once. A credit sent after its org was linked to another customer is another request, and so
+    is one an admin sends again after Stripe refused it (Stripe would replay the refusal)."""
+    key = f"credit:{credit.credit_id}:{credit.stripe_customer_id}"
+    return key if credit.retries == 0 else f"{key}:retry{credit.retries}"
 
 
 def backoff(attempts: int) -> timedelta:
@@ -112,8 +115,19 @@ class StripeCredits:
             "credit_id": credit.credit_id, "balance_transaction": made["id"]})
         return True
 
-    def retry_failed(self, credit_id: int) -> bool:
-        return self.store.retry_failed(credit_id)
+    def retry_failed(self, credit_id: int) -> tuple[str, str | None]:
+        """A credit Stripe refused, sent again now that its cause is fixed: its new state.
+        Raises NotFound for no such credit, Conflict when it is not `failed`."""
+        found = self.store.status_of(credit_id)
+        if found is None:
+            raise NotFound("credit_id", f"no credit {credit_id}")
+        if not self.store.retry_failed(credit_id):
+            raise Conflict("credit_id", f"credit {credit_id} is {found[0]} in Stripe, not "
+                           "failed: nothing to retry")
+        self.send_one(credit_id)
+        after = self.store.status_of(credit_id)
+        assert after is not None
+        return after
 
     def refresh_gauges(self) -> None:
         counts = self.store.counts()

@@ -31,6 +31,7 @@ class CreditToSend:
     amount_cents: int
     reason: str
     attempts: int
+    retries: int = 0  # admin retries after a refusal
 
 
 class StripeCreditStore(Store):
@@ -51,7 +52,7 @@ class StripeCreditStore(Store):
         def work(conn: Connection) -> list[CreditToSend]:
             query = (
                 select(c.id, c.org_id, c.amount_cents, c.reason, c.stripe_attempts,
-                       orgs.c.stripe_customer_id)
+                       c.stripe_retries, orgs.c.stripe_customer_id)
                 .join(orgs, orgs.c.id == c.org_id)
                 .where(self._claimable(now), orgs.c.stripe_customer_id.is_not(None))
                 .order_by(c.granted_at, c.id)
@@ -71,7 +72,7 @@ class StripeCreditStore(Store):
                         credit_id=int(row.id), org_id=row.org_id,
                         stripe_customer_id=row.stripe_customer_id,
                         amount_cents=int(row.amount_cents), reason=row.reason,
-                        attempts=int(row.stripe_attempts),
+                        attempts=int(row.stripe_attempts), retries=int(row.stripe_retries),
                     ))
             return claimed
 
@@ -108,8 +109,16 @@ class StripeCreditStore(Store):
         """Put a credit Stripe refused back in the queue (after its cause was fixed)."""
         c = credits.c
         stmt = credits.update().where(c.id == credit_id, c.stripe_status == FAILED).values(
-            stripe_status=PENDING, stripe_next_attempt_at=None, stripe_claimed_until=None)
+            stripe_status=PENDING, stripe_next_attempt_at=None, stripe_claimed_until=None,
+            stripe_retries=c.stripe_retries + 1)
         return bool(self._run(lambda conn: conn.execute(stmt).rowcount, write=True))
+
+    def status_of(self, credit_id: int) -> tuple[str, str | None] | None:
+        """(stripe_status, stripe_last_error) of a credit; None when there is no such credit."""
+        c = credits.c
+        query = select(c.stripe_status, c.stripe_last_error).where(c.id == credit_id)
+        row = self._run(lambda conn: conn.execute(query).first())
+        return None if row is None else (row.stripe_status, row.stripe_last_error)
 
     def counts(self) -> dict[str, int]:
         """Credits per Stripe status (the gauge)."""
