@@ -71,7 +71,7 @@ def downgrade() -> None:
         batch.drop_column("trigger")
     op.drop_index("ix_credits_stripe_due", table_name="credits")
     with op.batch_alter_table("credits") as batch:
-        for name in ("stripe_retries", "stripe_sent_at", "stripe_last_error", "stripe_claimed_until",
-                     "stripe_next_attempt_at", "stripe_attempts",
+        for name in ("stripe_retries", "stripe_sent_at", "stripe_last_error",
+                     "stripe_claimed_until", "stripe_next_attempt_at", "stripe_attempts",
                      "stripe_balance_transaction_id", "stripe_status"):
             batch.drop_column(name)
