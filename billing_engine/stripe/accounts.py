@@ -18,7 +18,6 @@ from typing import Any, Protocol
 from billing_engine.stripe.client import (
     PaymentProvider,
     ProviderError,
-    SimulatedProvider,
     StripeProvider,
 )
 
@@ -169,8 +168,7 @@ class StripeAccountsApi:
 
 class SimulatedAccounts:
     """Without Stripe keys: credits are accepted (with a simulated id), the customer has no
-    subscription or invoice of its own, and the meter holds what the simulated provider
-    accepted."""
+    subscription or invoice of its own, and there is no meter summary to compare."""
 
     simulated = True
 
@@ -219,14 +217,9 @@ class SimulatedAccounts:
     def meter_total(
         self, *, event_name: str, customer: str, start: datetime, end: datetime
     ) -> int | None:
-        if not isinstance(self.provider, SimulatedProvider):
-            return None
-        first, last = int(start.timestamp()), int(end.timestamp())
-        return sum(
-            e.value for e in self.provider.events
-            if e.event_name == event_name and e.stripe_customer_id == customer
-            and first <= e.timestamp < last
-        )
+        """Not compared: the simulated provider keeps its events in one process's memory, so
+        another process (the CLI) or a restart would see a meter emptier than what was sent."""
+        return None
 
 
 def accounts_for(provider: PaymentProvider) -> StripeAccounts:
