@@ -180,3 +180,26 @@ def staff_key_free_admin(settings):
         return bearer(answer.json()["key"])
 
     return make
+
+
+def test_a_draft_stripe_invoice_is_not_compared_for_money_until_finalized():
+    from billing_engine.stripe.client import ProviderInvoice
+    from billing_engine.stripe.reconcile.rules import OurInvoice, compare
+
+    ours = OurInvoice(id=1, org_id="org_d", period="2026-11", period_start=NOV, period_end=DEC,
+                      closed_at=DEC, stripe_customer_id="cus_d", stripe_invoice_id=None,
+                      status="finalized", currency="usd", used_minutes=60, total_cents=1500)
+
+    def theirs(status: str, due: int) -> ProviderInvoice:
+        return ProviderInvoice(id="in_d", customer="cus_d", status=status, total_cents=2000,
+                               currency="usd", created=DEC, period_start=NOV, period_end=DEC,
+                               metadata={}, amount_due_cents=due)
+
+    # The draft still shows the whole total: the credit on the balance is applied at finalizing.
+    draft, *_ = compare(period_key="2026-11", ours=[ours], theirs=[theirs("draft", 2000)],
+                        org_by_customer={}, reported_minutes={"org_d": 60})
+    assert draft == []
+    final, *_ = compare(period_key="2026-11", ours=[ours], theirs=[theirs("open", 2000)],
+                        org_by_customer={}, reported_minutes={"org_d": 60})
+    assert [(m.kind.value, m.our_cents, m.stripe_cents) for m in final] == [
+        ("amount_differs", 1500, 2000)]
