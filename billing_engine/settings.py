@@ -95,6 +95,9 @@ class Settings:
     meter_close_delay: timedelta = timedelta(seconds=300)
     # Payment attempts and refunds older than this are deleted by the hourly retention job.
     payment_retention_days: int = 90
+    # The last closed period is reconciled with Stripe once per this many seconds (slots
+    # aligned to the epoch: daily runs just after 00:00 UTC); 0 turns the scheduled run off.
+    reconciliation_interval_seconds: int = 86400
     # Raw usage (instance-hours) of a month is kept this many complete months, then archived to
     # USAGE_ARCHIVE_DIR and dropped once the month is invoiced; rollups and invoices stay.
     usage_retention_months: int = 13
@@ -145,6 +148,9 @@ class Settings:
             meter_stream_min_records=env_int(env, "METER_STREAM_MIN_RECORDS", 20),
             meter_close_delay=timedelta(seconds=env_int(env, "METER_CLOSE_DELAY_SECONDS", 300)),
             payment_retention_days=env_int(env, "PAYMENT_RETENTION_DAYS", 90),
+            reconciliation_interval_seconds=env_int(
+                env, "RECONCILIATION_INTERVAL_SECONDS", 86400
+            ),
             usage_retention_months=env_int(env, "USAGE_RETENTION_MONTHS", 13),
             usage_archive_dir=Path(env.get("USAGE_ARCHIVE_DIR") or "var/usage-archive"),
             max_body_bytes=env_int(env, "MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
@@ -168,6 +174,12 @@ class Settings:
             raise SettingsError("PAYMENT_RETENTION_DAYS must be at least 1")
         if not 0.05 <= self.housekeeping_interval_seconds <= 3600:
             raise SettingsError("HOUSEKEEPING_INTERVAL_SECONDS must be between 0.05 and 3600")
+        if self.reconciliation_interval_seconds != 0 and not (
+            300 <= self.reconciliation_interval_seconds <= 7 * 86400
+        ):
+            raise SettingsError(
+                "RECONCILIATION_INTERVAL_SECONDS must be 0 (off) or between 300 and 604800"
+            )
         if self.usage_retention_months < 1:
             raise SettingsError("USAGE_RETENTION_MONTHS must be at least 1")
         check_port("PORT", self.port)

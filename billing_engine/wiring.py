@@ -35,13 +35,18 @@ from billing_engine.payments.retention import PaymentRetention
 from billing_engine.payments.service import Payments
 from billing_engine.payments.store import PaymentStore
 from billing_engine.settings import Settings
+from billing_engine.stripe.accounts import StripeAccounts, accounts_for, find_invoice_customer
 from billing_engine.stripe.circuit_breaker import CircuitBreaker
 from billing_engine.stripe.client import PaymentProvider, log_breaker_change, provider_from_settings
+from billing_engine.stripe.credits.service import StripeCredits
+from billing_engine.stripe.credits.store import StripeCreditStore
 from billing_engine.stripe.meters.errors import MeterErrorReports
 from billing_engine.stripe.meters.service import MeterConfig, MeterFlusher, MeterReporting
 from billing_engine.stripe.meters.store import MeterStore
 from billing_engine.stripe.reconcile.service import MirroredInvoices, Reconciler
 from billing_engine.stripe.reconcile.store import ReconciliationStore
+from billing_engine.stripe.resync.service import Resync
+from billing_engine.stripe.resync.store import ResyncStore
 from billing_engine.stripe.webhooks.dedup import WebhookDedup
 from billing_engine.stripe.webhooks.service import StripeWebhooks
 from billing_engine.stripe.webhooks.store import InboxStore
@@ -84,6 +89,10 @@ class Services:
     dedup: WebhookDedup
     housekeeper: Housekeeper
     meter_flusher: MeterFlusher
+    # Support tools against Stripe (issue 12): credits, resync, search, scheduled reconciling.
+    accounts: StripeAccounts
+    stripe_credits: StripeCredits
+    resync: Resync
 
     def start_background(self) -> None:
         self.housekeeper.start()
@@ -238,6 +247,27 @@ def build_services(
     housekeeper.add_job("usage_retention", usage_retention.run, every=3600)
     housekeeper.add_job("forget_old_refusals", usage.forget_old_refusals, every=3600)
     housekeeper.add_job("forget_old_job_claims", housekeeper.forget_old_claims, every=3600)
+    # Credits applied in Stripe: the grant tries at once, this job retries what Stripe missed.
+    accounts = accounts_for(provider)
+    stripe_credits = StripeCredits(
+        store=StripeCreditStore(database), accounts=accounts, metrics=metrics, clock=clock
+    )
+    invoicing.after_grant = stripe_credits.send_one
+    # Customer search asks Stripe whose an invoice id or number is when we hold no link to it.
+    customers.stripe_invoice_lookup = lambda quoted: find_invoice_customer(accounts, quoted)
+    housekeeper.add("stripe_credit_gauges", stripe_credits.refresh_gauges)
+    housekeeper.add_job("stripe_credits", stripe_credits.send_due,
+                        every=4 * settings.housekeeping_interval_seconds)
+    # Reconciliation by itself: each period once it is closed, and the last closed period
+    # daily; Stripe's meter summaries give the third usage number.
+    reconciler.accounts = accounts
+    reconciler.meter_event_name = settings.stripe_meter_event_name
+    reconciler.is_period_closed = invoice_store.is_period_closed
+    housekeeper.add_job("reconcile_after_close", reconciler.run_after_close,
+                        every=4 * settings.housekeeping_interval_seconds)
+    if settings.reconciliation_interval_seconds > 0:
+        housekeeper.add_job("reconcile_daily", reconciler.run_daily,
+                            every=settings.reconciliation_interval_seconds)
     return Services(
         settings=settings,
         database=database,
@@ -289,5 +319,17 @@ def build_services(
             claim=lambda: housekeeper.holds(
                 "meter_flush", every=settings.meter_flush_interval_seconds
             ),
+        ),
+        accounts=accounts,
+        stripe_credits=stripe_credits,
+        resync=Resync(
+            store=ResyncStore(database),
+            invoices=invoice_store,
+            accounts=accounts,
+            customers=customers,
+            entitlements=entitlements,
+            catalog=catalog,
+            metrics=metrics,
+            clock=clock,
         ),
     )

@@ -2,7 +2,8 @@
 the signed-in person and the navigation only.
 
 Before sign-in only the sign-in page is served. Afterwards each page is listed for the roles
-that may use it (viewer: SLOs, alerts and runbooks; support and above: customers).
+that may use it (viewer: SLOs, alerts and runbooks; support and above: customers; operators:
+reconciliation with Stripe).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ PAGES = (
     ("views/incidents.py", "Incidents", "incidents", Role.viewer),
     ("views/customers.py", "Customers", "customers", Role.support),
     ("views/usage_payments.py", "Usage and payments", "usage", Role.viewer),
+    ("views/reconciliation.py", "Reconciliation", "reconciliation", Role.operator),
     ("views/runbooks.py", "Runbooks", "runbooks", Role.viewer),
 )
 

@@ -171,9 +171,24 @@ def credits_frame(credits: list[dict[str, Any]], currency: str) -> pd.DataFrame:
         "Granted by": c.get("granted_by") or "",
         "Applied to": ", ".join(f"{a['period']} ({format_money(a['amount_cents'], currency)})"
                                 for a in c.get("applications", [])),
+        "In Stripe": stripe_credit_state(c),
     } for c in credits]
     return pd.DataFrame(rows, columns=["Granted", "Amount", "Remaining", "Reason", "Granted by",
-                                       "Applied to"])
+                                       "Applied to", "In Stripe"])
+
+
+def stripe_credit_state(credit: dict[str, Any]) -> str:
+    """Where the credit stands in Stripe: its balance transaction, or why it is not there."""
+    status = credit.get("stripe_status") or ""
+    if status == "sent":
+        return f"applied ({credit.get('stripe_balance_transaction_id') or '?'})"
+    if status == "failed":
+        return f"refused: {credit.get('stripe_last_error') or '?'}"
+    if status == "pending" and credit.get("stripe_last_error"):
+        return f"retrying: {credit['stripe_last_error']}"
+    if status == "pending":
+        return "waiting (sent once the org has a Stripe customer)"
+    return {"legacy": "not sent (granted before credits went to Stripe)"}.get(status, status)
 
 
 def _deliveries(notice: dict[str, Any]) -> str:
@@ -378,3 +393,53 @@ def history_stats_frame(stats: list[dict[str, Any]]) -> pd.DataFrame:
             for s in stats]
     return pd.DataFrame(rows, columns=["Alert", "Severity", "Fired", "Acknowledged",
                                        "Median to acknowledge", "Median to resolve"])
+
+
+# What each reconciliation mismatch kind says (runbooks/reconciliation.md#mismatch-kinds).
+MISMATCH_KINDS = {
+    "missing_at_stripe": "we invoiced an amount, Stripe has no invoice for the customer",
+    "missing_here": "Stripe invoiced a customer we have no invoice for",
+    "amount_differs": "our total after credits is not what Stripe asks after the balance",
+    "usage_not_reported": "our invoice bills more minutes than Stripe accepted from us",
+    "usage_over_reported": "Stripe accepted more minutes from us than we billed",
+    "usage_not_aggregated": "Stripe's meter holds fewer minutes than it accepted from us",
+    "usage_over_aggregated": "Stripe's meter holds more minutes than we sent",
+}
+
+
+def reconciliation_runs_frame(runs: list[dict[str, Any]]) -> pd.DataFrame:
+    rows = [{
+        "Run": r["id"],
+        "Period": r["period"],
+        "Ran (UTC)": format_time(r["ran_at"]),
+        "Trigger": r["trigger"],
+        "Against": r["provider"],
+        "Mismatches": r["mismatch_count"],
+        "By kind": ", ".join(f"{k} {n}" for k, n in sorted(r.get("by_kind", {}).items())),
+    } for r in runs]
+    return pd.DataFrame(rows, columns=["Run", "Period", "Ran (UTC)", "Trigger", "Against",
+                                       "Mismatches", "By kind"])
+
+
+def _count(value: int | None) -> str:
+    return "" if value is None else f"{value:,}"
+
+
+def reconciliation_mismatches_frame(mismatches: list[dict[str, Any]]) -> pd.DataFrame:
+    """One row per mismatch, ordered by org: the three usage numbers and both amounts."""
+    rows = [{
+        "Org": m.get("org_id") or "(no org)",
+        "Stripe customer": m.get("stripe_customer_id") or "",
+        "Kind": m["kind"],
+        "Billed min": _count(m.get("billed_minutes")),
+        "Sent min": _count(m.get("sent_minutes")),
+        "Stripe min": _count(m.get("stripe_minutes")),
+        "Our amount": ("" if m.get("our_cents") is None else format_money(m["our_cents"])),
+        "Stripe amount": ("" if m.get("stripe_cents") is None
+                          else format_money(m["stripe_cents"])),
+        "Stripe invoices": " ".join(m.get("stripe_invoice_ids") or []),
+        "Detail": m.get("detail", ""),
+    } for m in sorted(mismatches, key=lambda m: (m.get("org_id") or "", m["kind"]))]
+    return pd.DataFrame(rows, columns=["Org", "Stripe customer", "Kind", "Billed min",
+                                       "Sent min", "Stripe min", "Our amount", "Stripe amount",
+                                       "Stripe invoices", "Detail"])

@@ -47,11 +47,15 @@ ENGINE_POLICY: Policy = {
     ("GET", "/v1/customers"): SUPPORT,
     ("GET", "/v1/usage/top"): SUPPORT,
     ("GET", "/v1/instances/{instance_id}"): SUPPORT,
+    # The troubleshooting guide's "sync subscription data": support pulls an org from Stripe.
+    ("POST", "/v1/customers/{org_id}/resync"): SUPPORT,
     # Debug views and repairs.
     ("GET", "/debug/usage/{org_id}/daily"): OPERATOR,
     ("GET", "/debug/meters/pending"): OPERATOR,
     ("GET", "/debug/webhooks/failing"): OPERATOR,
     ("GET", "/debug/reconciliation/last"): OPERATOR,
+    ("GET", "/debug/reconciliation/runs"): OPERATOR,
+    ("GET", "/debug/reconciliation/runs/{run_id}"): OPERATOR,
     ("GET", "/debug/throttle/{instance_id}"): OPERATOR,
     ("GET", "/admin/webhooks/{event_id}"): OPERATOR,
     ("POST", "/admin/webhooks/{event_id}/replay"): OPERATOR,
@@ -66,6 +70,7 @@ ENGINE_POLICY: Policy = {
     ("PUT", "/admin/orgs/{org_id}"): ADMIN,
     ("POST", "/admin/credits"): ADMIN,
     ("POST", "/admin/credits/{org_id}"): ADMIN,
+    ("POST", "/admin/credits/{credit_id}/stripe-retry"): ADMIN,
     ("POST", "/admin/invoices/close"): ADMIN,
     ("GET", "/admin/audit"): ADMIN,
     # The demo's scripted incident (404 outside the demo).

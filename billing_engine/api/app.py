@@ -34,8 +34,10 @@ from billing_engine.payments import routes as payment_routes
 from billing_engine.plans import routes as plan_routes
 from billing_engine.settings import Settings
 from billing_engine.stripe.client import PaymentProvider
+from billing_engine.stripe.credits import routes as stripe_credit_routes
 from billing_engine.stripe.meters import routes as meter_routes
 from billing_engine.stripe.reconcile import routes as reconcile_routes
+from billing_engine.stripe.resync import routes as resync_routes
 from billing_engine.stripe.webhooks import routes as webhook_routes
 from billing_engine.throttling import routes as throttling_routes
 from billing_engine.usage import routes as usage_routes
@@ -65,6 +67,8 @@ ROUTERS = (
     meter_routes.router,
     meter_routes.public,
     reconcile_routes.router,
+    resync_routes.router,
+    stripe_credit_routes.router,
     health_routes.router,
 )
 

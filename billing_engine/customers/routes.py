@@ -23,7 +23,8 @@ admin = APIRouter(tags=["admin"], responses=ADMIN_ANSWERS)
 
 @public.get(
     "/v1/customers",
-    summary="Search customers by id, name or email prefix",
+    summary="Search customers by id, name or email prefix, or by a Stripe customer, "
+    "subscription or invoice id or invoice number",
     response_model=CustomerSearchOut,
     responses=error_responses(422, 503),
 )

@@ -44,6 +44,10 @@ class CustomerSearchOut(ResponseModel):
     page_size: int
     total: int = Field(description="Orgs matching, on every page")
     results: list[OrgOut]
+    note: str | None = Field(
+        default=None,
+        description="How a Stripe invoice id or number was looked up in Stripe, or why it "
+        "could not be")
 
 
 def org_out(org: OrgRecord) -> OrgOut:
@@ -64,4 +68,5 @@ def search_out(page: SearchPage) -> CustomerSearchOut:
         page_size=page.page_size,
         total=page.total,
         results=[org_out(o) for o in page.results],
+        note=page.note,
     )

@@ -12,7 +12,12 @@ from dataclasses import dataclass
 
 from billing_core.clock import Clock, utc_now
 from billing_core.errors import NotFound
-from billing_engine.customers.store import CustomerStore, OrgRecord
+from billing_engine.customers.store import (
+    INVOICE_ID,
+    INVOICE_NUMBER,
+    CustomerStore,
+    OrgRecord,
+)
 
 OrgListener = Callable[[str], None]
 
@@ -24,6 +29,12 @@ class SearchPage:
     page_size: int
     total: int
     results: list[OrgRecord]
+    note: str | None = None  # how a Stripe reference was resolved, or why it could not be
+
+
+# Finds the Stripe customer an invoice id or number belongs to by asking Stripe (wiring sets
+# it): (customer id or None, a note for support).
+StripeInvoiceLookup = Callable[[str], tuple[str | None, str]]
 
 
 class Customers:
@@ -34,6 +45,7 @@ class Customers:
         self._known: set[str] = set()
         self._known_lock = threading.Lock()
         self._listeners: list[OrgListener] = []
+        self.stripe_invoice_lookup: StripeInvoiceLookup | None = None
 
     def on_change(self, listener: OrgListener) -> None:
         """Call `listener(org_id)` after any change to an org (plan, link to Stripe, ...)."""
@@ -72,8 +84,22 @@ class Customers:
         return record, created
 
     def search(self, query: str, *, page: int, page_size: int) -> SearchPage:
+        """By id, name or email prefix, or by what a customer quotes from Stripe: a customer,
+        subscription or invoice id, or an invoice number. An invoice we hold no link for is
+        looked up in Stripe (its customer, then the org linked to it)."""
         results, total = self.store.search_orgs(
             query, limit=page_size, offset=(page - 1) * page_size
         )
+        quoted = query.strip()
+        note = None
+        if (total == 0 and self.stripe_invoice_lookup is not None
+                and (INVOICE_ID.match(quoted) or INVOICE_NUMBER.match(quoted))):
+            customer, note = self.stripe_invoice_lookup(quoted)
+            if customer is not None:
+                found = self.store.orgs_of_customer(customer)
+                total = len(found)
+                results = found[(page - 1) * page_size: page * page_size]
+                if not found:
+                    note += f"; no org here is linked to {customer}"
         return SearchPage(query=query, page=page, page_size=page_size, total=total,
-                          results=results)
+                          results=results, note=note)

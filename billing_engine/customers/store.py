@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, func, or_, select
+from sqlalchemy.sql.elements import ColumnElement
 
 from billing_core.sql import utc
 from billing_engine.customers.tables import orgs
 from billing_engine.db.database import Store
+from billing_engine.invoicing.tables import invoices
+from billing_engine.subscriptions.tables import subscriptions
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,34 @@ def org_from_row(row: Any) -> OrgRecord:
         stripe_customer_id=row.stripe_customer_id,
         created_at=utc(row.created_at),
     )
+
+
+# What a customer quotes from Stripe: ids by their prefix, an invoice number as Stripe formats
+# it (the customer's invoice prefix, a dash, a sequence: "ABCD1234-0001").
+CUSTOMER_ID = re.compile(r"^cus_[A-Za-z0-9]+$")
+SUBSCRIPTION_ID = re.compile(r"^sub_[A-Za-z0-9]+$")
+INVOICE_ID = re.compile(r"^in_[A-Za-z0-9]+$")
+INVOICE_NUMBER = re.compile(r"^[A-Za-z0-9]{3,12}-[0-9]{4,}$")
+# Our copy of Stripe's invoice number, where the invoice links carry it (not every build does):
+# without it a number is looked up in Stripe (Customers.search).
+_INVOICE_NUMBER_COLUMN = invoices.c.get("stripe_invoice_number")
+
+
+def stripe_reference(query: str) -> ColumnElement[bool] | None:
+    """The condition finding the org a Stripe id or invoice number belongs to, if `query` is
+    one: the customer on the org, a subscription or invoice we hold for it."""
+    quoted = query.strip()
+    if CUSTOMER_ID.match(quoted):
+        return orgs.c.stripe_customer_id == quoted
+    if SUBSCRIPTION_ID.match(quoted):
+        return orgs.c.id.in_(select(subscriptions.c.org_id).where(subscriptions.c.id == quoted))
+    if INVOICE_ID.match(quoted):
+        return orgs.c.id.in_(
+            select(invoices.c.org_id).where(invoices.c.stripe_invoice_id == quoted))
+    if INVOICE_NUMBER.match(quoted) and _INVOICE_NUMBER_COLUMN is not None:
+        return orgs.c.id.in_(
+            select(invoices.c.org_id).where(_INVOICE_NUMBER_COLUMN == quoted.upper()))
+    return None
 
 
 def like_prefix(text: str) -> str:
@@ -81,6 +113,10 @@ class CustomerStore(Store):
         query = select(orgs).where(orgs.c.id.in_(wanted))
         return {r.id: org_from_row(r) for r in self._run(lambda c: c.execute(query).all())}
 
+    def orgs_of_customer(self, customer_id: str) -> list[OrgRecord]:
+        query = select(orgs).where(orgs.c.stripe_customer_id == customer_id).order_by(orgs.c.id)
+        return [org_from_row(r) for r in self._run(lambda c: c.execute(query).all())]
+
     def existing_org_ids(self, org_ids: Iterable[str]) -> set[str]:
         wanted = list(set(org_ids))
         if not wanted:
@@ -90,11 +126,15 @@ class CustomerStore(Store):
 
     def search_orgs(self, query: str, *, limit: int, offset: int) -> tuple[list[OrgRecord], int]:
         pattern = like_prefix(query)
-        condition = or_(
+        matches: list[ColumnElement[bool]] = [
             func.lower(orgs.c.id).like(pattern, escape="\\"),
             func.lower(orgs.c.name).like(pattern, escape="\\"),
             func.lower(orgs.c.billing_email).like(pattern, escape="\\"),
-        )
+        ]
+        quoted = stripe_reference(query)
+        if quoted is not None:
+            matches.append(quoted)
+        condition = or_(*matches)
 
         def work(conn: Connection) -> tuple[list[OrgRecord], int]:
             total = conn.execute(select(func.count()).select_from(orgs).where(condition)).scalar()

@@ -119,6 +119,13 @@ class CreditOut(ResponseModel):
     granted_by: str = Field(description="The admin key's name (or cli)")
     granted_at: Timestamp
     applications: list[CreditApplicationOut]
+    stripe_status: str = Field(description="pending (not applied in Stripe yet: retried, or "
+                               "waiting for the org's Stripe customer), sent, failed (Stripe "
+                               "refused it; see stripe_last_error) or legacy (granted before "
+                               "credits went to Stripe)")
+    stripe_balance_transaction_id: str | None = Field(
+        description="The customer balance transaction (cbtxn_...) holding the credit in Stripe")
+    stripe_last_error: str | None
 
 
 class CreditsOut(ResponseModel):
@@ -210,6 +217,9 @@ def credit_out(credit: CreditRecord) -> CreditOut:
                                  amount_cents=a.amount_cents)
             for a in credit.applications
         ],
+        stripe_status=credit.stripe_status,
+        stripe_balance_transaction_id=credit.stripe_balance_transaction_id,
+        stripe_last_error=credit.stripe_last_error,
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -62,6 +63,8 @@ class Invoicing:
         # takes one per batch so replicas queue behind each other).
         self._close_lock = threading.Lock()
         self._known_closed: set[str] = set()
+        # Called with a new credit's id once it is stored: applies it in Stripe (wiring).
+        self.after_grant: Callable[[int], None] | None = None
 
     # -- closing ----------------------------------------------------------------------------
 
@@ -166,6 +169,13 @@ class Invoicing:
             )
         if created:
             log.info("credit granted", extra={"credit_id": credit.id, "amount_cents": amount_cents})
+        if created and self.after_grant is not None:
+            try:
+                self.after_grant(credit.id)
+            except Exception as exc:  # stored and pending: the retry job sends it
+                log.warning("credit not applied in Stripe yet", extra={
+                    "credit_id": credit.id, "reason": str(exc)[:200]})
+            credit = self.store.credit(org_id, credit.id) or credit
         return credit, created
 
     def list_credits(self, org_id: str) -> list[CreditRecord]:

@@ -86,6 +86,10 @@ class CreditRecord:
     granted_at: datetime
     idempotency_key: str | None
     applications: tuple[CreditApplication, ...] = ()
+    # Its customer balance transaction in Stripe (billing_engine/stripe/credits).
+    stripe_status: str = "pending"
+    stripe_balance_transaction_id: str | None = None
+    stripe_last_error: str | None = None
 
 
 def _credit(row: Any, applications: tuple[CreditApplication, ...] = ()) -> CreditRecord:
@@ -99,6 +103,9 @@ def _credit(row: Any, applications: tuple[CreditApplication, ...] = ()) -> Credi
         granted_at=utc(row.granted_at),
         idempotency_key=row.idempotency_key,
         applications=applications,
+        stripe_status=row.stripe_status,
+        stripe_balance_transaction_id=row.stripe_balance_transaction_id,
+        stripe_last_error=row.stripe_last_error,
     )
 
 
@@ -417,6 +424,11 @@ class InvoiceStore(Store):
             return _credit(existing), False
 
         return self._run(work, write=True)
+
+    def credit(self, org_id: str, credit_id: int) -> CreditRecord | None:
+        query = select(credits).where(credits.c.org_id == org_id, credits.c.id == credit_id)
+        row = self._run(lambda c: c.execute(query).first())
+        return None if row is None else _credit(row)
 
     def credits_for_org(self, org_id: str) -> list[CreditRecord]:
         """Newest first, each with the invoices that consumed it."""

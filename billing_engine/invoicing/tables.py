@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Table,
     UniqueConstraint,
+    text,
 )
 
 from billing_engine.db.metadata import BigId, metadata
@@ -80,12 +81,26 @@ credits = Table(
     Column("granted_by", String(64), nullable=False),
     Column("granted_at", DateTime(timezone=True), nullable=False),
     Column("idempotency_key", String(128), nullable=True),
+    # The credit in Stripe (migration 0011, billing_engine/stripe/credits): pending until the
+    # customer balance transaction is made, then sent with its id; failed when Stripe refused it
+    # for good; legacy for credits granted before credits went to Stripe.
+    Column("stripe_status", String(16), nullable=False, server_default=text("'pending'")),
+    Column("stripe_balance_transaction_id", String(64), nullable=True),
+    Column("stripe_attempts", Integer, nullable=False, server_default=text("0")),
+    Column("stripe_next_attempt_at", DateTime(timezone=True), nullable=True),
+    Column("stripe_claimed_until", DateTime(timezone=True), nullable=True),
+    Column("stripe_last_error", String(500), nullable=True),
+    Column("stripe_sent_at", DateTime(timezone=True), nullable=True),
+    # Times an admin sent a refused credit again: part of the Idempotency-Key, since Stripe
+    # replays a stored refusal for the same key.
+    Column("stripe_retries", Integer, nullable=False, server_default=text("0")),
     UniqueConstraint("org_id", "idempotency_key", name="uq_credits_org_idempotency_key"),
     CheckConstraint("amount_cents > 0", name="ck_credits_amount_positive"),
     CheckConstraint(
         "remaining_cents >= 0 AND remaining_cents <= amount_cents", name="ck_credits_remaining"
     ),
     Index("ix_credits_org_granted", "org_id", "granted_at"),
+    Index("ix_credits_stripe_due", "stripe_status", "stripe_next_attempt_at"),
 )
 
 

@@ -207,6 +207,7 @@ class EngineMetrics:
         self._stripe_webhook_metrics(r)
         self._usage_meter_metrics(r)
         self._invoice_metrics(r)
+        self._stripe_support_metrics(r)
 
     def _invoice_metrics(self, r: CollectorRegistry) -> None:
         """Invoices written at period close, and the admin audit log (issue 3)."""
@@ -386,5 +387,48 @@ class EngineMetrics:
         self.reconciliation_mismatches = Gauge(
             "reconciliation_mismatches",
             "Mismatches between our invoices and Stripe's found by the last reconciliation run.",
+            registry=r,
+        )
+
+    def _stripe_support_metrics(self, r: CollectorRegistry) -> None:
+        """Credits in Stripe, resyncs and scheduled reconciliation (issue 12)."""
+        from billing_engine.stripe.reconcile.rules import MismatchKind
+
+        self.stripe_credits = Gauge(
+            "stripe_credits",
+            "Credits by their state in Stripe: pending (not applied there yet), sent, failed "
+            "(Stripe refused it), legacy (granted before credits went to Stripe).",
+            ["status"],
+            registry=r,
+        )
+        self.stripe_credits_sent = Counter(
+            "stripe_credits_sent_total",
+            "Attempts to apply a credit in Stripe, by outcome: sent, retry, failed.",
+            ["outcome"],
+            registry=r,
+        )
+        for outcome in ("sent", "retry", "failed"):
+            self.stripe_credits_sent.labels(outcome)
+        self.stripe_resyncs = Counter(
+            "stripe_resyncs_total",
+            "Orgs resynced from Stripe on demand, by outcome: changed, unchanged, failed.",
+            ["outcome"],
+            registry=r,
+        )
+        for outcome in ("changed", "unchanged", "failed"):
+            self.stripe_resyncs.labels(outcome)
+        self.billing_reconciliation_mismatches = Gauge(
+            "billing_reconciliation_mismatches",
+            "Mismatches the last reconciliation run found, by kind (docs/stripe.md"
+            "#reconciliation).",
+            ["kind"],
+            registry=r,
+        )
+        for kind in MismatchKind:
+            self.billing_reconciliation_mismatches.labels(kind.value)
+        self.billing_reconciliation_last_run = Gauge(
+            "billing_reconciliation_last_run_timestamp_seconds",
+            "When the last reconciliation run (any trigger) finished, in seconds since the epoch; "
+            "0 before the first.",
             registry=r,
         )

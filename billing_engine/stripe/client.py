@@ -116,6 +116,9 @@ class ProviderInvoice:
     period_start: datetime | None
     period_end: datetime | None
     metadata: dict[str, str] = field(default_factory=dict)
+    # What the customer is asked to pay: the total less their balance (credits), as Stripe
+    # applied it when finalizing; None when not known (the simulated provider's mirror).
+    amount_due_cents: int | None = None
 
 
 # The v2 meter event stream: at most 100 events a request; its session tokens live 15 minutes
@@ -234,6 +237,7 @@ def _invoice(obj: dict[str, Any]) -> ProviderInvoice:
         period_start=_ts(obj.get("period_start")),
         period_end=_ts(obj.get("period_end")),
         metadata={str(k): str(v) for k, v in dict(metadata).items()},
+        amount_due_cents=None if obj.get("amount_due") is None else int(obj["amount_due"]),
     )
 
 

@@ -1,7 +1,8 @@
 """Customers (support): find an org and read its billing card without asking engineering.
 
-Support and above read; operators also get the repairs (quota refresh, entitlement recompute)
-and admins the credit grant. The engine records the signed-in person for each action.
+Support and above read and may resync an org from Stripe; operators also get the repairs
+(quota refresh, entitlement recompute) and admins the credit grant. The engine records the
+signed-in person for each action.
 """
 
 from __future__ import annotations
@@ -231,6 +232,24 @@ def grant_credit(org_id: str) -> None:
         st.session_state["credit_reason"] = ""
 
 
+def _resynced(reply: Any) -> str:
+    changed = [s["id"] for s in reply.get("subscriptions", []) if s.get("changed")]
+    text = (f"Resynced from Stripe customer {reply.get('stripe_customer_id', '?')}: plan "
+            f"{reply.get('plan_before', '?')} → {reply.get('plan_after', '?')} (limits of "
+            f"{reply.get('effective_plan', '?')}), "
+            f"{len(changed)} subscription(s) updated, {len(reply.get('invoices', []))} "
+            "invoice(s) read.")
+    if not reply.get("changed"):
+        text += " Nothing differed from what the engine held."
+    for warning in reply.get("warnings", []):
+        text += f" Warning: {warning}."
+    return text
+
+
+def resync(org_id: str) -> None:
+    _admin_post(org_id, "resync", f"/v1/customers/{org_id}/resync", _resynced)
+
+
 def show_admin_actions(org_id: str, person: Person) -> None:
     st.subheader("Actions")
     outcome = st.session_state.pop(OUTCOME, None)
@@ -242,6 +261,10 @@ def show_admin_actions(org_id: str, person: Person) -> None:
             st.success(payload)
         else:
             st.error(payload)
+    st.button("Resync from Stripe (customer, subscriptions, latest invoices)",
+              key="resync_from_stripe", on_click=resync, args=(org_id,),
+              help="When the card and Stripe disagree: pulls what Stripe holds now, applies it "
+                   "and records the change in the audit log.")
     if not person.may(Role.operator):
         st.info("Read-only: refreshing the quota and recomputing entitlements need the operator "
                 "role, granting a credit the admin role.")
@@ -269,9 +292,12 @@ def show_admin_actions(org_id: str, person: Person) -> None:
 person = require(Role.support)
 st.title("Customers")
 
-query = st.text_input("Search by org id, name or billing email", key="customer_query")
+query = st.text_input("Search by org id, name or billing email, or a Stripe id or invoice number",
+                      key="customer_query")
 if not query:
-    st.info("Type the start of an org id, a name or a billing email.")
+    st.info("Type the start of an org id, a name or a billing email. Or what the customer "
+            "quotes from Stripe: a customer (cus_…), subscription (sub_…) or invoice (in_…) id, "
+            "or an invoice number such as ABCD-0001.")
     st.stop()
 
 found = data.engine("/v1/customers", q=query, page_size=20)
@@ -279,6 +305,8 @@ if isinstance(found, data.BackendDown):
     data.show_down(found)
     st.stop()
 results = (found or {}).get("results", [])
+if (found or {}).get("note"):
+    st.caption(f"Stripe: {plain(found['note'])}")
 if not results:
     st.warning(f"No customer matches “{plain(query)}”.")
     st.stop()

@@ -26,7 +26,8 @@ from tests.support.builders import ADMIN_KEY, bearer, create_key, hb, new_org
 
 WRONG_KEY = "bk_live_" + "x" * 43
 PATH_VALUES = {"org_id": None, "instance_id": "vm-1", "event_id": "evt_policy",
-               "key_id": "key_0000000000000000"}
+               "key_id": "key_0000000000000000", "run_id": "1",
+               "credit_id": "1"}
 
 
 def served_routes(app: FastAPI) -> set[tuple[str, str]]:

@@ -316,6 +316,11 @@ def test_actions_follow_the_role_and_the_engine_records_the_person(open_console,
                                                    "grant_credit_submit")]
     assert any("Read-only" in i.value for i in app.info)
     assert _metrics(app)["Credit balance"] == "$0.00"
+    # Support may resync from Stripe; this org never went through checkout, so there is no
+    # Stripe customer to resync from, and the engine's reason is shown.
+    app.button(key="resync_from_stripe").click().run()
+    assert any("HTTP 409" in e and "not linked to a Stripe customer" in e
+               for e in _errors(app)), _errors(app)
 
     app = open_console("views/customers.py", search=ADMIN_ORG_NAME, person=OPERATOR)
     assert not [b for b in app.button if b.key == "grant_credit_submit"]
@@ -393,3 +398,25 @@ def test_prometheus_stopped_gives_a_banner_while_top_orgs_still_render(
     top = _table(app, "Used %")
     assert f"{PAYING_ORG_NAME} ({billing_stack.paying_org})" in list(top["Org"])
     assert not app.get("plotly_chart")
+
+
+def test_reconciliation_page_lists_runs_and_opens_one_for_operators(open_console,
+                                                                    billing_stack):
+    ran = httpx.post(f"{billing_stack.engine.url}/admin/reconciliation/run",
+                     params={"period": billing_stack.last_period}, headers=ADMIN_HEADERS,
+                     timeout=30)
+    assert ran.status_code == 200, ran.text
+    app = open_console("views/reconciliation.py", person=OPERATOR)
+    assert not _errors(app)
+    runs = _table(app, "Trigger")
+    assert billing_stack.last_period in list(runs["Period"])
+    assert "manual" in list(runs["Trigger"])
+    metrics = _metrics(app)
+    assert metrics["Mismatches"] == str(ran.json()["mismatch_count"])
+    # Without Stripe keys there is no meter to ask, and the page says why the column is empty.
+    assert metrics["Meter summaries compared"] == "no"
+    assert any("STRIPE_METER_EVENT_NAME" in c.value for c in app.caption)
+
+    support = open_console("views/customers.py", person=SUPPORT)
+    with pytest.raises(ValueError, match="Could not find a navigation page"):
+        support.switch_page("views/reconciliation.py")

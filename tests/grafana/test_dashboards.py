@@ -71,6 +71,8 @@ ALERT_RUNBOOKS = {
     "DatabasePoolSaturated": "resources",
     "EntitlementsCacheDown": "resources",
     "ConsoleDown": "resources",
+    "BillingReconciliationMismatch": "reconciliation",
+    "BillingReconciliationStale": "reconciliation",
 }
 
 RUNBOOK_URL = re.compile(

@@ -81,6 +81,9 @@ CONTRACT = {
     "DatabasePoolSaturated": ("P2", "resources", "resources"),
     "EntitlementsCacheDown": ("P3", "resources", "resources"),
     "ConsoleDown": ("P2", "resources", "resources"),
+    # Reconciliation with Stripe, scheduled (issue 12).
+    "BillingReconciliationMismatch": ("P2", "reconciliation", "reconciliation"),
+    "BillingReconciliationStale": ("P3", "reconciliation", "reconciliation"),
 }
 
 

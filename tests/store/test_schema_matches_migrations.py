@@ -16,7 +16,8 @@ from tests.support.schema_drift import schema_drift
 ENGINE_TABLES = {
     "orgs", "usage_hours", "daily_usage", "instances", "instance_throttle",
     "daily_counter_resets", "stripe_events", "subscriptions", "payment_attempts", "refunds",
-    "meter_outbox", "reconciliation_runs", "invoices", "invoice_lines", "credits",
+    "meter_outbox", "reconciliation_runs", "reconciliation_mismatches", "invoices",
+    "invoice_lines", "credits",
     "closed_periods", "audit_log", "api_keys", "housekeeping_runs", "stripe_invoices",
     "heartbeat_refusals",
 }

@@ -79,6 +79,8 @@ FLEET_WIDE = {
     ("billing_engine/payments/store.py", "add_payment"): "a Stripe event, found by its id",
     ("billing_engine/throttling/store.py", "reset_daily_counter"): "admin: an org's instances",
     ("billing_engine/usage/store.py", "org_instances"): "support: an org's instances",
+    ("billing_engine/stripe/credits/store.py", "claim"): "credits to Stripe, housekeeping",
+    ("billing_engine/stripe/credits/store.py", "counts"): "credit gauges",
 }
 
 _SOURCE = re.compile(r"(billing_engine|alerts)/.+\.py$")

@@ -158,6 +158,11 @@ class FakeStripe:
         self._objects: dict[str, dict[str, dict[str, Any]]] = {}
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        # Customers, balance credits, subscriptions, invoice lookups, meter summaries: the
+        # support tools' endpoints (tests/support/fake_stripe_support.py).
+        from tests.support.fake_stripe_support import SupportEndpoints
+
+        self.support = SupportEndpoints(self)
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -299,6 +304,7 @@ class FakeStripe:
             self._unknown_customers.clear()
             self._async_errors.clear()
             self.concurrent_refusals = 0
+            self.support.reset()
         self.v2.reset()
 
     # -- what it received -------------------------------------------------------------------
@@ -652,6 +658,9 @@ class FakeStripe:
             return status, body, {}
         self._authorise(headers)
         self._check_version(headers)
+        answer = self.support.handle(method, path, query, form, headers)
+        if answer is not None:
+            return answer
         if method == "POST" and path == METER_EVENTS:
             key = headers.get("idempotency-key")
             if key is not None:

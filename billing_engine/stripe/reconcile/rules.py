@@ -1,4 +1,4 @@
-"""Reconciliation: our invoices and reported usage for one period against Stripe's invoices.
+"""Reconciliation: our invoices and reported usage for one period against Stripe's.
 
 Which invoices are compared:
 - ours: the period's invoices of orgs linked to a Stripe customer, void ones left out (an org
@@ -7,13 +7,24 @@ Which invoices are compared:
   that belong to the period: the month in their `metadata[period]` when set, otherwise the month
   their `period_start` falls in. Several Stripe invoices of one customer in the period are summed.
 
+Per customer and period three usage numbers meet: the minutes on our invoice (billed), the
+minutes Stripe accepted from the usage outbox for the period's hours (sent), and the minutes
+Stripe's meter aggregated for the customer over the period (event summaries). Money is compared
+after credits on both sides: our invoice's total (credits applied) against what Stripe asks the
+customer to pay (`amount_due`: the total less the customer's balance, where our credits go).
+
 Each difference is one mismatch:
 - missing_at_stripe: we billed a customer something, Stripe has no invoice for them;
 - missing_here: Stripe billed a customer something, we have no invoice for them;
-- amount_differs: both exist and the totals (integer cents) differ;
+- amount_differs: both exist and the amounts due (integer cents) differ;
 - usage_not_reported / usage_over_reported: the minutes on our invoice differ from the minutes
-  Stripe accepted from the usage outbox for the period's hours.
-A missing counterpart of a zero total is not a mismatch: there is nothing to collect.
+  Stripe accepted from the usage outbox for the period's hours;
+- usage_not_aggregated / usage_over_aggregated: Stripe's meter holds fewer (or more) minutes for
+  the customer than it accepted from us: events refused after the 200 by its asynchronous
+  validation, or sent for this customer from somewhere else.
+A missing counterpart of a zero total is not a mismatch: there is nothing to collect. A Stripe
+invoice still in `draft` (Stripe finalizes a cycle's invoice about an hour after creating it, and
+applies the customer's balance only then) is not compared for money yet: the daily run does it.
 """
 
 from __future__ import annotations
@@ -57,6 +68,8 @@ class MismatchKind(StrEnum):
     AMOUNT_DIFFERS = "amount_differs"
     USAGE_NOT_REPORTED = "usage_not_reported"
     USAGE_OVER_REPORTED = "usage_over_reported"
+    USAGE_NOT_AGGREGATED = "usage_not_aggregated"
+    USAGE_OVER_AGGREGATED = "usage_over_aggregated"
 
 
 @dataclass(frozen=True)
@@ -69,6 +82,12 @@ class Mismatch:
     ours: int | None  # cents, or minutes for the usage kinds
     stripe: int | None
     detail: str
+    # Every number of the org for the period, for the drill-down (None: not known).
+    billed_minutes: int | None = None
+    sent_minutes: int | None = None
+    stripe_minutes: int | None = None
+    our_cents: int | None = None
+    stripe_cents: int | None = None
 
 
 @dataclass(frozen=True)
@@ -81,6 +100,8 @@ class ReconciliationReport:
     our_unlinked: int
     stripe_invoices: int
     mismatches: tuple[Mismatch, ...]
+    trigger: str = "manual"  # manual, daily or period_close
+    aggregated_checked: bool = False  # Stripe's meter summaries were compared
 
     @property
     def clean(self) -> bool:
@@ -98,7 +119,15 @@ class ReconciliationReport:
             "mismatch_count": len(self.mismatches),
             "mismatches": [_mismatch_json(m) for m in self.mismatches],
             "note": SIMULATED_NOTE if self.simulated else None,
+            "trigger": self.trigger,
+            "aggregated_checked": self.aggregated_checked,
         }
+
+    def counts_by_kind(self) -> dict[str, int]:
+        counts = dict.fromkeys((k.value for k in MismatchKind), 0)
+        for mismatch in self.mismatches:
+            counts[mismatch.kind.value] += 1
+        return counts
 
     def render_text(self) -> str:
         against = (
@@ -143,6 +172,11 @@ def period_of(invoice: ProviderInvoice) -> str | None:
     return period_containing(anchor).key
 
 
+def _amount_due(invoices: Iterable[ProviderInvoice]) -> int:
+    return sum(i.total_cents if i.amount_due_cents is None else i.amount_due_cents
+               for i in invoices)
+
+
 def compare(
     *,
     period_key: str,
@@ -150,8 +184,11 @@ def compare(
     theirs: Iterable[ProviderInvoice],
     org_by_customer: dict[str, str],
     reported_minutes: dict[str, int],
+    aggregated_minutes: dict[str, int] | None = None,
 ) -> tuple[list[Mismatch], int, int, int]:
-    """Pure: (mismatches, our invoices compared, ours not linked, Stripe's invoices compared)."""
+    """Pure: (mismatches, our invoices compared, ours not linked, Stripe's invoices compared).
+
+    `aggregated_minutes`: Stripe's meter total per org (None: not compared)."""
     billed = [o for o in ours if o.status not in EXCLUDED_STATUSES]
     linked = [o for o in billed if o.stripe_customer_id]
     unlinked = len(billed) - len(linked)
@@ -172,44 +209,62 @@ def compare(
         seen.add(customer)
         found = by_customer.get(customer, [])
         ids = tuple(sorted(i.id for i in found))
-        total = sum(i.total_cents for i in found)
-        if not found:
+        due = _amount_due(found) if found else None
+        sent = reported_minutes.get(our.org_id, 0)
+        aggregated = None if aggregated_minutes is None else aggregated_minutes.get(our.org_id)
+        numbers = {"billed_minutes": our.used_minutes, "sent_minutes": sent,
+                   "stripe_minutes": aggregated, "our_cents": our.total_cents,
+                   "stripe_cents": due}
+        if any(i.status == "draft" for i in found):
+            pass  # Stripe applies the balance when it finalizes: compared by a later run
+        elif due is None:
             if our.total_cents:
                 mismatches.append(Mismatch(
                     MismatchKind.MISSING_AT_STRIPE, our.org_id, customer, our.id, (),
                     our.total_cents, None,
                     f"we billed {our.total_cents} cents (invoice {our.id}); Stripe has no "
-                    "invoice for this customer in the period",
+                    "invoice for this customer in the period", **numbers,
                 ))
-        elif total != our.total_cents:
+        elif due != our.total_cents:
             mismatches.append(Mismatch(
                 MismatchKind.AMOUNT_DIFFERS, our.org_id, customer, our.id, ids,
-                our.total_cents, total,
-                f"we billed {our.total_cents} cents (invoice {our.id}), Stripe {total} cents "
-                f"({', '.join(ids)}): {total - our.total_cents:+d} cents",
+                our.total_cents, due,
+                f"we billed {our.total_cents} cents after credits (invoice {our.id}), Stripe "
+                f"asks {due} cents after the customer's balance ({', '.join(ids)}): "
+                f"{due - our.total_cents:+d} cents", **numbers,
             ))
-        accepted = reported_minutes.get(our.org_id, 0)
-        if accepted != our.used_minutes:
+        if sent != our.used_minutes:
             kind = (
                 MismatchKind.USAGE_NOT_REPORTED
-                if accepted < our.used_minutes
+                if sent < our.used_minutes
                 else MismatchKind.USAGE_OVER_REPORTED
             )
             mismatches.append(Mismatch(
-                kind, our.org_id, customer, our.id, ids, our.used_minutes, accepted,
-                f"invoice {our.id} bills {our.used_minutes} minutes, Stripe accepted {accepted} "
-                "from the usage outbox (see GET /debug/meters/pending)",
+                kind, our.org_id, customer, our.id, ids, our.used_minutes, sent,
+                f"invoice {our.id} bills {our.used_minutes} minutes, Stripe accepted {sent} "
+                "from the usage outbox (see GET /debug/meters/pending)", **numbers,
+            ))
+        if aggregated is not None and aggregated != sent:
+            kind = (
+                MismatchKind.USAGE_NOT_AGGREGATED
+                if aggregated < sent
+                else MismatchKind.USAGE_OVER_AGGREGATED
+            )
+            mismatches.append(Mismatch(
+                kind, our.org_id, customer, our.id, ids, sent, aggregated,
+                f"Stripe accepted {sent} minutes from us for the period, its meter aggregated "
+                f"{aggregated} for {customer}", **numbers,
             ))
     for customer, found in sorted(by_customer.items()):
         if customer in seen:
             continue
-        total = sum(i.total_cents for i in found)
-        if total:
+        due = _amount_due(found)
+        if due:
             ids = tuple(sorted(i.id for i in found))
             mismatches.append(Mismatch(
                 MismatchKind.MISSING_HERE, org_by_customer.get(customer), customer, None, ids,
-                None, total,
-                f"Stripe billed {total} cents ({', '.join(ids)}); we have no invoice for "
-                "this customer in the period",
+                None, due,
+                f"Stripe billed {due} cents ({', '.join(ids)}); we have no invoice for "
+                "this customer in the period", stripe_cents=due,
             ))
     return mismatches, len(linked), unlinked, len(stripe_side)

@@ -3,10 +3,12 @@ minutes Stripe accepted from the usage outbox, and the report of every run."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from billing_core.sql import utc
@@ -15,8 +17,8 @@ from billing_engine.db.database import Store
 from billing_engine.invoicing.tables import invoices
 from billing_engine.stripe.meters.store import SENT
 from billing_engine.stripe.meters.tables import meter_outbox
-from billing_engine.stripe.reconcile.rules import OurInvoice
-from billing_engine.stripe.reconcile.tables import reconciliation_runs
+from billing_engine.stripe.reconcile.rules import Mismatch, MismatchKind, OurInvoice
+from billing_engine.stripe.reconcile.tables import reconciliation_mismatches, reconciliation_runs
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,41 @@ class ReconciliationRun:
     provider: str
     mismatches: int
     report: str
+    trigger: str = "manual"
+    id: int | None = None  # set once stored
+
+
+def _run_of(row: Any) -> ReconciliationRun:
+    return ReconciliationRun(
+        period=row.period,
+        ran_at=utc(row.ran_at),
+        provider=row.provider,
+        mismatches=int(row.mismatches),
+        report=row.report,
+        trigger=row.trigger,
+        id=int(row.id),
+    )
+
+
+def _mismatch_of(row: Any) -> Mismatch:
+    def number(value: Any) -> int | None:
+        return None if value is None else int(value)
+
+    return Mismatch(
+        kind=MismatchKind(row.kind),
+        org_id=row.org_id,
+        stripe_customer_id=row.stripe_customer_id,
+        our_invoice_id=number(row.our_invoice_id),
+        stripe_invoice_ids=tuple((row.stripe_invoice_ids or "").split()),
+        ours=None,
+        stripe=None,
+        detail=row.detail,
+        billed_minutes=number(row.billed_minutes),
+        sent_minutes=number(row.sent_minutes),
+        stripe_minutes=number(row.stripe_minutes),
+        our_cents=number(row.our_cents),
+        stripe_cents=number(row.stripe_cents),
+    )
 
 
 class ReconciliationStore(Store):
@@ -82,26 +119,87 @@ class ReconciliationStore(Store):
         )
         return {r.id: r.stripe_customer_id for r in self._run(lambda c: c.execute(query).all())}
 
-    def save_reconciliation(self, run: ReconciliationRun) -> None:
-        stmt = reconciliation_runs.insert().values(
-            period=run.period,
-            ran_at=run.ran_at,
-            provider=run.provider,
-            mismatches=run.mismatches,
-            report=run.report,
+    def save_reconciliation(
+        self, run: ReconciliationRun, found: Sequence[Mismatch] = ()
+    ) -> int:
+        """The run and one row per mismatch, in one transaction; returns the run's id."""
+        stmt = (
+            self._insert(reconciliation_runs)
+            .values(
+                period=run.period,
+                ran_at=run.ran_at,
+                provider=run.provider,
+                mismatches=run.mismatches,
+                report=run.report,
+                trigger=run.trigger,
+            )
+            .returning(reconciliation_runs.c.id)
         )
-        self._run(lambda c: c.execute(stmt), write=True)
+
+        def work(conn: Connection) -> int:
+            run_id = int(conn.execute(stmt).scalar_one())
+            if found:
+                conn.execute(reconciliation_mismatches.insert(), [
+                    {
+                        "run_id": run_id,
+                        "kind": m.kind.value,
+                        "org_id": m.org_id,
+                        "stripe_customer_id": m.stripe_customer_id,
+                        "our_invoice_id": m.our_invoice_id,
+                        "stripe_invoice_ids": " ".join(m.stripe_invoice_ids)[:500] or None,
+                        "billed_minutes": m.billed_minutes,
+                        "sent_minutes": m.sent_minutes,
+                        "stripe_minutes": m.stripe_minutes,
+                        "our_cents": m.our_cents,
+                        "stripe_cents": m.stripe_cents,
+                        "detail": m.detail[:500],
+                    }
+                    for m in found
+                ])
+            return run_id
+
+        return self._run(work, write=True)
 
     def last_reconciliation(self) -> ReconciliationRun | None:
         r = reconciliation_runs.c
         query = select(reconciliation_runs).order_by(r.ran_at.desc(), r.id.desc()).limit(1)
         row = self._run(lambda c: c.execute(query).first())
-        if row is None:
-            return None
-        return ReconciliationRun(
-            period=row.period,
-            ran_at=utc(row.ran_at),
-            provider=row.provider,
-            mismatches=int(row.mismatches),
-            report=row.report,
+        return None if row is None else _run_of(row)
+
+    def recent_runs(self, *, limit: int) -> list[ReconciliationRun]:
+        r = reconciliation_runs.c
+        query = select(reconciliation_runs).order_by(r.ran_at.desc(), r.id.desc()).limit(limit)
+        return [_run_of(row) for row in self._run(lambda c: c.execute(query).all())]
+
+    def get_run(self, run_id: int) -> ReconciliationRun | None:
+        query = select(reconciliation_runs).where(reconciliation_runs.c.id == run_id)
+        row = self._run(lambda c: c.execute(query).first())
+        return None if row is None else _run_of(row)
+
+    def has_run(self, period_key: str, *, trigger: str) -> bool:
+        r = reconciliation_runs.c
+        query = select(r.id).where(r.period == period_key, r.trigger == trigger).limit(1)
+        return self._run(lambda c: c.execute(query).first()) is not None
+
+    def kinds_by_run(self, run_ids: Sequence[int]) -> dict[int, dict[str, int]]:
+        if not run_ids:
+            return {}
+        m = reconciliation_mismatches.c
+        query = (
+            select(m.run_id, m.kind, func.count().label("found"))
+            .where(m.run_id.in_(list(run_ids)))
+            .group_by(m.run_id, m.kind)
         )
+        found: dict[int, dict[str, int]] = {}
+        for row in self._run(lambda c: c.execute(query).all()):
+            found.setdefault(int(row.run_id), {})[row.kind] = int(row.found)
+        return found
+
+    def mismatches_of(self, run_id: int, *, org_id: str | None = None,
+                      limit: int = 1000) -> list[Mismatch]:
+        m = reconciliation_mismatches.c
+        query = select(reconciliation_mismatches).where(m.run_id == run_id)
+        if org_id is not None:
+            query = query.where(m.org_id == org_id)
+        query = query.order_by(m.org_id, m.kind, m.id).limit(limit)
+        return [_mismatch_of(row) for row in self._run(lambda c: c.execute(query).all())]

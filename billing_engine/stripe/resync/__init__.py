@@ -1,0 +1,1 @@
+"""Resync one org from Stripe on demand: its customer, subscriptions and latest invoices."""
