@@ -160,7 +160,7 @@ PROCESSES = ("billing-engine", "alerts", "console")
 # `service` label.
 PROCESS_OF_SERVICE = {"billing-engine": "billing-engine", "payments": "billing-engine",
                       "metering": "billing-engine", "security": "billing-engine",
-                      "alerting": "alerts"}
+                      "reconciliation": "billing-engine", "alerting": "alerts"}
 LOKI_DATASOURCE = {"type": "loki", "uid": "loki"}
 TEMPO_DATASOURCE = {"type": "tempo", "uid": "tempo"}
 

@@ -42,7 +42,7 @@ JOBS = {"ProcessCpuHigh": "console", "ProcessMemoryHigh": "alerts",
         "AlertsProcessDown": "alerts", "BillingEngineDown": "billing-engine"}
 EXPECTED_SERVICE = {"billing-engine": "billing-engine", "payments": "billing-engine",
                     "metering": "billing-engine", "security": "billing-engine",
-                    "alerting": "alerts"}
+                    "reconciliation": "billing-engine", "alerting": "alerts"}
 
 
 def fired(name: str, *, resolved: bool = False) -> Alert:
