@@ -14,7 +14,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from billing_core.sql import utc
 from billing_engine.customers.tables import orgs
 from billing_engine.db.database import Store
-from billing_engine.invoicing.tables import invoices
+from billing_engine.invoicing.tables import invoices, stripe_invoices
 from billing_engine.subscriptions.tables import subscriptions
 
 
@@ -46,25 +46,24 @@ CUSTOMER_ID = re.compile(r"^cus_[A-Za-z0-9]+$")
 SUBSCRIPTION_ID = re.compile(r"^sub_[A-Za-z0-9]+$")
 INVOICE_ID = re.compile(r"^in_[A-Za-z0-9]+$")
 INVOICE_NUMBER = re.compile(r"^[A-Za-z0-9]{3,12}-[0-9]{4,}$")
-# Our copy of Stripe's invoice number, where the invoice links carry it (not every build does):
-# without it a number is looked up in Stripe (Customers.search).
-_INVOICE_NUMBER_COLUMN = invoices.c.get("stripe_invoice_number")
 
 
 def stripe_reference(query: str) -> ColumnElement[bool] | None:
     """The condition finding the org a Stripe id or invoice number belongs to, if `query` is
-    one: the customer on the org, a subscription or invoice we hold for it."""
+    one: the customer on the org, a subscription we hold for it, or an invoice: ours linked to
+    Stripe's, or Stripe's as its invoice events described it (id and number)."""
     quoted = query.strip()
+    s = stripe_invoices.c
     if CUSTOMER_ID.match(quoted):
         return orgs.c.stripe_customer_id == quoted
     if SUBSCRIPTION_ID.match(quoted):
         return orgs.c.id.in_(select(subscriptions.c.org_id).where(subscriptions.c.id == quoted))
     if INVOICE_ID.match(quoted):
-        return orgs.c.id.in_(
-            select(invoices.c.org_id).where(invoices.c.stripe_invoice_id == quoted))
-    if INVOICE_NUMBER.match(quoted) and _INVOICE_NUMBER_COLUMN is not None:
-        return orgs.c.id.in_(
-            select(invoices.c.org_id).where(_INVOICE_NUMBER_COLUMN == quoted.upper()))
+        return or_(
+            orgs.c.id.in_(select(invoices.c.org_id).where(invoices.c.stripe_invoice_id == quoted)),
+            orgs.c.id.in_(select(s.org_id).where(s.stripe_invoice_id == quoted)))
+    if INVOICE_NUMBER.match(quoted):
+        return orgs.c.id.in_(select(s.org_id).where(s.number == quoted.upper()))
     return None
 
 

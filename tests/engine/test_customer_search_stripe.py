@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from billing_engine.api import create_app
 from billing_engine.customers.tables import orgs
-from billing_engine.invoicing.tables import invoices
+from billing_engine.invoicing.tables import invoices, stripe_invoices
 from billing_engine.operability.metrics import EngineMetrics
 from billing_engine.subscriptions.tables import subscriptions
 from tests.support.fake_stripe import FakeStripe
@@ -68,6 +68,20 @@ def test_a_customer_subscription_or_linked_invoice_id_finds_its_org(engine, staf
     assert found(engine, support, "in_Linked7")[0] == ["org_inv"]
     assert found(engine, support, "org_")[0] == ["org_card", "org_inv", "org_pdf", "org_sub"]
     assert fake.requests == []  # all of it from our own tables
+
+
+def test_an_invoice_its_events_described_is_found_by_number_or_id_without_asking_stripe(
+        engine, staff_key, fake, pg_database):
+    with pg_database.engine.begin() as conn:
+        conn.execute(stripe_invoices.insert().values(
+            org_id="org_card", stripe_invoice_id="in_FromEvent3", customer_id="cus_Card1",
+            number="CARD1A2B-0007", status="paid", currency="usd", amount_due_cents=2000,
+            amount_paid_cents=2000, total_cents=2000, period="2026-11", event_created=DEC,
+            updated_at=DEC))
+    support = staff_key("support")
+    assert found(engine, support, "card1a2b-0007")[0] == ["org_card"]
+    assert found(engine, support, "in_FromEvent3")[0] == ["org_card"]
+    assert fake.requests == []
 
 
 def test_an_invoice_number_or_unlinked_invoice_id_is_looked_up_in_stripe(
