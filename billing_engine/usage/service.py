@@ -19,7 +19,7 @@ from billing_core.clock import Clock, utc_now
 from billing_core.errors import NotFound
 from billing_core.periods import BillingPeriod, minute_of, period_containing
 from billing_core.plans import PlanCatalog
-from billing_core.quota import BUDGET_THRESHOLDS, Quota, compute_quota
+from billing_core.quota import Quota, compute_quota
 from billing_engine.customers.service import Customers
 from billing_engine.customers.store import OrgRecord
 from billing_engine.operability.metrics import EngineMetrics
@@ -239,11 +239,7 @@ class Usage:
         """Orgs past each budget threshold, and the rollup lag (housekeeping, each round)."""
         now = self.clock()
         period = period_containing(now)
-        counts = dict.fromkeys(BUDGET_THRESHOLDS, 0)
-        for _org_id, plan_code, minutes in self.store.usage_by_org(period):
-            quota = compute_quota(self.catalog.plan_or_default(plan_code), used_minutes=minutes)
-            for threshold in quota.thresholds_crossed:
-                counts[threshold] += 1
+        counts = self.store.orgs_past_thresholds(period, self.catalog)
         for threshold, count in counts.items():
             self.metrics.orgs_over_threshold.labels(str(threshold)).set(count)
         newest = self.store.newest_heartbeat()

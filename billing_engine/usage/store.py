@@ -14,11 +14,14 @@ from sqlalchemy import Connection, Select, and_, case, func, select, text
 from sqlalchemy.exc import IntegrityError
 
 from billing_core.periods import EPOCH_DAY, BillingPeriod, day_of_minute
+from billing_core.plans import PlanCatalog
+from billing_core.quota import BUDGET_THRESHOLDS
 from billing_core.sql import utc, utc_or_none
 from billing_engine.customers.store import OrgRecord, org_from_row
 from billing_engine.customers.tables import orgs
 from billing_engine.db.database import Store
 from billing_engine.throttling.tables import instance_throttle
+from billing_engine.usage.facts import thresholds_reached
 from billing_engine.usage.partitions import (
     create_partitions,
     is_missing_partition,
@@ -348,6 +351,17 @@ class UsageStore(Store):
             .group_by(orgs.c.id, orgs.c.plan)
         )
         return [(r.id, r.plan, int(r.minutes)) for r in self._run(lambda c: c.execute(query))]
+
+    def orgs_past_thresholds(self, period: BillingPeriod, catalog: PlanCatalog) -> dict[int, int]:
+        """How many orgs have reached each budget threshold in `period`: counted in the
+        database (the published `thresholds_reached` rule), three numbers back, whatever the
+        number of orgs."""
+        reached = thresholds_reached(period, catalog).subquery("reached")
+        query = select(reached.c.threshold, func.count()).group_by(reached.c.threshold)
+        counts = dict.fromkeys(BUDGET_THRESHOLDS, 0)
+        for threshold, orgs_past in self._run(lambda c: c.execute(query).all()):
+            counts[int(threshold)] = int(orgs_past)
+        return counts
 
     def raw_daily_minutes(self, org_id: str, period: BillingPeriod) -> dict[date, int]:
         """Count an org's raw minutes per day (debug and repair only: this reads every

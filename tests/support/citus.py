@@ -49,6 +49,7 @@ DISTRIBUTED = {
 # id. None is on the ingest or lookup path. docs/scaling.md lists each.
 FLEET_WIDE = {
     ("billing_engine/usage/store.py", "usage_by_org"): "budget gauges, each housekeeping round",
+    ("billing_engine/usage/store.py", "orgs_past_thresholds"): "budget gauges, counted in SQL",
     ("billing_engine/usage/store.py", "newest_heartbeat"): "rollup-lag gauge",
     ("billing_engine/usage/store.py", "top_orgs"): "support's heaviest-orgs view",
     ("billing_engine/usage/store.py", "rebuild_rollups"): "repair: locks usage_hours",
