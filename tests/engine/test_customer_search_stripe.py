@@ -4,54 +4,41 @@ card statement, a subscription id, an invoice id or the invoice number on the PD
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
 from fastapi.testclient import TestClient
 
-from billing_engine.api import create_app
 from billing_engine.customers.tables import orgs
 from billing_engine.invoicing.tables import invoices, stripe_invoices
-from billing_engine.operability.metrics import EngineMetrics
 from billing_engine.subscriptions.tables import subscriptions
-from tests.support.fake_stripe import FakeStripe
 
 NOV = datetime(2026, 11, 1, tzinfo=UTC)
 DEC = datetime(2026, 12, 1, tzinfo=UTC)
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeStripe]:
-    with FakeStripe() as server:
-        yield server
-
-
-@pytest.fixture
-def engine(pg_database, settings, clock, fake) -> Iterator[TestClient]:
-    configured = replace(settings, stripe_secret_key=fake.api_key, stripe_api_base=fake.url)
-    app = create_app(configured, database=pg_database, metrics=EngineMetrics(), clock=clock,
-                     housekeeping=False)
-    with TestClient(app) as client:
-        for org, customer in (("org_card", "cus_Card1"), ("org_sub", "cus_Sub1"),
-                              ("org_inv", "cus_Inv1"), ("org_pdf", "cus_Pdf1")):
-            client.put(f"/admin/orgs/{org}", headers={"X-Admin-Key": settings.admin_api_key},
-                       json={"name": org, "email": f"{org}@x.example", "plan": "base_usage"})
-            with pg_database.engine.begin() as conn:
-                conn.execute(orgs.update().where(orgs.c.id == org)
-                             .values(stripe_customer_id=customer))
+def engine(engine: TestClient, pg_database, settings) -> Iterator[TestClient]:
+    """The engine on the stand-in, with four linked orgs, a subscription and a linked invoice."""
+    for org, customer in (("org_card", "cus_Card1"), ("org_sub", "cus_Sub1"),
+                          ("org_inv", "cus_Inv1"), ("org_pdf", "cus_Pdf1")):
+        engine.put(f"/admin/orgs/{org}", headers={"X-Admin-Key": settings.admin_api_key},
+                   json={"name": org, "email": f"{org}@x.example", "plan": "base_usage"})
         with pg_database.engine.begin() as conn:
-            conn.execute(subscriptions.insert().values(
-                id="sub_Quoted9", org_id="org_sub", customer_id="cus_Sub1", status="active",
-                price_ids="price_base_usage_monthly", plan="base_usage",
-                current_period_start=NOV, current_period_end=DEC, cancel_at_period_end=False,
-                event_created_at=NOV, event_id="evt_1", updated_at=NOV))
-            conn.execute(invoices.insert().values(
-                org_id="org_inv", period="2026-11", period_start=NOV, period_end=DEC,
-                plan="base_usage", currency="usd", included_minutes=0, used_minutes=0,
-                overage_minutes=0, subtotal_cents=2000, credits_cents=0, total_cents=2000,
-                status="finalized", stripe_invoice_id="in_Linked7", closed_at=DEC))
-        yield client
+            conn.execute(orgs.update().where(orgs.c.id == org)
+                         .values(stripe_customer_id=customer))
+    with pg_database.engine.begin() as conn:
+        conn.execute(subscriptions.insert().values(
+            id="sub_Quoted9", org_id="org_sub", customer_id="cus_Sub1", status="active",
+            price_ids="price_base_usage_monthly", plan="base_usage",
+            current_period_start=NOV, current_period_end=DEC, cancel_at_period_end=False,
+            event_created_at=NOV, event_id="evt_1", updated_at=NOV))
+        conn.execute(invoices.insert().values(
+            org_id="org_inv", period="2026-11", period_start=NOV, period_end=DEC,
+            plan="base_usage", currency="usd", included_minutes=0, used_minutes=0,
+            overage_minutes=0, subtotal_cents=2000, credits_cents=0, total_cents=2000,
+            status="finalized", stripe_invoice_id="in_Linked7", closed_at=DEC))
+    yield engine
 
 
 def found(client: TestClient, headers: dict[str, str], query: str) -> tuple[list[str], dict]:

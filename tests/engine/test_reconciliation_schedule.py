@@ -4,8 +4,6 @@ the minutes its meter aggregated, and the amounts due after credits on both side
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -28,17 +26,6 @@ from tests.support.fake_stripe import FakeStripe
 NOV = datetime(2026, 11, 1, tzinfo=UTC)
 DEC = datetime(2026, 12, 1, tzinfo=UTC)
 NOV_HOUR = int(NOV.timestamp()) // 3600
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeStripe]:
-    with FakeStripe() as server:
-        yield server
-
-
-@pytest.fixture
-def configured(settings, fake):
-    return replace(settings, stripe_secret_key=fake.api_key, stripe_api_base=fake.url)
 
 
 def seed(database, fake: FakeStripe, *, org: str, customer: str, minutes: int,

@@ -3,34 +3,12 @@ is the one we wrote: sent once per credit, retried while Stripe is unavailable, 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import replace
-
-import pytest
 from fastapi.testclient import TestClient
 
-from billing_engine.api import create_app
 from billing_engine.customers.tables import orgs
 from billing_engine.invoicing.tables import credits
-from billing_engine.operability.metrics import EngineMetrics
-from tests.support.fake_stripe import FakeStripe
 
 BALANCE = "/v1/customers/cus_a/balance_transactions"
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeStripe]:
-    with FakeStripe() as server:
-        yield server
-
-
-@pytest.fixture
-def engine(pg_database, settings, clock, fake) -> Iterator[TestClient]:
-    configured = replace(settings, stripe_secret_key=fake.api_key, stripe_api_base=fake.url)
-    app = create_app(configured, database=pg_database, metrics=EngineMetrics(), clock=clock,
-                     housekeeping=False)
-    with TestClient(app) as client:
-        yield client
 
 
 def make_org(client: TestClient, admin: dict[str, str], database, org: str,

@@ -5,37 +5,14 @@ what Stripe holds, with the change in the audit log."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from dataclasses import replace
 from datetime import UTC, datetime
 
-import pytest
-from fastapi.testclient import TestClient
-
-from billing_engine.api import create_app
 from billing_engine.customers.tables import orgs
 from billing_engine.invoicing.tables import invoices
-from billing_engine.operability.metrics import EngineMetrics
-from tests.support.fake_stripe import FakeStripe
 
 NOV = datetime(2026, 11, 1, tzinfo=UTC)
 OCT = datetime(2026, 10, 1, tzinfo=UTC)
 DEC = datetime(2026, 12, 1, tzinfo=UTC)
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeStripe]:
-    with FakeStripe() as server:
-        yield server
-
-
-@pytest.fixture
-def engine(pg_database, settings, clock, fake) -> Iterator[TestClient]:
-    configured = replace(settings, stripe_secret_key=fake.api_key, stripe_api_base=fake.url)
-    app = create_app(configured, database=pg_database, metrics=EngineMetrics(), clock=clock,
-                     housekeeping=False)
-    with TestClient(app) as client:
-        yield client
 
 
 def org_linked(client, admin, database, org: str, customer: str | None, plan: str = "free"):
