@@ -12,16 +12,15 @@ from billing_core.settings import SettingsError
 from billing_engine.api import create_app
 from billing_engine.operability.metrics import EngineMetrics
 from billing_engine.settings import Settings
-from tests.support.builders import new_org
+from tests.support.builders import counted
 from tests.support.stripe_events import (
     T0,
     WEBHOOK_SECRET,
     charge,
-    checkout_completed,
+    customer_of,
     deliver,
     event,
     invoice,
-    new_id,
     payment_intent,
     refunded_charge,
     subscription,
@@ -34,18 +33,6 @@ def hooks(database, settings, clock) -> Iterator[TestClient]:
                      metrics=EngineMetrics(), clock=clock, housekeeping=False)
     with TestClient(app) as test_client:
         yield test_client
-
-
-def sample(client: TestClient, name: str, labels: dict[str, str] | None = None) -> float:
-    value = client.app.state.services.metrics.registry.get_sample_value(name, labels or {})  # type: ignore[attr-defined]
-    return 0.0 if value is None else value
-
-
-def customer_of(client: TestClient, admin: dict[str, str]) -> tuple[str, str]:
-    org = new_org(client, admin, plan="base_usage")
-    customer = new_id("cus")
-    deliver(client, event("checkout.session.completed", checkout_completed(org, customer)))
-    return org, customer
 
 
 def test_payment_metrics_move_once_per_attempt_never_per_delivery(hooks, admin):
@@ -66,13 +53,13 @@ def test_payment_metrics_move_once_per_attempt_never_per_delivery(hooks, admin):
     for evt in (first, same, retried, paid, first, paid):  # two redeliveries
         assert deliver(hooks, evt).status_code == 200
 
-    assert sample(hooks, "payments_total", {"outcome": "failed", "method": "card"}) == 1
-    assert sample(hooks, "payments_total", {"outcome": "failed", "method": "sepa_debit"}) == 1
-    assert sample(hooks, "payments_total", {"outcome": "succeeded", "method": "card"}) == 1
-    assert sample(hooks, "payment_failures_total", {"reason": "insufficient_funds"}) == 1
-    assert sample(hooks, "payment_failures_total", {"reason": "card_declined"}) == 1
-    assert sample(hooks, "payment_amount_cents_total", {"outcome": "failed"}) == 4000
-    assert sample(hooks, "payment_amount_cents_total", {"outcome": "succeeded"}) == 2000
+    assert counted(hooks, "payments_total", {"outcome": "failed", "method": "card"}) == 1
+    assert counted(hooks, "payments_total", {"outcome": "failed", "method": "sepa_debit"}) == 1
+    assert counted(hooks, "payments_total", {"outcome": "succeeded", "method": "card"}) == 1
+    assert counted(hooks, "payment_failures_total", {"reason": "insufficient_funds"}) == 1
+    assert counted(hooks, "payment_failures_total", {"reason": "card_declined"}) == 1
+    assert counted(hooks, "payment_amount_cents_total", {"outcome": "failed"}) == 4000
+    assert counted(hooks, "payment_amount_cents_total", {"outcome": "succeeded"}) == 2000
 
     body = hooks.get("/v1/payments", params={"org_id": org}, headers=admin).json()
     newest, middle, oldest = body["payments"]
@@ -100,7 +87,7 @@ def test_a_failed_intent_arriving_first_is_completed_by_its_charge_event(hooks, 
     (attempt,) = hooks.get("/v1/payments", params={"org_id": org}, headers=admin).json()["payments"]
     assert (attempt["method"], attempt["failure_reason"], attempt["failure_code"]) == (
         "card", "expired_card", "expired_card")
-    assert sample(hooks, "payment_failures_total", {"reason": "expired_card"}) == 1
+    assert counted(hooks, "payment_failures_total", {"reason": "expired_card"}) == 1
 
 
 def test_a_zero_amount_invoice_is_not_a_payment_attempt(hooks, admin):
@@ -108,7 +95,7 @@ def test_a_zero_amount_invoice_is_not_a_payment_attempt(hooks, admin):
     response = deliver(hooks, event("invoice.paid", invoice(customer, 0, paid=True)))
     assert response.status_code == 200 and "amount 0" in response.json()["effect"]
     assert hooks.get("/v1/payments", params={"org_id": org}, headers=admin).json()["payments"] == []
-    assert sample(hooks, "payments_total", {"outcome": "succeeded", "method": "other"}) == 0
+    assert counted(hooks, "payments_total", {"outcome": "succeeded", "method": "other"}) == 0
 
 
 def test_without_a_stripe_key_an_invoice_event_leaves_the_payment_to_its_charge_event(
@@ -132,8 +119,8 @@ def test_refunds_are_counted_once_and_shown_against_the_payment(hooks, admin):
         created=T0 + 120)
     for evt in (first, second, first):
         assert deliver(hooks, evt).status_code == 200
-    assert sample(hooks, "refunds_total") == 2
-    assert sample(hooks, "refund_amount_cents_total") == 9900
+    assert counted(hooks, "refunds_total") == 2
+    assert counted(hooks, "refund_amount_cents_total") == 9900
     body = hooks.get("/v1/payments", params={"org_id": org}, headers=admin).json()
     assert body["payments"][0]["refunded_cents"] == 9900
     assert sorted(r["amount_cents"] for r in body["refunds"]) == [1000, 8900]
@@ -151,7 +138,7 @@ def test_a_refund_delivered_before_its_charge_still_lands_on_the_payment(hooks, 
     body = hooks.get("/v1/payments", params={"org_id": org}, headers=admin).json()
     assert [r["amount_cents"] for r in body["refunds"]] == [800]
     assert body["payments"][0]["refunded_cents"] == 800
-    assert sample(hooks, "refund_amount_cents_total") == 800
+    assert counted(hooks, "refund_amount_cents_total") == 800
 
 
 def test_payments_for_an_unknown_org_is_a_404_naming_the_field(admin, hooks):

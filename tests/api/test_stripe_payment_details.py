@@ -14,18 +14,17 @@ from billing_engine.api import create_app
 from billing_engine.operability.metrics import EngineMetrics
 from billing_engine.stripe.circuit_breaker import CircuitBreaker
 from billing_engine.stripe.client import API_VERSION, StripeProvider
-from tests.support.builders import new_org
+from tests.support.builders import counted
 from tests.support.fake_stripe import CHARGES, INVOICE_PAYMENTS, PAYMENT_INTENTS, FakeStripe
 from tests.support.stripe_events import (
     T0,
     WEBHOOK_SECRET,
     charge,
-    checkout_completed,
+    customer_of,
     deliver,
     event,
     invoice,
     invoice_payment,
-    new_id,
     payment_intent,
 )
 
@@ -47,18 +46,6 @@ def hooks(database, settings, clock, fake) -> Iterator[TestClient]:
                      payment_provider=provider)
     with TestClient(app) as test_client:
         yield test_client
-
-
-def sample(client: TestClient, name: str, labels: dict[str, str] | None = None) -> float:
-    value = client.app.state.services.metrics.registry.get_sample_value(name, labels or {})  # type: ignore[attr-defined]
-    return 0.0 if value is None else value
-
-
-def customer_of(client: TestClient, admin: dict[str, str]) -> tuple[str, str]:
-    org = new_org(client, admin, plan="base_usage")
-    customer = new_id("cus")
-    deliver(client, event("checkout.session.completed", checkout_completed(org, customer)))
-    return org, customer
 
 
 def payments(client: TestClient, admin: dict[str, str], org: str) -> list[dict[str, Any]]:
@@ -93,7 +80,7 @@ def test_a_failed_invoice_gets_its_method_and_decline_from_the_fetched_charge(
     assert (attempt["charge_id"], attempt["payment_intent_id"], attempt["invoice_id"]) == (
         "ch_no", "pi_inv", inv["id"])
     assert attempt["attempt_number"] == 1
-    assert sample(hooks, "payment_failures_total", {"reason": "insufficient_funds"}) == 1
+    assert counted(hooks, "payment_failures_total", {"reason": "insufficient_funds"}) == 1
     # The three GETs, in order, each at the pinned version and with the invoice asked for.
     gets = [r for r in fake.requests if r.method == "GET"]
     assert [r.path for r in gets] == [
@@ -107,7 +94,7 @@ def test_a_failed_invoice_gets_its_method_and_decline_from_the_fetched_charge(
     # Stripe's own charge.failed for the same attempt, delivered afterwards: not a second one.
     again = deliver(hooks, event("charge.failed", fake._retrieve("charge", "ch_no", "charge")))
     assert "already recorded" in again.json()["effect"]
-    assert sample(hooks, "payments_total", {"outcome": "failed", "method": "card"}) == 1
+    assert counted(hooks, "payments_total", {"outcome": "failed", "method": "card"}) == 1
 
 
 def test_a_paid_invoice_links_the_charge_its_charge_event_already_recorded(hooks, admin, fake):
@@ -123,7 +110,7 @@ def test_a_paid_invoice_links_the_charge_its_charge_event_already_recorded(hooks
     assert (attempt["method"], attempt["invoice_id"], attempt["attempt_number"]) == (
         "sepa_debit", inv["id"], 2)
     assert fake.requests_to(INVOICE_PAYMENTS)[0].query["status"] == "paid"
-    assert sample(hooks, "payments_total", {"outcome": "succeeded", "method": "sepa_debit"}) == 1
+    assert counted(hooks, "payments_total", {"outcome": "succeeded", "method": "sepa_debit"}) == 1
 
 
 def test_stripe_failing_while_fetching_fails_the_event_and_its_redelivery_records_it(
@@ -139,12 +126,12 @@ def test_stripe_failing_while_fetching_fails_the_event_and_its_redelivery_record
     assert "could not be fetched from Stripe" in body["errors"][0]["reason"]
     assert len(fake.requests_to(INVOICE_PAYMENTS)) == 3
     assert payments(hooks, admin, org) == []
-    assert sample(hooks, "stripe_webhook_events_failing") == 1
+    assert counted(hooks, "stripe_webhook_events_failing") == 1
 
     retry = deliver(hooks, failed)  # Stripe redelivers later
     assert retry.status_code == 200 and retry.json()["outcome"] == "handled"
     assert [p["method"] for p in payments(hooks, admin, org)] == ["card"]
-    assert sample(hooks, "stripe_webhook_events_failing") == 0
+    assert counted(hooks, "stripe_webhook_events_failing") == 0
 
 
 def test_an_open_circuit_is_not_retried_and_the_event_waits_for_stripes_redelivery(

@@ -23,7 +23,7 @@ from devstack.servers import (
     drop_database,
     start_throwaway_postgres,
 )
-from tests.support.builders import new_org
+from tests.support.builders import counted, new_org
 from tests.support.stripe_events import (
     WEBHOOK_SECRET,
     charge,
@@ -34,11 +34,6 @@ from tests.support.stripe_events import (
     new_id,
     subscription,
 )
-
-
-def sample(client: TestClient, name: str, labels: dict[str, str] | None = None) -> float:
-    value = client.app.state.services.metrics.registry.get_sample_value(name, labels or {})  # type: ignore[attr-defined]
-    return 0.0 if value is None else value
 
 
 def linked(client: TestClient, admin: dict[str, str], plan: str = "free") -> tuple[str, str]:
@@ -92,7 +87,7 @@ def test_redis_holds_the_dedup_key_only_after_handling_and_its_loss_changes_noth
         again = deliver(hooks, evt)
         assert again.status_code == 200
         assert (again.json()["outcome"], again.json()["effect"]) == ("duplicate", "already handled")
-    assert sample(hooks, "payments_total", {"outcome": "succeeded", "method": "card"}) == 2
+    assert counted(hooks, "payments_total", {"outcome": "succeeded", "method": "card"}) == 2
     assert len(hooks.get("/v1/payments", params={"org_id": org},
                          headers=admin).json()["payments"]) == 2
 
@@ -140,14 +135,14 @@ def test_a_lock_held_while_handling_answers_503_and_the_retry_applies_once(
     record = hooks.get(f"/admin/webhooks/{paid['id']}", headers=admin).json()
     assert (record["status"], record["attempts"]) == ("failed", 1)
     assert record["last_error"].startswith("database unavailable")
-    assert sample(hooks, "stripe_webhook_events_failing") == 1
-    assert sample(hooks, "payments_total", {"outcome": "succeeded", "method": "card"}) == 0
+    assert counted(hooks, "stripe_webhook_events_failing") == 1
+    assert counted(hooks, "payments_total", {"outcome": "succeeded", "method": "card"}) == 0
 
     retry = deliver(hooks, paid)
     assert retry.status_code == 200 and retry.json()["outcome"] == "handled"
     assert deliver(hooks, paid).json()["outcome"] == "duplicate"
-    assert sample(hooks, "payments_total", {"outcome": "succeeded", "method": "card"}) == 1
-    assert sample(hooks, "stripe_webhook_events_failing") == 0
+    assert counted(hooks, "payments_total", {"outcome": "succeeded", "method": "card"}) == 1
+    assert counted(hooks, "stripe_webhook_events_failing") == 0
     assert len(hooks.get("/v1/payments", params={"org_id": org},
                          headers=admin).json()["payments"]) == 1
 
@@ -170,7 +165,7 @@ def test_the_database_down_answers_503_stores_nothing_and_stripes_retry_applies_
             down = deliver(hooks, created)
             assert down.status_code == 503
             assert down.json()["message"] == "the database is unreachable; nothing was stored"
-            assert sample(hooks, "stripe_webhook_events_total", {"outcome": "failed"}) == 1
+            assert counted(hooks, "stripe_webhook_events_total", {"outcome": "failed"}) == 1
 
             server.start()
             assert hooks.get(f"/admin/webhooks/{created['id']}", headers=admin).status_code == 404

@@ -14,7 +14,7 @@ from billing_engine.api import create_app
 from billing_engine.operability.metrics import EngineMetrics
 from billing_engine.stripe.webhooks.signature import SignatureFailure, SignatureRejected, verify
 from devstack.servers import wait_for
-from tests.support.builders import new_org
+from tests.support.builders import counted, new_org
 from tests.support.stripe_events import (
     T0,
     WEBHOOK_SECRET,
@@ -37,11 +37,6 @@ def hooks(database, settings, clock) -> Iterator[TestClient]:
                      metrics=EngineMetrics(), clock=clock, housekeeping=False)
     with TestClient(app) as test_client:
         yield test_client
-
-
-def sample(client: TestClient, name: str, labels: dict[str, str] | None = None) -> float:
-    value = client.app.state.services.metrics.registry.get_sample_value(name, labels or {})  # type: ignore[attr-defined]
-    return 0.0 if value is None else value
 
 
 def stored(client: TestClient, admin: dict[str, str], event_id: str) -> dict | None:
@@ -71,7 +66,7 @@ def test_a_subscription_event_puts_the_org_on_its_plan_and_entitlements_follow(h
     assert entitlements["limits"]["max_concurrent_instances"] == 200
     assert hooks.get("/v1/billing", params={"org_id": org},
                      headers=admin).json()["plan"]["code"] == "team"
-    assert sample(hooks, "stripe_webhook_events_total", {"outcome": "handled"}) == 2
+    assert counted(hooks, "stripe_webhook_events_total", {"outcome": "handled"}) == 2
 
 
 def test_a_past_due_subscription_keeps_its_limits_but_stops_overage(hooks, admin):
@@ -106,8 +101,8 @@ def test_missing_forged_and_stale_signatures_are_refused_and_nothing_is_stored(
     error = response.json()["errors"][0]
     assert error["field"] == "Stripe-Signature" and error["reason"].startswith(f"{reason}:")
     assert stored(hooks, admin, evt["id"]) is None
-    assert sample(hooks, "stripe_webhook_signature_failures_total", {"reason": reason}) == 1
-    assert sample(hooks, "stripe_webhook_events_total", {"outcome": "handled"}) == 0
+    assert counted(hooks, "stripe_webhook_signature_failures_total", {"reason": reason}) == 1
+    assert counted(hooks, "stripe_webhook_events_total", {"outcome": "handled"}) == 0
 
 
 def test_a_body_changed_after_signing_is_refused(hooks, admin):
@@ -140,8 +135,8 @@ def test_a_redelivered_event_is_acknowledged_without_a_second_effect(hooks, admi
     for _ in range(2):
         again = deliver(hooks, paid)
         assert again.status_code == 200 and again.json()["outcome"] == "duplicate"
-    assert sample(hooks, "payments_total", {"outcome": "succeeded", "method": "card"}) == 1
-    assert sample(hooks, "stripe_webhook_events_total", {"outcome": "duplicate"}) == 2
+    assert counted(hooks, "payments_total", {"outcome": "succeeded", "method": "card"}) == 1
+    assert counted(hooks, "stripe_webhook_events_total", {"outcome": "duplicate"}) == 2
     assert len(hooks.get("/v1/payments", params={"org_id": org},
                          headers=admin).json()["payments"]) == 1
 
@@ -177,7 +172,7 @@ def test_unknown_event_types_are_stored_and_acknowledged(hooks, admin):
     assert response.status_code == 200 and response.json()["outcome"] == "ignored"
     assert stored(hooks, admin, evt["id"])["status"] == "ignored"
     assert deliver(hooks, evt).json()["outcome"] == "duplicate"
-    assert sample(hooks, "stripe_webhook_events_total", {"outcome": "ignored"}) == 1
+    assert counted(hooks, "stripe_webhook_events_total", {"outcome": "ignored"}) == 1
 
 
 def test_a_subscription_arriving_before_checkout_waits_then_applies_when_checkout_links(
@@ -190,7 +185,7 @@ def test_a_subscription_arriving_before_checkout_waits_then_applies_when_checkou
     assert response.json()["error"]["field"] == "data.object.customer"
     webhooks = hooks.app.state.services.webhooks  # type: ignore[attr-defined]
     webhooks.refresh_gauges()
-    assert sample(hooks, "stripe_webhook_events_failing") == 1
+    assert counted(hooks, "stripe_webhook_events_failing") == 1
     failing = hooks.get("/debug/webhooks/failing", headers=admin).json()
     assert [e["event_id"] for e in failing["events"]] == [early["id"]]
     assert customer in failing["events"][0]["last_error"]
@@ -198,7 +193,7 @@ def test_a_subscription_arriving_before_checkout_waits_then_applies_when_checkou
     deliver(hooks, event("checkout.session.completed", checkout_completed(org, customer)))
     assert hooks.get(f"/v1/entitlements/{org}", headers=admin).json()["plan"] == "team"
     assert stored(hooks, admin, early["id"])["status"] == "handled"
-    assert sample(hooks, "stripe_webhook_events_failing") == 0
+    assert counted(hooks, "stripe_webhook_events_failing") == 0
     assert hooks.get("/debug/webhooks/failing", headers=admin).json()["count"] == 0
     # Stripe's own retry of the early event is now a duplicate.
     assert deliver(hooks, early).json()["outcome"] == "duplicate"
@@ -223,7 +218,7 @@ def test_replay_applies_a_waiting_event_once_its_org_exists(hooks, admin):
         "stripe_customer_id"] == "cus_later"
     again = hooks.post(f"/admin/webhooks/{evt['id']}/replay", headers=admin)
     assert again.status_code == 409 and again.json()["errors"][0]["field"] == "event_id"
-    assert sample(hooks, "payments_total", {"outcome": "succeeded", "method": "card"}) == 1
+    assert counted(hooks, "payments_total", {"outcome": "succeeded", "method": "card"}) == 1
     missing = hooks.post("/admin/webhooks/evt_nothing/replay", headers=admin)
     assert missing.status_code == 404 and missing.json()["errors"][0]["field"] == "event_id"
 
@@ -240,7 +235,7 @@ def test_a_price_with_no_plan_fails_loudly_and_stripe_is_asked_to_retry(hooks, a
         assert record["status"] == "failed" and record["attempts"] == attempt
         assert "price_not_in_plans" in record["last_error"]
     assert hooks.get(f"/v1/entitlements/{org}", headers=admin).json()["plan"] == "free"
-    assert sample(hooks, "stripe_webhook_events_total", {"outcome": "failed"}) == 2
+    assert counted(hooks, "stripe_webhook_events_total", {"outcome": "failed"}) == 2
 
 
 def test_without_a_webhook_secret_the_endpoint_says_so_and_stores_nothing(client, admin):
@@ -260,9 +255,9 @@ def test_housekeeping_keeps_the_failing_gauges_current(pg_database, settings, cl
         waiting = event("invoice.paid", invoice("cus_nobody", 700, paid=True))
         assert deliver(hooks, waiting).status_code == 202
         clock.advance(minutes=10)
-        wait_for(lambda: sample(hooks, "stripe_webhook_oldest_failing_age_seconds") == 600,
+        wait_for(lambda: counted(hooks, "stripe_webhook_oldest_failing_age_seconds") == 600,
                  timeout=10, what="housekeeping to refresh the oldest failing age")
-        assert sample(hooks, "stripe_webhook_events_failing") == 1
+        assert counted(hooks, "stripe_webhook_events_failing") == 1
         text = hooks.get("/metrics").text
         assert "stripe_webhook_events_failing 1.0" in text
 
@@ -272,7 +267,7 @@ def test_a_signature_dated_within_the_tolerance_either_way_is_accepted(hooks, ad
         evt = event("customer.subscription.created", subscription("sub_x", "cus_x"))
         response = deliver(hooks, evt, timestamp=int(time.time()) + offset)
         assert response.status_code in (200, 202), response.text
-    assert sample(hooks, "stripe_webhook_signature_failures_total", {"reason": "future"}) == 0
+    assert counted(hooks, "stripe_webhook_signature_failures_total", {"reason": "future"}) == 0
 
 
 def test_the_future_edge_is_300_seconds_against_the_clock_passed_in():
@@ -317,7 +312,7 @@ def test_an_amount_no_column_can_hold_is_refused_naming_the_field_for_a_linked_o
     assert stored(hooks, admin, evt["id"]) is None
     payments = hooks.get("/v1/payments", params={"org_id": org}, headers=admin)
     assert payments.status_code == 200 and payments.json()["payments"] == []
-    assert sample(hooks, "payments_total", {"outcome": "succeeded", "method": "other"}) == 0
+    assert counted(hooks, "payments_total", {"outcome": "succeeded", "method": "other"}) == 0
 
 
 ODD_EVENTS = [
@@ -348,10 +343,10 @@ def test_an_event_at_another_api_version_is_counted_and_still_handled(hooks, adm
     garbled = {**event("invoice.paid", invoice(customer, 0, paid=True)), "api_version": 42}
     assert deliver(hooks, garbled).json()["outcome"] == "handled"
     assert deliver(hooks, event("invoice.paid", invoice(customer, 0, paid=True))).status_code == 200
-    assert sample(hooks, "stripe_webhook_events_other_version_total", {"relation": "older"}) == 1
-    assert sample(hooks, "stripe_webhook_events_other_version_total",
+    assert counted(hooks, "stripe_webhook_events_other_version_total", {"relation": "older"}) == 1
+    assert counted(hooks, "stripe_webhook_events_other_version_total",
                   {"relation": "unknown"}) == 1
-    assert sample(hooks, "stripe_webhook_events_other_version_total", {"relation": "newer"}) == 0
+    assert counted(hooks, "stripe_webhook_events_other_version_total", {"relation": "newer"}) == 0
     warned = [r for r in caplog.records if r.getMessage() == "stripe event at another API version"]
     assert [(r.api_version, r.pinned_version) for r in warned] == [  # type: ignore[attr-defined]
         ("2025-03-31.basil", "2026-10-28.endive"), ("missing", "2026-10-28.endive")]

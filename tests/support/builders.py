@@ -77,3 +77,10 @@ def engine_org_key(engine_url: str, admin_key: str, org_id: str,
                           json={"name": "test fleet", "scopes": list(scopes)})
     assert response.status_code == 201, response.text
     return bearer(response.json()["key"])
+
+
+def counted(client: TestClient, name: str, labels: dict[str, str] | None = None) -> float:
+    """A sample of the in-process engine's metrics; 0 for a series not written yet."""
+    registry = client.app.state.services.metrics.registry  # type: ignore[attr-defined]
+    value = registry.get_sample_value(name, labels or {})
+    return 0.0 if value is None else float(value)

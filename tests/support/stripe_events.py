@@ -12,6 +12,8 @@ import stripe
 from fastapi.testclient import TestClient
 from httpx import Response
 
+from tests.support.builders import new_org
+
 WEBHOOK_SECRET = "whsec_test_4eC39HqLyjWDarjtT1zdp7dc"
 T0 = 1_795_000_000  # a fixed event `created` (2026-11-18); the signature uses the real clock
 
@@ -245,3 +247,11 @@ def refunded_charge(charge_id: str, customer: str, *, amount: int, amount_refund
     """A charge.refunded event's charge: the cumulative `amount_refunded`, no refund list."""
     return charge(customer, amount, charge_id=charge_id, payment_intent=payment_intent,
                   amount_refunded=amount_refunded)
+
+
+def customer_of(client: TestClient, admin: dict[str, str]) -> tuple[str, str]:
+    """A new org on base_usage, linked to a new Stripe customer by a signed checkout event."""
+    org = new_org(client, admin, plan="base_usage")
+    customer = new_id("cus")
+    deliver(client, event("checkout.session.completed", checkout_completed(org, customer)))
+    return org, customer
