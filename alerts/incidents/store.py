@@ -114,19 +114,6 @@ class RefusedOrg:
     heartbeats: int
 
 
-def _first_orgs(rows: Sequence[RefusedOrg], limit: int) -> list[RefusedOrg]:
-    """The rows of the first `limit` orgs, in the order they come."""
-    kept: list[str] = []
-    out = []
-    for row in rows:
-        if row.org_id not in kept:
-            if len(kept) == limit:
-                continue
-            kept.append(row.org_id)
-        out.append(row)
-    return out
-
-
 class IncidentStore(Store):
     def declare(self, *, title: str, severity: str, impact: str, commander: str,
                 fingerprints: Sequence[str], by: str, now: datetime, audit: AuditEntry | None,
@@ -236,15 +223,21 @@ class IncidentStore(Store):
         published query, by the hour), most refused first: up to `limit` of them, and how many
         orgs there were in all."""
         found = refused_orgs_query(starts, ends).subquery("refused")
+        per_org = (select(found.c.org_id, sa.func.sum(found.c.heartbeats).label("total"))
+                   .group_by(found.c.org_id).subquery("per_org"))
+        top = (select(per_org.c.org_id, per_org.c.total)
+               .order_by(per_org.c.total.desc(), per_org.c.org_id).limit(limit).subquery("top"))
+        rows = (select(found).join(top, top.c.org_id == found.c.org_id)
+                .order_by(top.c.total.desc(), found.c.org_id, found.c.heartbeats.desc(),
+                          found.c.reason))
 
         def work(conn: Connection) -> tuple[list[RefusedOrg], int]:
-            rows = conn.execute(select(found).limit(limit * 4)).all()
-            orgs = conn.execute(select(sa.func.count(sa.distinct(found.c.org_id)))).scalar_one()
-            return [RefusedOrg(org_id=r.org_id, name=r.org_name, reason=r.reason,
-                               heartbeats=int(r.heartbeats)) for r in rows], int(orgs)
+            listed = [RefusedOrg(org_id=r.org_id, name=r.org_name, reason=r.reason,
+                                 heartbeats=int(r.heartbeats)) for r in conn.execute(rows)]
+            orgs = conn.execute(select(sa.func.count()).select_from(per_org)).scalar_one()
+            return listed, int(orgs)
 
-        listed, total = self.run(work)
-        return _first_orgs(listed, limit), total
+        return self.run(work)
 
     def tasks(self, incident_id: int) -> list[Task]:
         t = alert_incident_tasks
