@@ -5,7 +5,6 @@ Against the local server speaking Stripe's wire format (tests/support/fake_strip
 from __future__ import annotations
 
 import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import replace
@@ -174,14 +173,13 @@ def test_v1_calls_run_side_by_side_but_one_at_a_time_per_customer(
 ):
     with FakeStripe(latency_seconds=0.05) as slow, \
             engine(pg_database, settings, clock, slow, stream_min=10_000) as client:
-        backlog(client, admin, orgs_count=8, hours=3, now=clock())  # 24 calls, 1.2 s in a row
-        started = time.monotonic()
+        backlog(client, admin, orgs_count=8, hours=3, now=clock())  # 24 calls of 50 ms
         result = send(client)
-        elapsed = time.monotonic() - started
 
     assert result["sent"] == 24
-    assert slow.concurrent_refusals == 0
-    assert elapsed < 0.9, f"v1 calls took {elapsed:.2f} s: not concurrent across customers"
+    assert slow.concurrent_refusals == 0  # never two at once for one customer
+    # Customers side by side, seen by the stand-in (not timed: a loaded machine stretches time).
+    assert slow.v1_peak_in_flight > 1
 
 
 def test_the_stand_in_refuses_concurrent_v1_calls_for_one_customer_and_meter(clock):

@@ -141,6 +141,7 @@ class FakeStripe:
         # at a time per customer and meter and answers 429 to a concurrent one.
         self._v1_in_flight: set[tuple[str, str]] = set()
         self.concurrent_refusals = 0
+        self.v1_peak_in_flight = 0  # the most v1 meter events answered at once (customers apart)
         # Asynchronous validation: customers Stripe does not know (events are taken, then
         # reported), and the errors found and not reported yet.
         self._unknown_customers: set[str] = set()
@@ -304,6 +305,7 @@ class FakeStripe:
             self._unknown_customers.clear()
             self._async_errors.clear()
             self.concurrent_refusals = 0
+            self.v1_peak_in_flight = 0
             self.support.reset()
         self.v2.reset()
 
@@ -458,6 +460,7 @@ class FakeStripe:
                 self.concurrent_refusals += 1
             else:
                 self._v1_in_flight.add(slot)
+                self.v1_peak_in_flight = max(self.v1_peak_in_flight, len(self._v1_in_flight))
         if busy:
             raise StripeError(
                 429, "invalid_request_error",
