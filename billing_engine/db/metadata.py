@@ -2,6 +2,11 @@
 
 Migrations create the tables and these modules describe them for the queries: a test compares
 the two with alembic's `compare_metadata` on both backends, so they cannot drift apart.
+
+Every key of a per-org table holds `org_id`, so the table can be distributed on it by Citus
+(docs/scaling.md#past-one-postgresql). The modules declare the PostgreSQL keys; SQLite has the
+same ones, except on the tables of SQLITE_ROWID_KEYED (migration 0013): there SQLite keeps `id`
+alone, the only key it numbers rows by.
 """
 
 from __future__ import annotations
@@ -12,6 +17,10 @@ metadata = MetaData()
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a bigint.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+# Keyed (org_id, id) on PostgreSQL, (id) on SQLite: an INTEGER PRIMARY KEY is what makes SQLite
+# number new rows, and it only does so when `id` is the whole key.
+SQLITE_ROWID_KEYED = ("invoices", "credits", "payment_attempts", "meter_outbox")
 
 
 def engine_metadata() -> MetaData:

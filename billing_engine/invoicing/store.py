@@ -253,6 +253,7 @@ class InvoiceStore(Store):
         written = {r.org_id: int(r.id) for r in rows}
         lines = [
             {
+                "org_id": org_id,
                 "invoice_id": invoice_id,
                 "position": position,
                 "kind": line.kind.value,
@@ -271,7 +272,8 @@ class InvoiceStore(Store):
             for credit_id, cents in drafts[org_id].credits_applied:
                 result = conn.execute(
                     credits.update()
-                    .where(credits.c.id == credit_id, credits.c.remaining_cents >= cents)
+                    .where(credits.c.org_id == org_id, credits.c.id == credit_id,
+                           credits.c.remaining_cents >= cents)
                     .values(remaining_cents=credits.c.remaining_cents - cents)
                 )
                 if result.rowcount != 1:  # consumed meanwhile: roll the whole batch back
@@ -317,7 +319,8 @@ class InvoiceStore(Store):
             by_invoice: dict[int, list[InvoiceLine]] = {}
             rows = conn.execute(
                 select(invoice_lines)
-                .where(invoice_lines.c.invoice_id.in_([h.id for h in heads]))
+                .where(invoice_lines.c.org_id == org_id,
+                       invoice_lines.c.invoice_id.in_([h.id for h in heads]))
                 .order_by(invoice_lines.c.invoice_id, invoice_lines.c.position)
             )
             for r in rows:
@@ -449,8 +452,10 @@ class InvoiceStore(Store):
                     invoice_lines.c.amount_cents,
                     invoices.c.period,
                 )
-                .join(invoices, invoices.c.id == invoice_lines.c.invoice_id)
-                .where(invoice_lines.c.credit_id.in_([r.id for r in rows]))
+                .join(invoices, (invoices.c.org_id == invoice_lines.c.org_id)
+                      & (invoices.c.id == invoice_lines.c.invoice_id))
+                .where(invoice_lines.c.org_id == org_id,
+                       invoice_lines.c.credit_id.in_([r.id for r in rows]))
                 .order_by(invoices.c.period)
             )
             for u in uses:

@@ -11,7 +11,7 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     DateTime,
-    ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     PrimaryKeyConstraint,
@@ -23,13 +23,15 @@ from sqlalchemy import (
 
 from billing_engine.db.metadata import BigId, metadata
 
-# One row per org per billing period, written once when the period closes.
+# One row per org per billing period, written once when the period closes. Every key leads with
+# org_id, the column Citus would distribute these tables on (invoice lines sit with their
+# invoice, credit lines with their credit); on SQLite `id` alone is the key (db/metadata.py).
 # status: `finalized` when we close it; Stripe events may later move it to `paid`,
 # `payment_failed` or `void`. Money is integer cents; total = subtotal - credits, never below 0.
 invoices = Table(
     "invoices",
     metadata,
-    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("id", BigId, autoincrement=True),
     Column("org_id", String(64), nullable=False),
     Column("period", String(7), nullable=False),  # "YYYY-MM", UTC calendar month
     Column("period_start", DateTime(timezone=True), nullable=False),
@@ -45,6 +47,7 @@ invoices = Table(
     Column("status", String(16), nullable=False),
     Column("stripe_invoice_id", String(64), nullable=True),
     Column("closed_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("org_id", "id"),
     UniqueConstraint("org_id", "period", name="uq_invoices_org_period"),
     CheckConstraint("total_cents >= 0", name="ck_invoices_total_non_negative"),
     Index("ix_invoices_period", "period"),
@@ -55,15 +58,20 @@ invoices = Table(
 invoice_lines = Table(
     "invoice_lines",
     metadata,
-    Column("invoice_id", BigId, ForeignKey("invoices.id"), nullable=False),
+    Column("invoice_id", BigId, nullable=False),
     Column("position", Integer, nullable=False),
     Column("kind", String(16), nullable=False),
     Column("description", String(300), nullable=False),
     Column("minutes", BigInteger, nullable=True),  # overage lines: the exact minutes billed
     Column("unit_amount_cents", BigInteger, nullable=False),
     Column("amount_cents", BigInteger, nullable=False),
-    Column("credit_id", BigId, ForeignKey("credits.id"), nullable=True),
-    PrimaryKeyConstraint("invoice_id", "position"),
+    Column("credit_id", BigId, nullable=True),
+    Column("org_id", String(64), nullable=False),  # its invoice's (migration 0013)
+    PrimaryKeyConstraint("org_id", "invoice_id", "position"),
+    ForeignKeyConstraint(["org_id", "invoice_id"], ["invoices.org_id", "invoices.id"],
+                         name="fk_invoice_lines_invoice"),
+    ForeignKeyConstraint(["org_id", "credit_id"], ["credits.org_id", "credits.id"],
+                         name="fk_invoice_lines_credit"),
     Index("ix_invoice_lines_credit", "credit_id"),
 )
 
@@ -73,7 +81,7 @@ invoice_lines = Table(
 credits = Table(
     "credits",
     metadata,
-    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("id", BigId, autoincrement=True),
     Column("org_id", String(64), nullable=False),
     Column("amount_cents", BigInteger, nullable=False),
     Column("remaining_cents", BigInteger, nullable=False),
@@ -94,6 +102,7 @@ credits = Table(
     # Times an admin sent a refused credit again: part of the Idempotency-Key, since Stripe
     # replays a stored refusal for the same key.
     Column("stripe_retries", Integer, nullable=False, server_default=text("0")),
+    PrimaryKeyConstraint("org_id", "id"),
     UniqueConstraint("org_id", "idempotency_key", name="uq_credits_org_idempotency_key"),
     CheckConstraint("amount_cents > 0", name="ck_credits_amount_positive"),
     CheckConstraint(

@@ -24,7 +24,10 @@ def add_payment(conn: Connection, attempt: PaymentAttempt, *, now: datetime) -> 
     invoice.payment_failed all describe one, so a later event about a recorded charge only fills
     in what the earlier ones lacked (the invoice, the intent, the decline) and is not counted."""
     exists = conn.execute(
-        select(payment_attempts.c.id).where(payment_attempts.c.event_id == attempt.event_id)
+        select(payment_attempts.c.id).where(
+            payment_attempts.c.org_id == attempt.org_id,
+            payment_attempts.c.event_id == attempt.event_id,
+        )
     ).first()
     if exists is not None:
         return False

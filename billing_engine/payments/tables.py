@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, String, Table
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    UniqueConstraint,
+)
 
 from billing_engine.db.metadata import metadata
 
-# One row per attempt to collect an invoice. event_id is unique: an event records at most one.
+# One row per attempt to collect an invoice; an event records at most one. Keys lead with
+# org_id, the column Citus would distribute both tables on (on SQLite `id` alone is
+# payment_attempts' key: db/metadata.py).
 payment_attempts = Table(
     "payment_attempts",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("event_id", String(255), nullable=False, unique=True),
+    Column("id", Integer, autoincrement=True),
+    Column("event_id", String(255), nullable=False),
     Column("org_id", String(64), nullable=False),
     Column("customer_id", String(255), nullable=True),
     Column("invoice_id", String(255), nullable=True),
@@ -28,13 +40,15 @@ payment_attempts = Table(
     Column("refunded_cents", BigInteger, nullable=False),
     Column("attempted_at", DateTime(timezone=True), nullable=False),
     Column("recorded_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("org_id", "id"),
+    UniqueConstraint("org_id", "event_id", name="uq_payment_attempts_org_event"),
 )
 
 
 refunds = Table(
     "refunds",
     metadata,
-    Column("refund_key", String(255), primary_key=True),
+    Column("refund_key", String(255), nullable=False),
     Column("event_id", String(255), nullable=False),
     Column("org_id", String(64), nullable=False),
     Column("charge_id", String(255), nullable=False),
@@ -44,6 +58,7 @@ refunds = Table(
     Column("reason", String(64), nullable=True),
     Column("refunded_at", DateTime(timezone=True), nullable=False),
     Column("recorded_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("org_id", "refund_key"),
 )
 
 Index("ix_payment_attempts_org", payment_attempts.c.org_id, payment_attempts.c.attempted_at)

@@ -34,10 +34,14 @@ def subscription_from_row(row: Any) -> SubscriptionState:
 
 
 def subscription_by_id(
-    conn: Connection, subscription_id: str
+    conn: Connection, subscription_id: str, *, org_id: str
 ) -> tuple[SubscriptionState, str] | None:
-    """The stored state and the event id it came from."""
-    row = conn.execute(select(subscriptions).where(subscriptions.c.id == subscription_id)).first()
+    """The stored state of the org's subscription and the event id it came from."""
+    row = conn.execute(
+        select(subscriptions).where(
+            subscriptions.c.org_id == org_id, subscriptions.c.id == subscription_id
+        )
+    ).first()
     return None if row is None else (subscription_from_row(row), row.event_id)
 
 
@@ -58,8 +62,10 @@ def save_subscription(
     event_id: str,
     now: datetime,
 ) -> None:
+    """Store the subscription under the org its event resolved to. Rows never change org (the
+    org is in the key): a subscription whose customer moved to another org gets a row there,
+    and the old org's row keeps the last state it saw."""
     values = {
-        "org_id": org_id,
         "customer_id": state.customer_id,
         "status": state.status[:32],
         "price_ids": " ".join(state.price_ids)[:1000],
@@ -72,10 +78,14 @@ def save_subscription(
         "updated_at": now,
     }
     updated = conn.execute(
-        subscriptions.update().where(subscriptions.c.id == state.subscription_id).values(**values)
+        subscriptions.update()
+        .where(subscriptions.c.org_id == org_id, subscriptions.c.id == state.subscription_id)
+        .values(**values)
     )
     if updated.rowcount == 0:
-        conn.execute(subscriptions.insert().values(id=state.subscription_id, **values))
+        conn.execute(
+            subscriptions.insert().values(org_id=org_id, id=state.subscription_id, **values)
+        )
 
 
 class SubscriptionStore(Store):

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Column, DateTime, Index, String, Table
+from sqlalchemy import Boolean, Column, DateTime, Index, PrimaryKeyConstraint, String, Table
 
 from billing_engine.db.metadata import metadata
 
 # The last applied state of each Stripe subscription, stamped with the `created` of the event it
-# came from so an older delivery never overwrites it.
+# came from so an older delivery never overwrites it. A subscription is the org's its events
+# resolve to; the key holds org_id, the column Citus would distribute the table on.
 subscriptions = Table(
     "subscriptions",
     metadata,
-    Column("id", String(255), primary_key=True),
+    Column("id", String(255), nullable=False),
     Column("org_id", String(64), nullable=False),
     Column("customer_id", String(255), nullable=True),
     Column("status", String(32), nullable=False),
@@ -23,6 +24,7 @@ subscriptions = Table(
     Column("event_created_at", DateTime(timezone=True), nullable=False),
     Column("event_id", String(255), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("org_id", "id"),
 )
 
 Index("ix_subscriptions_org", subscriptions.c.org_id)

@@ -23,6 +23,7 @@ from tests.support.builders import hb, new_org, post_heartbeats
 from tests.support.citus import (
     DISTRIBUTED,
     FLEET_WIDE,
+    REFERENCE,
     captured_statements,
     shard_violations,
 )
@@ -127,14 +128,14 @@ def test_every_statement_on_a_distributed_table_names_its_org_or_is_a_fleet_wide
         assert not [key for key in FLEET_WIDE if key[1] == hot]
 
 
-def test_every_fleet_wide_job_is_listed_in_the_scaling_guide():
+def test_the_scaling_guide_lists_the_fleet_wide_jobs_and_the_tables_as_the_test_does():
     guide = (ROOT / "docs" / "scaling.md").read_text()
-    missing = [f"{module}:{function}" for module, function in FLEET_WIDE
-               if f"`{function}`" not in guide]
-    assert missing == []
-    assert "create_distributed_table" in guide
+    listed = set(re.findall(r"^\| `([\w/]+\.py)` \| `(\w+)` \|", guide, re.MULTILINE))
+    assert listed == set(FLEET_WIDE)
     for table, column in DISTRIBUTED.items():
         assert f"create_distributed_table('{table}', '{column}'" in guide, table
+    for table in REFERENCE:
+        assert f"create_reference_table('{table}')" in guide, table
 
 
 def test_every_fleet_wide_entry_names_a_function_that_exists():

@@ -141,10 +141,10 @@ def test_outcomes_are_stored_and_counted(store, repo):
     run_instance(repo, "a-1", "org_a", NINE, 180)
     enqueue(store, closed_hour=12)
     one, two, three = store.claim_due(now=NOW, due_before=NOW, limit=3, lease_until=NOW)
-    store.mark_sent(one.id, now=NOW, customer="cus_a", status=200)
-    store.mark_retry(two.id, next_attempt_at=NOW + timedelta(seconds=30), error="server_error",
+    store.mark_sent(one, now=NOW, customer="cus_a", status=200)
+    store.mark_retry(two, next_attempt_at=NOW + timedelta(seconds=30), error="server_error",
                      status=500, customer="cus_a")
-    store.mark_failed(three.id, error="client_error: HTTP 400", status=400, customer="cus_a")
+    store.mark_failed(three, error="client_error: HTTP 400", status=400, customer="cus_a")
     stats = store.stats()
     assert (stats.pending, stats.sent, stats.failed) == (1, 1, 1)
     assert stats.oldest_pending_created_at == NOW

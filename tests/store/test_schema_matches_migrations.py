@@ -9,8 +9,10 @@ column, with indexes and constraints.
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import create_engine, inspect, pool
 
-from billing_engine.db.metadata import engine_metadata
+from billing_core.sql import normalise_url
+from billing_engine.db.metadata import SQLITE_ROWID_KEYED, engine_metadata
 from tests.support.schema_drift import schema_drift
 
 ENGINE_TABLES = {
@@ -43,3 +45,35 @@ def test_migrations_and_table_modules_agree_on_sqlite(sqlite_database):
 
 def test_migrations_and_table_modules_agree_on_postgres(pg_url):
     assert engine_drift(pg_url) == []
+
+
+# alembic's comparison leaves primary keys out: these compare them.
+
+
+def primary_keys(url: str) -> dict[str, list[str]]:
+    engine = create_engine(normalise_url(url), poolclass=pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            inspector = inspect(conn)
+            return {name: inspector.get_pk_constraint(name)["constrained_columns"]
+                    for name in sorted(ENGINE_TABLES)}
+    finally:
+        engine.dispose()
+
+
+def declared_primary_keys() -> dict[str, list[str]]:
+    return {name: [c.name for c in table.primary_key.columns]
+            for name, table in sorted(engine_metadata().tables.items())}
+
+
+def test_primary_keys_are_the_declared_ones_on_postgres(pg_url):
+    assert primary_keys(pg_url) == declared_primary_keys()
+
+
+def test_sqlite_keys_its_own_rowid_tables_by_id_alone_and_the_rest_as_declared(
+        sqlite_database):
+    expected = declared_primary_keys()
+    for name in SQLITE_ROWID_KEYED:
+        assert expected[name] == ["org_id", "id"]
+        expected[name] = ["id"]
+    assert primary_keys(sqlite_database.url) == expected

@@ -1,8 +1,9 @@
-"""Would each statement stay on one shard if the billing tables were Citus distributed tables?
+"""Would the billing tables distribute on Citus, and each statement stay on one shard?
 
     with captured_statements(engine) as seen:
         ... drive the engine ...
     assert shard_violations(seen) == []
+    assert key_violations(connection) == []
 
 `captured_statements` records every statement an SQLAlchemy engine sends (a `before_cursor_execute`
 listener) with the store function that sent it (the nearest engine or alerts frame on the stack).
@@ -11,6 +12,12 @@ table meant to be distributed without naming its distribution column: an equalit
 `= ANY` on it, a join on it with a table distributed the same way, or an INSERT that writes it.
 A statement sent from a function of `FLEET_WIDE` is a fleet-wide job, allowed to span shards;
 docs/scaling.md lists each with the reason.
+
+`key_violations` reads the PostgreSQL catalogue and names what Citus would refuse: a distributed
+table without its distribution column (or with a nullable one), a primary key, unique constraint
+or unique index without it, and a foreign key between distributed tables that does not match
+the distribution columns (co-located rows are found by it), or that points at a table which is
+neither distributed nor a reference table.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlglot
-from sqlalchemy import Engine, event
+from sqlalchemy import Connection, Engine, event, text
 from sqlglot import exp
 
 # table -> the column it would be distributed on (docs/scaling.md#past-one-postgresql)
@@ -39,10 +46,15 @@ DISTRIBUTED = {
     "meter_outbox": "org_id",
     "subscriptions": "org_id",
     "stripe_invoices": "org_id",
+    "invoice_lines": "org_id",
+    "heartbeat_refusals": "org_id",
     # Keyed by instance: an instance belongs to one org, found by its id on every heartbeat.
     "instances": "instance_id",
     "instance_throttle": "instance_id",
 }
+
+# Copied to every node: the tables every org shares (docs/scaling.md#past-one-postgresql).
+REFERENCE = ("orgs", "api_keys", "closed_periods")
 
 # (module, function) -> why it may touch every shard: a job over the whole fleet run by
 # housekeeping or an operator, a support view across an org's instances, or a lookup by a Stripe
@@ -72,20 +84,22 @@ FLEET_WIDE = {
     ("billing_engine/payments/store.py", "delete_before"): "payment retention",
     ("alerts/budget/store.py", "_note"): "alerts' budget round (one INSERT ... SELECT)",
     ("billing_engine/invoicing/store.py", "mark_period_closed"): "period close",
-    ("billing_engine/stripe/meters/store.py", "mark_sent"): "meter flush",
-    ("billing_engine/stripe/meters/store.py", "mark_sent_many"): "meter flush",
     ("billing_engine/stripe/meters/store.py", "over_reported_hours"): "meter flush",
-    ("billing_engine/stripe/meters/store.py", "mark_expired"): "meter flush",
     ("billing_engine/stripe/meters/store.py", "mark_rejected"): "meter error report",
-    ("billing_engine/stripe/meters/store.py", "mark_failed"): "meter flush",
     ("billing_engine/stripe/meters/store.py", "oldest"): "meter gauges",
     ("billing_engine/stripe/meters/store.py", "stats"): "meter gauges",
     ("billing_engine/stripe/reconcile/store.py", "_invoices"): "reconciliation",
-    ("billing_engine/payments/store.py", "add_payment"): "a Stripe event, found by its id",
     ("billing_engine/throttling/store.py", "reset_daily_counter"): "admin: an org's instances",
     ("billing_engine/usage/store.py", "org_instances"): "support: an org's instances",
     ("billing_engine/stripe/credits/store.py", "claim"): "credits to Stripe, housekeeping",
     ("billing_engine/stripe/credits/store.py", "counts"): "credit gauges",
+    ("billing_engine/usage/store.py", "forget_refusals"): "refusal tally retention",
+    ("billing_engine/stripe/meters/store.py", "by_identifiers"): "meter error report",
+    ("billing_engine/stripe/meters/store.py", "mark_rejected_for_customer"): "meter error report",
+    ("billing_engine/stripe/credits/store.py", "status_of"): "admin: a credit by its id",
+    ("billing_engine/stripe/credits/store.py", "retry_failed"): "admin: a credit by its id",
+    ("billing_engine/customers/store.py", "search_orgs"): "support search by a Stripe id",
+    ("alerts/incidents/store.py", "refused_orgs"): "post-mortem: orgs refused in an incident",
 }
 
 _SOURCE = re.compile(r"(billing_engine|alerts)/.+\.py$")
@@ -201,6 +215,72 @@ def shard_violations(statements: set[Statement]) -> list[Violation]:
             if not _constrains(tree, table, column):
                 found.append(Violation(statement, table.name, column))
                 break
+    return found
+
+
+_UNIQUE_INDEXES = text("""
+    SELECT t.relname AS table_name, i.relname AS index_name, x.indisprimary AS is_primary,
+           ARRAY(SELECT a.attname FROM unnest(x.indkey) WITH ORDINALITY AS k(attnum, n)
+                 JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = k.attnum
+                 ORDER BY k.n)::text[] AS columns
+    FROM pg_index x
+    JOIN pg_class t ON t.oid = x.indrelid
+    JOIN pg_class i ON i.oid = x.indexrelid
+    WHERE x.indisunique AND t.relnamespace = current_schema()::regnamespace
+    ORDER BY 1, 2
+""")
+
+_FOREIGN_KEYS = text("""
+    SELECT c.conname AS name, t.relname AS table_name, p.relname AS parent,
+           ARRAY(SELECT a.attname FROM unnest(c.conkey) WITH ORDINALITY AS k(attnum, n)
+                 JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.attnum
+                 ORDER BY k.n)::text[] AS columns,
+           ARRAY(SELECT a.attname FROM unnest(c.confkey) WITH ORDINALITY AS k(attnum, n)
+                 JOIN pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.attnum
+                 ORDER BY k.n)::text[] AS parent_columns
+    FROM pg_constraint c
+    JOIN pg_class t ON t.oid = c.conrelid
+    JOIN pg_class p ON p.oid = c.confrelid
+    WHERE c.contype = 'f' AND c.connamespace = current_schema()::regnamespace
+    ORDER BY 2, 1
+""")
+
+_COLUMNS = text("""
+    SELECT table_name, column_name, is_nullable = 'YES' AS nullable
+    FROM information_schema.columns WHERE table_schema = current_schema()
+""")
+
+
+def key_violations(conn: Connection) -> list[str]:
+    """What Citus would refuse in the schema `conn` sees, one sentence each; [] when the
+    DISTRIBUTED tables can be distributed as they are."""
+    found = []
+    columns = {(r.table_name, r.column_name): r.nullable for r in conn.execute(_COLUMNS)}
+    for table, column in sorted(DISTRIBUTED.items()):
+        if (table, column) not in columns:
+            found.append(f"{table} has no column {column}")
+        elif columns[(table, column)]:
+            found.append(f"{table}.{column} may be null")
+    for row in conn.execute(_UNIQUE_INDEXES):
+        column = DISTRIBUTED.get(row.table_name)
+        if column is not None and column not in row.columns:
+            kind = "primary key" if row.is_primary else "unique index"
+            found.append(f"{row.table_name}: {kind} {row.index_name} ({', '.join(row.columns)})"
+                         f" lacks {column}")
+    for fk in conn.execute(_FOREIGN_KEYS):
+        child, parent = DISTRIBUTED.get(fk.table_name), DISTRIBUTED.get(fk.parent)
+        if child is None and parent is None:
+            continue
+        what = (f"{fk.table_name}: foreign key {fk.name} ({', '.join(fk.columns)}) -> "
+                f"{fk.parent} ({', '.join(fk.parent_columns)})")
+        if child is None:
+            found.append(f"{what} points at a distributed table from one that is not")
+        elif parent is None:
+            if fk.parent not in REFERENCE:
+                found.append(f"{what} points at a table neither distributed nor reference")
+        elif (child not in fk.columns
+              or fk.parent_columns[fk.columns.index(child)] != parent):
+            found.append(f"{what} does not match {child} to {parent}")
     return found
 
 

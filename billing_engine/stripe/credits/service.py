@@ -95,7 +95,7 @@ class StripeCredits:
             made = self.accounts.credit_balance(request)
         except ProviderError as exc:
             if exc.record_is_at_fault:
-                self.store.mark_failed(credit.credit_id, error=exc.describe())
+                self.store.mark_failed(credit, error=exc.describe())
                 self.metrics.stripe_credits_sent.labels("failed").inc()
                 log.warning("credit refused by Stripe", extra={
                     "credit_id": credit.credit_id, "reason": exc.describe()})
@@ -105,11 +105,11 @@ class StripeCredits:
                 delay = backoff(credit.attempts)
                 if exc.retry_after_seconds is not None:
                     delay = max(delay, timedelta(seconds=exc.retry_after_seconds))
-                self.store.mark_retry(credit.credit_id, error=exc.describe(),
+                self.store.mark_retry(credit, error=exc.describe(),
                                       next_attempt_at=now + delay, counted=counted)
                 self.metrics.stripe_credits_sent.labels("retry").inc()
             return False
-        self.store.mark_sent(credit.credit_id, transaction_id=str(made["id"]), now=now)
+        self.store.mark_sent(credit, transaction_id=str(made["id"]), now=now)
         self.metrics.stripe_credits_sent.labels("sent").inc()
         log.info("credit applied in Stripe", extra={
             "credit_id": credit.credit_id, "balance_transaction": made["id"]})

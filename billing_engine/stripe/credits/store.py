@@ -34,6 +34,11 @@ class CreditToSend:
     retries: int = 0  # admin retries after a refusal
 
 
+def _this(credit: CreditToSend) -> ColumnElement[bool]:
+    """The credit by its key (org and id), which its index leads with."""
+    return and_(credits.c.org_id == credit.org_id, credits.c.id == credit.credit_id)
+
+
 class StripeCreditStore(Store):
     def _claimable(self, now: datetime) -> ColumnElement[bool]:
         c = credits.c
@@ -64,7 +69,7 @@ class StripeCreditStore(Store):
             for row in conn.execute(query).all():
                 taken = conn.execute(
                     credits.update()
-                    .where(c.id == row.id, self._claimable(now))
+                    .where(c.org_id == row.org_id, c.id == row.id, self._claimable(now))
                     .values(stripe_claimed_until=now + LEASE)
                 )
                 if taken.rowcount == 1:
@@ -78,29 +83,29 @@ class StripeCreditStore(Store):
 
         return self._run(work, write=True)
 
-    def mark_sent(self, credit_id: int, *, transaction_id: str, now: datetime) -> None:
+    def mark_sent(self, credit: CreditToSend, *, transaction_id: str, now: datetime) -> None:
         c = credits.c
         self._run(lambda conn: conn.execute(
-            credits.update().where(c.id == credit_id, c.stripe_status == PENDING).values(
+            credits.update().where(_this(credit), c.stripe_status == PENDING).values(
                 stripe_status=SENT, stripe_balance_transaction_id=transaction_id[:64],
                 stripe_attempts=c.stripe_attempts + 1, stripe_sent_at=now,
                 stripe_claimed_until=None, stripe_last_error=None,
             )), write=True)
 
-    def mark_retry(self, credit_id: int, *, error: str, next_attempt_at: datetime,
+    def mark_retry(self, credit: CreditToSend, *, error: str, next_attempt_at: datetime,
                    counted: bool) -> None:
         c = credits.c
         attempts = c.stripe_attempts + 1 if counted else c.stripe_attempts
         self._run(lambda conn: conn.execute(
-            credits.update().where(c.id == credit_id, c.stripe_status == PENDING).values(
+            credits.update().where(_this(credit), c.stripe_status == PENDING).values(
                 stripe_attempts=attempts, stripe_next_attempt_at=next_attempt_at,
                 stripe_claimed_until=None, stripe_last_error=error[:500],
             )), write=True)
 
-    def mark_failed(self, credit_id: int, *, error: str) -> None:
+    def mark_failed(self, credit: CreditToSend, *, error: str) -> None:
         c = credits.c
         self._run(lambda conn: conn.execute(
-            credits.update().where(c.id == credit_id, c.stripe_status == PENDING).values(
+            credits.update().where(_this(credit), c.stripe_status == PENDING).values(
                 stripe_status=FAILED, stripe_attempts=c.stripe_attempts + 1,
                 stripe_claimed_until=None, stripe_last_error=error[:500],
             )), write=True)

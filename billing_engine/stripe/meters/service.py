@@ -289,7 +289,7 @@ class MeterReporting:
                 # Unlinked since it was queued: wait for a customer instead of sending blind.
                 delay = retry_delay(record.attempts + 1, base=cfg.backoff_base,
                                     cap=cfg.backoff_max)
-                self.store.mark_retry(record.id, next_attempt_at=now + delay,
+                self.store.mark_retry(record, next_attempt_at=now + delay,
                                       error="org has no Stripe customer id", status=None,
                                       customer=None)
                 result.retrying += 1
@@ -351,7 +351,7 @@ class MeterReporting:
         for record in records:
             error = ("not sent: Stripe takes meter events from the past 35 days only; this "
                      f"hour could be sent until {window_deadline(record.hour_start).isoformat()}")
-            self.store.mark_expired([record.id], error=error)
+            self.store.mark_expired([record], error=error)
             result.note(record, "expired", error)
             log.warning("meter record expired before it reached stripe",
                         extra={"identifier": record.identifier, "org_id": record.org_id})
@@ -361,7 +361,7 @@ class MeterReporting:
     def _sent(self, records: list[OutboxRecord], result: FlushResult) -> None:
         if not records:
             return
-        self.store.mark_sent_many([r.id for r in records], now=self.clock(), status=200)
+        self.store.mark_sent_many(records, now=self.clock(), status=200)
         self.metrics.meter_events_sent.inc(len(records))
         result.attempted += len(records)
         result.sent += len(records)
@@ -384,8 +384,7 @@ class MeterReporting:
             exc.http_status, exc.detail
         ):
             # Stripe holds this identifier already: an earlier attempt got through.
-            self.store.mark_sent_many([r.id for r in records], now=now,
-                                      status=exc.http_status or 400)
+            self.store.mark_sent_many(records, now=now, status=exc.http_status or 400)
             self.metrics.meter_events_sent.inc(len(records))
             result.sent += len(records)
             for record in records:
@@ -394,7 +393,7 @@ class MeterReporting:
         for record in records:
             customer = record.stripe_customer_id
             if exc.record_is_at_fault:
-                self.store.mark_failed(record.id, error=error, status=exc.http_status,
+                self.store.mark_failed(record, error=error, status=exc.http_status,
                                        customer=customer)
                 log.warning("meter record refused by stripe", extra={
                     "identifier": record.identifier, "status": exc.http_status, "reason": error})
@@ -404,7 +403,7 @@ class MeterReporting:
             delay = retry_delay(record.attempts + 1, base=cfg.backoff_base, cap=cfg.backoff_max)
             if exc.kind is ErrorKind.RATE_LIMITED and exc.retry_after_seconds is not None:
                 delay = timedelta(seconds=exc.retry_after_seconds)
-            self.store.mark_retry(record.id, next_attempt_at=now + delay, error=error,
+            self.store.mark_retry(record, next_attempt_at=now + delay, error=error,
                                   status=exc.http_status, customer=customer)
             result.retrying += 1
             result.note(record, "retrying", error)
@@ -435,11 +434,11 @@ class MeterReporting:
                     timedelta(seconds=waits_for.retry_after_seconds)
                     if waits_for.retry_after_seconds is not None else cfg.backoff_base
                 )
-                self.store.release([record.id], next_attempt_at=until)
+                self.store.release([record], next_attempt_at=until)
                 result.note(record, "not_attempted", "its customer is rate limited")
                 continue
             until = result.resume_at or now
-            self.store.release([record.id], next_attempt_at=until)
+            self.store.release([record], next_attempt_at=until)
             result.note(record, "not_attempted", stop.describe() if stop else None)
 
 

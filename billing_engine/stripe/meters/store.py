@@ -7,7 +7,7 @@ replicas (and the admin flush) never send the same record at the same time.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -23,6 +23,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    tuple_,
 )
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -102,6 +103,14 @@ def _record(row: Any) -> OutboxRecord:
         stripe_customer_id=row.stripe_customer_id,
         generation=int(row.generation),
     )
+
+
+def _these(records: Sequence[OutboxRecord]) -> ColumnElement[bool]:
+    """The records by their key, the org and the id: by id alone a statement would not use the
+    key's index (it leads with the org) and would reach every shard on Citus."""
+    o = meter_outbox.c
+    return and_(o.org_id.in_(sorted({r.org_id for r in records})),
+                o.id.in_([r.id for r in records]))
 
 
 class MeterStore(Store):
@@ -305,7 +314,7 @@ class MeterStore(Store):
             free = or_(o.claimed_until.is_(None), o.claimed_until <= now)
             withdrawn_now = conn.execute(
                 meter_outbox.update()
-                .where(o.id.in_(ids), o.state.in_((PENDING, SENT)), free)
+                .where(o.org_id == org_id, o.id.in_(ids), o.state.in_((PENDING, SENT)), free)
                 .values(state=CANCELED, last_error=reason[:500], claimed_until=None)
             ).rowcount
             if withdrawn_now != len(ids):
@@ -342,7 +351,7 @@ class MeterStore(Store):
         free = or_(o.claimed_until.is_(None), o.claimed_until <= now)
 
         due = (
-            select(o.id)
+            select(o.org_id, o.id)
             .where(o.state == PENDING, o.next_attempt_at <= due_before, free)
             .order_by(o.next_attempt_at, o.hour, o.id)
             .limit(limit)
@@ -364,7 +373,8 @@ class MeterStore(Store):
         # there first wins the row.
         claim = (
             meter_outbox.update()
-            .where(o.id.in_(select(due_cte.c.id)), o.state == PENDING, free)
+            .where(tuple_(o.org_id, o.id).in_(select(due_cte.c.org_id, due_cte.c.id)),
+                   o.state == PENDING, free)
             .values(claimed_until=lease_until, stripe_customer_id=customer_now)
             .returning(*meter_outbox.c)
         )
@@ -378,10 +388,11 @@ class MeterStore(Store):
         records: list[OutboxRecord] = self._run(work, write=True)
         return records
 
-    def mark_sent(self, record_id: int, *, now: datetime, customer: str, status: int) -> None:
+    def mark_sent(self, record: OutboxRecord, *, now: datetime, customer: str,
+                  status: int) -> None:
         stmt = (
             meter_outbox.update()
-            .where(meter_outbox.c.id == record_id)
+            .where(_these([record]))
             .values(
                 state=SENT,
                 sent_at=now,
@@ -396,7 +407,7 @@ class MeterStore(Store):
 
     def mark_retry(
         self,
-        record_id: int,
+        record: OutboxRecord,
         *,
         next_attempt_at: datetime,
         error: str,
@@ -405,7 +416,7 @@ class MeterStore(Store):
     ) -> None:
         stmt = (
             meter_outbox.update()
-            .where(meter_outbox.c.id == record_id)
+            .where(_these([record]))
             .values(
                 attempts=meter_outbox.c.attempts + 1,
                 next_attempt_at=next_attempt_at,
@@ -418,11 +429,11 @@ class MeterStore(Store):
         self._run(lambda c: c.execute(stmt), write=True)
 
     def mark_failed(
-        self, record_id: int, *, error: str, status: int | None, customer: str | None
+        self, record: OutboxRecord, *, error: str, status: int | None, customer: str | None
     ) -> None:
         stmt = (
             meter_outbox.update()
-            .where(meter_outbox.c.id == record_id)
+            .where(_these([record]))
             .values(
                 state=FAILED,
                 attempts=meter_outbox.c.attempts + 1,
@@ -434,28 +445,27 @@ class MeterStore(Store):
         )
         self._run(lambda c: c.execute(stmt), write=True)
 
-    def mark_sent_many(self, record_ids: Iterable[int], *, now: datetime, status: int) -> None:
+    def mark_sent_many(self, records: Sequence[OutboxRecord], *, now: datetime,
+                       status: int) -> None:
         """Claimed records Stripe accepted in one request (their customer was set at claim)."""
-        ids = list(record_ids)
-        if not ids:
+        if not records:
             return
         o = meter_outbox.c
         stmt = (
             meter_outbox.update()
-            .where(o.id.in_(ids))
+            .where(_these(records))
             .values(state=SENT, sent_at=now, attempts=o.attempts + 1, last_status=status,
                     last_error=None, claimed_until=None)
         )
         self._run(lambda c: c.execute(stmt), write=True)
 
-    def mark_expired(self, record_ids: Iterable[int], *, error: str) -> None:
+    def mark_expired(self, records: Sequence[OutboxRecord], *, error: str) -> None:
         """Claimed records whose hour left Stripe's window: kept, never sent."""
-        ids = list(record_ids)
-        if not ids:
+        if not records:
             return
         stmt = (
             meter_outbox.update()
-            .where(meter_outbox.c.id.in_(ids))
+            .where(_these(records))
             .values(state=EXPIRED, last_error=error[:500], claimed_until=None)
         )
         self._run(lambda c: c.execute(stmt), write=True)
@@ -496,14 +506,13 @@ class MeterStore(Store):
         query = select(meter_outbox).where(meter_outbox.c.identifier.in_(names))
         return [_record(r) for r in self._run(lambda c: c.execute(query).all())]
 
-    def release(self, record_ids: Iterable[int], *, next_attempt_at: datetime) -> None:
+    def release(self, records: Sequence[OutboxRecord], *, next_attempt_at: datetime) -> None:
         """Give back claimed records that were not attempted, due again at `next_attempt_at`."""
-        ids = list(record_ids)
-        if not ids:
+        if not records:
             return
         stmt = (
             meter_outbox.update()
-            .where(meter_outbox.c.id.in_(ids), meter_outbox.c.state == PENDING)
+            .where(_these(records), meter_outbox.c.state == PENDING)
             .values(next_attempt_at=next_attempt_at, claimed_until=None)
         )
         self._run(lambda c: c.execute(stmt), write=True)

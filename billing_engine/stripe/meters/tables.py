@@ -15,6 +15,7 @@ from sqlalchemy import (
     DateTime,
     Index,
     Integer,
+    PrimaryKeyConstraint,
     String,
     Table,
     UniqueConstraint,
@@ -30,7 +31,7 @@ from billing_engine.db.metadata import BigId, metadata
 meter_outbox = Table(
     "meter_outbox",
     metadata,
-    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("id", BigId, autoincrement=True),
     Column("org_id", String(64), nullable=False),
     Column("hour", BigInteger, nullable=False),  # UTC hour, counted in hours since the epoch
     Column("version", Integer, nullable=False),
@@ -48,8 +49,11 @@ meter_outbox = Table(
     Column("sent_at", DateTime(timezone=True), nullable=True),
     # Bumped by an admin's requeue: part of the identifier sent to Stripe (migration 0010).
     Column("generation", Integer, nullable=False, server_default="0"),
+    # org_id in every key, for Citus (on SQLite `id` alone is the key: db/metadata.py). The
+    # identifier comes first in its own: a Stripe error report names the identifier alone.
+    PrimaryKeyConstraint("org_id", "id"),
     UniqueConstraint("org_id", "hour", "version", name="uq_meter_outbox_org_hour_version"),
-    UniqueConstraint("identifier", name="uq_meter_outbox_identifier"),
+    UniqueConstraint("identifier", "org_id", name="uq_meter_outbox_identifier_org"),
     CheckConstraint("minutes > 0", name="ck_meter_outbox_minutes_positive"),
     # Claims walk this in order (migration 0010 added hour and id: a backlog of 200,000 due
     # records was sorted whole on every claim before).

@@ -58,7 +58,8 @@ class ResyncStore(Store):
             assert org is not None, "the service checked the org exists"
             changes = []
             for state in states:
-                stored = subscription_rows.subscription_by_id(conn, state.subscription_id)
+                stored = subscription_rows.subscription_by_id(conn, state.subscription_id,
+                                                              org_id=org_id)
                 before = None if stored is None else stored[0]
                 changed = before is None or not _same(before, state)
                 if changed:

@@ -506,7 +506,7 @@ class StripeWebhooks:
     ) -> tuple[str, str | None]:
         state = subscription_state(obj, event_created=event.created)
         org = self._org_of(tx, obj, applied, "subscription")
-        stored = tx.subscription(state.subscription_id)
+        stored = tx.subscription(state.subscription_id, org_id=org.id)
         verdict = compare(stored[0] if stored else None, state)
         if verdict is not Verdict.APPLY and stored is not None:
             kept, source = stored

@@ -111,8 +111,10 @@ class Tx:
     def set_org_plan(self, org_id: str, plan: str) -> None:
         org_rows.set_org_plan(self.conn, org_id, plan, now=self.now)
 
-    def subscription(self, subscription_id: str) -> tuple[SubscriptionState, str] | None:
-        return subscription_rows.subscription_by_id(self.conn, subscription_id)
+    def subscription(
+        self, subscription_id: str, *, org_id: str
+    ) -> tuple[SubscriptionState, str] | None:
+        return subscription_rows.subscription_by_id(self.conn, subscription_id, org_id=org_id)
 
     def save_subscription(
         self, state: SubscriptionState, *, org_id: str, plan: str | None, event_id: str
