@@ -63,8 +63,8 @@ def save_subscription(
     now: datetime,
 ) -> None:
     """Store the subscription under the org its event resolved to. Rows never change org (the
-    org is in the key): a subscription whose customer moved to another org gets a row there,
-    and the old org's row keeps the last state it saw."""
+    org is in the key): a subscription whose customer moved to another org gets a new row
+    there, and the old org's row is removed, so that one subscription is one org's."""
     values = {
         "customer_id": state.customer_id,
         "status": state.status[:32],
@@ -86,6 +86,17 @@ def save_subscription(
         conn.execute(
             subscriptions.insert().values(org_id=org_id, id=state.subscription_id, **values)
         )
+        forget_at_other_orgs(conn, state.subscription_id, org_id=org_id)
+
+
+def forget_at_other_orgs(conn: Connection, subscription_id: str, *, org_id: str) -> None:
+    """Remove the row another org kept for this subscription (its customer was linked to
+    `org_id` since). Runs only on an org's first row for a subscription."""
+    conn.execute(
+        subscriptions.delete().where(
+            subscriptions.c.id == subscription_id, subscriptions.c.org_id != org_id
+        )
+    )
 
 
 class SubscriptionStore(Store):

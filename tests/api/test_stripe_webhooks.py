@@ -6,13 +6,16 @@ import json
 import time
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import UTC, datetime
 
 import pytest
 from fastapi.testclient import TestClient
 
 from billing_engine.api import create_app
 from billing_engine.operability.metrics import EngineMetrics
+from billing_engine.stripe.webhooks.payloads import subscription_state
 from billing_engine.stripe.webhooks.signature import SignatureFailure, SignatureRejected, verify
+from billing_engine.subscriptions.store import SubscriptionStore, save_subscription
 from devstack.servers import wait_for
 from tests.support.builders import counted, new_org
 from tests.support.stripe_events import (
@@ -361,3 +364,21 @@ def test_version_relation_is_a_bounded_label(version, relation):
     from billing_engine.stripe.webhooks.payloads import version_relation
 
     assert version_relation(version, "2026-10-28.endive") == relation
+
+
+
+def test_a_subscription_saved_for_another_org_belongs_to_that_org_alone(hooks, admin, database):
+    """The org is part of a subscription's key: a subscription whose events now resolve to
+    another org (its customer was linked there) is that org's, and no longer the first's."""
+    first, second = new_org(hooks, admin, plan="free"), new_org(hooks, admin, plan="free")
+    state = subscription_state(subscription("sub_moved", "cus_moved", "active"),
+                               event_created=datetime.fromtimestamp(T0, UTC))
+    with database.engine.begin() as conn:
+        save_subscription(conn, state, org_id=first, plan="team", event_id="evt_1",
+                          now=datetime.fromtimestamp(T0, UTC))
+    with database.engine.begin() as conn:
+        save_subscription(conn, state, org_id=second, plan="team", event_id="evt_2",
+                          now=datetime.fromtimestamp(T0 + 60, UTC))
+    held = SubscriptionStore(database).subscriptions_of([first, second])
+    assert {org: [s.subscription_id for s in subs] for org, subs in held.items()} == {
+        second: ["sub_moved"]}
