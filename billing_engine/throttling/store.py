@@ -48,7 +48,8 @@ def _throttle(row: Any) -> ThrottleRecord:
 # new query text for the driver to parse each time), and saved by one statement of arrays in
 # instance order, instead of a statement per instance.
 _PG_STATES = text(
-    "SELECT * FROM instance_throttle WHERE instance_id = ANY(CAST(:ids AS text[]))"
+    "SELECT t.* FROM unnest(CAST(:ids AS text[])) AS w(instance_id)"
+    " JOIN instance_throttle AS t ON t.instance_id = w.instance_id"
 )
 _PG_SAVE = text(
     """

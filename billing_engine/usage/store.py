@@ -125,7 +125,8 @@ _PG_INGEST = text(
 # The instances of a batch already known, and their org: one array instead of a bound
 # parameter per id (a 1,000-id IN list is a new query text for the driver to parse each time).
 _PG_OWNERS = text(
-    "SELECT instance_id, org_id FROM instances WHERE instance_id = ANY(CAST(:ids AS text[]))"
+    "SELECT i.instance_id, i.org_id FROM unnest(CAST(:ids AS text[])) AS w(instance_id)"
+    " JOIN instances AS i ON i.instance_id = w.instance_id"
 )
 # Attempts at a batch whose month had no partition (the first creates it).
 _INGEST_ATTEMPTS = 2
