@@ -124,6 +124,24 @@ class ThrottleStore(Store):
         return None if row is None else _throttle(row)
 
     def save_throttle(self, records: Iterable[ThrottleRecord]) -> None:
+        ordered = sorted(records, key=lambda r: r.instance_id)
+        if not ordered:
+            return
+        if self.db.is_postgres:
+            activities = [r.activity for r in ordered]
+            arrays = {
+                "instance_id": array_literal([r.instance_id for r in ordered]),
+                "org_id": array_literal([r.org_id for r in ordered]),
+                "run_started_at": array_literal([a.run_started_at for a in activities]),
+                "last_running_at": array_literal([a.last_running_at for a in activities]),
+                "idle_since": array_literal([a.idle_since for a in activities]),
+                "last_seen": array_literal([a.last_seen for a in activities]),
+                "paused_reason": array_literal([r.paused_reason for r in ordered]),
+                "paused_since": array_literal([r.paused_since for r in ordered]),
+                "checked_at": array_literal([r.checked_at for r in ordered]),
+            }
+            self._run(lambda c: c.execute(_PG_SAVE, arrays), write=True)
+            return
         values = [
             {
                 "instance_id": r.instance_id,
@@ -136,14 +154,8 @@ class ThrottleStore(Store):
                 "paused_since": r.paused_since,
                 "checked_at": r.checked_at,
             }
-            for r in sorted(records, key=lambda r: r.instance_id)
+            for r in ordered
         ]
-        if not values:
-            return
-        if self.db.is_postgres:
-            arrays = {key: array_literal([v[key] for v in values]) for key in values[0]}
-            self._run(lambda c: c.execute(_PG_SAVE, arrays), write=True)
-            return
         stmt = self._insert(instance_throttle)
         stmt = stmt.on_conflict_do_update(
             index_elements=[instance_throttle.c.instance_id],
