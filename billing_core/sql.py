@@ -8,7 +8,7 @@ failures and deadlocks of a write, and turns a lost or unreachable database into
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -122,6 +122,30 @@ def transaction(engine: Engine, work: Callable[[Connection], T], *, write: bool 
         except TimeoutError as exc:  # pool exhausted: treat as unavailable, nothing written
             raise DatabaseUnavailable("no database connection available") from exc
     raise AssertionError("unreachable")
+
+
+def array_literal(values: Iterable[str | int | datetime | None]) -> str:
+    """A PostgreSQL array literal of text, integers or aware datetimes (None is NULL), for a
+    parameter the statement casts to an array type (`CAST(:ids AS text[])`).
+
+    psycopg adapts a list element by element in Python, and a datetime through its text
+    dumper: 4.5 ms for 1,000 timestamps, most of a 1,000-instance batch's statement. Written
+    here as one string it takes a fifth of that, and the server parses it in C."""
+    return "{" + ",".join(map(_array_element, values)) + "}"
+
+
+def _array_element(value: str | int | datetime | None) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, str):  # quoted, so spaces, commas, braces and the word NULL stay text
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError("a naive datetime has no place in an array of timestamptz")
+        return '"' + value.isoformat() + '"'
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    raise TypeError(f"no array element for {type(value).__name__}")
 
 
 def utc(value: datetime) -> datetime:

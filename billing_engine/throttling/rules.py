@@ -7,7 +7,7 @@ a paused instance's heartbeats are still metered as usual.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -77,8 +77,9 @@ def observe(
             idle_since=None,
             last_seen=ts,
         )
-    return replace(
-        activity,
+    return InstanceActivity(
+        run_started_at=activity.run_started_at,
+        last_running_at=activity.last_running_at,
         idle_since=activity.idle_since if activity.idle_since is not None else ts,
         last_seen=ts,
     )

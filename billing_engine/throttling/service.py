@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Collection, Sequence
+from datetime import datetime
 from typing import Any
 
 from billing_core.clock import Clock, utc_now
@@ -81,7 +82,7 @@ class Throttling:
                 org_minutes_today=minutes.get(org_id, 0),
                 now=now,
             )
-            record = self._settle(previous, instance_id, org_id, activity, decision)
+            record = self._settle(previous, instance_id, org_id, activity, decision, now=now)
             was = previous.paused_reason if previous is not None else None
             episodes_changed |= was != record.paused_reason
             records.append(record)
@@ -104,9 +105,11 @@ class Throttling:
         org_id: str,
         activity: InstanceActivity,
         decision: ThrottleDecision,
+        *,
+        now: datetime,
     ) -> ThrottleRecord:
-        """Count a pause once per episode: a new reason starts a new episode."""
-        now = self.clock()
+        """Count a pause once per episode: a new reason starts a new episode. `now` is the
+        instant the decision was made for (one per batch)."""
         reason: str | None = None
         paused_since = None
         if decision.action is Action.PAUSE and decision.reason is not None:
@@ -140,7 +143,8 @@ class Throttling:
         )
         settled = record
         if persist:
-            settled = self._settle(record, instance_id, record.org_id, record.activity, decision)
+            settled = self._settle(record, instance_id, record.org_id, record.activity, decision,
+                                   now=now)
             self.store.save_throttle([settled])
             self.refresh_over_limit()
         activity = record.activity

@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from billing_core.periods import EPOCH_DAY, BillingPeriod, day_of_minute
 from billing_core.plans import PlanCatalog
 from billing_core.quota import BUDGET_THRESHOLDS
-from billing_core.sql import utc, utc_or_none
+from billing_core.sql import array_literal, utc, utc_or_none
 from billing_engine.customers.store import OrgRecord, org_from_row
 from billing_engine.customers.tables import orgs
 from billing_engine.db.database import Store
@@ -79,7 +79,9 @@ def _as_date(value: date | str) -> date:
 # overlapping batches lock rows in the same order and cannot deadlock), ORing the minutes into
 # the stored mask, and add exactly the minutes that were new to the daily rollups. The conflict
 # branch runs on the stored row, locked, so "new" is exact even against a concurrent batch; a
-# batch that adds nothing to a row leaves it unwritten.
+# batch that adds nothing to a row leaves it unwritten. The same statement folds the batch's
+# sightings into the instances' last-seen records, in instance order (one array each instead of
+# a statement per instance). A data-modifying WITH runs to completion whether or not it is read.
 _PG_INGEST = text(
     """
     WITH input AS (
@@ -102,10 +104,29 @@ _PG_INGEST = text(
         FROM written GROUP BY 1, 2 ORDER BY 1, 2
         ON CONFLICT (org_id, day) DO UPDATE SET minutes = daily_usage.minutes + EXCLUDED.minutes
         RETURNING 1
+    ), seen AS (
+        INSERT INTO instances AS i (instance_id, org_id, first_seen, last_seen, last_state)
+        SELECT * FROM unnest(
+            CAST(:seen_ids AS text[]), CAST(:seen_orgs AS text[]),
+            CAST(:first_seen AS timestamptz[]), CAST(:last_seen AS timestamptz[]),
+            CAST(:last_states AS text[])
+        ) AS s(instance_id, org_id, first_seen, last_seen, last_state)
+        ORDER BY instance_id
+        ON CONFLICT (instance_id) DO UPDATE
+        SET first_seen = least(i.first_seen, EXCLUDED.first_seen),
+            last_state = CASE WHEN EXCLUDED.last_seen >= i.last_seen
+                              THEN EXCLUDED.last_state ELSE i.last_state END,
+            last_seen = greatest(i.last_seen, EXCLUDED.last_seen)
     )
     SELECT (SELECT coalesce(sum(minutes_added), 0) FROM written) AS new_minutes,
            (SELECT count(*) FROM rolled) AS days
     """
+)
+# The instances of a batch already known, and their org: one array instead of a bound
+# parameter per id (a 1,000-id IN list is a new query text for the driver to parse each time).
+_PG_OWNERS = text(
+    "SELECT i.instance_id, i.org_id FROM unnest(CAST(:ids AS text[])) AS w(instance_id)"
+    " JOIN instances AS i ON i.instance_id = w.instance_id"
 )
 # Attempts at a batch whose month had no partition (the first creates it).
 _INGEST_ATTEMPTS = 2
@@ -189,29 +210,35 @@ class UsageStore(Store):
             owners: dict[str, str] = {}
             if wanted:
                 rows = conn.execute(
-                    select(instances.c.instance_id, instances.c.org_id).where(
+                    _PG_OWNERS.bindparams(ids=array_literal(wanted)) if self.db.is_postgres
+                    else select(instances.c.instance_id, instances.c.org_id).where(
                         instances.c.instance_id.in_(wanted)
                     )
                 )
-                owners = {r.instance_id: r.org_id for r in rows}
+                owners = {instance_id: org_id for instance_id, org_id in rows}
             plan = make_plan(owners)
             if not plan.slots:
                 return plan, IngestOutcome(0, 0)
             masks = hour_masks(plan.slots)
             planned.append(masks)
             if self.db.is_postgres:
+                sightings = plan.sightings
                 row = conn.execute(
                     _PG_INGEST,
                     {
-                        "org_ids": [m.org_id for m in masks],
-                        "instance_ids": [m.instance_id for m in masks],
-                        "hours": [m.hour for m in masks],
-                        "masks": [m.minute_mask for m in masks],
+                        "org_ids": array_literal([m.org_id for m in masks]),
+                        "instance_ids": array_literal([m.instance_id for m in masks]),
+                        "hours": array_literal([m.hour for m in masks]),
+                        "masks": array_literal([m.minute_mask for m in masks]),
+                        "seen_ids": array_literal([s.instance_id for s in sightings]),
+                        "seen_orgs": array_literal([s.org_id for s in sightings]),
+                        "first_seen": array_literal([s.first_seen for s in sightings]),
+                        "last_seen": array_literal([s.last_seen for s in sightings]),
+                        "last_states": array_literal([s.last_state.value for s in sightings]),
                     },
                 ).one()
-                outcome = IngestOutcome(int(row.new_minutes), int(row.days))
-            else:
-                outcome = self._ingest_generic(conn, masks)
+                return plan, IngestOutcome(int(row.new_minutes), int(row.days))
+            outcome = self._ingest_generic(conn, masks)
             self._record_sightings(conn, plan)
             return plan, outcome
 
@@ -272,11 +299,11 @@ class UsageStore(Store):
         return IngestOutcome(sum(per_day.values()), len(per_day))
 
     def _record_sightings(self, conn: Connection, plan: BatchPlan) -> None:
+        """SQLite: the last-seen records, one statement per instance (PostgreSQL folds them
+        into `_PG_INGEST`)."""
         if not plan.sightings:
             return
-        greatest, least = (
-            (func.greatest, func.least) if self.db.is_postgres else (func.max, func.min)
-        )
+        greatest, least = func.max, func.min
         stmt = self._insert(instances)
         stmt = stmt.on_conflict_do_update(
             index_elements=[instances.c.instance_id],
