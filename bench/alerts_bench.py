@@ -72,8 +72,16 @@ def seed_budget(url: str, *, orgs: int, days: int = 30, year: int = 2026, month:
                 for d in range(1, days + 1):
                     copy.write_row((f"org{i:06d}", date(year, month, d), per_day))
                     rows += 1
+        # The period totals the ingest keeps beside the days (what the budget round reads).
+        with conn.cursor().copy("COPY period_usage (minutes, first_day, org_id) FROM STDIN"
+                                ) as copy:
+            for i in range(orgs):
+                per_day = (i * 7919) % 400
+                if per_day:
+                    copy.write_row((per_day * days, date(year, month, 1), f"org{i:06d}"))
         conn.execute("ANALYZE orgs")
         conn.execute("ANALYZE daily_usage")
+        conn.execute("ANALYZE period_usage")
     return rows
 
 
