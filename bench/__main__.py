@@ -37,7 +37,7 @@ from bench.alerts_bench import (
 from bench.console import bench_console, print_console
 from bench.load import open_loop
 from bench.meters import bench_meters, print_meters
-from bench.scale import seed_stored_minutes, stored
+from bench.scale import TOTAL_PERIODS, seed_stored_minutes, stored
 from billing_core.access.tokens import display_prefix, new_token, token_hash
 from billing_engine.db import migrate
 from devstack.processes import EngineProcess
@@ -239,6 +239,7 @@ def seed_lookup(url: str, orgs: int, days: int) -> None:
             for o in range(orgs):
                 for d in range(days):
                     copy.write_row((f"org_l{o}", today - timedelta(days=d), 30 + (o * 7 + d) % 400))
+        cur.execute(TOTAL_PERIODS)
         cur.execute("ANALYZE")
 
 

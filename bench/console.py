@@ -35,6 +35,7 @@ import streamlit as st
 import yaml
 from streamlit.testing.v1 import AppTest
 
+from bench.scale import TOTAL_PERIODS
 from devstack.processes import EngineProcess, OidcProvider, console_sign_in_env, console_user
 from devstack.servers import free_port, wait_for
 from devstack.stack import CONSOLE_CLIENT_ID
@@ -80,6 +81,7 @@ def seed_orgs(url: str, *, orgs: int, days: int) -> None:
             for o in range(orgs):
                 for d in range(days):
                     copy.write_row((f"org_r{o}", today - timedelta(days=d), 30 + (o * 7 + d) % 400))
+        cur.execute(TOTAL_PERIODS)
         cur.execute("ANALYZE")
 
 
@@ -106,6 +108,7 @@ def seed_customer(engine_url: str, url: str, *, days: int, instances: int) -> st
             "INSERT INTO daily_usage (org_id, day, minutes) VALUES (%s, %s, %s) "
             "ON CONFLICT DO NOTHING",
             [(org, today - timedelta(days=d), 600 + 37 * d % 500) for d in range(1, days)])
+        conn.execute(TOTAL_PERIODS)
     return org
 
 

@@ -37,6 +37,15 @@ def libpq(url: str) -> str:
     return url.replace("postgresql+psycopg://", "postgresql://")
 
 
+# What the ingest keeps beside the daily rollups, for rollups a seed wrote straight into
+# daily_usage: every org's period totals, set to the sums of its days.
+TOTAL_PERIODS = (
+    "INSERT INTO period_usage (minutes, first_day, org_id) "
+    "SELECT sum(minutes), CAST(date_trunc('month', day) AS date), org_id FROM daily_usage "
+    "GROUP BY 3, 2 ON CONFLICT (org_id, first_day) DO UPDATE SET minutes = EXCLUDED.minutes"
+)
+
+
 def seed_stored_minutes(url: str, minutes: int) -> dict[str, Any]:
     """Store `minutes` instance-minutes (rounded down to whole instance-hours) straight into
     usage_hours, daily_usage, instances and orgs. Returns what was written and how long it
@@ -85,6 +94,7 @@ def seed_stored_minutes(url: str, minutes: int) -> dict[str, Any]:
             for o in range(SEED_ORGS):
                 for day, org_minutes in sorted(per_day.items()):
                     copy.write_row((f"org_seed{o:04d}", day, org_minutes))
+        cur.execute(TOTAL_PERIODS)
         with cur.copy("COPY instances (instance_id, org_id, first_seen, last_seen, last_state) "
                       "FROM STDIN") as copy:
             for o in range(SEED_ORGS):
@@ -93,6 +103,7 @@ def seed_stored_minutes(url: str, minutes: int) -> dict[str, Any]:
                                     now - timedelta(minutes=1), "running"))
         cur.execute("VACUUM ANALYZE usage_hours")
         cur.execute("ANALYZE daily_usage")
+        cur.execute("ANALYZE period_usage")
     return {"minutes": rows * 60, "rows": rows, "seconds": round(time.perf_counter() - started, 1)}
 
 

@@ -4,7 +4,7 @@ Per open billing period (the current one, and the previous one while it still ta
 heartbeats), the store takes the thresholds (50, 90 and 100 % of the plan's included hours)
 each org has reached from the engine's published query and keeps only the (org, period,
 threshold) triples not noticed yet. In a steady state that answer is empty, and the round costs
-one aggregate over the period's rollups.
+one read of each org's period total (a row per org, kept by the engine's ingest).
 
 Each new triple becomes a notice (its primary key is the "once per threshold per period"
 guarantee), noted in one INSERT ... SELECT, and its messages (the customer email, the support

@@ -155,7 +155,10 @@ class BudgetNoticeStore(Store):
             ["org_id", "period", "threshold", "email", "org_name", "plan", "used_minutes",
              "included_minutes", "round_id", "created_at"], rows,
         ).on_conflict_do_nothing(index_elements=["org_id", "period", "threshold"])
-        return int(conn.execute(statement).rowcount or 0)
+        # psycopg 3.3 forgets a closed cursor's rowcount, and SQLAlchemy closes an INSERT's
+        # cursor before it reads the count unless asked to keep it.
+        result = conn.execute(statement, execution_options={"preserve_rowcount": True})
+        return int(result.rowcount or 0)
 
     @staticmethod
     def _page(conn: Connection, round_id: str, period: str, *, after: str

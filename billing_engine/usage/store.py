@@ -33,6 +33,7 @@ from billing_engine.usage.tables import (
     heartbeat_refusals,
     instances,
     minute_count,
+    period_usage,
     usage_hours,
 )
 
@@ -77,9 +78,9 @@ def _as_date(value: date | str) -> date:
 
 # The hot path on PostgreSQL, one round trip: upsert the batch's instance-hours in key order (so
 # overlapping batches lock rows in the same order and cannot deadlock), ORing the minutes into
-# the stored mask, and add exactly the minutes that were new to the daily rollups. The conflict
-# branch runs on the stored row, locked, so "new" is exact even against a concurrent batch; a
-# batch that adds nothing to a row leaves it unwritten. The same statement folds the batch's
+# the stored mask, and add exactly the minutes that were new to the daily rollups and to the
+# period totals. The conflict branch runs on the stored row, locked, so "new" is exact even
+# against a concurrent batch; a batch that adds nothing to a row leaves it unwritten. The same statement folds the batch's
 # sightings into the instances' last-seen records, in instance order (one array each instead of
 # a statement per instance). A data-modifying WITH runs to completion whether or not it is read.
 _PG_INGEST = text(
@@ -104,6 +105,12 @@ _PG_INGEST = text(
         FROM written GROUP BY 1, 2 ORDER BY 1, 2
         ON CONFLICT (org_id, day) DO UPDATE SET minutes = daily_usage.minutes + EXCLUDED.minutes
         RETURNING 1
+    ), totalled AS (
+        INSERT INTO period_usage AS p (minutes, first_day, org_id)
+        SELECT sum(minutes_added),
+               CAST(date_trunc('month', DATE '1970-01-01' + hour / 24) AS date), org_id
+        FROM written GROUP BY 3, 2 ORDER BY 3, 2
+        ON CONFLICT (org_id, first_day) DO UPDATE SET minutes = p.minutes + EXCLUDED.minutes
     ), seen AS (
         INSERT INTO instances AS i (instance_id, org_id, first_seen, last_seen, last_state)
         SELECT * FROM unnest(
@@ -296,6 +303,19 @@ class UsageStore(Store):
                 upsert,
                 [{"org_id": o, "day": d, "minutes": n} for (o, d), n in sorted(per_day.items())],
             )
+            per_period: Counter[tuple[str, date]] = Counter()
+            for (o, d), n in per_day.items():
+                per_period[(o, d.replace(day=1))] += n
+            totals = self._insert(period_usage)
+            totals = totals.on_conflict_do_update(
+                index_elements=[period_usage.c.org_id, period_usage.c.first_day],
+                set_={"minutes": period_usage.c.minutes + totals.excluded.minutes},
+            )
+            conn.execute(
+                totals,
+                [{"org_id": o, "first_day": d, "minutes": n}
+                 for (o, d), n in sorted(per_period.items())],
+            )
         return IngestOutcome(sum(per_day.values()), len(per_day))
 
     def _record_sightings(self, conn: Connection, plan: BatchPlan) -> None:
@@ -371,11 +391,11 @@ class UsageStore(Store):
 
     def usage_by_org(self, period: BillingPeriod) -> list[tuple[str, str, int]]:
         """(org_id, plan, minutes) for every org with usage in the period: one set-based query."""
+        p = period_usage.c
         query = (
-            select(orgs.c.id, orgs.c.plan, func.sum(daily_usage.c.minutes).label("minutes"))
-            .join(daily_usage, daily_usage.c.org_id == orgs.c.id)
-            .where(daily_usage.c.day >= period.first_day, daily_usage.c.day < period.end_day)
-            .group_by(orgs.c.id, orgs.c.plan)
+            select(orgs.c.id, orgs.c.plan, p.minutes)
+            .join(period_usage, p.org_id == orgs.c.id)
+            .where(p.first_day == period.first_day, p.minutes > 0)
         )
         return [(r.id, r.plan, int(r.minutes)) for r in self._run(lambda c: c.execute(query))]
 
@@ -429,9 +449,10 @@ class UsageStore(Store):
     # -- repair -----------------------------------------------------------------------------
 
     def rebuild_rollups(self, org_id: str, *, first_day: date) -> dict[date, int]:
-        """Recompute an org's daily rollups from `first_day` on from its raw instance-hours;
-        returns the new rollups. Days before `first_day` are left alone: their months are
-        closed and invoiced, and their raw usage may be archived away."""
+        """Recompute an org's daily rollups from `first_day` on from its raw instance-hours,
+        and its period totals from that month on; returns the new rollups. Days before
+        `first_day` are left alone: their months are closed and invoiced, and their raw usage
+        may be archived away."""
         first_hour = (first_day - EPOCH_DAY).days * 24
 
         def work(conn: Connection) -> dict[date, int]:
@@ -456,9 +477,30 @@ class UsageStore(Store):
                         for d, n in sorted(rebuilt.items())
                     ],
                 )
+            self._total_periods(conn, org_id, first_day=first_day.replace(day=1))
             return rebuilt
 
         return self._run(work, write=True)
+
+    @staticmethod
+    def _total_periods(conn: Connection, org_id: str, *, first_day: date) -> None:
+        """Set an org's period totals from `first_day` on to the sums of its daily rollups."""
+        p = period_usage.c
+        conn.execute(period_usage.delete().where(p.org_id == org_id, p.first_day >= first_day))
+        days = conn.execute(
+            select(daily_usage.c.day, daily_usage.c.minutes).where(
+                daily_usage.c.org_id == org_id, daily_usage.c.day >= first_day
+            )
+        ).all()
+        totals: Counter[date] = Counter()
+        for row in days:
+            totals[_as_date(row.day).replace(day=1)] += int(row.minutes)
+        if totals:
+            conn.execute(
+                period_usage.insert(),
+                [{"org_id": org_id, "first_day": d, "minutes": n}
+                 for d, n in sorted(totals.items())],
+            )
 
     # -- instances of an org, heaviest orgs (support views) -----------------------------------
 

@@ -23,7 +23,7 @@ from alerts.store.migrate import migrate as migrate_alerts
 from alerts.store.repository import AlertStore
 from billing_engine.customers.tables import orgs
 from billing_engine.db import migrate as migrate_engine
-from billing_engine.usage.tables import daily_usage
+from billing_engine.usage.tables import daily_usage, period_usage
 from devstack.processes import SHIPPED_RULES, AlertsProcess
 from devstack.servers import create_scratch_database, drop_database
 from tests.support.clock import FrozenClock
@@ -154,16 +154,17 @@ def add_org(engine: Engine, org_id: str, *, plan: str = "base_usage",
 
 
 def add_usage(engine: Engine, org_id: str, day: date, minutes: int) -> None:
-    """What the engine's ingest does to the daily rollup."""
+    """What the engine's ingest does to the daily rollup and the period total."""
     with engine.begin() as conn:
-        row = conn.execute(select(daily_usage.c.minutes).where(
-            daily_usage.c.org_id == org_id, daily_usage.c.day == day)).first()
-        if row is None:
-            conn.execute(daily_usage.insert().values(org_id=org_id, day=day, minutes=minutes))
-        else:
-            conn.execute(daily_usage.update().where(
-                daily_usage.c.org_id == org_id, daily_usage.c.day == day
-            ).values(minutes=row.minutes + minutes))
+        for table, key, when in ((daily_usage, daily_usage.c.day, day),
+                                 (period_usage, period_usage.c.first_day, day.replace(day=1))):
+            where = (table.c.org_id == org_id, key == when)
+            if conn.execute(select(table.c.minutes).where(*where)).first() is None:
+                conn.execute(table.insert().values({"org_id": org_id, key.name: when,
+                                                    "minutes": minutes}))
+            else:
+                conn.execute(table.update().where(*where).values(
+                    minutes=table.c.minutes + minutes))
 
 
 # -- rule files ----------------------------------------------------------------------------------

@@ -63,6 +63,15 @@ def test_an_org_past_half_its_hours_gets_one_email_and_support_one_slack_line(
     assert len(queued(alerts_engine)) == 2
 
 
+def test_a_round_counts_what_it_noted_and_a_steady_round_counts_nothing(alerts_engine, budget):
+    add_org(alerts_engine, "org_n", plan="free")
+    add_usage(alerts_engine, "org_n", date(2026, 11, 3), 9 * 60)  # 90 %: two thresholds
+    first = budget.run_round()
+    assert (first.notices, first.orgs) == (2, 1)
+    steady = budget.run_round()
+    assert (steady.notices, steady.orgs, steady.queued) == (0, 0, 0)
+
+
 def test_the_email_goes_to_the_orgs_billing_address_with_the_numbers(alerts_engine, budget,
                                                                      store):
     add_org(alerts_engine, "org_b", email="finance@b.example")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
+from sqlalchemy import select
+
 from billing_core.periods import period_containing
 from billing_engine.customers.store import CustomerStore
 from billing_engine.db import Database
@@ -14,14 +16,34 @@ NOW = datetime(2026, 11, 18, 12, 0, tzinfo=UTC)
 PERIOD = period_containing(NOW)
 
 
-def ingest(repo: UsageStore, heartbeats: list[Heartbeat], orgs: set[str]):
+def ingest(repo: UsageStore, heartbeats: list[Heartbeat], orgs: set[str], *,
+           now: datetime = NOW):
     _plan, outcome = repo.ingest(
         (h.instance_id for h in heartbeats),
         lambda owners: classify(
-            heartbeats, now=NOW, policy=MeteringPolicy(), known_orgs=orgs, instance_owners=owners
+            heartbeats, now=now, policy=MeteringPolicy(), known_orgs=orgs, instance_owners=owners
         ),
     )
     return outcome
+
+
+def period_totals(database: Database) -> tuple[dict[tuple[str, date], int], ...]:
+    """(org, first day of the month) -> minutes: the period totals as stored, and as the sums
+    of the daily rollups."""
+    from billing_engine.usage.tables import daily_usage, period_usage
+
+    with database.engine.connect() as conn:
+        stored = {(r.org_id, _day(r.first_day)): int(r.minutes)
+                  for r in conn.execute(select(period_usage))}
+        summed: dict[tuple[str, date], int] = {}
+        for r in conn.execute(select(daily_usage)):
+            key = (r.org_id, _day(r.day).replace(day=1))
+            summed[key] = summed.get(key, 0) + int(r.minutes)
+    return stored, summed
+
+
+def _day(value: date | str) -> date:
+    return date.fromisoformat(value) if isinstance(value, str) else value
 
 
 def make_org(database: Database, org_id: str, plan: str = "base_usage") -> None:
@@ -76,6 +98,23 @@ def test_rebuilding_rollups_from_raw_slots_repairs_drift(database: Database):
     rebuilt = repo.rebuild_rollups("org_a", first_day=PERIOD.first_day)
     assert rebuilt == {NOW.date(): 7}
     assert repo.period_minutes("org_a", PERIOD) == 7
+    assert period_totals(database) == ({("org_a", PERIOD.first_day): 7},) * 2
+
+
+def test_period_totals_are_the_sums_of_the_daily_rollups_across_a_month_end(database: Database):
+    repo = UsageStore(database)
+    make_org(database, "org_a")
+    make_org(database, "org_b", plan="free")
+    now = datetime(2026, 12, 1, 0, 30, tzinfo=UTC)  # November still takes late heartbeats
+    beats = [Heartbeat(f"{org}-i{i}", org, now - timedelta(minutes=m), InstanceState.RUNNING)
+             for org in ("org_a", "org_b") for i in range(3) for m in range(0, 70, 3)]
+    for batch in (beats[::2], beats[1::2], beats, list(reversed(beats[:20]))):
+        ingest(repo, batch, {"org_a", "org_b"}, now=now)
+    stored, summed = period_totals(database)
+    assert stored == summed
+    # 3 instances; minutes 0 to 69 before 00:30 every third: 13 in November, 11 in December
+    months = ((date(2026, 11, 1), 3 * 13), (date(2026, 12, 1), 3 * 11))
+    assert stored == {(org, day): n for org in ("org_a", "org_b") for day, n in months}
 
 
 def test_instance_keeps_its_newest_state_and_first_sighting(database: Database):

@@ -21,7 +21,7 @@ ENGINE_TABLES = {
     "meter_outbox", "reconciliation_runs", "reconciliation_mismatches", "invoices",
     "invoice_lines", "credits",
     "closed_periods", "audit_log", "api_keys", "housekeeping_runs", "stripe_invoices",
-    "heartbeat_refusals",
+    "heartbeat_refusals", "period_usage",
 }
 
 

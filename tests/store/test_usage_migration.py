@@ -122,6 +122,13 @@ def test_upgrading_minute_rows_keeps_every_bill_and_every_day_of_usage(old_datab
                 assert services.usage.instance(instance).minutes == sum(
                     1 for i, m, _o in slots
                     if i == instance and current.start_minute <= m < current.end_minute)
+        # The period totals (0014) are filled from the old rollups: October and November.
+        for period in (current, current.previous()):
+            assert {o: n for o, _plan, n in services.usage.store.usage_by_org(period)} == {
+                o: sum(n for (o2, d), n in expected_days.items()
+                       if o2 == o and period.first_day <= d < period.end_day)
+                for o in orgs if any(o2 == o and period.first_day <= d < period.end_day
+                                     for o2, d in expected_days)}
         # Rollups rebuilt from the converted rows are the rollups the old engine kept.
         for org in orgs:
             rebuilt = services.usage.rebuild(org)

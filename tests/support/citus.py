@@ -38,6 +38,7 @@ from sqlglot import exp
 DISTRIBUTED = {
     "usage_hours": "org_id",
     "daily_usage": "org_id",
+    "period_usage": "org_id",
     "daily_counter_resets": "org_id",
     "invoices": "org_id",
     "credits": "org_id",
