@@ -80,9 +80,10 @@ def _as_date(value: date | str) -> date:
 # overlapping batches lock rows in the same order and cannot deadlock), ORing the minutes into
 # the stored mask, and add exactly the minutes that were new to the daily rollups and to the
 # period totals. The conflict branch runs on the stored row, locked, so "new" is exact even
-# against a concurrent batch; a batch that adds nothing to a row leaves it unwritten. The same statement folds the batch's
-# sightings into the instances' last-seen records, in instance order (one array each instead of
-# a statement per instance). A data-modifying WITH runs to completion whether or not it is read.
+# against a concurrent batch; a batch that adds nothing to a row leaves it unwritten. The same
+# statement folds the batch's sightings into the instances' last-seen records, in instance
+# order (one array each instead of a statement per instance). A data-modifying WITH runs to
+# completion whether or not it is read.
 _PG_INGEST = text(
     """
     WITH input AS (

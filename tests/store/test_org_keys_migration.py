@@ -188,7 +188,8 @@ def test_on_postgres_0013_gives_citus_every_key_it_asked_for(pg_at_0012):
     engine = create_engine(pg_at_0012, poolclass=pool.NullPool)
     try:
         with engine.connect() as conn:
-            missing = key_violations(conn)
+            # period_usage only comes with 0014.
+            missing = [m for m in key_violations(conn) if not m.startswith("period_usage ")]
         # What the check finds at 0012 is what 0013 is for (docs/scaling.md).
         assert missing == [
             "invoice_lines has no column org_id",
@@ -209,6 +210,6 @@ def test_on_postgres_0013_gives_citus_every_key_it_asked_for(pg_at_0012):
         ]
         migrate_to(pg_at_0012, "0013")
         with engine.connect() as conn:
-            assert key_violations(conn) == []
+            assert [m for m in key_violations(conn) if not m.startswith("period_usage ")] == []
     finally:
         engine.dispose()
