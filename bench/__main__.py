@@ -94,6 +94,35 @@ def ingest_rows(shape: str, tag: str, now: datetime) -> list[tuple[str, datetime
     return rows
 
 
+def ingest_bodies(url: str, rows: list[tuple[str, datetime, str]], *, shape: str
+                  ) -> list[tuple[str, bytes]]:
+    """The (org, body) pairs of `rows` (from ingest_rows) in the order they are sent, their orgs
+    created.
+    A fleet sends for its own org only: each body holds one org's heartbeats, 1,000 at most; the
+    stream shape goes minute by minute, the orgs of a minute side by side."""
+    by_org: dict[str, list[tuple[str, datetime, str]]] = {}
+    for row in rows:
+        by_org.setdefault(row[2], []).append(row)
+    with psycopg.connect(libpq(url), autocommit=True) as conn:
+        for org in by_org:
+            conn.execute(
+                "INSERT INTO orgs (id, name, billing_email, plan, created_at, updated_at) "
+                "VALUES (%s, %s, %s, 'team', now(), now()) ON CONFLICT DO NOTHING",
+                (org, f"Bench {org}", f"{org}@bench.example"),
+            )
+    bodies: list[tuple[str, bytes]] = []
+    for org, org_rows in by_org.items():
+        for i in range(0, len(org_rows), 1000):
+            beats = [
+                {"instance_id": iid, "org_id": org, "ts": ts.isoformat(), "state": "running"}
+                for iid, ts, _org in org_rows[i : i + 1000]
+            ]
+            bodies.append((org, json.dumps({"heartbeats": beats}).encode()))
+    if shape == "stream":
+        bodies.sort(key=lambda body: body[1][body[1].index(b'"ts"'):][:30])
+    return bodies
+
+
 def create_org_key(engine_url: str, org: str, scopes: tuple[str, ...] = ("usage:write",)) -> str:
     answer = httpx.post(
         f"{engine_url}/admin/orgs/{org}/keys",
@@ -126,28 +155,8 @@ def bench_ingest(url: str, *, shape: str, tag: str, workers: int, clients: int
     """Heartbeats/s through the API in one of two shapes (bench/scale.py), beside a COPY of the
     same heartbeats as minute rows."""
     rows = ingest_rows(shape, tag, datetime.now(UTC))
-    # A fleet sends for its own org only: each body holds one org's heartbeats, 1,000 at most.
-    by_org: dict[str, list[tuple[str, datetime, str]]] = {}
-    for row in rows:
-        by_org.setdefault(row[2], []).append(row)
-    with psycopg.connect(libpq(url), autocommit=True) as conn:
-        for org in by_org:
-            conn.execute(
-                "INSERT INTO orgs (id, name, billing_email, plan, created_at, updated_at) "
-                "VALUES (%s, %s, %s, 'team', now(), now()) ON CONFLICT DO NOTHING",
-                (org, f"Bench {org}", f"{org}@bench.example"),
-            )
-    bodies: list[tuple[str, bytes]] = []
-    for org, org_rows in by_org.items():
-        for i in range(0, len(org_rows), 1000):
-            chunk = org_rows[i : i + 1000]
-            beats = [
-                {"instance_id": iid, "org_id": org, "ts": ts.isoformat(), "state": "running"}
-                for iid, ts, _org in chunk
-            ]
-            bodies.append((org, json.dumps({"heartbeats": beats}).encode()))
-    if shape == "stream":  # minute by minute, the orgs of a minute side by side
-        bodies.sort(key=lambda body: body[1][body[1].index(b'"ts"'):][:30])
+    bodies = ingest_bodies(url, rows, shape=shape)
+    by_org = dict.fromkeys(org for org, _body in bodies)
 
     engine = EngineProcess(
         url, admin_key=ADMIN, workers=workers, extra_env={"LOG_LEVEL": "WARNING"}

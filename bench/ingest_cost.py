@@ -13,7 +13,6 @@ does; `python -m bench --only scale --sizes 0` gives the throughput beside raw C
 
 from __future__ import annotations
 
-import json
 import statistics
 import sys
 import time
@@ -21,11 +20,10 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
-import psycopg
 from fastapi.responses import JSONResponse
 from sqlalchemy import event
 
-from bench.__main__ import ingest_rows, libpq
+from bench.__main__ import ingest_bodies, ingest_rows
 from billing_engine.db import migrate
 from billing_engine.settings import Settings
 from billing_engine.usage.schemas import HeartbeatBatch, ingest_json
@@ -38,23 +36,7 @@ WARM_UP = 5
 def bodies_of(url: str, shape: str) -> list[bytes]:
     """The bench's bodies of one shape, in the order it sends them; their orgs made."""
     rows = ingest_rows(shape, "c", datetime.now(UTC))
-    by_org: dict[str, list[tuple[str, datetime, str]]] = {}
-    for row in rows:
-        by_org.setdefault(row[2], []).append(row)
-    with psycopg.connect(libpq(url), autocommit=True) as conn:
-        for org in by_org:
-            conn.execute(
-                "INSERT INTO orgs (id, name, billing_email, plan, created_at, updated_at) "
-                "VALUES (%s, %s, %s, 'team', now(), now())", (org, org, f"{org}@cost.example"))
-    bodies = []
-    for org, org_rows in by_org.items():
-        for i in range(0, len(org_rows), 1000):
-            beats = [{"instance_id": iid, "org_id": org, "ts": ts.isoformat(), "state": "running"}
-                     for iid, ts, _org in org_rows[i : i + 1000]]
-            bodies.append(json.dumps({"heartbeats": beats}).encode())
-    if shape == "stream":
-        bodies.sort(key=lambda body: body[body.index(b'"ts"'):][:30])
-    return bodies
+    return [body for _org, body in ingest_bodies(url, rows, shape=shape)]
 
 
 class ServerCpu:
