@@ -55,7 +55,6 @@ ALERT_RUNBOOKS = {
     "PaymentCircuitBreakerOpen": "payments",
     "StripeWebhookSignatureFailures": "payments",
     "StripeWebhookEventsFailing": "payments",
-    "ReconciliationMismatches": "payments",
     "UsageMeterQueueBacklog": "metering",
     "UsageMeterSubmissionErrors": "metering",
     "UsageIngestStalled": "metering",

@@ -59,7 +59,6 @@ CONTRACT = {
     "PaymentCircuitBreakerOpen": ("P1", "payments", "payments"),
     "StripeWebhookSignatureFailures": ("P2", "payments", "payments"),
     "StripeWebhookEventsFailing": ("P2", "payments", "payments"),
-    "ReconciliationMismatches": ("P3", "payments", "payments"),
     "UsageMeterQueueBacklog": ("P2", "metering", "metering"),
     "UsageMeterSubmissionErrors": ("P2", "metering", "metering"),
     "UsageIngestStalled": ("P2", "metering", "metering"),
