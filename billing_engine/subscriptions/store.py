@@ -36,13 +36,24 @@ def subscription_from_row(row: Any) -> SubscriptionState:
 def subscription_by_id(
     conn: Connection, subscription_id: str, *, org_id: str
 ) -> tuple[SubscriptionState, str] | None:
-    """The stored state of the org's subscription and the event id it came from."""
+    """The stored state of the subscription and the event id it came from: the org's row, else
+    (the subscription's first event at this org, its customer linked here since) the row
+    another org kept, so that an older event delivered after the move still loses to it."""
     row = conn.execute(
         select(subscriptions).where(
             subscriptions.c.org_id == org_id, subscriptions.c.id == subscription_id
         )
     ).first()
+    if row is None:
+        row = held_at_another_org(conn, subscription_id)
     return None if row is None else (subscription_from_row(row), row.event_id)
+
+
+def held_at_another_org(conn: Connection, subscription_id: str) -> Any:
+    """The row an earlier org kept for this subscription, if any (by its id alone)."""
+    return conn.execute(
+        select(subscriptions).where(subscriptions.c.id == subscription_id).limit(1)
+    ).first()
 
 
 # Built once: the billing card asks this on every read.

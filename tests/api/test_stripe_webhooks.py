@@ -15,7 +15,12 @@ from billing_engine.api import create_app
 from billing_engine.operability.metrics import EngineMetrics
 from billing_engine.stripe.webhooks.payloads import subscription_state
 from billing_engine.stripe.webhooks.signature import SignatureFailure, SignatureRejected, verify
-from billing_engine.subscriptions.store import SubscriptionStore, save_subscription
+from billing_engine.subscriptions.rules import Verdict, compare
+from billing_engine.subscriptions.store import (
+    SubscriptionStore,
+    save_subscription,
+    subscription_by_id,
+)
 from devstack.servers import wait_for
 from tests.support.builders import counted, new_org
 from tests.support.stripe_events import (
@@ -382,3 +387,19 @@ def test_a_subscription_saved_for_another_org_belongs_to_that_org_alone(hooks, a
     held = SubscriptionStore(database).subscriptions_of([first, second])
     assert {org: [s.subscription_id for s in subs] for org, subs in held.items()} == {
         second: ["sub_moved"]}
+
+
+def test_an_older_state_arriving_after_the_subscription_moved_org_is_still_stale(
+        hooks, admin, database):
+    first, second = new_org(hooks, admin, plan="free"), new_org(hooks, admin, plan="free")
+    newer = subscription_state(subscription("sub_late", "cus_late", "past_due"),
+                               event_created=datetime.fromtimestamp(T0 + 3600, UTC))
+    older = subscription_state(subscription("sub_late", "cus_late", "active"),
+                               event_created=datetime.fromtimestamp(T0, UTC))
+    with database.engine.begin() as conn:
+        save_subscription(conn, newer, org_id=first, plan="team", event_id="evt_newer",
+                          now=datetime.fromtimestamp(T0 + 3600, UTC))
+        # The first event about it at the other org is judged against the state held elsewhere.
+        held = subscription_by_id(conn, "sub_late", org_id=second)
+    assert held is not None and held[1] == "evt_newer"
+    assert compare(held[0], older) is Verdict.STALE

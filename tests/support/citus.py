@@ -101,6 +101,8 @@ FLEET_WIDE = {
     ("billing_engine/stripe/credits/store.py", "retry_failed"): "admin: a credit by its id",
     ("billing_engine/customers/store.py", "search_orgs"): "support search by a Stripe id",
     ("alerts/incidents/store.py", "refused_orgs"): "post-mortem: orgs refused in an incident",
+    ("billing_engine/subscriptions/store.py", "held_at_another_org"):
+        "a subscription's first event at an org: the state an earlier org kept",
     ("billing_engine/subscriptions/store.py", "forget_at_other_orgs"):
         "a subscription's first row at an org: the row an earlier org kept goes",
 }
