@@ -324,17 +324,16 @@ class UsageStore(Store):
         into `_PG_INGEST`)."""
         if not plan.sightings:
             return
-        greatest, least = func.max, func.min
         stmt = self._insert(instances)
         stmt = stmt.on_conflict_do_update(
             index_elements=[instances.c.instance_id],
             set_={
-                "first_seen": least(instances.c.first_seen, stmt.excluded.first_seen),
+                "first_seen": func.min(instances.c.first_seen, stmt.excluded.first_seen),
                 "last_state": case(
                     (stmt.excluded.last_seen >= instances.c.last_seen, stmt.excluded.last_state),
                     else_=instances.c.last_state,
                 ),
-                "last_seen": greatest(instances.c.last_seen, stmt.excluded.last_seen),
+                "last_seen": func.max(instances.c.last_seen, stmt.excluded.last_seen),
             },
         )
         conn.execute(
