@@ -3,11 +3,12 @@ reference.
 
 At 0, 10 million and 100 million stored instance-minutes (bench/scale.py): ingest in heartbeats/s
 through POST /v1/heartbeats (1,000 per batch) into PostgreSQL, in two shapes, beside a raw COPY
-of the same heartbeats as minute rows; GET /v1/billing latency at a fixed arrival rate with
-10,000 orgs holding 30 days of usage, beside GET /healthz on the same server; bytes per stored
-instance-minute. Then the console, budget rounds at 100,000 and 1,000,000 orgs, page latency,
-and usage reporting to Stripe: 200,000 hour records drained to the Stripe stand-in at 80 ms per
-round trip (bench/meters.py).
+of the same heartbeats as minute rows and beside an endpoint that only counts the same bodies
+(bench/bare.py: what the HTTP round trip alone allows); GET /v1/billing latency at a fixed
+arrival rate with 10,000 orgs holding 30 days of usage, beside GET /healthz on the same server;
+bytes per stored instance-minute. Then the console, budget rounds at 100,000 and 1,000,000
+orgs, page latency, and usage reporting to Stripe: 200,000 hour records drained to the Stripe
+stand-in at 80 ms per round trip (bench/meters.py).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from bench.alerts_bench import (
     bench_page_behind_flood,
     print_alerts,
 )
+from bench.bare import BareEndpoint
 from bench.console import bench_console, print_console
 from bench.load import open_loop
 from bench.meters import bench_meters, print_meters
@@ -164,33 +166,17 @@ def bench_ingest(url: str, *, shape: str, tag: str, workers: int, clients: int
     try:
         # One org key per org, made through the admin API as an operator would.
         keys = {org: create_org_key(engine.url, org) for org in by_org}
-
-        def send(org: str, body: bytes, client: httpx.Client) -> int:
-            r = client.post(
-                "/v1/heartbeats",
-                content=body,
-                headers={"content-type": "application/json",
-                         "authorization": f"Bearer {keys[org]}"},
-            )
-            r.raise_for_status()
-            return int(r.json()["accepted"])
-
-        local = threading.local()
-
-        def task(item: tuple[str, bytes]) -> int:
-            if not hasattr(local, "client"):
-                local.client = httpx.Client(base_url=engine.url, timeout=60)
-            return send(*item, local.client)
-
-        with ThreadPoolExecutor(clients) as pool:
-            list(pool.map(task, bodies[:5]))  # warm-up: connections, caches, JIT-free paths
-            started = time.perf_counter()
-            accepted = sum(pool.map(task, bodies[5:]))
-            api_seconds = time.perf_counter() - started
-        api_rows = len(rows) - sum(body.count(b'"instance_id"') for _org, body in bodies[:5])
-        assert accepted == api_rows, f"accepted {accepted} of {api_rows}"
+        accepted, api_seconds = post_bodies(engine.url, bodies, keys, clients)
     finally:
         engine.stop()
+    api_rows = len(rows) - sum(body.count(b'"instance_id"') for _org, body in bodies[:5])
+    assert accepted == api_rows, f"accepted {accepted} of {api_rows}"
+    bare = BareEndpoint(workers=workers).start()
+    try:
+        counted, bare_seconds = post_bodies(bare.url, bodies, keys, clients)
+    finally:
+        bare.stop()
+    assert counted == api_rows, f"the bare endpoint counted {counted} of {api_rows}"
 
     with psycopg.connect(libpq(url), autocommit=True) as conn:
         # The table a row per instance-minute took before instance-hours (migration 0007).
@@ -220,7 +206,38 @@ def bench_ingest(url: str, *, shape: str, tag: str, workers: int, clients: int
         "copy_rows": len(minute_rows),
         "copy_per_s": copy_rate,
         "ratio": api_rate / copy_rate,
+        "bare_per_s": api_rows / bare_seconds,
     }
+
+
+def post_bodies(base_url: str, bodies: list[tuple[str, bytes]], keys: dict[str, str],
+                clients: int) -> tuple[int, float]:
+    """POST every body to /v1/heartbeats from `clients` threads, each with its own connection:
+    the `accepted` they were answered in all (the first five bodies, sent to warm up, left out)
+    and the seconds the rest took."""
+
+    def send(org: str, body: bytes, client: httpx.Client) -> int:
+        r = client.post(
+            "/v1/heartbeats",
+            content=body,
+            headers={"content-type": "application/json",
+                     "authorization": f"Bearer {keys[org]}"},
+        )
+        r.raise_for_status()
+        return int(r.json()["accepted"])
+
+    local = threading.local()
+
+    def task(item: tuple[str, bytes]) -> int:
+        if not hasattr(local, "client"):
+            local.client = httpx.Client(base_url=base_url, timeout=60)
+        return send(*item, local.client)
+
+    with ThreadPoolExecutor(clients) as pool:
+        list(pool.map(task, bodies[:5]))  # warm-up: connections, caches
+        started = time.perf_counter()
+        accepted = sum(pool.map(task, bodies[5:]))
+        return accepted, time.perf_counter() - started
 
 
 # -- lookup --------------------------------------------------------------------------------------
@@ -298,15 +315,19 @@ def bench_at_size(url: str, size: int, args: argparse.Namespace) -> dict[str, ob
 def print_scale(scale: dict[str, dict[str, Any]], args: argparse.Namespace) -> None:
     print(f"\nscale   at each size: stored instance-minutes seeded straight into the tables, "
           f"then ingest through the API ({args.workers} workers, {args.clients} clients) beside "
-          "COPY of the same heartbeats as minute rows")
-    print(f"{'stored':>12} {'shape':>9} {'API hb/s':>10} {'COPY rows/s':>12} {'ratio':>6}   "
+          "COPY of the same heartbeats as minute rows, and beside an endpoint that only counts "
+          "the same bodies (bench/bare.py)")
+    print(f"{'stored':>12} {'shape':>9} {'API hb/s':>10} {'COPY rows/s':>12} {'ratio':>6} "
+          f"{'bare hb/s':>10} {'bare/COPY':>9}   "
           f"{'billing p50/p95 ms':>18} {'healthz p50/p95 ms':>18} {'bytes/min':>9}")
     for size, r in scale.items():
         lookup, storage = r["lookup"], r["storage"]
         for shape in ("backfill", "stream"):
             ingest = r[shape]
             print(f"{int(size):>12,} {shape:>9} {ingest['api_per_s']:>10,.0f} "
-                  f"{ingest['copy_per_s']:>12,.0f} {ingest['ratio']:>6.3f}   "
+                  f"{ingest['copy_per_s']:>12,.0f} {ingest['ratio']:>6.3f} "
+                  f"{ingest['bare_per_s']:>10,.0f} "
+                  f"{ingest['bare_per_s'] / ingest['copy_per_s']:>9.3f}   "
                   f"{lookup['billing_p50_ms']:>8.1f} / {lookup['billing_p95_ms']:<7.1f} "
                   f"{lookup['bare_p50_ms']:>8.1f} / {lookup['bare_p95_ms']:<7.1f} "
                   f"{storage['bytes_per_minute']:>9.2f}")
