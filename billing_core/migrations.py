@@ -14,7 +14,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
-from billing_core.sql import connectable_url, normalise_url
+from billing_core.sql import connectable_url, normalise_url, sqlite_session
 
 
 @dataclass(frozen=True)
@@ -61,10 +61,12 @@ class MigrationHistory:
     def current(self, url: str) -> str | None:
         """The revision the database is at, or None before the first migration."""
         from alembic.runtime.migration import MigrationContext
-        from sqlalchemy import create_engine, pool
+        from sqlalchemy import create_engine, event, pool
 
         plain, connect_args = connectable_url(url)
         engine = create_engine(plain, poolclass=pool.NullPool, connect_args=connect_args)
+        if engine.dialect.name == "sqlite":
+            event.listen(engine, "connect", sqlite_session)
         try:
             with engine.connect() as conn:
                 context = MigrationContext.configure(
@@ -85,12 +87,14 @@ class MigrationHistory:
 def run_environment(*, version_table: str, lock_key: int) -> None:
     """What an env.py does: migrate online, one replica at a time on PostgreSQL."""
     from alembic import context
-    from sqlalchemy import create_engine, pool
+    from sqlalchemy import create_engine, event, pool
 
     url = context.config.get_main_option("sqlalchemy.url")
     assert url, "sqlalchemy.url must be set"
     plain, connect_args = connectable_url(url)
     connectable = create_engine(plain, poolclass=pool.NullPool, connect_args=connect_args)
+    if connectable.dialect.name == "sqlite":
+        event.listen(connectable, "connect", sqlite_session)
     with connectable.connect() as connection:
         context.configure(
             connection=connection,

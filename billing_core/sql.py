@@ -7,6 +7,7 @@ failures and deadlocks of a write, and turns a lost or unreachable database into
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
@@ -74,20 +75,41 @@ def create_sql_engine(url: str, *, pool_size: int, application_name: str) -> Eng
     engine = create_engine(
         url, connect_args={"timeout": 30, "check_same_thread": False}, pool_pre_ping=True
     )
+    event.listen(engine, "connect", sqlite_session)
+    return engine
 
-    @event.listens_for(engine, "connect")
-    def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-        cursor = dbapi_conn.cursor()
+
+def sqlite_session(dbapi_conn: Any, _record: Any) -> None:
+    """What every SQLite connection of ours sets first (the migrations' too)."""
+    cursor = dbapi_conn.cursor()
+    try:
+        cursor.execute("PRAGMA busy_timeout=30000")
         # WAL with synchronous=FULL: a committed write survives a crash or power loss, and a
         # second process (the alerts process in embedded mode) reads while the engine writes.
-        cursor.execute("PRAGMA journal_mode=WAL")
+        _write_ahead_log(cursor)
         cursor.execute("PRAGMA synchronous=FULL")
-        cursor.execute("PRAGMA busy_timeout=30000")
+    finally:
         cursor.close()
-        # PostgreSQL's bit_count, for the engine's minute masks (integers on SQLite).
-        dbapi_conn.create_function("bit_count", 1, _bit_count, deterministic=True)
+    # PostgreSQL's bit_count, for the engine's minute masks (integers on SQLite).
+    dbapi_conn.create_function("bit_count", 1, _bit_count, deterministic=True)
 
-    return engine
+
+def _write_ahead_log(cursor: Any) -> None:
+    """Switch a new database file to WAL; a file already in WAL keeps it without a lock.
+    The switch itself needs the file to itself, and SQLite can answer "locked" at once
+    rather than wait when another process is starting on the same file (the engine and the
+    alerts process of `make run`, their migrations): it is tried again for up to 30 s."""
+    if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
+        return
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def _bit_count(value: int | None) -> int | None:
