@@ -94,7 +94,7 @@ class ThrottleStore(Store):
                         instance_throttle.c.instance_id.in_(wanted)
                     )
                 )
-                states = {r[0]: _throttle(r) for r in rows}
+                states = {r[0]: _throttle(r) for r in rows.all()}  # fetched at once
             minutes: dict[str, int] = dict.fromkeys(org_list, 0)
             if org_list:
                 query = (

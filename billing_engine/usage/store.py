@@ -223,7 +223,7 @@ class UsageStore(Store):
                         instances.c.instance_id.in_(wanted)
                     )
                 )
-                owners = {instance_id: org_id for instance_id, org_id in rows}
+                owners = {iid: org for iid, org in rows.all()}  # fetched at once, not row by row
             plan = make_plan(owners)
             if not plan.slots:
                 return plan, IngestOutcome(0, 0)

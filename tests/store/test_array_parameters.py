@@ -39,3 +39,13 @@ def test_an_empty_list_is_an_empty_array_and_a_naive_instant_is_refused():
         array_literal([datetime(2026, 11, 18, 12, 0)])
     with pytest.raises(TypeError):
         array_literal([1.5])  # type: ignore[list-item]
+
+
+def test_plain_ids_joined_in_one_pass_come_back_as_sent(pg_database):
+    # No quote or backslash anywhere: the literal is one join, whatever else the text holds.
+    plain = ["i-0abc", "", " padded ", "a,b", "{braces}", "NULL", "null", "tab\there", "é"]
+    with pg_database.engine.connect() as conn:
+        for values in (plain, plain[:1], [""], ["x", 'y"'], ['"', "z"], ["back\\", "q"]):
+            back = conn.execute(text("SELECT CAST(:v AS text[])"),
+                                {"v": array_literal(values)}).scalar_one()
+            assert back == values
