@@ -7,6 +7,7 @@ a paused instance's heartbeats are still metered as usual.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -62,27 +63,35 @@ def observe(
 ) -> InstanceActivity:
     """Fold one heartbeat in. Heartbeats older than the newest seen are billed but do not move
     the throttle state: a late retry must not restart a run or an idle stretch."""
-    if activity.last_seen is not None and ts < activity.last_seen:
-        return activity
-    if state is InstanceState.RUNNING:
-        new_run = (
-            activity.run_started_at is None
-            or activity.last_running_at is None
-            or activity.idle_since is not None
-            or ts - activity.last_running_at > gap
-        )
-        return InstanceActivity(
-            run_started_at=ts if new_run else activity.run_started_at,
-            last_running_at=ts,
-            idle_since=None,
-            last_seen=ts,
-        )
-    return InstanceActivity(
-        run_started_at=activity.run_started_at,
-        last_running_at=activity.last_running_at,
-        idle_since=activity.idle_since if activity.idle_since is not None else ts,
-        last_seen=ts,
-    )
+    return observe_all(activity, ((ts, state),), gap=gap)
+
+
+def observe_all(
+    activity: InstanceActivity,
+    beats: Iterable[tuple[datetime, InstanceState]],
+    *,
+    gap: timedelta = RUN_GAP,
+) -> InstanceActivity:
+    """Fold (ts, state) pairs in, in the order given: `observe` on each in turn, without an
+    activity record per heartbeat (a batch can carry hundreds for one instance)."""
+    run_started_at = activity.run_started_at
+    last_running_at = activity.last_running_at
+    idle_since = activity.idle_since
+    last_seen = activity.last_seen
+    for ts, state in beats:
+        if last_seen is not None and ts < last_seen:
+            continue
+        if state is InstanceState.RUNNING:
+            if (run_started_at is None or last_running_at is None or idle_since is not None
+                    or ts - last_running_at > gap):
+                run_started_at = ts
+            last_running_at = ts
+            idle_since = None
+        elif idle_since is None:
+            idle_since = ts
+        last_seen = ts
+    return InstanceActivity(run_started_at=run_started_at, last_running_at=last_running_at,
+                            idle_since=idle_since, last_seen=last_seen)
 
 
 def run_minutes(activity: InstanceActivity) -> int:

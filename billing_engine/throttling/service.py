@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection, Sequence
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
 from billing_core.clock import Clock, utc_now
@@ -23,7 +24,7 @@ from billing_engine.throttling.rules import (
     InstanceActivity,
     ThrottleDecision,
     decide,
-    observe,
+    observe_all,
 )
 from billing_engine.throttling.store import ThrottleRecord, ThrottleStore
 from billing_engine.usage.rules import HeartbeatLike
@@ -73,8 +74,9 @@ class Throttling:
         for instance_id, hbs in per_instance.items():
             previous = states.get(instance_id)
             activity = previous.activity if previous else InstanceActivity()
-            for hb in sorted(hbs, key=lambda h: h.ts):
-                activity = observe(activity, ts=hb.ts, state=hb.state)
+            # Oldest first; heartbeats of the same instant keep their batch order.
+            beats = sorted(((hb.ts, hb.state) for hb in hbs), key=itemgetter(0))
+            activity = observe_all(activity, beats)
             org_id = org_of[instance_id]
             decision = decide(
                 activity=activity,

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from billing_core.periods import BillingPeriod, minute_of, period_containing
 
@@ -69,10 +69,11 @@ class MeteringPolicy:
     close_grace: timedelta = timedelta(hours=1)
 
 
-@dataclass(frozen=True)
-class Slot:
+class Slot(NamedTuple):
     """A billable instance-minute. Whether the instance was running or idle in it does not
-    change the bill and is not kept: the instance's newest state is (`InstanceSighting`)."""
+    change the bill and is not kept: the instance's newest state is (`InstanceSighting`).
+    A named tuple: a batch makes one per heartbeat, and a frozen dataclass costs three times
+    as much to build."""
 
     instance_id: str
     minute: int

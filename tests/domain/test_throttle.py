@@ -14,6 +14,7 @@ from billing_engine.throttling.rules import (
     PauseReason,
     decide,
     observe,
+    observe_all,
     run_minutes,
 )
 from billing_engine.usage.rules import InstanceState
@@ -121,3 +122,14 @@ def test_a_redelivered_batch_leaves_the_throttle_state_as_it_was(beats):
     ordered = sorted((NOW - timedelta(minutes=m), s) for m, s in beats)
     once = fold(ordered)
     assert fold(ordered, once) == once
+
+
+BEATS = st.lists(st.tuples(st.integers(-30, 30), st.sampled_from([RUNNING, IDLE])), max_size=40)
+
+
+@given(start=BEATS, beats=BEATS)
+def test_folding_a_whole_batch_at_once_equals_folding_it_one_heartbeat_at_a_time(start, beats):
+    # Out of order, repeated instants, gaps longer than a run's: whatever a batch holds.
+    as_pairs = [[(NOW + timedelta(minutes=m), state) for m, state in seq] for seq in (start, beats)]
+    before = fold(as_pairs[0])
+    assert observe_all(before, as_pairs[1]) == fold(as_pairs[1], before)
