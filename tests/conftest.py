@@ -43,6 +43,21 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.postgres)
         if "redis_url" in fixtures:
             item.add_marker(pytest.mark.redis)
+    heavy_first(items)
+
+
+def heavy_first(items: list[pytest.Item]) -> None:
+    """Modules that start processes (a stack, Chromium, promtool, a command line) run before
+    the rest, each module kept whole and in its own order. The workers of `make test` take
+    work in collection order: the long modules then start while every worker is free, and the
+    many short in-process tests fill the end of the run, instead of one worker finishing a
+    stack module alone while the others wait."""
+    heavy_modules = {item.module.__name__ for item in items
+                     if isinstance(item, pytest.Function)
+                     and (item.get_closest_marker("processes") is not None
+                          or item.get_closest_marker("xdist_group") is not None)}
+    items.sort(key=lambda item: getattr(getattr(item, "module", None), "__name__", "")
+               not in heavy_modules)  # stable: False (heavy) first, order kept within each
 
 
 @pytest.hookimpl(wrapper=True)
