@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -61,12 +62,8 @@ class MigrationHistory:
     def current(self, url: str) -> str | None:
         """The revision the database is at, or None before the first migration."""
         from alembic.runtime.migration import MigrationContext
-        from sqlalchemy import create_engine, event, pool
 
-        plain, connect_args = connectable_url(url)
-        engine = create_engine(plain, poolclass=pool.NullPool, connect_args=connect_args)
-        if engine.dialect.name == "sqlite":
-            event.listen(engine, "connect", sqlite_session)
+        engine = migration_engine(url)
         try:
             with engine.connect() as conn:
                 context = MigrationContext.configure(
@@ -84,17 +81,25 @@ class MigrationHistory:
         return head
 
 
+def migration_engine(url: str) -> Any:
+    """An engine of one connection at a time for migrating `url`; a SQLite file gets the same
+    session settings as the processes' own connections (WAL first of all)."""
+    from sqlalchemy import create_engine, event, pool
+
+    plain, connect_args = connectable_url(url)
+    engine = create_engine(plain, poolclass=pool.NullPool, connect_args=connect_args)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", sqlite_session)
+    return engine
+
+
 def run_environment(*, version_table: str, lock_key: int) -> None:
     """What an env.py does: migrate online, one replica at a time on PostgreSQL."""
     from alembic import context
-    from sqlalchemy import create_engine, event, pool
 
     url = context.config.get_main_option("sqlalchemy.url")
     assert url, "sqlalchemy.url must be set"
-    plain, connect_args = connectable_url(url)
-    connectable = create_engine(plain, poolclass=pool.NullPool, connect_args=connect_args)
-    if connectable.dialect.name == "sqlite":
-        event.listen(connectable, "connect", sqlite_session)
+    connectable = migration_engine(url)
     with connectable.connect() as connection:
         context.configure(
             connection=connection,

@@ -176,8 +176,8 @@ def array_literal(values: Iterable[str | int | datetime | None]) -> str:
     try:
         joined = '","'.join(items)  # type: ignore[arg-type]  # TypeError unless all text
     except TypeError:
-        return "{" + ",".join(map(_array_element, items)) + "}"
-    if "\\" not in joined and joined.count('"') == 2 * (len(items) - 1):
+        joined = None
+    if joined is not None and "\\" not in joined and joined.count('"') == 2 * (len(items) - 1):
         return '{"' + joined + '"}'
     return "{" + ",".join(map(_array_element, items)) + "}"
 

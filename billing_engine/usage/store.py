@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Select, and_, case, func, select, text
+from sqlalchemy import Connection, Select, Table, and_, case, func, select, text
 from sqlalchemy.exc import IntegrityError
 
 from billing_core.periods import EPOCH_DAY, BillingPeriod, day_of_minute
@@ -295,29 +295,23 @@ class UsageStore(Store):
                     row.minutes_added
                 )
         if per_day:
-            upsert = self._insert(daily_usage)
-            upsert = upsert.on_conflict_do_update(
-                index_elements=[daily_usage.c.org_id, daily_usage.c.day],
-                set_={"minutes": daily_usage.c.minutes + upsert.excluded.minutes},
-            )
-            conn.execute(
-                upsert,
-                [{"org_id": o, "day": d, "minutes": n} for (o, d), n in sorted(per_day.items())],
-            )
             per_period: Counter[tuple[str, date]] = Counter()
             for (o, d), n in per_day.items():
                 per_period[(o, d.replace(day=1))] += n
-            totals = self._insert(period_usage)
-            totals = totals.on_conflict_do_update(
-                index_elements=[period_usage.c.org_id, period_usage.c.first_day],
-                set_={"minutes": period_usage.c.minutes + totals.excluded.minutes},
-            )
-            conn.execute(
-                totals,
-                [{"org_id": o, "first_day": d, "minutes": n}
-                 for (o, d), n in sorted(per_period.items())],
-            )
+            self._add_minutes(conn, daily_usage, "day", per_day)
+            self._add_minutes(conn, period_usage, "first_day", per_period)
         return IngestOutcome(sum(per_day.values()), len(per_day))
+
+    def _add_minutes(self, conn: Connection, table: Table, day_column: str,
+                     minutes: Counter[tuple[str, date]]) -> None:
+        """Add minutes to a rollup keyed on (org_id, `day_column`), in key order."""
+        stmt = self._insert(table)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[table.c.org_id, table.c[day_column]],
+            set_={"minutes": table.c.minutes + stmt.excluded.minutes},
+        )
+        conn.execute(stmt, [{"org_id": o, day_column: d, "minutes": n}
+                            for (o, d), n in sorted(minutes.items())])
 
     def _record_sightings(self, conn: Connection, plan: BatchPlan) -> None:
         """SQLite: the last-seen records, one statement per instance (PostgreSQL folds them
